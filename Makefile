@@ -1,0 +1,129 @@
+# mailferry - outbound transactional email relay.
+#
+#   make            build bin/mailferry
+#   make run        install what is missing, start a private PostgreSQL under
+#                   var/, migrate, and run the relay
+#   make test       install what is missing, build, run every test, then the
+#                   whole suite again under AddressSanitizer + UBSan
+#   make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS each)
+#   make bench      run the benchmarks
+#   make install PREFIX=/usr/local
+#
+# Sources are found by wildcard: a new .c file in a module folder, a new
+# tests/<module>/test_*.c or tests/fuzz/fuzz_*.c is built without editing
+# this file.
+
+VERSION      := 0.1.0
+PREFIX       ?= /usr/local
+BUILD        ?= build
+BINDIR       ?= bin
+SAN          ?=
+CC           ?= cc
+PKGS         := libmicrohttpd jansson openssl libpq libcurl
+MODULES      := util db api relay queue cli
+
+PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
+CRIT_LIBS     = $(shell pkg-config --libs criterion)
+
+OPT          ?= -O2
+CFLAGS_BASE  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+                -Wno-format-nonliteral -g -I. -Itests/harness -I$(BUILD)/gen -DMF_VERSION='"$(VERSION)"'
+ifeq ($(SAN),1)
+SANFLAGS     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT          := -O1
+endif
+CFLAGS       += $(CFLAGS_BASE) $(OPT) $(SANFLAGS)
+LDFLAGS      += $(SANFLAGS)
+LDLIBS       += -lpthread -lresolv -lm
+
+SRC          := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+MIGRATIONS   := $(sort $(wildcard db/migrations/*.sql))
+GEN_SRC      := $(BUILD)/gen/migrations.c
+OBJ          := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRC)) $(BUILD)/obj/gen/migrations.o
+LIB_OBJ      := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJ))
+TEST_SRC     := $(sort $(wildcard tests/*/test_*.c)) $(wildcard tests/harness/*.c)
+TEST_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
+TEST_BIN     := $(BUILD)/tests/mailferry-tests
+MF_BIN       := $(if $(filter 1,$(SAN)),$(BUILD)/bin/mailferry,$(BINDIR)/mailferry)
+HDR          := $(foreach m,$(MODULES),$(wildcard $(m)/*.h)) $(wildcard tests/harness/*.h)
+
+.PHONY: all run test test-build test-asan fuzz bench install clean bootstrap-run bootstrap-test check-deps
+
+all: check-deps $(MF_BIN)
+
+check-deps:
+	@pkg-config --exists $(PKGS) || { echo "missing libraries: run deploy/bootstrap.sh (or make run / make test)" >&2; exit 1; }
+
+$(MF_BIN): $(OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(LDLIBS)
+
+$(GEN_SRC): db/embed_migrations.sh $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	@sh db/embed_migrations.sh $@ $(MIGRATIONS)
+
+$(BUILD)/obj/gen/migrations.o: $(GEN_SRC) db/migrations.h
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(TEST_BIN): $(LIB_OBJ) $(TEST_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB_OBJ) $(CRIT_LIBS) $(PKG_LIBS) $(LDLIBS)
+
+test-build: check-deps $(MF_BIN) $(TEST_BIN)
+
+bootstrap-run:
+	@deploy/bootstrap.sh run
+
+bootstrap-test:
+	@deploy/bootstrap.sh test
+
+run: bootstrap-run
+	@$(MAKE) --no-print-directory all
+	@deploy/run.sh
+
+# The suite runs twice: the normal build, then the sanitizer build.
+test: bootstrap-test
+	@$(MAKE) --no-print-directory test-build
+	@$(MAKE) --no-print-directory test-build BUILD=build-asan SAN=1
+	@tests/run.sh $(BUILD) build-asan
+
+test-asan: bootstrap-test
+	@$(MAKE) --no-print-directory test-build BUILD=build-asan SAN=1
+	@tests/run.sh build-asan
+
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: bootstrap-test
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SAN=1 \
+		SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" fuzz-build
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+fuzz-build: $(LIB_OBJ) $(GEN_SRC)
+	@mkdir -p $(BUILD)/fuzz
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); \
+		echo "  FUZZ $$n"; \
+		clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
+			-o $(BUILD)/fuzz/$$n $$f $(LIB_OBJ) $(PKG_LIBS) $(LDLIBS) || exit 1; \
+	done
+
+bench: bootstrap-test
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mailferry/migrations
+	install -m 0755 $(BINDIR)/mailferry $(DESTDIR)$(PREFIX)/bin/mailferry
+	install -m 0644 $(MIGRATIONS) $(DESTDIR)$(PREFIX)/share/mailferry/migrations/
+
+clean:
+	rm -rf build build-asan build-fuzz bin

@@ -1,0 +1,33 @@
+/*
+ * api.h - the HTTP API server (INTERFACE.md "HTTP API").
+ *
+ * api_server_new() starts libmicrohttpd on cfg->http_listen with a thread
+ * pool; requests are dispatched to the handlers in api/routes.c.  The
+ * struct api_deps is borrowed and must outlive the server; api_server_free()
+ * stops the server and waits for its threads.
+ */
+#ifndef MF_API_H
+#define MF_API_H
+
+#include <stddef.h>
+
+struct config;
+struct db_pool;
+struct metrics;
+
+/* What handlers need from the rest of the process (all borrowed). */
+struct api_deps {
+	const struct config *cfg;
+	struct db_pool *pool;
+	struct metrics *metrics;
+	volatile int draining; /* set on shutdown: /readyz answers 503 */
+};
+
+struct api_server;
+
+struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errlen);
+/* The TCP port actually bound (useful with port 0). */
+int api_server_port(const struct api_server *srv);
+void api_server_free(struct api_server *srv);
+
+#endif

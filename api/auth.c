@@ -1,0 +1,173 @@
+/*
+ * auth.c - API keys and bearer authentication (see auth.h).
+ *
+ * The key's secret has 256 bits of entropy, so a salted SHA-256 is enough
+ * (no slow KDF needed); the comparison is constant-time (CRYPTO_memcmp).
+ */
+#include "api/auth.h"
+
+#include "api/api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "db/keys.h"
+#include "util/log.h"
+
+#define PUBLIC_ID_LEN 12
+#define SECRET_BYTES 32
+
+static const char *scope_names[] = { "send", "read", "admin" };
+
+int api_scopes_parse(const char *csv, unsigned *out)
+{
+	unsigned bits = 0;
+	const char *p = csv;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		int found = 0;
+		for (int i = 0; i < 3; i++)
+			if (strlen(scope_names[i]) == n && strncmp(p, scope_names[i], n) == 0)
+				bits |= 1u << i, found = 1;
+		if (!found)
+			return -1;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	if (bits == 0)
+		return -1;
+	*out = bits;
+	return 0;
+}
+
+void api_scopes_format(unsigned scopes, char *out, size_t outsz)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < 3; i++)
+		if (scopes & (1u << i)) {
+			int n = snprintf(out + o, outsz - o, "%s%s", o ? "," : "", scope_names[i]);
+			if (n < 0 || (size_t)n >= outsz - o)
+				return;
+			o += (size_t)n;
+		}
+}
+
+static void hash_secret(const unsigned char *salt, const char *secret, unsigned char *out)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, salt, DB_KEY_SALT_LEN);
+	EVP_DigestUpdate(ctx, secret, strlen(secret));
+	EVP_DigestFinal_ex(ctx, out, &len);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* base64url without padding. */
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+			     (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		if (i + 1 < n)
+			out[o++] = tbl[(v >> 6) & 63];
+		if (i + 2 < n)
+			out[o++] = tbl[v & 63];
+	}
+	out[o] = '\0';
+}
+
+int api_key_create(struct db_pool *pool, const char *name, unsigned scopes, char *key, size_t keysz,
+		   int64_t *id, char *err, size_t errlen)
+{
+	static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	unsigned char rnd[PUBLIC_ID_LEN], secret_raw[SECRET_BYTES], salt[DB_KEY_SALT_LEN], hash[DB_KEY_HASH_LEN];
+	char public_id[PUBLIC_ID_LEN + 1], secret[2 * SECRET_BYTES], scopes_csv[64];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || RAND_bytes(secret_raw, sizeof(secret_raw)) != 1 ||
+	    RAND_bytes(salt, sizeof(salt)) != 1) {
+		snprintf(err, errlen, "no randomness available");
+		return -1;
+	}
+	for (int i = 0; i < PUBLIC_ID_LEN; i++)
+		public_id[i] = alnum[rnd[i] % 36];
+	public_id[PUBLIC_ID_LEN] = '\0';
+	b64url(secret_raw, sizeof(secret_raw), secret);
+	hash_secret(salt, secret, hash);
+	api_scopes_format(scopes, scopes_csv, sizeof(scopes_csv));
+	if (db_key_insert(pool, name, public_id, salt, hash, scopes_csv, id, err, errlen) < 0)
+		return -1;
+	int n = snprintf(key, keysz, "mf_%s_%s", public_id, secret);
+	if (n < 0 || (size_t)n >= keysz) {
+		snprintf(err, errlen, "key buffer too small");
+		return -1;
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return 0;
+}
+
+/* Splits "mf_<id>_<secret>"; returns 0 with public_id filled, or -1. */
+static int split_key(const char *key, char *public_id, const char **secret)
+{
+	if (strncmp(key, "mf_", 3) != 0)
+		return -1;
+	const char *p = key + 3;
+	const char *us = strchr(p, '_');
+	if (us == NULL || us - p != PUBLIC_ID_LEN || us[1] == '\0' || strlen(us + 1) > 128)
+		return -1;
+	memcpy(public_id, p, PUBLIC_ID_LEN);
+	public_id[PUBLIC_ID_LEN] = '\0';
+	*secret = us + 1;
+	return 0;
+}
+
+int api_authenticate(struct api_req *req, unsigned need_scope)
+{
+	const char *h = api_req_header(req, "Authorization");
+	char public_id[PUBLIC_ID_LEN + 1], err[256];
+	const char *secret;
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		api_header(req, "WWW-Authenticate", "Bearer");
+		api_problem(req, 401, "unauthorized", "missing Authorization: Bearer API key");
+		return -1;
+	}
+	const char *key = h + 7;
+	while (*key == ' ')
+		key++;
+	struct db_key_auth auth;
+	int found = split_key(key, public_id, &secret) == 0 ?
+			    db_key_lookup(req->deps->pool, public_id, &auth, err, sizeof(err)) : 0;
+	if (found < 0) {
+		log_warn("event=auth_unavailable error=\"%s\"", err);
+		api_problem(req, 503, "unavailable", "the database is unavailable; try again");
+		return -1;
+	}
+	unsigned char hash[DB_KEY_HASH_LEN];
+	if (found)
+		hash_secret(auth.salt, secret, hash);
+	if (!found || CRYPTO_memcmp(hash, auth.hash, sizeof(hash)) != 0 || auth.revoked) {
+		api_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_problem(req, 401, "unauthorized", "unknown or revoked API key");
+		return -1;
+	}
+	unsigned scopes = 0;
+	if (api_scopes_parse(auth.scopes, &scopes) < 0)
+		scopes = 0;
+	if ((scopes & need_scope) == 0 && (scopes & API_SCOPE_ADMIN) == 0) {
+		api_problem(req, 403, "forbidden", "this API key lacks the scope this endpoint needs");
+		return -1;
+	}
+	req->api_key_id = auth.id;
+	req->scopes = scopes;
+	return 0;
+}

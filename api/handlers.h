@@ -1,0 +1,15 @@
+/*
+ * handlers.h - the API's request handlers, one per route (api/routes.c).
+ * Each fills req->resp and returns API_DONE, or API_SUSPEND (see http.h).
+ */
+#ifndef MF_API_HANDLERS_H
+#define MF_API_HANDLERS_H
+
+#include "api/http.h"
+
+/* api/health.c */
+enum api_result api_get_healthz(struct api_req *req);
+enum api_result api_get_readyz(struct api_req *req);
+enum api_result api_get_metrics(struct api_req *req);
+
+#endif

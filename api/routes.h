@@ -1,0 +1,31 @@
+/*
+ * routes.h - the API's route table: method, path pattern, scope, handler.
+ *
+ * Patterns are literal segments and "{name}" parameters.  api_route_match()
+ * fills req->params in order and returns the route, or NULL; *path_known is
+ * set when some route has the path with another method (405 instead of 404).
+ */
+#ifndef MF_API_ROUTES_H
+#define MF_API_ROUTES_H
+
+#include <stddef.h>
+
+#include "api/http.h"
+
+struct config;
+
+enum api_body_limit { BODY_SMALL, BODY_MESSAGE, BODY_BATCH };
+
+struct api_route {
+	const char *method;
+	const char *pattern;
+	unsigned scope;           /* API_SCOPE_*: required scope, NONE = public */
+	enum api_body_limit body;
+	enum api_result (*handler)(struct api_req *req);
+};
+
+const struct api_route *api_route_match(const char *method, const char *path, struct api_req *req,
+					int *path_known);
+size_t api_route_body_max(const struct api_route *r, const struct config *cfg);
+
+#endif

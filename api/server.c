@@ -1,0 +1,357 @@
+/*
+ * server.c - libmicrohttpd glue: the only file that includes microhttpd.h.
+ *
+ * Each connection gets a struct conn_state holding the api_req.  The body
+ * is read into a buffer whose maximum depends on the route (no unbounded
+ * buffering; a Content-Length over the limit is refused before the body is
+ * read).  Then the route's handler runs.  A handler that returns
+ * API_SUSPEND has handed the request to another thread: the connection is
+ * suspended until that thread calls api_req_complete(), and the response is
+ * queued when libmicrohttpd calls us again.  A per-request mutex makes sure
+ * the resume cannot overtake the suspend.
+ */
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "api/http.h"
+#include "api/routes.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/xmalloc.h"
+
+struct api_server {
+	struct MHD_Daemon *daemon;
+	struct api_deps *deps;
+	int port;
+};
+
+struct conn_state {
+	struct api_req req;
+	struct MHD_Connection *mc;
+	const struct api_route *route;
+	pthread_mutex_t mu;
+	size_t body_max;
+	int too_large;
+	int responded;   /* a response was decided before the body was read */
+	int done;        /* resumed: the response is ready */
+	struct timespec start;
+};
+
+/* --- request accessors -------------------------------------------------- */
+
+const char *api_req_header(struct api_req *req, const char *name)
+{
+	struct conn_state *cs = req->conn;
+	return MHD_lookup_connection_value(cs->mc, MHD_HEADER_KIND, name);
+}
+
+const char *api_req_query(struct api_req *req, const char *name)
+{
+	struct conn_state *cs = req->conn;
+	return MHD_lookup_connection_value(cs->mc, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void api_req_complete(struct api_req *req)
+{
+	struct conn_state *cs = req->conn;
+	pthread_mutex_lock(&cs->mu);
+	cs->done = 1;
+	MHD_resume_connection(cs->mc);
+	pthread_mutex_unlock(&cs->mu);
+}
+
+/* --- responses ---------------------------------------------------------- */
+
+static void resp_set_body(struct api_resp *r, int status, const char *ctype, char *body, size_t len)
+{
+	free(r->body);
+	r->status = status;
+	r->content_type = ctype;
+	r->body = body;
+	r->body_len = len;
+}
+
+void api_json(struct api_req *req, int status, json_t *body)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (s == NULL)
+		s = xstrdup("{}");
+	size_t len = strlen(s);
+	/* jansson allocates with malloc by default, so free() owns it. */
+	resp_set_body(&req->resp, status, "application/json", s, len);
+}
+
+void api_text(struct api_req *req, int status, const char *content_type, const char *text)
+{
+	resp_set_body(&req->resp, status, content_type, xstrdup(text), strlen(text));
+}
+
+void api_header(struct api_req *req, const char *name, const char *value)
+{
+	struct api_resp *r = &req->resp;
+	if (r->nheaders == API_MAX_HEADERS)
+		return;
+	r->hname[r->nheaders] = xstrdup(name);
+	r->hvalue[r->nheaders] = xstrdup(value);
+	r->nheaders++;
+}
+
+static const char *status_title(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+json_t *api_field_error(const char *field, const char *code, const char *message)
+{
+	return json_pack("{s:s, s:s, s:s}", "field", field, "code", code, "message", message);
+}
+
+void api_problem_errors(struct api_req *req, int status, const char *code, const char *detail,
+			json_t *errors)
+{
+	char type[128];
+	snprintf(type, sizeof(type), "https://mailferry.dev/problems/%s", code);
+	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", status_title(status),
+			      "status", status, "code", code, "detail", detail ? detail : "");
+	if (errors)
+		json_object_set_new(p, "errors", errors);
+	api_json(req, status, p);
+	req->resp.content_type = "application/problem+json";
+}
+
+void api_problem(struct api_req *req, int status, const char *code, const char *detail)
+{
+	api_problem_errors(req, status, code, detail, NULL);
+}
+
+/* --- libmicrohttpd callbacks -------------------------------------------- */
+
+static double elapsed(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result queue_response(struct conn_state *cs)
+{
+	struct api_resp *r = &cs->req.resp;
+	if (r->status == 0)
+		api_problem(&cs->req, 500, "internal", "the handler produced no response");
+	struct MHD_Response *mr = MHD_create_response_from_buffer(r->body_len, r->body ? r->body : (char *)"",
+								  MHD_RESPMEM_MUST_COPY);
+	if (mr == NULL)
+		return MHD_NO;
+	if (r->content_type)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	for (int i = 0; i < r->nheaders; i++)
+		MHD_add_response_header(mr, r->hname[i], r->hvalue[i]);
+	enum MHD_Result ret = MHD_queue_response(cs->mc, (unsigned)r->status, mr);
+	MHD_destroy_response(mr);
+
+	struct api_deps *deps = cs->req.deps;
+	if (deps->metrics) {
+		char labels[256];
+		const char *route = cs->req.route ? cs->req.route : "unmatched";
+		snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",status=\"%d\"", cs->req.method, route,
+			 r->status);
+		metrics_counter_add(deps->metrics, "mailferry_http_requests_total", "HTTP API requests.", labels, 1);
+		snprintf(labels, sizeof(labels), "route=\"%s\"", route);
+		metrics_observe(deps->metrics, "mailferry_http_request_duration_seconds",
+				"HTTP API request latency.", labels, elapsed(&cs->start));
+	}
+	return ret;
+}
+
+static struct conn_state *conn_new(struct api_server *srv, struct MHD_Connection *mc, const char *method,
+				   const char *url)
+{
+	struct conn_state *cs = xcalloc(1, sizeof(*cs));
+	clock_gettime(CLOCK_MONOTONIC, &cs->start);
+	pthread_mutex_init(&cs->mu, NULL);
+	cs->mc = mc;
+	cs->req.deps = srv->deps;
+	cs->req.method = method;
+	cs->req.path = url;
+	cs->req.conn = cs;
+	int path_known;
+	cs->route = api_route_match(method, url, &cs->req, &path_known);
+	cs->body_max = api_route_body_max(cs->route, srv->deps->cfg);
+	buf_init(&cs->req.body, cs->body_max);
+	if (cs->route) {
+		cs->req.route = cs->route->pattern;
+	} else {
+		cs->responded = 1;
+		if (path_known)
+			api_problem(&cs->req, 405, "method_not_allowed", "this path does not support this method");
+		else
+			api_problem(&cs->req, 404, "not_found", "no such endpoint");
+		return cs;
+	}
+	const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > cs->body_max) {
+		cs->responded = 1;
+		api_problem(&cs->req, 413, "payload_too_large", "the request body is larger than allowed");
+	}
+	return cs;
+}
+
+static void conn_free(struct conn_state *cs)
+{
+	struct api_resp *r = &cs->req.resp;
+	free(r->body);
+	for (int i = 0; i < r->nheaders; i++) {
+		free(r->hname[i]);
+		free(r->hvalue[i]);
+	}
+	for (int i = 0; i < cs->req.nparams; i++)
+		free(cs->req.params[i]);
+	buf_cleanup(&cs->req.body);
+	pthread_mutex_destroy(&cs->mu);
+	free(cs);
+}
+
+/* Authenticates (when the route needs it), then runs the handler. */
+static enum MHD_Result dispatch(struct conn_state *cs)
+{
+	if (cs->too_large) {
+		api_problem(&cs->req, 413, "payload_too_large", "the request body is larger than allowed");
+		return queue_response(cs);
+	}
+	if (cs->route->scope != API_SCOPE_NONE && api_authenticate(&cs->req, cs->route->scope) < 0)
+		return queue_response(cs);
+	pthread_mutex_lock(&cs->mu);
+	enum api_result r = cs->route->handler(&cs->req);
+	if (r == API_SUSPEND) {
+		MHD_suspend_connection(cs->mc);
+		pthread_mutex_unlock(&cs->mu);
+		return MHD_YES;
+	}
+	pthread_mutex_unlock(&cs->mu);
+	return queue_response(cs);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	(void)version;
+	struct conn_state *cs = *con_cls;
+	if (cs == NULL) {
+		*con_cls = conn_new(cls, mc, method, url);
+		return MHD_YES;
+	}
+	if (cs->done)
+		return queue_response(cs);
+	if (*upload_data_size) {
+		if (!cs->responded && !cs->too_large && buf_append(&cs->req.body, upload_data, *upload_data_size) < 0)
+			cs->too_large = 1;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (cs->responded)
+		return queue_response(cs);
+	return dispatch(cs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls, (void)mc, (void)toe;
+	if (*con_cls)
+		conn_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+	memset(ss, 0, sizeof(*ss));
+	if (config_parse_hostport(listen, host, sizeof(host), &port) < 0) {
+		snprintf(err, errlen, "http_listen: bad address %s", listen);
+		return -1;
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+	} else {
+		snprintf(err, errlen, "http_listen: %s is not an IP address", host);
+		return -1;
+	}
+	return 0;
+}
+
+struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	if (parse_listen(deps->cfg->http_listen, &ss, err, errlen) < 0)
+		return NULL;
+	struct api_server *srv = xcalloc(1, sizeof(*srv));
+	srv->deps = deps;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)deps->cfg->http_threads,
+				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				       MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+				       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+				       MHD_OPTION_END);
+	if (srv->daemon == NULL) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)", deps->cfg->http_listen);
+		free(srv);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : 0;
+	return srv;
+}
+
+int api_server_port(const struct api_server *srv)
+{
+	return srv->port;
+}
+
+void api_server_free(struct api_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}

@@ -1,0 +1,31 @@
+/*
+ * cli.h - the mailferry command line: one function per command.
+ *
+ * Each cmd_* gets the arguments after the command name (argv[0] is the
+ * command) and returns the process exit status: 0 success, 1 runtime
+ * error, 2 usage or configuration error (INTERFACE.md "Commands").
+ */
+#ifndef MF_CLI_H
+#define MF_CLI_H
+
+#include <stdio.h>
+
+struct config;
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+int cmd_serve(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+/*
+ * Loads the configuration (path NULL: the default file) and sets up
+ * logging from it.  Returns 0, or prints the error and returns EXIT_USAGE.
+ */
+int cli_load_config(struct config *cfg, const char *path);
+/* Prints "mailferry: <msg>" to stderr and returns code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * cmd_serve.c - "mailferry serve": the daemon.
+ *
+ * Start-up order: configuration, logging, database pool, schema check
+ * (refuse an unmigrated or newer schema), then the roles' components.
+ * Signals are blocked in every thread and taken synchronously by the main
+ * thread with sigwait(): SIGTERM/SIGINT stop the process (readyz turns 503
+ * first), SIGHUP is logged (reload comes with the operations work).
+ * SIGPIPE is ignored: a peer closing a socket is an error return, not death.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "db/db.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/version.h"
+
+static const char usage[] =
+	"usage: mailferry serve [--config FILE] [--roles api,delivery,webhooks,bounces]\n"
+	"\n"
+	"Runs the relay: the HTTP API on http_listen, the SMTP delivery workers,\n"
+	"the webhook sender and the bounce listener (the roles; all by default).\n"
+	"Refuses to start against an unmigrated or newer database schema.\n"
+	"SIGTERM or SIGINT stops it cleanly.\n";
+
+struct app {
+	struct config cfg;
+	struct db_pool *pool;
+	struct metrics *metrics;
+	struct api_deps deps;
+	struct api_server *api;
+};
+
+static int has_role(const char *roles, const char *role)
+{
+	size_t n = strlen(role);
+	for (const char *p = roles; (p = strstr(p, role)) != NULL; p += n)
+		if ((p == roles || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return 1;
+	return 0;
+}
+
+static int app_start(struct app *app)
+{
+	char err[1024];
+	app->metrics = metrics_new();
+	app->pool = db_pool_new(app->cfg.database_url, app->cfg.db_pool_size);
+	int ready = db_check_ready(app->pool, err, sizeof(err));
+	if (ready == -2) {
+		log_error("event=schema_mismatch error=\"%s\"", err);
+		return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+	}
+	if (ready < 0)
+		log_warn("event=database_unavailable error=\"%s\" note=\"starting anyway; /readyz answers 503 until it is back\"", err);
+
+	app->deps.cfg = &app->cfg;
+	app->deps.pool = app->pool;
+	app->deps.metrics = app->metrics;
+	if (has_role(app->cfg.roles, "api")) {
+		app->api = api_server_new(&app->deps, err, sizeof(err));
+		if (app->api == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+		log_info("event=api_listening addr=%s port=%d threads=%d", app->cfg.http_listen,
+			 api_server_port(app->api), app->cfg.http_threads);
+	}
+	return 0;
+}
+
+static void app_stop(struct app *app)
+{
+	app->deps.draining = 1;
+	api_server_free(app->api);
+	app->api = NULL;
+	db_pool_free(app->pool);
+	metrics_free(app->metrics);
+	config_cleanup(&app->cfg);
+}
+
+/* Blocks until SIGTERM or SIGINT; returns the signal. */
+static int wait_for_stop(const sigset_t *set)
+{
+	for (;;) {
+		int sig = 0;
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("event=sighup note=\"nothing to reload\"");
+			continue;
+		}
+		return sig;
+	}
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "roles", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *roles = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
+		if (c == 'c')
+			path = optarg;
+		else if (c == 'r')
+			roles = optarg;
+		else if (c == 'h')
+			return fputs(usage, stdout), 0;
+		else
+			return fputs(usage, stderr), EXIT_USAGE;
+	}
+	if (optind < argc)
+		return fputs(usage, stderr), EXIT_USAGE;
+	if (roles && setenv("MAILFERRY_ROLES", roles, 1) != 0)
+		return cli_fail(EXIT_RUNTIME, "serve: setenv failed");
+
+	struct app app = { 0 };
+	if (cli_load_config(&app.cfg, path) != 0)
+		return EXIT_USAGE;
+
+	/* Block the signals before any thread starts, so all inherit the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("event=starting version=%s roles=%s schema=%d", MF_VERSION, app.cfg.roles, db_schema_latest());
+	int rc = app_start(&app);
+	if (rc != 0) {
+		app_stop(&app);
+		return rc;
+	}
+	log_info("event=started");
+	int sig = wait_for_stop(&set);
+	log_info("event=stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	app_stop(&app);
+	log_info("event=stopped");
+	return 0;
+}

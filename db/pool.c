@@ -1,0 +1,168 @@
+/*
+ * pool.c - a thread-safe pool of libpq connections (see db.h, internal.h).
+ *
+ * Connections are opened on demand up to the pool size.  A borrower that
+ * finds the pool exhausted waits.  An idle connection whose socket became
+ * readable (the server closed it, e.g. on restart) is checked with
+ * PQconsumeInput before it is handed out, so a database restart costs no
+ * failed request; a connection that broke during use is closed on return.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/internal.h"
+#include "util/xmalloc.h"
+
+struct db_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *conninfo;
+	int size;
+	int open;
+	int nidle;
+	PGconn **idle;
+};
+
+struct db_pool *db_pool_new(const char *conninfo, int size)
+{
+	struct db_pool *p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->conninfo = xstrdup(conninfo);
+	p->size = size > 0 ? size : 1;
+	p->idle = xcalloc((size_t)p->size, sizeof(PGconn *));
+	return p;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->nidle; i++)
+		PQfinish(p->idle[i]);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p->idle);
+	free(p->conninfo);
+	free(p);
+}
+
+void db_pool_stats(struct db_pool *p, int *open, int *busy)
+{
+	pthread_mutex_lock(&p->lock);
+	*open = p->open;
+	*busy = p->open - p->nidle;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+	const char *m = res ? PQresultErrorMessage(res) : NULL;
+	if (m == NULL || *m == '\0')
+		m = conn ? PQerrorMessage(conn) : "no connection";
+	snprintf(err, errlen, "%s", m);
+	for (char *s = err; *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = (s[1] ? ' ' : '\0');
+}
+
+int db_res_ok(const PGresult *res, ExecStatusType want)
+{
+	return res != NULL && PQresultStatus(res) == want;
+}
+
+int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ok = db_res_ok(res, PGRES_COMMAND_OK) || db_res_ok(res, PGRES_TUPLES_OK);
+	if (!ok)
+		db_set_error(conn, res, err, errlen);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
+{
+	/* A short connect timeout keeps readiness checks and requests from
+	 * hanging on an unreachable server; an explicit one in conninfo wins
+	 * because libpq uses the last value given. */
+	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *vals[] = { "3", "mailferry", conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		db_set_error(c, NULL, err, errlen);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* An idle connection the server has closed shows up as a readable socket. */
+static int idle_conn_alive(PGconn *c)
+{
+	if (PQstatus(c) != CONNECTION_OK)
+		return 0;
+	struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+	int r = poll(&pfd, 1, 0);
+	if (r == 0)
+		return 1;
+	if (r < 0 || (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+		return 0;
+	if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+		return 0;
+	PGnotify *n;
+	while ((n = PQnotifies(c)) != NULL)
+		PQfreemem(n);
+	return 1;
+}
+
+PGconn *db_conn_get(struct db_pool *p, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (p->nidle > 0) {
+			PGconn *c = p->idle[--p->nidle];
+			if (idle_conn_alive(c)) {
+				pthread_mutex_unlock(&p->lock);
+				return c;
+			}
+			PQfinish(c);
+			p->open--;
+		}
+		if (p->open < p->size)
+			break;
+		pthread_cond_wait(&p->cond, &p->lock);
+	}
+	p->open++;
+	pthread_mutex_unlock(&p->lock);
+
+	PGconn *c = db_connect(p->conninfo, err, errlen);
+	if (c == NULL) {
+		pthread_mutex_lock(&p->lock);
+		p->open--;
+		pthread_cond_signal(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return c;
+}
+
+void db_conn_put(struct db_pool *p, PGconn *c)
+{
+	if (c == NULL)
+		return;
+	/* A connection left inside a transaction or broken is not reusable. */
+	int reusable = PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE;
+	pthread_mutex_lock(&p->lock);
+	if (reusable) {
+		p->idle[p->nidle++] = c;
+	} else {
+		PQfinish(c);
+		p->open--;
+	}
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR... - run the test suite once per build directory.
+#
+# Starts one throwaway PostgreSQL cluster in a temporary directory (tests
+# make their own databases in it) and removes it afterwards.  Exports:
+#   MAILFERRY_TEST_PG_URL   superuser URL of the cluster's postgres database
+#   MAILFERRY_TEST_SRCDIR   the repository
+#   MAILFERRY_BIN           the mailferry binary of the build under test
+# Extra Criterion options can be given in CRITERION_OPTS, e.g.
+#   CRITERION_OPTS='--filter config/*' tests/run.sh build
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+tmp=$(mktemp -d /tmp/mailferry-test.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+deploy/pg.sh --dir "$tmp" start >/dev/null
+export MAILFERRY_TEST_PG_URL="postgresql://postgres@/postgres?host=$tmp/run"
+export MAILFERRY_TEST_SRCDIR=$here
+export MAILFERRY_TEST_TMP=$tmp
+
+rc=0
+for build in "$@"; do
+  if [ "$build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$build/bin/mailferry; fi
+  echo "==> test suite: $build"
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  # shellcheck disable=SC2086
+  "$build/tests/mailferry-tests" --jobs 4 ${CRITERION_OPTS:-} || rc=1
+done
+exit $rc

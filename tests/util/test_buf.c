@@ -1,0 +1,45 @@
+/* Tests for util/buf.c: growth, the maximum size, NUL termination. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+Test(buf, grows_and_stays_terminated)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	for (int i = 0; i < 1000; i++)
+		cr_assert_eq(buf_printf(&b, "%d,", i), 0);
+	cr_assert_eq(strlen(buf_cstr(&b)), b.len);
+	cr_assert(strncmp(buf_cstr(&b), "0,1,2,", 6) == 0);
+	buf_consume(&b, 2);
+	cr_assert(strncmp(buf_cstr(&b), "1,2,", 4) == 0);
+	buf_cleanup(&b);
+}
+
+Test(buf, refuses_beyond_max)
+{
+	struct buf b;
+	buf_init(&b, 8);
+	cr_assert_eq(buf_puts(&b, "12345678"), 0);
+	cr_assert_eq(buf_putc(&b, '9'), -1);
+	cr_assert_eq(b.len, 8);
+	cr_assert_str_eq(buf_cstr(&b), "12345678");
+	cr_assert_eq(buf_printf(&b, "%s", "x"), -1);
+	buf_cleanup(&b);
+}
+
+Test(buf, steal_hands_over)
+{
+	struct buf *b = buf_new(100);
+	buf_puts(b, "abc");
+	size_t n;
+	char *s = buf_steal(b, &n);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(s, "abc");
+	cr_assert_eq(b->len, 0);
+	free(s);
+	buf_free(b);
+	buf_free(NULL);
+}

@@ -1,0 +1,177 @@
+/* Tests for util/config.c: defaults, files, environment overrides, errors. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/config.h"
+
+static char *write_conf(const char *text)
+{
+	char *path = strdup("/tmp/mfconf.XXXXXX");
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void clear_env(void)
+{
+	unsetenv("MAILFERRY_WORKERS");
+	unsetenv("MAILFERRY_HTTP_LISTEN");
+	unsetenv("MAILFERRY_DATABASE_URL");
+	unsetenv("MAILFERRY_SMARTHOST_PASSWORD");
+}
+
+TestSuite(config, .init = clear_env);
+
+Test(config, defaults_match_interface)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.http_listen, "127.0.0.1:8025");
+	cr_assert_eq(c.workers, 32);
+	cr_assert_eq(c.smarthost_tls, TLS_MODE_STARTTLS);
+	cr_assert_eq(c.tls_policy, TLS_POLICY_OPPORTUNISTIC);
+	cr_assert_eq(c.tls_verify, 1);
+	cr_assert_eq(c.max_queue_lifetime, 5 * 86400);
+	cr_assert_eq(c.max_message_size, 10L * 1024 * 1024);
+	cr_assert_eq(c.webhook_timeout, 15);
+	cr_assert_eq(c.webhook_retry_schedule.n, 9);
+	cr_assert_eq(c.webhook_retry_schedule.secs[0], 5);
+	cr_assert_eq(c.webhook_retry_schedule.secs[8], 86400);
+	cr_assert_eq(c.webhook_allow_private, 0);
+	cr_assert_str_eq(c.log_level, "info");
+	cr_assert_str_eq(c.log_format, "json");
+	cr_assert_not_null(c.database_url);
+	cr_assert_not_null(c.helo_name);
+	config_cleanup(&c);
+}
+
+Test(config, file_values_and_comments)
+{
+	char *p = write_conf("# a comment\n\nworkers = 8\nhttp_listen=0.0.0.0:9000\n"
+			     "retry_schedule = 1m, 2m ,1h\nmax_message_size = 512KiB\n"
+			     "smarthost = mail.example.com:587\nsmarthost_tls = tls\ntls_verify = no\n"
+			     "routes = example.com=127.0.0.1:2525,*=10.0.0.1:25\n");
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.workers, 8);
+	cr_assert_str_eq(c.http_listen, "0.0.0.0:9000");
+	cr_assert_eq(c.retry_schedule.n, 3);
+	cr_assert_eq(c.retry_schedule.secs[2], 3600);
+	cr_assert_eq(c.max_message_size, 512 * 1024);
+	cr_assert_eq(c.smarthost_tls, TLS_MODE_IMPLICIT);
+	cr_assert_eq(c.tls_verify, 0);
+	cr_assert_str_eq(c.routes, "example.com=127.0.0.1:2525,*=10.0.0.1:25");
+	config_cleanup(&c);
+	unlink(p);
+	free(p);
+}
+
+Test(config, environment_overrides_file)
+{
+	char *p = write_conf("workers = 8\n");
+	setenv("MAILFERRY_WORKERS", "64", 1);
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.workers, 64);
+	config_cleanup(&c);
+	unlink(p);
+	free(p);
+}
+
+Test(config, unknown_key_is_named)
+{
+	char *p = write_conf("workers = 8\nwokrers = 9\n");
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, p, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "unknown key wokrers") != NULL, "%s", err);
+	cr_assert(strstr(err, ":2") != NULL, "line number missing: %s", err);
+	config_cleanup(&c);
+	unlink(p);
+	free(p);
+}
+
+Test(config, bad_values_are_named)
+{
+	static const char *cases[][2] = {
+		{ "MAILFERRY_WORKERS", "abc" }, { "MAILFERRY_WORKERS", "0" },
+		{ "MAILFERRY_HTTP_LISTEN", "nohost" }, { "MAILFERRY_TLS_POLICY", "sometimes" },
+		{ "MAILFERRY_RETRY_SCHEDULE", "5m,,1h" }, { "MAILFERRY_MAX_MESSAGE_SIZE", "big" },
+		{ "MAILFERRY_TLS_VERIFY", "maybe" }, { "MAILFERRY_ROUTES", "example.com" },
+		{ "MAILFERRY_MAX_QUEUE_LIFETIME", "5 days" }, { "MAILFERRY_LOG_LEVEL", "loud" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv(cases[i][0], cases[i][1], 1);
+		struct config c;
+		char err[256];
+		cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), -1, "%s=%s accepted", cases[i][0], cases[i][1]);
+		char key[64];
+		snprintf(key, sizeof(key), "%s", cases[i][0] + strlen("MAILFERRY_"));
+		for (char *k = key; *k; k++)
+			*k = (char)(*k >= 'A' && *k <= 'Z' ? *k + 32 : *k);
+		cr_assert(strstr(err, key) != NULL, "error does not name %s: %s", key, err);
+		config_cleanup(&c);
+		unsetenv(cases[i][0]);
+	}
+}
+
+Test(config, durations_and_sizes)
+{
+	long v;
+	cr_assert_eq(config_parse_duration("90", &v), 0);
+	cr_assert_eq(v, 90);
+	cr_assert_eq(config_parse_duration("1h30m", &v), 0);
+	cr_assert_eq(v, 5400);
+	cr_assert_eq(config_parse_duration("5d", &v), 0);
+	cr_assert_eq(v, 432000);
+	cr_assert_eq(config_parse_duration("", &v), -1);
+	cr_assert_eq(config_parse_duration("5x", &v), -1);
+	cr_assert_eq(config_parse_duration("-5", &v), -1);
+	cr_assert_eq(config_parse_size("10MiB", &v), 0);
+	cr_assert_eq(v, 10485760);
+	cr_assert_eq(config_parse_size("10 M", &v), 0);
+	cr_assert_eq(config_parse_size("1GB", &v), 0);
+	cr_assert_eq(config_parse_size("x", &v), -1);
+}
+
+Test(config, hostport_forms)
+{
+	char host[64];
+	int port;
+	cr_assert_eq(config_parse_hostport("127.0.0.1:25", host, sizeof(host), &port), 0);
+	cr_assert_str_eq(host, "127.0.0.1");
+	cr_assert_eq(port, 25);
+	cr_assert_eq(config_parse_hostport("[::1]:2525", host, sizeof(host), &port), 0);
+	cr_assert_str_eq(host, "::1");
+	cr_assert_eq(config_parse_hostport("host:99999", host, sizeof(host), &port), -1);
+	cr_assert_eq(config_parse_hostport("host:", host, sizeof(host), &port), -1);
+	cr_assert_eq(config_parse_hostport(":25", host, sizeof(host), &port), -1);
+}
+
+Test(config, print_redacts_secrets)
+{
+	setenv("MAILFERRY_SMARTHOST_PASSWORD", "hunter2", 1);
+	setenv("MAILFERRY_DATABASE_URL", "postgresql://mf:s3cret@db.example.com/mailferry", 1);
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	config_print(&c, f);
+	fclose(f);
+	cr_assert(strstr(out, "hunter2") == NULL);
+	cr_assert(strstr(out, "s3cret") == NULL);
+	cr_assert(strstr(out, "smarthost_password = ***") != NULL, "%s", out);
+	cr_assert(strstr(out, "database_url = postgresql://mf:***@db.example.com/mailferry") != NULL, "%s", out);
+	free(out);
+	config_cleanup(&c);
+}

@@ -1,0 +1,74 @@
+/*
+ * config.h - mailferry configuration: a key = value file plus MAILFERRY_<KEY>
+ * environment overrides (INTERFACE.md "Configuration").
+ *
+ * config_load() fills a struct config from defaults, then the file, then the
+ * environment.  It returns 0, or -1 with a message naming the key in err.
+ * The struct owns its strings; release them with config_cleanup().  After
+ * loading, the struct is read-only and may be shared between threads.
+ */
+#ifndef MF_CONFIG_H
+#define MF_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define MF_SCHEDULE_MAX 32
+
+enum tls_mode { TLS_MODE_STARTTLS, TLS_MODE_IMPLICIT, TLS_MODE_NONE };
+enum tls_policy { TLS_POLICY_OPPORTUNISTIC, TLS_POLICY_REQUIRED, TLS_POLICY_NONE };
+
+struct schedule {
+	int n;
+	long secs[MF_SCHEDULE_MAX];
+};
+
+struct config {
+	char *database_url;
+	char *http_listen;
+	int http_threads;
+	int db_pool_size;
+	int workers;
+	char *helo_name;
+	char *smarthost;
+	char *smarthost_user;
+	char *smarthost_password;
+	enum tls_mode smarthost_tls;
+	char *routes;
+	enum tls_policy tls_policy;
+	int tls_verify;
+	char *tls_ca_file;
+	struct schedule retry_schedule;
+	long max_queue_lifetime;
+	long max_message_size;
+	char *bounce_domain;
+	char *bounce_listen;
+	char *dkim_domain;
+	char *dkim_selector;
+	char *dkim_key_file;
+	long webhook_timeout;
+	struct schedule webhook_retry_schedule;
+	int webhook_allow_private;
+	char *log_level;
+	char *log_format;
+	char *roles;
+	long shutdown_grace;
+	long body_retention;
+	long event_retention;
+	char *capture_dir;
+};
+
+/* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+void config_cleanup(struct config *cfg);
+/* Prints the effective configuration, secrets redacted, as key = value. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Value parsers, shared with the CLI.  Each returns 0 or -1. */
+int config_parse_duration(const char *s, long *secs);
+int config_parse_size(const char *s, long *bytes);
+int config_parse_schedule(const char *s, struct schedule *out);
+/* Splits "host:port" ("[v6]:port" too); host is written into host[hostsz]. */
+int config_parse_hostport(const char *s, char *host, size_t hostsz, int *port);
+
+#endif
