@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct config;
+struct db_committer;
 struct db_pool;
 struct metrics;
 
@@ -20,6 +21,7 @@ struct api_deps {
 	const struct config *cfg;
 	struct db_pool *pool;
 	struct metrics *metrics;
+	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
 	volatile int draining; /* set on shutdown: /readyz answers 503 */
 };
 

@@ -17,6 +17,11 @@ static const struct api_route routes[] = {
 	{ "GET", "/healthz", API_SCOPE_NONE, BODY_SMALL, api_get_healthz },
 	{ "GET", "/readyz", API_SCOPE_NONE, BODY_SMALL, api_get_readyz },
 	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics },
+	{ "POST", "/v1/messages", API_SCOPE_SEND, BODY_MESSAGE, api_post_message },
+	{ "GET", "/v1/messages", API_SCOPE_READ, BODY_SMALL, api_list_messages },
+	{ "POST", "/v1/messages/batch", API_SCOPE_SEND, BODY_BATCH, api_post_message_batch },
+	{ "GET", "/v1/messages/{id}", API_SCOPE_READ, BODY_SMALL, api_get_message },
+	{ "POST", "/v1/messages/{id}/cancel", API_SCOPE_SEND, BODY_SMALL, api_cancel_message },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

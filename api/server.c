@@ -24,6 +24,7 @@
 #include "api/auth.h"
 #include "api/http.h"
 #include "api/routes.h"
+#include "db/committer.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -32,6 +33,7 @@
 struct api_server {
 	struct MHD_Daemon *daemon;
 	struct api_deps *deps;
+	struct db_committer *committer; /* started here when deps had none */
 	int port;
 };
 
@@ -321,6 +323,8 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		return NULL;
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
+	if (deps->committer == NULL)
+		deps->committer = srv->committer = db_committer_new(deps->cfg->database_url);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
@@ -335,6 +339,9 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 				       MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)", deps->cfg->http_listen);
+		if (srv->committer)
+			deps->committer = NULL;
+		db_committer_free(srv->committer);
 		free(srv);
 		return NULL;
 	}
@@ -352,6 +359,12 @@ void api_server_free(struct api_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* Stop accepting, let the committer answer every suspended request
+	 * (later sends are answered 503), then stop the daemon. */
+	MHD_quiesce_daemon(srv->daemon);
+	db_committer_free(srv->committer);
 	MHD_stop_daemon(srv->daemon);
+	if (srv->committer)
+		srv->deps->committer = NULL;
 	free(srv);
 }
