@@ -18,6 +18,7 @@
  */
 #include "db/committer.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,36 +100,46 @@ static void conn_drop(struct db_committer *c)
 	c->conn = NULL;
 }
 
-/* BEGIN on a live connection, reconnecting once when the old one broke
- * while idle (e.g. the server restarted).  0 or -1 (err). */
-static int begin(struct db_committer *c, char *err, size_t errlen)
+/* An idle connection the server closed (e.g. on restart) shows up as a
+ * readable socket: notice it before writing, when retrying is still safe. */
+static int conn_alive(struct db_committer *c)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (!conn_ok(c)) {
-			conn_drop(c);
-			c->conn = db_connect(c->conninfo, err, errlen);
-			if (c->conn == NULL)
-				return -1;
-		}
-		if (db_exec(c->conn, "BEGIN", err, errlen) == 0)
-			return 0;
-		if (conn_ok(c))
-			return -1;
-	}
-	return -1;
+	if (!conn_ok(c))
+		return 0;
+	struct pollfd pfd = { .fd = PQsocket(c->conn), .events = POLLIN };
+	int r = poll(&pfd, 1, 0);
+	if (r == 0)
+		return 1;
+	if (r < 0 || (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+		return 0;
+	return PQconsumeInput(c->conn) && conn_ok(c);
 }
 
 /* Commits one group; every unit's status is set on return. */
 static void run_group(struct db_committer *c, struct db_write **w, int n)
 {
 	char err[512] = "";
-	if (begin(c, err, sizeof(err)) < 0) {
-		set_all(w, n, conn_ok(c) ? DB_WRITE_FAILED : DB_WRITE_UNAVAILABLE, err);
-		if (!conn_ok(c))
+	if (!conn_alive(c)) {
+		conn_drop(c);
+		c->conn = db_connect(c->conninfo, err, sizeof(err));
+		if (c->conn && db_messages_prepare(c->conn, err, sizeof(err)) < 0)
 			conn_drop(c);
-		return;
+		if (c->conn == NULL) {
+			set_all(w, n, DB_WRITE_UNAVAILABLE, err);
+			return;
+		}
 	}
-	if (db_messages_commit(c->conn, w, n, err, sizeof(err)) == 0 && db_exec(c->conn, "COMMIT", err, sizeof(err)) == 0)
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = db_messages_commit(c->conn, w, n, err, sizeof(err));
+	int ok = rc == 0;
+	if (rc == -2)
+		conn_drop(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (log_enabled(MF_LOG_DEBUG))
+		log_debug("event=group_commit units=%d ms=%.2f ok=%d", n,
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, ok);
+	if (ok)
 		return;
 	if (!conn_ok(c)) {
 		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);

@@ -22,8 +22,6 @@
 #include "util/buf.h"
 #include "util/xmalloc.h"
 
-/* Messages per multi-row INSERT: 12 parameters each, far below 65535. */
-#define MSG_ROWS_PER_INSERT 400
 #define ARRAY_MAX ((size_t)1 << 30)
 
 static void array_start(struct buf *b)
@@ -167,28 +165,146 @@ out:
 
 #define MSG_COLS 12
 
+/*
+ * The group's statements are prepared once per connection
+ * (db_messages_prepare) so that a commit pays no parse or plan.  The
+ * message INSERT is prepared for a few row counts; a group is cut into
+ * chunks of those sizes.
+ */
+static const int msg_chunk[] = { 64, 16, 4, 1 };
+#define NCHUNK ((int)(sizeof(msg_chunk) / sizeof(msg_chunk[0])))
+
+static const char sql_recipients[] =
+	"INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
+	" SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
+	"        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
+	"             WHEN m.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
+	"        greatest(coalesce(m.send_at, now()), now())"
+	"   FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
+	"        AS u(mid, pos, email, domain, kind, ord)"
+	"   JOIN messages m ON m.id = u.mid"
+	"  ORDER BY u.ord";
+
+static const char sql_events[] =
+	"INSERT INTO events (id, message_id, recipient_id, type, payload)"
+	" SELECT v.eid, r.message_id, r.id, v.type, mf_event_payload(v.eid, v.type, r, m)"
+	"   FROM (SELECT r0, nextval('events_id_seq') AS eid FROM recipients r0"
+	"          WHERE r0.message_id = ANY($1::uuid[]) ORDER BY r0.id) q"
+	"   CROSS JOIN LATERAL (SELECT (q.r0).*) r"
+	"   JOIN messages m ON m.id = r.message_id"
+	"   CROSS JOIN LATERAL (SELECT q.eid, CASE WHEN r.status = 'suppressed' THEN 'message.suppressed'"
+	"                                          ELSE 'message.queued' END AS type) v";
+
+static const char sql_refresh[] =
+	"SELECT count(mf_refresh_message_status(x.message_id))"
+	"  FROM (SELECT DISTINCT message_id FROM recipients"
+	"         WHERE message_id = ANY($1::uuid[]) AND status <> 'queued') x";
+
+static const char sql_resp[] =
+	"WITH resp AS (SELECT m.id, mf_api_accepted(m) AS body FROM messages m WHERE m.id = ANY($1::uuid[])),"
+	" upd AS (UPDATE idempotency_keys k SET status_code = 202, response = resp.body"
+	"           FROM unnest($2::bigint[], $3::text[], $4::uuid[]) AS u(kid, key, mid), resp"
+	"          WHERE resp.id = u.mid AND k.api_key_id = u.kid AND k.key = u.key)"
+	" SELECT id::text, body::text FROM resp";
+
+/* The multi-row message INSERT for rows rows. */
+static void messages_sql(struct buf *sql, int rows)
+{
+	buf_puts(sql, "INSERT INTO messages (id, api_key_id, send_at, mail_from, from_header, subject,"
+		      " message_id_hdr, tags, metadata, size, body, request) VALUES ");
+	for (int r = 0; r < rows; r++) {
+		int k = r * MSG_COLS;
+		buf_printf(sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
+			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d::jsonb)",
+			   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10, k + 11,
+			   k + 12);
+	}
+}
+
+static int prepare(PGconn *c, const char *name, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = PQprepare(c, name, sql, 0, NULL);
+	int ok = db_res_ok(res, PGRES_COMMAND_OK);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+int db_messages_prepare(void *conn, char *err, size_t errlen)
+{
+	PGconn *c = conn;
+	if (prepare(c, "mf_rcpts", sql_recipients, err, errlen) < 0 ||
+	    prepare(c, "mf_events", sql_events, err, errlen) < 0 ||
+	    prepare(c, "mf_refresh", sql_refresh, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < NCHUNK; i++) {
+		struct buf sql;
+		char name[32];
+		buf_init(&sql, ARRAY_MAX);
+		messages_sql(&sql, msg_chunk[i]);
+		snprintf(name, sizeof(name), "mf_msgs_%d", msg_chunk[i]);
+		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);
+		buf_cleanup(&sql);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* A message with the unit it belongs to. */
 struct flat {
 	struct db_write *u;
 	struct db_msg_row *m;
 };
 
-/* Step 2: the message rows, MSG_ROWS_PER_INSERT per statement. */
-static int insert_messages(PGconn *c, const struct flat *f, int n, char *err, size_t errlen)
+/*
+ * The statements after the idempotency claim go out in libpq pipeline mode
+ * (PostgreSQL 14+): all of them, COMMIT included, are sent before any
+ * result is read, so a whole group costs one round trip to the server.
+ * PQsendQueryParams copies the parameters into libpq's output buffer, so
+ * they may be freed right after each send.
+ */
+struct pipe {
+	PGconn *c;
+	int n, cap;
+	ExecStatusType *want;
+	int resp_at;  /* index of the statement whose rows are the 202 bodies */
+};
+
+/* Sends a prepared statement (name) or, with name NULL, the text sql. */
+static int pipe_send(struct pipe *p, const char *name, const char *sql, int n, const char *const *v,
+		     const int *lens, const int *fmts, ExecStatusType want, char *err, size_t errlen)
+{
+	int sent = name ? PQsendQueryPrepared(p->c, name, n, v, lens, fmts, 0)
+			: PQsendQueryParams(p->c, sql, n, NULL, v, lens, fmts, 0);
+	if (!sent) {
+		db_set_error(p->c, NULL, err, errlen);
+		return -1;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 16;
+		p->want = xrealloc(p->want, (size_t)p->cap * sizeof(*p->want));
+	}
+	p->want[p->n++] = want;
+	return 0;
+}
+
+/* Step 2: the message rows, in chunks of the prepared sizes. */
+static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
 {
 	int rc = 0;
-	for (int base = 0; base < n && rc == 0; base += MSG_ROWS_PER_INSERT) {
-		int rows = n - base < MSG_ROWS_PER_INSERT ? n - base : MSG_ROWS_PER_INSERT;
+	for (int base = 0; base < n && rc == 0;) {
+		int ci = 0;
+		while (msg_chunk[ci] > n - base)
+			ci++;
+		int rows = msg_chunk[ci];
 		int np = rows * MSG_COLS;
 		const char **v = xcalloc((size_t)np, sizeof(char *));
 		int *lens = xcalloc((size_t)np, sizeof(int));
 		int *fmts = xcalloc((size_t)np, sizeof(int));
 		char (*nums)[2][24] = xcalloc((size_t)rows, sizeof(*nums));
 		struct buf *tags = xcalloc((size_t)rows, sizeof(struct buf));
-		struct buf sql;
-		buf_init(&sql, ARRAY_MAX);
-		buf_puts(&sql, "INSERT INTO messages (id, api_key_id, send_at, mail_from, from_header, subject,"
-			       " message_id_hdr, tags, metadata, size, body, request) VALUES ");
 		for (int r = 0; r < rows; r++) {
 			const struct db_msg_row *x = f[base + r].m;
 			int k = r * MSG_COLS;
@@ -212,15 +328,10 @@ static int insert_messages(PGconn *c, const struct flat *f, int n, char *err, si
 			lens[k + 10] = (int)x->body_len;
 			fmts[k + 10] = 1; /* binary bytea: the body needs no escaping */
 			v[k + 11] = x->request_json;
-			buf_printf(&sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
-				   " $%d::jsonb, $%d::integer, $%d::bytea, $%d::jsonb)",
-				   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10,
-				   k + 11, k + 12);
 		}
-		PGresult *res = exec_params(c, buf_cstr(&sql), np, v, lens, fmts, PGRES_COMMAND_OK, err, errlen);
-		if (res == NULL)
-			rc = -1;
-		PQclear(res);
+		char name[32];
+		snprintf(name, sizeof(name), "mf_msgs_%d", rows);
+		rc = pipe_send(pp, name, NULL, np, v, lens, fmts, PGRES_COMMAND_OK, err, errlen);
 		free(v);
 		free(lens);
 		free(fmts);
@@ -228,14 +339,14 @@ static int insert_messages(PGconn *c, const struct flat *f, int n, char *err, si
 		for (int r = 0; r < rows; r++)
 			buf_cleanup(&tags[r]);
 		free(tags);
-		buf_cleanup(&sql);
+		base += rows;
 	}
 	return rc;
 }
 
 /* Steps 3-6: recipients (suppressed ones marked), their events, the
  * message status, and the 202 bodies (stored with the idempotency keys). */
-static int insert_rest(PGconn *c, const struct flat *f, int n, char *err, size_t errlen)
+static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
 {
 	struct buf mid, pos, email, domain, kind, ids, ukid, ukey, umid;
 	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &ids, &ukid, &ukey, &umid };
@@ -261,63 +372,26 @@ static int insert_rest(PGconn *c, const struct flat *f, int n, char *err, size_t
 		array_end(all[i]);
 
 	int rc = -1;
-	PGresult *res = NULL;
 	const char *p1[] = { mid.data, pos.data, email.data, domain.data, kind.data };
 	/* The recipients: suppressed addresses (the table is keyed by the
 	 * lower-cased address) are recorded as such at once; a future send_at
 	 * makes the recipient 'scheduled' until then. */
-	res = exec_params(c,
-		"INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
-		" SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
-		"        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
-		"             WHEN m.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
-		"        greatest(coalesce(m.send_at, now()), now())"
-		"   FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
-		"        AS u(mid, pos, email, domain, kind, ord)"
-		"   JOIN messages m ON m.id = u.mid"
-		"  ORDER BY u.ord",
-		5, p1, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
-	if (res == NULL)
+	if (pipe_send(pp, "mf_rcpts", NULL, 5, p1, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
 		goto out;
-	PQclear(res);
 	const char *p2[] = { ids.data };
-	res = exec_params(c,
-		"SELECT count(mf_record_event(r.id, CASE WHEN r.status = 'suppressed' THEN 'message.suppressed'"
-		"                                          ELSE 'message.queued' END))"
-		"  FROM (SELECT id, status FROM recipients WHERE message_id = ANY($1::uuid[])"
-		"         ORDER BY message_id, position) r",
-		1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL)
+	/* One event per recipient, payload from mf_event_payload() (the one
+	 * definition), set-based rather than a plpgsql call per row. */
+	if (pipe_send(pp, "mf_events", NULL, 1, p2, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
 		goto out;
-	PQclear(res);
-	res = exec_params(c, "SELECT count(mf_refresh_message_status(x)) FROM unnest($1::uuid[]) AS x",
-			  1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL)
+	/* A message is inserted 'queued'; only those with another recipient
+	 * status (suppressed, scheduled) need their summary refreshed. */
+	if (pipe_send(pp, "mf_refresh", NULL, 1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
-	PQclear(res);
+	/* The 202 bodies, stored with their idempotency keys. */
 	const char *p3[] = { ids.data, ukid.data, ukey.data, umid.data };
-	res = exec_params(c,
-		"WITH resp AS (SELECT m.id, mf_api_accepted(m) AS body FROM messages m WHERE m.id = ANY($1::uuid[])),"
-		" upd AS (UPDATE idempotency_keys k SET status_code = 202, response = resp.body"
-		"           FROM unnest($2::bigint[], $3::text[], $4::uuid[]) AS u(kid, key, mid), resp"
-		"          WHERE resp.id = u.mid AND k.api_key_id = u.kid AND k.key = u.key)"
-		" SELECT id::text, body::text FROM resp",
-		4, p3, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL)
+	pp->resp_at = pp->n;
+	if (pipe_send(pp, "mf_resp", NULL, 4, p3, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
-	/* Match the bodies to the messages; rows usually come back in the
-	 * order of f, so the search mostly stops at its first probe. */
-	for (int r = 0; r < PQntuples(res); r++) {
-		const char *id = PQgetvalue(res, r, 0);
-		for (int i = 0; i < n; i++) {
-			int k = (r + i) % n; /* usually the same order: found at once */
-			if (f[k].m->result_json == NULL && strcmp(f[k].m->id, id) == 0) {
-				f[k].m->result_json = xstrdup(PQgetvalue(res, r, 1));
-				break;
-			}
-		}
-	}
-	PQclear(res);
 	rc = 0;
 out:
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -325,32 +399,104 @@ out:
 	return rc;
 }
 
+/* Matches the 202 bodies to the messages; rows usually come back in the
+ * order of f, so the search mostly stops at its first probe. */
+static void take_bodies(PGresult *res, const struct flat *f, int n)
+{
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *id = PQgetvalue(res, r, 0);
+		for (int i = 0; i < n; i++) {
+			int k = (r + i) % n;
+			if (f[k].m->result_json == NULL && strcmp(f[k].m->id, id) == 0) {
+				f[k].m->result_json = xstrdup(PQgetvalue(res, r, 1));
+				break;
+			}
+		}
+	}
+}
+
+/* Reads every result of the pipeline; 0 when each statement succeeded. */
+static int pipe_finish(struct pipe *pp, const struct flat *f, int nf, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (int i = 0; i < pp->n; i++) {
+		PGresult *res = PQgetResult(pp->c);
+		if (res == NULL) {
+			db_set_error(pp->c, NULL, err, errlen);
+			return -1;
+		}
+		if (PQresultStatus(res) != pp->want[i]) {
+			if (rc == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+				db_set_error(pp->c, res, err, errlen);
+			rc = -1;
+		} else if (i == pp->resp_at) {
+			take_bodies(res, f, nf);
+		}
+		PQclear(res);
+		/* Each statement's results end with a NULL. */
+		while ((res = PQgetResult(pp->c)) != NULL)
+			PQclear(res);
+	}
+	PGresult *sync = PQgetResult(pp->c);
+	if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+		if (rc == 0)
+			db_set_error(pp->c, sync, err, errlen);
+		rc = -1;
+	}
+	PQclear(sync);
+	return rc;
+}
+
 int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen)
 {
 	PGconn *c = conn;
+	int any_key = 0;
 	for (int i = 0; i < n; i++) {
 		w[i]->status = DB_WRITE_OK;
+		any_key |= w[i]->idem_key != NULL;
 		for (int k = 0; k < w[i]->nmsgs; k++) {
 			free(w[i]->msgs[k].result_json);
 			w[i]->msgs[k].result_json = NULL;
 		}
 	}
-	if (claim_keys(c, w, n, err, errlen) < 0)
+	/* Idempotency keys decide which units are written, so they are
+	 * claimed first, synchronously. */
+	if (any_key && (db_exec(c, "BEGIN", err, errlen) < 0 || claim_keys(c, w, n, err, errlen) < 0))
 		return -1;
 	int nm = 0;
 	for (int i = 0; i < n; i++)
 		if (w[i]->status == DB_WRITE_OK)
 			nm += w[i]->nmsgs;
-	if (nm == 0)
-		return 0;
-	struct flat *f = xcalloc((size_t)nm, sizeof(*f));
+	struct flat *f = xcalloc((size_t)nm + 1, sizeof(*f));
 	int k = 0;
 	for (int i = 0; i < n; i++)
 		for (int j = 0; w[i]->status == DB_WRITE_OK && j < w[i]->nmsgs; j++)
 			f[k++] = (struct flat){ w[i], &w[i]->msgs[j] };
-	int rc = insert_messages(c, f, nm, err, errlen);
+	struct pipe pp = { .c = c, .resp_at = -1 };
+	int rc = PQenterPipelineMode(c) ? 0 : -1;
+	if (rc < 0)
+		db_set_error(c, NULL, err, errlen);
+	if (rc == 0 && !any_key)
+		rc = pipe_send(&pp, NULL, "BEGIN", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	if (rc == 0 && nm > 0)
+		rc = send_messages(&pp, f, nm, err, errlen);
+	if (rc == 0 && nm > 0)
+		rc = send_rest(&pp, f, nm, err, errlen);
 	if (rc == 0)
-		rc = insert_rest(c, f, nm, err, errlen);
+		rc = pipe_send(&pp, NULL, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	if (rc == 0 && !PQpipelineSync(c)) {
+		db_set_error(c, NULL, err, errlen);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = pipe_finish(&pp, f, nm, err, errlen);
+	if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
+		/* Results left unread after a send failure: this connection is
+		 * in an unknown state; the caller drops it. */
+		snprintf(err, errlen, "pipeline left in an unknown state");
+		rc = -2;
+	}
+	free(pp.want);
 	free(f);
 	return rc;
 }

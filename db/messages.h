@@ -74,13 +74,19 @@ struct db_write {
 };
 
 /*
- * Runs the units w[0..n-1] in the connection's current transaction (the
- * caller has said BEGIN and commits).  Returns 0 with each unit's status
- * set (OK units are written, others not), or -1 with err set when a
- * statement failed: the caller rolls back (and may retry units one by one).
- * conn is a PGconn * (void * here so that callers need not see libpq).
+ * Writes the units w[0..n-1] in one transaction on conn (a PGconn *, void *
+ * here so that callers need not see libpq): BEGIN, the idempotency claims,
+ * the inserts and COMMIT.  Returns 0 when committed, each unit's status
+ * set (units decided by their idempotency key are not written); or -1
+ * with err set when something failed: nothing is committed, and the
+ * connection may be left inside the failed transaction (roll it back) or
+ * broken; -2 when the connection is in an unknown state (drop it; nothing
+ * was committed).
  */
 int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen);
+
+/* Prepares db_messages_commit()'s statements on a new connection; 0 or -1. */
+int db_messages_prepare(void *conn, char *err, size_t errlen);
 
 /* 1 with *json (GET /v1/messages/{id}), 0 when there is no such message, -1 on error. */
 int db_message_get(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen);

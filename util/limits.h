@@ -47,6 +47,8 @@
  * committer waits for more once one has arrived (microseconds). */
 #define MF_COMMIT_BATCH_MAX 512
 #define MF_COMMIT_LINGER_US 1000
+/* API key rows are cached this long (a revocation takes effect within it). */
+#define MF_AUTH_CACHE_TTL_MS 1000
 /* Config file line length. */
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */
