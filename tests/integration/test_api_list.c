@@ -102,7 +102,7 @@ static void *insert_loop(void *arg)
 	return NULL;
 }
 
-Test(api_list, cursor_paging_exactly_once_under_inserts, .timeout = 120)
+Test(api_list, cursor_paging_exactly_once_under_inserts, .timeout = 60)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
