@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "db/db.h"
+#include "queue/webhook_dispatch.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -37,6 +38,7 @@ struct app {
 	struct metrics *metrics;
 	struct api_deps deps;
 	struct api_server *api;
+	struct webhook_dispatcher *webhooks;
 };
 
 static int has_role(const char *roles, const char *role)
@@ -71,6 +73,8 @@ static int app_start(struct app *app)
 		log_info("event=api_listening addr=%s port=%d threads=%d", app->cfg.http_listen,
 			 api_server_port(app->api), app->cfg.http_threads);
 	}
+	if (has_role(app->cfg.roles, "webhooks"))
+		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
 	return 0;
 }
 
@@ -79,6 +83,8 @@ static void app_stop(struct app *app)
 	app->deps.draining = 1;
 	api_server_free(app->api);
 	app->api = NULL;
+	webhook_dispatcher_free(app->webhooks);
+	app->webhooks = NULL;
 	db_pool_free(app->pool);
 	metrics_free(app->metrics);
 	config_cleanup(&app->cfg);
