@@ -470,6 +470,9 @@ Test(webhooks, kill_during_dispatch_loses_nothing, .timeout = 90)
 	e.serve->pid = 0;
 	int got_before = th_receiver_distinct_ok(rx);
 	cr_assert_lt(got_before, 40, "the kill came too late to test anything");
+	char *leased = th_sql(e.db, "SELECT count(*) > 0 FROM webhook_deliveries WHERE status = 'sending'");
+	cr_assert_str_eq(leased, "t", "the dead process held leases");
+	free(leased);
 	th_proc_free(e.serve);
 	e.serve = th_serve_start(e.db, serve_env);
 	cr_assert_not_null(e.serve);
