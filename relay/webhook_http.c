@@ -22,6 +22,9 @@
 #include "util/netaddr.h"
 #include "util/version.h"
 
+/* Room for the addresses a host resolves to, comma-separated. */
+#define PIN_MAX 1024
+
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
 static void global_init(void)
@@ -102,14 +105,19 @@ int webhook_url_check(const char *url, int allow_private, char *err, size_t errl
 				      " hosts when webhook_allow_private = yes)");
 		return -1;
 	}
-	/* http: only for hosts that are (or resolve to) internal addresses. */
-	char addr[64];
-	if (netaddr_resolve_checked(p.host, 1, addr, sizeof(addr), err, errlen) < 0)
+	/* http: only for hosts whose every address is internal. */
+	char addrs[PIN_MAX];
+	if (netaddr_resolve_checked(p.host, 1, addrs, sizeof(addrs), err, errlen) < 0)
 		return -1;
-	netaddr_parse_literal(addr, &ss);
-	if (netaddr_classify((struct sockaddr *)&ss) == NETADDR_PUBLIC) {
-		snprintf(err, errlen, "http is allowed only for loopback or private hosts; use https");
-		return -1;
+	for (const char *a = addrs; *a;) {
+		char one[64];
+		size_t l = strcspn(a, ",");
+		snprintf(one, sizeof(one), "%.*s", (int)l, a);
+		if (netaddr_parse_literal(one, &ss) && netaddr_classify((struct sockaddr *)&ss) == NETADDR_PUBLIC) {
+			snprintf(err, errlen, "http is allowed only for loopback or private hosts; use https");
+			return -1;
+		}
+		a += l + (a[l] == ',');
 	}
 	return 0;
 }
@@ -174,20 +182,31 @@ int webhook_http_post(const struct webhook_http_req *req, struct webhook_http_re
 		snprintf(res->error, sizeof(res->error), "scheme %s is not allowed", p.scheme);
 		return -1;
 	}
-	char addr[64], pin[400], h_id[300], h_ts[64], h_sig[256];
-	if (netaddr_resolve_checked(p.host, req->allow_private, addr, sizeof(addr), res->error,
+	char addrs[PIN_MAX], h_id[300], h_ts[64], h_sig[256];
+	if (netaddr_resolve_checked(p.host, req->allow_private, addrs, sizeof(addrs), res->error,
 				    sizeof(res->error)) < 0) {
 		res->kind = WEBHOOK_HTTP_REFUSED;
 		return -1;
 	}
-	/* HOST:PORT:ADDRESS; an IPv6 address in brackets.  For an IP literal
-	 * host curl connects to the literal itself, which we just checked. */
-	snprintf(pin, sizeof(pin), strchr(addr, ':') ? "%s:%d:[%s]" : "%s:%d:%s", p.host, p.port, addr);
+	/* HOST:PORT:ADDR[,ADDR]..., IPv6 addresses in brackets: every checked
+	 * address and nothing else, so curl may fall back between them but
+	 * never asks DNS again.  For an IP literal host curl connects to the
+	 * literal itself, which we just checked. */
+	struct buf pin;
+	buf_init(&pin, 2 * PIN_MAX + 512);
+	buf_printf(&pin, "%s:%d:", p.host, p.port);
+	for (const char *a = addrs; *a;) {
+		size_t l = strcspn(a, ",");
+		int v6 = memchr(a, ':', l) != NULL;
+		buf_printf(&pin, "%s%s%.*s%s", a == addrs ? "" : ",", v6 ? "[" : "", (int)l, a, v6 ? "]" : "");
+		a += l + (a[l] == ',');
+	}
 	snprintf(h_id, sizeof(h_id), "webhook-id: %s", req->msg_id);
 	snprintf(h_ts, sizeof(h_ts), "webhook-timestamp: %ld", req->timestamp);
 	snprintf(h_sig, sizeof(h_sig), "webhook-signature: %s", req->signature);
 
-	struct curl_slist *resolve = curl_slist_append(NULL, pin);
+	struct curl_slist *resolve = curl_slist_append(NULL, buf_cstr(&pin));
+	buf_cleanup(&pin);
 	struct curl_slist *hdr = NULL;
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	hdr = curl_slist_append(hdr, h_id);

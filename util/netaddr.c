@@ -190,8 +190,23 @@ int netaddr_resolve_checked(const char *host, int allow_private, char *addr, siz
 			ok = 0;
 			break;
 		}
-		if (addr[0] == '\0')
-			snprintf(addr, addrlen, "%s", one);
+		/* Append unless already listed (getaddrinfo repeats addresses). */
+		size_t used = strlen(addr), n = strlen(one);
+		int dup = 0;
+		for (const char *p = addr; *p;) {
+			size_t l = strcspn(p, ",");
+			if (l == n && strncmp(p, one, n) == 0)
+				dup = 1;
+			p += l + (p[l] == ',');
+		}
+		if (dup)
+			continue;
+		if (used + n + 2 > addrlen) {
+			snprintf(err, errlen, "%s has too many addresses", host);
+			ok = 0;
+			break;
+		}
+		snprintf(addr + used, addrlen - used, "%s%s", used ? "," : "", one);
 	}
 	freeaddrinfo(res);
 	if (ok && addr[0] == '\0') {

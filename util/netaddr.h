@@ -43,8 +43,9 @@ int netaddr_parse_literal(const char *host, struct sockaddr_storage *ss);
 void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz);
 /*
  * Resolves host (a name or a literal) and checks every address.  Returns 0
- * with the first address's numeric form in addr, or -1 with err set (the
- * name does not resolve, or an address is not allowed).
+ * with the numeric forms, comma-separated and without duplicates, in addr
+ * ("127.0.0.1,::1"), or -1 with err set (the name does not resolve, an
+ * address is not allowed, or addr is too small).
  */
 int netaddr_resolve_checked(const char *host, int allow_private, char *addr, size_t addrlen, char *err,
 			    size_t errlen);

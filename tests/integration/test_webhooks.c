@@ -81,10 +81,11 @@ static json_t *api(struct env *e, const char *method, const char *path, const ch
 	return j;
 }
 
-static char *create_webhook(struct env *e, int port, const char *events_json, char *secret, size_t secretsz)
+static char *create_webhook_at(struct env *e, const char *host, int port, const char *events_json, char *secret,
+			       size_t secretsz)
 {
 	char body[512];
-	snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%d/hook\"%s%s}", port,
+	snprintf(body, sizeof(body), "{\"url\":\"http://%s:%d/hook\"%s%s}", host, port,
 		 events_json ? ",\"events\":" : "", events_json ? events_json : "");
 	long st;
 	json_t *j = api(e, "POST", "/v1/webhooks", body, &st);
@@ -93,6 +94,11 @@ static char *create_webhook(struct env *e, int port, const char *events_json, ch
 	char *id = xstrdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 	return id;
+}
+
+static char *create_webhook(struct env *e, int port, const char *events_json, char *secret, size_t secretsz)
+{
+	return create_webhook_at(e, "127.0.0.1", port, events_json, secret, secretsz);
 }
 
 /* Records n events (one recipient each, type t) in one SQL statement. */
@@ -425,7 +431,8 @@ Test(webhooks, rotation_signs_with_both_secrets)
 	struct env e;
 	env_start(&e, NULL);
 	char secret[80];
-	char *id = create_webhook(&e, th_receiver_port(rx), NULL, secret, sizeof(secret));
+	/* A host name: resolved, checked and pinned by the dispatcher. */
+	char *id = create_webhook_at(&e, "localhost", th_receiver_port(rx), NULL, secret, sizeof(secret));
 	long st;
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/webhooks/%s/rotate", id);
@@ -555,4 +562,32 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 	cr_assert_eq(st, 422);
 	json_decref(j);
 	env_stop(&e);
+}
+
+/* The guard holds at send time too: an endpoint whose address is internal
+ * (here stored directly, as if its DNS had changed after creation) gets
+ * nothing while webhook_allow_private = no. */
+Test(webhooks, dispatcher_refuses_internal_addresses)
+{
+	struct th_receiver *rx = th_receiver_start("200");
+	struct env e;
+	const char *const env_strict[] = { "MAILFERRY_ROLES=api,webhooks", "MAILFERRY_WEBHOOK_RETRY_SCHEDULE=1s,1s",
+					   NULL };
+	env_start(&e, env_strict);
+	char port[16];
+	snprintf(port, sizeof(port), "%d", th_receiver_port(rx));
+	char *sql = xasprintf("INSERT INTO webhooks (public_id, url, secret) VALUES"
+			      " ('wh_a', 'http://127.0.0.1:%s/hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'),"
+			      " ('wh_b', 'http://2130706433:%s/hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'),"
+			      " ('wh_c', 'http://[::ffff:127.0.0.1]:%s/hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'),"
+			      " ('wh_d', 'http://localhost:%s/hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')",
+			      port, port, port, port);
+	free(th_sql(e.db, sql));
+	free(sql);
+	make_events(e.db, 1, "message.delivered");
+	cr_assert_eq(wait_sql(e.db, "SELECT count(*) FROM webhook_deliveries WHERE status = 'failed'"
+				    " AND attempts = 3 AND last_error LIKE '%not allowed%'", "4", 15000), 0);
+	cr_assert_eq(th_receiver_requests(rx), 0, "nothing reached the loopback receiver");
+	env_stop(&e);
+	th_receiver_free(rx);
 }
