@@ -364,6 +364,27 @@ int db_webhook_release(struct db_pool *pool, int64_t delivery_id, const char *ow
 		       2, params, err, errlen);
 }
 
+int db_webhook_backlog(struct db_pool *pool, long *pending, long *sending, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	/* Both counts read only the partial indexes' rows. */
+	PGresult *res = PQexec(c,
+		"SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),"
+		" (SELECT count(*) FROM webhook_deliveries WHERE status = 'sending')");
+	int ok = db_res_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1;
+	if (ok) {
+		*pending = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		*sending = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	} else {
+		db_set_error(c, res, err, errlen);
+	}
+	PQclear(res);
+	db_conn_put(pool, c);
+	return ok ? 0 : -1;
+}
+
 /* --- LISTEN --------------------------------------------------------------- */
 
 struct db_webhook_listener {

@@ -124,6 +124,9 @@ int db_webhook_finish(struct db_pool *pool, int64_t delivery_id, const char *own
 /* Gives a lease back without counting an attempt (shutdown). */
 int db_webhook_release(struct db_pool *pool, int64_t delivery_id, const char *owner, char *err, size_t errlen);
 
+/* Deliveries waiting and in flight, for metrics. */
+int db_webhook_backlog(struct db_pool *pool, long *pending, long *sending, char *err, size_t errlen);
+
 /* LISTEN mailferry_webhooks on a dedicated connection. */
 struct db_webhook_listener;
 struct db_webhook_listener *db_webhook_listener_new(const char *conninfo);

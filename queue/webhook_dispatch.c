@@ -235,6 +235,20 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
+/* Metrics collector: the outbox backlog, read at every /metrics render. */
+static void collect_backlog(struct metrics *m, void *arg)
+{
+	struct webhook_dispatcher *d = arg;
+	long pending, sending;
+	char err[256];
+	if (db_webhook_backlog(d->pool, &pending, &sending, err, sizeof(err)) < 0)
+		return;
+	metrics_gauge_set(m, "mailferry_webhook_deliveries", "Webhook deliveries by status.", "status=\"pending\"",
+			  (double)pending);
+	metrics_gauge_set(m, "mailferry_webhook_deliveries", "Webhook deliveries by status.", "status=\"sending\"",
+			  (double)sending);
+}
+
 struct webhook_dispatcher *webhook_dispatcher_new(const struct config *cfg, struct db_pool *pool,
 						  struct metrics *metrics)
 {
@@ -260,6 +274,8 @@ struct webhook_dispatcher *webhook_dispatcher_new(const struct config *cfg, stru
 		}
 		d->nsenders++;
 	}
+	if (metrics)
+		metrics_add_collector(metrics, collect_backlog, d);
 	log_info("event=webhooks_started senders=%d timeout=%ld allow_private=%s", d->nsenders,
 		 cfg->webhook_timeout, cfg->webhook_allow_private ? "yes" : "no");
 	return d;

@@ -31,6 +31,22 @@ $$;
 CREATE TRIGGER events_webhook_fanout AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION mf_webhook_fanout();
 
+-- When an endpoint is disabled (by mailferry or through the API), its
+-- pending deliveries are canceled: the claim never scans past rows it
+-- cannot send, and nothing piles up for an endpoint that is gone.  They stay
+-- in the delivery log, a manual retry revives one, and GET /v1/events has
+-- every event.  Deliveries in flight finish normally.
+CREATE FUNCTION mf_webhook_cancel_pending() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE webhook_deliveries SET status = 'canceled', last_error = 'the endpoint was disabled',
+           updated_at = now()
+     WHERE webhook_id = NEW.id AND status = 'pending';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER webhooks_cancel_on_disable AFTER UPDATE OF enabled ON webhooks
+    FOR EACH ROW WHEN (OLD.enabled AND NOT NEW.enabled) EXECUTE FUNCTION mf_webhook_cancel_pending();
+
 -- Disables an endpoint and records a webhook.disabled event (fanned out to
 -- the other endpoints subscribed to it).  No-op when already disabled.
 CREATE FUNCTION mf_webhook_disable(p_webhook bigint, p_reason text) RETURNS void

@@ -290,7 +290,9 @@ Test(webhooks_db, failing_for_three_days_disables_with_event)
 	cr_assert_eq(count(url, "SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
 				" JOIN events e ON e.id = d.event_id WHERE e.type = 'webhook.disabled'"
 				" AND w.public_id = 'wh_bad'"), 0);
-	/* A disabled endpoint's deliveries are not claimed. */
+	/* A disabled endpoint's pending deliveries are canceled, not claimed. */
+	cr_assert_eq(count(url, "SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
+				" WHERE w.public_id = 'wh_bad' AND d.status = 'canceled'"), 1);
 	free(th_sql(url, "UPDATE webhook_deliveries SET next_attempt_at = now()"));
 	cr_assert_eq(db_webhook_claim(pool, "w", 60, 1, &job, err, sizeof(err)), 1);
 	cr_assert(strstr(job.body, "webhook.disabled") != NULL);

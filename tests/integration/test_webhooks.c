@@ -333,6 +333,14 @@ Test(webhooks, each_event_exactly_once_with_valid_signatures)
 	cr_assert_eq(st, 404);
 	json_decref(j);
 
+	/* Operators see attempts and the backlog. */
+	char murl[128];
+	struct th_http m;
+	snprintf(murl, sizeof(murl), "%s/metrics", e.base);
+	cr_assert_eq(th_http("GET", murl, NULL, NULL, &m), 0);
+	cr_assert(strstr(m.body, "mailferry_webhook_attempts_total{outcome=\"succeeded\"}") != NULL, "%s", m.body);
+	cr_assert(strstr(m.body, "mailferry_webhook_deliveries{status=\"pending\"}") != NULL, "%s", m.body);
+	th_http_free(&m);
 	free(id);
 	free(id2);
 	env_stop(&e);
