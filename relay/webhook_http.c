@@ -94,6 +94,14 @@ int webhook_url_check(const char *url, int allow_private, char *err, size_t errl
 			snprintf(err, errlen, "the host is an internal address (webhook_allow_private = no)");
 			return -1;
 		}
+		/* A name that resolves to an internal address is refused now;
+		 * one that does not resolve yet is accepted (DNS may come later;
+		 * the dispatcher checks again before every request). */
+		char addrs[PIN_MAX], why[256];
+		if (!literal && netaddr_resolve_checked(p.host, allow_private, addrs, sizeof(addrs), why, sizeof(why)) == -2) {
+			snprintf(err, errlen, "%s (webhook_allow_private = %s)", why, allow_private ? "yes" : "no");
+			return -1;
+		}
 		return 0;
 	}
 	if (strcasecmp(p.scheme, "http") != 0) {

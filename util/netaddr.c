@@ -163,7 +163,7 @@ int netaddr_resolve_checked(const char *host, int allow_private, char *addr, siz
 		netaddr_format((struct sockaddr *)&ss, one, sizeof(one));
 		if (!netaddr_allowed(c, allow_private)) {
 			snprintf(err, errlen, "address %s is %s and not allowed", one, netaddr_class_name(c));
-			return -1;
+			return -2;
 		}
 		snprintf(addr, addrlen, "%s", one);
 		return 0;
@@ -177,7 +177,7 @@ int netaddr_resolve_checked(const char *host, int allow_private, char *addr, siz
 	}
 	/* Every address must pass: a name that also resolves to an internal
 	 * address is refused, whichever address a client would pick. */
-	int ok = 1;
+	int ok = 1, refused = 0;
 	addr[0] = '\0';
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
@@ -188,6 +188,7 @@ int netaddr_resolve_checked(const char *host, int allow_private, char *addr, siz
 			snprintf(err, errlen, "%s resolves to %s, which is %s and not allowed", host, one,
 				 netaddr_class_name(c));
 			ok = 0;
+			refused = 1;
 			break;
 		}
 		/* Append unless already listed (getaddrinfo repeats addresses). */
@@ -213,5 +214,5 @@ int netaddr_resolve_checked(const char *host, int allow_private, char *addr, siz
 		snprintf(err, errlen, "%s has no IP address", host);
 		ok = 0;
 	}
-	return ok ? 0 : -1;
+	return ok ? 0 : refused ? -2 : -1;
 }

@@ -44,8 +44,8 @@ void netaddr_format(const struct sockaddr *sa, char *out, size_t outsz);
 /*
  * Resolves host (a name or a literal) and checks every address.  Returns 0
  * with the numeric forms, comma-separated and without duplicates, in addr
- * ("127.0.0.1,::1"), or -1 with err set (the name does not resolve, an
- * address is not allowed, or addr is too small).
+ * ("127.0.0.1,::1"); -1 with err set when the name does not resolve (or
+ * addr is too small); -2 with err set when an address is not allowed.
  */
 int netaddr_resolve_checked(const char *host, int allow_private, char *addr, size_t addrlen, char *err,
 			    size_t errlen);

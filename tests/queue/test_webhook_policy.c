@@ -90,6 +90,11 @@ Test(webhook_policy, url_rule)
 	cr_assert_eq(webhook_url_check("https://2130706433/x", 0, err, sizeof(err)), -1);
 	cr_assert_eq(webhook_url_check("https://[::ffff:127.0.0.1]/x", 0, err, sizeof(err)), -1);
 	cr_assert_eq(webhook_url_check("https://169.254.169.254/latest", 1, err, sizeof(err)), -1);
+	cr_assert_eq(webhook_url_check("https://localhost/x", 0, err, sizeof(err)), -1, "resolves to loopback");
+	cr_assert(strstr(err, "loopback") != NULL, "%s", err);
+	cr_assert_eq(webhook_url_check("https://localhost/x", 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(webhook_url_check("https://no-such-host.invalid/x", 0, err, sizeof(err)), 0,
+		     "a name that does not resolve yet is accepted: %s", err);
 	cr_assert_eq(webhook_url_check("ftp://example.com/", 1, err, sizeof(err)), -1);
 	cr_assert_eq(webhook_url_check("not a url", 1, err, sizeof(err)), -1);
 }

@@ -96,19 +96,21 @@ Test(netaddr, allowed_policy)
 Test(netaddr, resolve_checked)
 {
 	char addr[64], err[256];
-	cr_assert_eq(netaddr_resolve_checked("127.0.0.1", 0, addr, sizeof(addr), err, sizeof(err)), -1);
+	cr_assert_eq(netaddr_resolve_checked("127.0.0.1", 0, addr, sizeof(addr), err, sizeof(err)), -2);
 	cr_assert(strstr(err, "loopback") != NULL, "%s", err);
-	cr_assert_eq(netaddr_resolve_checked("2130706433", 0, addr, sizeof(addr), err, sizeof(err)), -1);
-	cr_assert_eq(netaddr_resolve_checked("0177.0.0.1", 0, addr, sizeof(addr), err, sizeof(err)), -1);
-	cr_assert_eq(netaddr_resolve_checked("[::ffff:127.0.0.1]", 0, addr, sizeof(addr), err, sizeof(err)), -1);
-	cr_assert_eq(netaddr_resolve_checked("localhost", 0, addr, sizeof(addr), err, sizeof(err)), -1);
+	cr_assert_eq(netaddr_resolve_checked("2130706433", 0, addr, sizeof(addr), err, sizeof(err)), -2);
+	cr_assert_eq(netaddr_resolve_checked("0177.0.0.1", 0, addr, sizeof(addr), err, sizeof(err)), -2);
+	cr_assert_eq(netaddr_resolve_checked("[::ffff:127.0.0.1]", 0, addr, sizeof(addr), err, sizeof(err)), -2);
+	cr_assert_eq(netaddr_resolve_checked("localhost", 0, addr, sizeof(addr), err, sizeof(err)), -2);
 	cr_assert(strstr(err, "not allowed") != NULL, "%s", err);
 	cr_assert_eq(netaddr_resolve_checked("localhost", 1, addr, sizeof(addr), err, sizeof(err)), 0, "%s", err);
 	cr_assert(strstr(addr, "127.0.0.1") != NULL || strstr(addr, "::1") != NULL, "%s", addr);
 	cr_assert(strstr(addr, "127.0.0.1,127.0.0.1") == NULL, "no duplicates: %s", addr);
 	cr_assert_eq(netaddr_resolve_checked("2130706433", 1, addr, sizeof(addr), err, sizeof(err)), 0);
 	cr_assert_str_eq(addr, "127.0.0.1");
-	cr_assert_eq(netaddr_resolve_checked("169.254.169.254", 1, addr, sizeof(addr), err, sizeof(err)), -1);
+	cr_assert_eq(netaddr_resolve_checked("169.254.169.254", 1, addr, sizeof(addr), err, sizeof(err)), -2);
+	cr_assert_eq(netaddr_resolve_checked("no-such-host.invalid", 0, addr, sizeof(addr), err, sizeof(err)), -1,
+		     "not resolving is not the same as refused");
 	cr_assert_eq(netaddr_resolve_checked("8.8.8.8", 0, addr, sizeof(addr), err, sizeof(err)), 0);
 	cr_assert_str_eq(addr, "8.8.8.8");
 }
