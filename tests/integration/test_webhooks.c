@@ -113,7 +113,7 @@ static void make_events(const char *db, int n, const char *type)
 		" SELECT count(mf_record_event(id, '%s')) FROM r", n, type);
 	char *v = th_sql(db, sql);
 	free(sql);
-	cr_assert(v && atoi(v) == n, "made %s events", v ? v : "no");
+	cr_assert(v && strtol(v, NULL, 10) == n, "made %s events", v ? v : "no");
 	free(v);
 }
 
@@ -193,6 +193,13 @@ Test(webhooks, endpoints_crud_validation_and_scopes)
 	free(dump);
 	json_decref(j);
 
+	j = api(&e, "PATCH", path, "{\"events\":[\"message.failed\",\"message.failed\"],\"colour\":1}", &st);
+	cr_assert_eq(st, 422, "unknown field");
+	json_decref(j);
+	j = api(&e, "PATCH", path, "{\"events\":[\"message.failed\",\"message.failed\"]}", &st);
+	cr_assert_eq(st, 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "events")), 1, "each type once");
+	json_decref(j);
 	j = api(&e, "PATCH", path, "{\"events\":[],\"enabled\":false}", &st);
 	cr_assert_eq(st, 200);
 	cr_assert_eq(json_array_size(json_object_get(j, "events")), 0);
@@ -529,7 +536,7 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 			json_t *ev = json_array_get(data, i);
 			const char *eid = json_string_value(json_object_get(ev, "id"));
 			cr_assert(eid && strncmp(eid, "evt_", 4) == 0);
-			long long n = atoll(eid + 4);
+			long long n = strtoll(eid + 4, NULL, 10);
 			cr_assert_gt(n, last, "in order, no repeats");
 			last = n;
 			cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "message.queued");
