@@ -32,6 +32,20 @@
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */
 #define MF_WEBHOOK_RESPONSE_MAX 4096
+/* Webhook dispatcher threads per process (each one request at a time). */
+#define MF_WEBHOOK_SENDERS 4
+/* An endpoint failing without a success for this long is disabled. */
+#define MF_WEBHOOK_DISABLE_AFTER (3L * 86400L)
+/* After a rotation the old secret keeps signing for this long. */
+#define MF_WEBHOOK_ROTATION_GRACE 86400L
+/* A Retry-After larger than this is capped. */
+#define MF_WEBHOOK_RETRY_AFTER_MAX 86400L
+/* Endpoint URL length, description length, events per endpoint. */
+#define MF_WEBHOOK_URL_MAX 2048
+#define MF_WEBHOOK_DESCRIPTION_MAX 1024
+/* Events per page of GET /v1/events; deliveries per page of the log. */
+#define MF_EVENTS_PAGE_MAX 1000
+#define MF_DELIVERIES_PAGE_MAX 100
 
 /* Inbound SMTP server (bounce listener, sink).  RFC 5321 §4.5.3.1.8: at
  * least 100 recipients must be accepted; we accept no more.  §4.5.3.2.7:
