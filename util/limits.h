@@ -47,4 +47,18 @@
 #define MF_EVENTS_PAGE_MAX 1000
 #define MF_DELIVERIES_PAGE_MAX 100
 
+/* Inbound SMTP server (bounce listener, sink).  RFC 5321 §4.5.3.1.8: at
+ * least 100 recipients must be accepted; we accept no more.  §4.5.3.2.7:
+ * the server waits at least 5 minutes for the next command. */
+#define MF_SMTP_SERVER_RCPTS_MAX 100
+#define MF_SMTP_SERVER_IDLE_TIMEOUT_MS 300000
+#define MF_SMTP_SERVER_SESSIONS_DEFAULT 64
+/* Input buffer of one inbound session; DATA lines longer than this are
+ * passed through in pieces (only command lines have a hard limit). */
+#define MF_SMTP_SERVER_INBUF 16384
+/* Text of one reply line the server sends (code and CRLF excluded). */
+#define MF_SMTP_SERVER_REPLY_TEXT 256
+/* A recipient row id never needs more than this in a VERP address. */
+#define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
+
 #endif
