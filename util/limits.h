@@ -11,6 +11,14 @@
 #define MF_SMTP_REPLY_MAX 65536
 /* RFC 5322 §2.1.1: a line must not exceed 998 characters excluding CRLF. */
 #define MF_MIME_LINE_MAX 998
+/* RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters; we fold
+ * there when the content allows it. */
+#define MF_MIME_FOLD_WIDTH 78
+/* RFC 2045 §6.7 (quoted-printable) and §6.8 (base64): encoded lines are at
+ * most 76 characters. */
+#define MF_MIME_ENCODED_LINE 76
+/* RFC 2047 §2: an encoded-word is at most 75 characters. */
+#define MF_MIME_EW_MAX 75
 /* RFC 5321 §4.5.3.1.1/2: local part 64 octets, domain 255 octets. */
 #define MF_LOCAL_PART_MAX 64
 #define MF_DOMAIN_MAX 255
