@@ -69,4 +69,14 @@
 /* A recipient row id never needs more than this in a VERP address. */
 #define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
 
+/* Parsing bounces (relay/mime_parse.c, relay/dsn.c): outside input, so
+ * every dimension is bounded. */
+#define MF_BOUNCE_SIZE_MAX (10u * 1024u * 1024u)
+#define MF_MIME_DEPTH_MAX 8
+#define MF_MIME_PARTS_MAX 256
+#define MF_MIME_HEADERS_MAX 256
+#define MF_MIME_HEADER_VALUE_MAX 8192
+#define MF_DSN_RCPTS_MAX 100
+#define MF_DSN_FIELD_MAX 512
+
 #endif
