@@ -13,6 +13,7 @@
 
 struct config;
 struct db_committer;
+struct dkim_signer;
 struct db_pool;
 struct metrics;
 
@@ -22,6 +23,7 @@ struct api_deps {
 	struct db_pool *pool;
 	struct metrics *metrics;
 	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
+	struct dkim_signer *dkim;       /* signs composed messages; api_server_new loads it when configured */
 	volatile int draining; /* set on shutdown: /readyz answers 503 */
 };
 

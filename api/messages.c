@@ -5,8 +5,8 @@
  *
  * The send path: check the media type and Idempotency-Key, parse and
  * validate (api/validate.c), compose once (relay/mime.h) with a UUIDv7 id
- * and Message-ID <id@helo_name>, then hand the unit to the group
- * committer (db/committer.h) and suspend.  The committer answers from its
+ * and Message-ID <id@helo_name>, DKIM-signed when configured, then hand
+ * the unit to the group committer (db/committer.h) and suspend.  The committer answers from its
  * thread through write_done(), which fills the response and resumes the
  * connection.  Nothing is answered 202 before the commit.
  *
@@ -221,7 +221,7 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	 * against max_message_size (413, like an oversized body). */
 	size_t max = (size_t)cfg->max_message_size;
 	buf_init(&m->body, max + max / 2 + 65536);
-	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL), .dkim = NULL };
+	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL), .dkim = req->deps->dkim };
 	char err[256] = "";
 	if (mime_compose(&m->mr, &mp, &m->body, err, sizeof(err)) < 0 || m->body.len > max) {
 		int big = m->body.len > max || m->body.len + 1024 >= m->body.max || strstr(err, "size");

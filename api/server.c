@@ -25,6 +25,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "db/committer.h"
+#include "relay/dkim.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -34,6 +35,7 @@ struct api_server {
 	struct MHD_Daemon *daemon;
 	struct api_deps *deps;
 	struct db_committer *committer; /* started here when deps had none */
+	struct dkim_signer *dkim;       /* loaded here when deps had none */
 	int port;
 };
 
@@ -321,8 +323,22 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 	struct sockaddr_storage ss;
 	if (parse_listen(deps->cfg->http_listen, &ss, err, errlen) < 0)
 		return NULL;
+	const struct config *cfg = deps->cfg;
+	struct dkim_signer *dkim = NULL;
+	if (deps->dkim == NULL && cfg->dkim_domain && cfg->dkim_selector && cfg->dkim_key_file) {
+		char derr[256];
+		dkim = dkim_signer_new(cfg->dkim_domain, cfg->dkim_selector, cfg->dkim_key_file, derr, sizeof(derr));
+		if (dkim == NULL) {
+			snprintf(err, errlen, "dkim_key_file: %s", derr);
+			return NULL;
+		}
+		log_info("event=dkim_loaded domain=%s selector=%s algorithm=%s", cfg->dkim_domain, cfg->dkim_selector,
+			 dkim_signer_algorithm(dkim));
+	}
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
+	if (dkim)
+		deps->dkim = srv->dkim = dkim;
 	if (deps->committer == NULL)
 		deps->committer = srv->committer = db_committer_new(deps->cfg->database_url);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -342,6 +358,9 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		if (srv->committer)
 			deps->committer = NULL;
 		db_committer_free(srv->committer);
+		if (srv->dkim)
+			deps->dkim = NULL;
+		dkim_signer_free(srv->dkim);
 		free(srv);
 		return NULL;
 	}
@@ -366,5 +385,8 @@ void api_server_free(struct api_server *srv)
 	MHD_stop_daemon(srv->daemon);
 	if (srv->committer)
 		srv->deps->committer = NULL;
+	if (srv->dkim)
+		srv->deps->dkim = NULL;
+	dkim_signer_free(srv->dkim);
 	free(srv);
 }

@@ -15,7 +15,7 @@
 #define BATCH "{\"messages\":[" GOOD(0) "," GOOD(1) ",{\"from\":\"a@shop.example\",\"to\":\"bad\",\"text\":\"x\"}," \
 	      GOOD(3) ",{\"from\":\"a@shop.example\",\"to\":\"c@example.net\",\"subject\":\"a\\nb\",\"text\":\"x\"}]}"
 
-Test(api_batch, strict_refuses_all, .timeout = 60)
+Test(api_batch, strict_refuses_all)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -53,7 +53,7 @@ Test(api_batch, strict_refuses_all, .timeout = 60)
 	api_srv_stop(&s, 1);
 }
 
-Test(api_batch, permissive_queues_the_valid_ones, .timeout = 60)
+Test(api_batch, permissive_queues_the_valid_ones)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);

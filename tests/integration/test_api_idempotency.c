@@ -14,7 +14,7 @@
 
 #define BODY "{\"from\":\"a@shop.example\",\"to\":\"b@example.net\",\"subject\":\"once\",\"text\":\"x\"}"
 
-Test(api_idempotency, replay_and_conflict, .timeout = 60)
+Test(api_idempotency, replay_and_conflict)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -87,7 +87,7 @@ static void *race(void *arg)
 	return NULL;
 }
 
-Test(api_idempotency, concurrent_identical_requests_make_one_message, .timeout = 60)
+Test(api_idempotency, concurrent_identical_requests_make_one_message)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);

@@ -25,7 +25,7 @@ static json_t *list(struct api_srv *s, const char *query, long want_status)
 	return j;
 }
 
-Test(api_list, filters, .timeout = 60)
+Test(api_list, filters)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -102,7 +102,7 @@ static void *insert_loop(void *arg)
 	return NULL;
 }
 
-Test(api_list, cursor_paging_exactly_once_under_inserts, .timeout = 60)
+Test(api_list, cursor_paging_exactly_once_under_inserts)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);

@@ -18,7 +18,7 @@
 	"\"bcc\":\"audit@shop.example\",\"subject\":\"Your order\",\"text\":\"Thanks\",\"html\":\"<p>Thanks</p>\"," \
 	"\"tags\":[\"order\"],\"metadata\":{\"order_id\":\"1001\"}}"
 
-Test(api_messages, send_then_get_shows_queued_recipients, .timeout = 60)
+Test(api_messages, send_then_get_shows_queued_recipients)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -80,7 +80,7 @@ Test(api_messages, send_then_get_shows_queued_recipients, .timeout = 60)
 	api_srv_stop(&s, 1);
 }
 
-Test(api_messages, refusals_queue_nothing, .timeout = 60)
+Test(api_messages, refusals_queue_nothing)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -150,7 +150,7 @@ Test(api_messages, refusals_queue_nothing, .timeout = 60)
 	api_srv_stop(&s, 1);
 }
 
-Test(api_messages, auth_401_403, .timeout = 60)
+Test(api_messages, auth_401_403)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -188,7 +188,7 @@ Test(api_messages, auth_401_403, .timeout = 60)
 	api_srv_stop(&s, 1);
 }
 
-Test(api_messages, suppressed_scheduled_and_cancel, .timeout = 60)
+Test(api_messages, suppressed_scheduled_and_cancel)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
@@ -256,7 +256,7 @@ Test(api_messages, suppressed_scheduled_and_cancel, .timeout = 60)
 	api_srv_stop(&s, 1);
 }
 
-Test(api_messages, size_limits_413, .timeout = 60)
+Test(api_messages, size_limits_413)
 {
 	struct api_srv s;
 	const char *env[] = { "MAILFERRY_MAX_MESSAGE_SIZE=8KiB", NULL };

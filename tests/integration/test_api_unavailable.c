@@ -15,7 +15,7 @@
 
 #define BODY "{\"from\":\"a@shop.example\",\"to\":[\"b@example.net\",\"c@example.org\"],\"text\":\"x\"}"
 
-Test(api_unavailable, database_down_503_and_no_partial_rows, .timeout = 120)
+Test(api_unavailable, database_down_503_and_no_partial_rows)
 {
 	char *dir = th_tmpdir("apidown");
 	cr_assert_not_null(dir);

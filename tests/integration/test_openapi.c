@@ -32,7 +32,7 @@ static void fill_path(const char *tmpl, const char *id, char *out, size_t outsz)
 	out[o < outsz ? o : outsz - 1] = '\0';
 }
 
-Test(openapi, every_documented_path_answers, .timeout = 120)
+Test(openapi, every_documented_path_answers)
 {
 	const char *src = getenv("MAILFERRY_TEST_SRCDIR") ? getenv("MAILFERRY_TEST_SRCDIR") : ".";
 	char *ops = NULL;
