@@ -288,3 +288,32 @@ Test(api_messages, size_limits_413)
 	free(id);
 	api_srv_stop(&s, 1);
 }
+
+Test(api_messages, composed_once_with_message_id_and_dkim)
+{
+	char *dir = th_tmpdir("dkim");
+	cr_assert_not_null(dir);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "openssl genpkey -algorithm ed25519 -out '%s/k.pem'", dir), 0, "%s", out);
+	free(out);
+	char kf[512];
+	snprintf(kf, sizeof(kf), "MAILFERRY_DKIM_KEY_FILE=%s/k.pem", dir);
+	const char *env[] = { "MAILFERRY_DKIM_DOMAIN=shop.example", "MAILFERRY_DKIM_SELECTOR=s1", kf,
+			      "MAILFERRY_HELO_NAME=mx.shop.example", NULL };
+	struct api_srv s;
+	api_srv_start(&s, NULL, env);
+	char *id = api_send_ok(&s, SEND_BODY);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM messages WHERE id = '%s' AND message_id_hdr = '%s@mx.shop.example'"
+		 " AND position('DKIM-Signature:' in convert_from(body, 'UTF8')) = 1"
+		 " AND position('d=shop.example' in convert_from(body, 'UTF8')) > 0"
+		 " AND position('Message-ID: <%s@mx.shop.example>' in convert_from(body, 'UTF8')) > 0"
+		 " AND position('audit@shop.example' in convert_from(body, 'UTF8')) = 0",
+		 id, id, id);
+	cr_assert_eq(t_count(s.db, sql), 1, "stored message not signed / wrong Message-ID / Bcc leaked");
+	free(id);
+	api_srv_stop(&s, 1);
+	th_rmrf(dir);
+	free(dir);
+}
