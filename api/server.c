@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -380,9 +381,12 @@ void api_server_free(struct api_server *srv)
 		return;
 	/* Stop accepting, let the committer answer every suspended request
 	 * (later sends are answered 503), then stop the daemon. */
-	MHD_quiesce_daemon(srv->daemon);
+	MHD_socket lsock = MHD_quiesce_daemon(srv->daemon);
 	db_committer_free(srv->committer);
 	MHD_stop_daemon(srv->daemon);
+	/* The quiesced listen socket is ours to close, after the stop. */
+	if (lsock != MHD_INVALID_SOCKET)
+		close(lsock);
 	if (srv->committer)
 		srv->deps->committer = NULL;
 	if (srv->dkim)
