@@ -58,7 +58,7 @@ static char *count_rows(const char *url)
 	return th_sql(url, "SELECT count(*) FROM bounces_raw");
 }
 
-Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay, .timeout = 90)
+Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay)
 {
 	struct listener l;
 	listener_start(&l, "10MiB");
@@ -130,7 +130,7 @@ Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay, .timeout = 90
 	listener_stop(&l);
 }
 
-Test(bounce_listener, oversize_refused_nothing_stored, .timeout = 60)
+Test(bounce_listener, oversize_refused_nothing_stored)
 {
 	struct listener l;
 	listener_start(&l, "4096");
@@ -159,7 +159,7 @@ Test(bounce_listener, oversize_refused_nothing_stored, .timeout = 60)
 	listener_stop(&l);
 }
 
-Test(bounce_listener, database_down_gives_451, .timeout = 60)
+Test(bounce_listener, database_down_gives_451)
 {
 	struct db_pool *pool = db_pool_new("postgresql://postgres@/none?host=/nonexistent-mailferry", 2);
 	struct bounce_listener_params p = {
@@ -209,7 +209,7 @@ static pid_t sink_start(const char *dir, int port, const char *log)
 	return pid;
 }
 
-Test(sink, captures_swaks_message_into_dir, .timeout = 60)
+Test(sink, captures_swaks_message_into_dir)
 {
 	char *out = NULL;
 	cr_assert_eq(th_run(&out, "%s sink --help", th_bin()), 0);
