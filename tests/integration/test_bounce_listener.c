@@ -159,9 +159,16 @@ Test(bounce_listener, oversize_refused_nothing_stored)
 	listener_stop(&l);
 }
 
-Test(bounce_listener, database_down_gives_451)
+Test(bounce_listener, database_down_gives_451_then_recovers)
 {
-	struct db_pool *pool = db_pool_new("postgresql://postgres@/none?host=/nonexistent-mailferry", 2);
+	char *dir = th_tmpdir("bouncepg");
+	cr_assert_not_null(dir);
+	char *url = th_cluster_start(dir);
+	cr_assert_not_null(url);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s migrate", url, th_bin()), 0, "%s", out);
+	free(out);
+	struct db_pool *pool = db_pool_new(url, 2);
 	struct bounce_listener_params p = {
 		.listen = "127.0.0.1:0",
 		.domain = BOUNCE_DOMAIN,
@@ -172,13 +179,33 @@ Test(bounce_listener, database_down_gives_451)
 	char err[256];
 	struct bounce_listener *bl = bounce_listener_new(&p, err, sizeof(err));
 	cr_assert_not_null(bl, "%s", err);
-	char *out = NULL;
-	int rc = th_swaks(&out, bounce_listener_port(bl), "--from '<>' --to bounce+x@" BOUNCE_DOMAIN);
+	int port = bounce_listener_port(bl);
+	int rc = th_swaks(&out, port, "--from '<>' --to bounce+one@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+
+	/* Database down: 451 4.3.0, so the sending MTA keeps it and retries. */
+	cr_assert_eq(th_cluster_stop(dir), 0);
+	rc = th_swaks(&out, port, "--from '<>' --to bounce+two@" BOUNCE_DOMAIN);
 	cr_assert_neq(rc, 0);
 	cr_assert(strstr(out, "<** 451 4.3.0") != NULL, "%s", out);
 	free(out);
+
+	char *again = th_cluster_start(dir);
+	cr_assert_not_null(again);
+	free(again);
+	rc = th_swaks(&out, port, "--from '<>' --to bounce+two@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "the retry must succeed once the database is back: %s", out);
+	free(out);
+	char *rows = th_sql(url, "SELECT string_agg(rcpt_to, ',' ORDER BY id) FROM bounces_raw");
+	cr_assert_str_eq(rows, "bounce+one@" BOUNCE_DOMAIN ",bounce+two@" BOUNCE_DOMAIN);
+	free(rows);
 	bounce_listener_free(bl);
 	db_pool_free(pool);
+	th_cluster_stop(dir);
+	th_rmrf(dir);
+	free(dir);
+	free(url);
 }
 
 Test(bounce_listener, domain_match)
