@@ -208,6 +208,15 @@ Test(bounce_listener, database_down_gives_451_then_recovers)
 	free(url);
 }
 
+Test(bounce_listener, tls_keys_go_together)
+{
+	char *out = NULL;
+	int rc = th_run(&out, "MAILFERRY_BOUNCE_TLS_CERT=/x.pem %s config check", th_bin());
+	cr_assert_eq(rc, 2, "%s", out);
+	cr_assert(strstr(out, "bounce_tls_cert and bounce_tls_key") != NULL, "%s", out);
+	free(out);
+}
+
 Test(bounce_listener, domain_match)
 {
 	cr_assert(bounce_listener_domain_matches("a@b.example", "B.Example"));
