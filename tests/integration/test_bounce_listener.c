@@ -30,7 +30,14 @@ struct listener {
 	int port;
 };
 
+static void listener_start_env(struct listener *l, const char *max_size, const char *extra1, const char *extra2);
+
 static void listener_start(struct listener *l, const char *max_size)
+{
+	listener_start_env(l, max_size, NULL, NULL);
+}
+
+static void listener_start_env(struct listener *l, const char *max_size, const char *extra1, const char *extra2)
 {
 	l->url = th_db_create(1);
 	cr_assert_not_null(l->url);
@@ -39,7 +46,7 @@ static void listener_start(struct listener *l, const char *max_size)
 	snprintf(listen, sizeof(listen), "MAILFERRY_BOUNCE_LISTEN=127.0.0.1:%d", l->port);
 	snprintf(size, sizeof(size), "MAILFERRY_MAX_MESSAGE_SIZE=%s", max_size);
 	const char *env[] = { listen, "MAILFERRY_BOUNCE_DOMAIN=" BOUNCE_DOMAIN, size, "MAILFERRY_ROLES=api,bounces",
-			      "MAILFERRY_HELO_NAME=mx.mailferry.test", NULL };
+			      "MAILFERRY_HELO_NAME=mx.mailferry.test", extra1, extra2, NULL };
 	l->serve = th_serve_start(l->url, env);
 	cr_assert_not_null(l->serve);
 	cr_assert_eq(th_smtp_wait_port(l->port, 10000), 0, "bounce listener did not come up");
@@ -206,6 +213,32 @@ Test(bounce_listener, database_down_gives_451_then_recovers)
 	th_rmrf(dir);
 	free(dir);
 	free(url);
+}
+
+Test(bounce_listener, starttls_from_config)
+{
+	char *dir = th_tmpdir("bouncetls");
+	cr_assert_not_null(dir);
+	char *out = NULL;
+	int rc = th_run(&out, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			      "-keyout key.pem -out cert.pem -subj /CN=mx.mailferry.test -days 2", dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	char cert[512], key[512];
+	snprintf(cert, sizeof(cert), "MAILFERRY_BOUNCE_TLS_CERT=%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "MAILFERRY_BOUNCE_TLS_KEY=%s/key.pem", dir);
+	struct listener l;
+	listener_start_env(&l, "10MiB", cert, key);
+	rc = th_swaks(&out, l.port, "--tls --from '<>' --to bounce+tls@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "=== TLS started") != NULL, "%s", out);
+	free(out);
+	char *c = th_sql(l.url, "SELECT count(*) FROM bounces_raw WHERE position('with ESMTPS' in convert_from(raw, 'UTF8')) > 0");
+	cr_assert_str_eq(c, "1");
+	free(c);
+	listener_stop(&l);
+	th_rmrf(dir);
+	free(dir);
 }
 
 Test(bounce_listener, tls_keys_go_together)
