@@ -84,9 +84,10 @@ Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay)
 	free(out);
 
 	char *row = th_sql(l.url, "SELECT source || '|' || coalesce(mail_from, 'NULL') || '|' || rcpt_to || '|' ||"
-				  " (processed_at IS NULL) || '|' || (position('marker-7731' in convert_from(raw, 'UTF8')) > 0)"
+				  " (position('marker-7731' in convert_from(raw, 'UTF8')) > 0)"
 				  " FROM bounces_raw");
-	cr_assert_str_eq(row, "smtp||bounce+abcdef@BOUNCES.Example.TEST|true|true");
+	/* The bounce processor (bounces role) may already have handled it; the raw row stays. */
+	cr_assert_str_eq(row, "smtp||bounce+abcdef@BOUNCES.Example.TEST|true");
 	free(row);
 
 	/* The processor's wake-up arrived, naming the row. */
