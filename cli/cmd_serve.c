@@ -86,6 +86,7 @@ static int app_start(struct app *app)
 			.tls_cert_file = app->cfg.bounce_tls_cert,
 			.tls_key_file = app->cfg.bounce_tls_key,
 			.pool = app->pool,
+			.metrics = app->metrics,
 		};
 		app->bounces = bounce_listener_new(&bp, err, sizeof(err));
 		if (app->bounces == NULL)

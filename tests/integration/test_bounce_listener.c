@@ -162,6 +162,13 @@ Test(bounce_listener, oversize_refused_nothing_stored)
 	c = count_rows(l.url);
 	cr_assert_str_eq(c, "1");
 	free(c);
+	/* One stored message in the metrics; the 552 is not counted as stored. */
+	char murl[128];
+	snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", l.serve->port);
+	struct th_http r;
+	cr_assert_eq(th_http("GET", murl, NULL, NULL, &r), 0);
+	cr_assert(strstr(r.body, "mailferry_bounce_listener_messages_total{result=\"stored\"} 1") != NULL, "%s", r.body);
+	th_http_free(&r);
 	th_rmrf(dir);
 	free(dir);
 	listener_stop(&l);
