@@ -136,8 +136,9 @@ int route_mx_parse(const unsigned char *answer, int len, struct route_hop *hops,
 			nullmx = 1;
 			continue;
 		}
-		if (n < max && strlen(name) < sizeof(hops[n].host)) {
-			snprintf(hops[n].host, sizeof(hops[n].host), "%s", name);
+		size_t nl = strlen(name);
+		if (n < max && nl < sizeof(hops[n].host)) {
+			memcpy(hops[n].host, name, nl + 1);
 			hops[n].port = 25;
 			hops[n].pref = pref;
 			n++;

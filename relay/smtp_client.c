@@ -883,6 +883,10 @@ enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_
 	c->stale = 0;
 	for (int i = 0; i < t->n; i++)
 		outcome_clear(&t->outs[i]);
+	if (t->n <= 0) {
+		c->t = NULL;
+		return SMTP_SEND_DONE; /* nothing to send */
+	}
 	if (c->state != SMTP_READY) {
 		smtp_fail(c, OUT_LOCAL, KIND_INTERNAL, 0, NULL, "session not ready");
 	} else if (c->used) {
@@ -908,6 +912,11 @@ enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_
 int smtp_client_ready(const struct smtp_client *c)
 {
 	return c->state == SMTP_READY;
+}
+
+int smtp_client_alive(struct smtp_client *c)
+{
+	return c->state == SMTP_READY && c->io && !smtp_io_idle_broken(c->io);
 }
 
 void smtp_client_quit(struct smtp_client *c)

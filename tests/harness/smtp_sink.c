@@ -98,7 +98,8 @@ static int list(const struct th_sink *s, char ***out)
 	}
 	if (d)
 		closedir(d);
-	qsort(v, (size_t)n, sizeof(*v), name_cmp);
+	if (n > 1)
+		qsort(v, (size_t)n, sizeof(*v), name_cmp);
 	*out = v;
 	return n;
 }

@@ -18,6 +18,8 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
+TestSuite(relay_sink, .timeout = 30);
+
 static const char MSG[] =
 	"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n"
 	"line one\r\n.starts with a dot\r\n..two dots\r\nlast\r\n";
@@ -73,7 +75,7 @@ static struct relay *relay_for(struct config *c)
 	return r;
 }
 
-Test(relay_sink, delivers_two_recipients_in_one_transaction, .timeout = 20)
+Test(relay_sink, delivers_two_recipients_in_one_transaction)
 {
 	struct th_sink *s = th_sink_start("");
 	cr_assert_not_null(s);
@@ -118,7 +120,7 @@ static struct th_sink *deliver_with(const char *opts, struct job *jb, int n)
 	return s;
 }
 
-Test(relay_sink, rcpt_soft_reject_is_recipient_4xx, .timeout = 20)
+Test(relay_sink, rcpt_soft_reject_is_recipient_4xx)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-r RCPT", &jb, 2);
@@ -135,7 +137,7 @@ Test(relay_sink, rcpt_soft_reject_is_recipient_4xx, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, rcpt_hard_reject_is_recipient_5xx, .timeout = 20)
+Test(relay_sink, rcpt_hard_reject_is_recipient_5xx)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-f RCPT", &jb, 3);
@@ -148,7 +150,7 @@ Test(relay_sink, rcpt_hard_reject_is_recipient_5xx, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, mail_from_reject_is_message_scope, .timeout = 20)
+Test(relay_sink, mail_from_reject_is_message_scope)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-f MAIL", &jb, 2);
@@ -160,7 +162,7 @@ Test(relay_sink, mail_from_reject_is_message_scope, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, end_of_data_soft_reject_is_message_scope, .timeout = 20)
+Test(relay_sink, end_of_data_soft_reject_is_message_scope)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-r .", &jb, 2);
@@ -172,7 +174,7 @@ Test(relay_sink, end_of_data_soft_reject_is_message_scope, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, data_hard_reject_is_message_scope, .timeout = 20)
+Test(relay_sink, data_hard_reject_is_message_scope)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-f DATA", &jb, 1);
@@ -181,7 +183,7 @@ Test(relay_sink, data_hard_reject_is_message_scope, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, disconnect_after_rcpt_is_session_failure, .timeout = 20)
+Test(relay_sink, disconnect_after_rcpt_is_session_failure)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-q RCPT", &jb, 2);
@@ -196,7 +198,7 @@ Test(relay_sink, disconnect_after_rcpt_is_session_failure, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, disconnect_during_data_is_session_failure, .timeout = 20)
+Test(relay_sink, disconnect_during_data_is_session_failure)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-q .", &jb, 1);
@@ -205,7 +207,7 @@ Test(relay_sink, disconnect_during_data_is_session_failure, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, reply_421_is_session_4xx, .timeout = 20)
+Test(relay_sink, reply_421_is_session_4xx)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-Q MAIL", &jb, 2);
@@ -217,7 +219,7 @@ Test(relay_sink, reply_421_is_session_4xx, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, helo_fallback_without_esmtp, .timeout = 20)
+Test(relay_sink, helo_fallback_without_esmtp)
 {
 	struct job jb;
 	struct th_sink *s = deliver_with("-e", &jb, 1);
@@ -229,7 +231,7 @@ Test(relay_sink, helo_fallback_without_esmtp, .timeout = 20)
 	th_sink_stop(s);
 }
 
-Test(relay_sink, connection_refused_is_session_connect_failure, .timeout = 20)
+Test(relay_sink, connection_refused_is_session_connect_failure)
 {
 	struct config *c = cfg_to(th_free_port());
 	struct relay *r = relay_for(c);
@@ -247,7 +249,7 @@ Test(relay_sink, connection_refused_is_session_connect_failure, .timeout = 20)
 	cfg_free(c);
 }
 
-Test(relay_sink, reuses_idle_session_for_next_message, .timeout = 20)
+Test(relay_sink, reuses_idle_session_for_next_message)
 {
 	/* -n 1: smtp-sink exits after one session ends, so the second and third
 	 * deliveries can only succeed on the first connection. */
@@ -285,7 +287,7 @@ static void *worker(void *p)
 	return NULL;
 }
 
-Test(relay_sink, concurrent_callers_share_the_cache, .timeout = 30)
+Test(relay_sink, concurrent_callers_share_the_cache)
 {
 	struct th_sink *s = th_sink_start("");
 	cr_assert_not_null(s);
