@@ -725,10 +725,10 @@ static int send_mail(struct smtp_client *c)
 	 * their replies here, so that no body follows a refused envelope. */
 	struct buf b;
 	buf_init(&b, (size_t)(t->n + 1) * (MF_SMTP_LINE_MAX + 2));
-	buf_printf(&b, "MAIL FROM:<%s>%s\r\n", t->mail_from, params);
+	int bad = buf_printf(&b, "MAIL FROM:<%s>%s\r\n", t->mail_from, params) < 0;
 	for (int i = 0; i < t->n; i++)
-		buf_printf(&b, "RCPT TO:<%s>\r\n", t->rcpts[i]);
-	int bad = strlen(buf_cstr(&b)) != b.len;
+		bad |= buf_printf(&b, "RCPT TO:<%s>\r\n", t->rcpts[i]) < 0;
+	bad |= strlen(buf_cstr(&b)) != b.len;
 	for (size_t i = 0, start = 0; i < b.len && !bad; i++)
 		if (b.data[i] == '\n') {
 			bad = i - start + 1 > MF_SMTP_LINE_MAX || i == 0 || b.data[i - 1] != '\r';
