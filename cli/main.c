@@ -19,6 +19,7 @@ static const char usage[] =
 	"  migrate      apply database schema migrations (idempotent)\n"
 	"  keys         create, list and revoke API keys\n"
 	"  config check print the effective configuration (secrets redacted)\n"
+	"  sink         capture SMTP server for development (messages to a directory)\n"
 	"  version      print the version\n"
 	"\n"
 	"Run 'mailferry COMMAND --help' for a command's options.\n"
@@ -44,6 +45,7 @@ static const struct command commands[] = {
 	{ "migrate", cmd_migrate },
 	{ "keys", cmd_keys },
 	{ "config", cmd_config },
+	{ "sink", cmd_sink },
 	{ "version", cmd_version },
 };
 

@@ -136,9 +136,9 @@ int route_mx_parse(const unsigned char *answer, int len, struct route_hop *hops,
 			nullmx = 1;
 			continue;
 		}
-		size_t nl = strlen(name);
-		if (n < max && nl < sizeof(hops[n].host)) {
-			memcpy(hops[n].host, name, nl + 1);
+		size_t nlen = strlen(name);
+		if (n < max && nlen < sizeof(hops[n].host)) {
+			memcpy(hops[n].host, name, nlen + 1);
 			hops[n].port = 25;
 			hops[n].pref = pref;
 			n++;

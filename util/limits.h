@@ -11,6 +11,14 @@
 #define MF_SMTP_REPLY_MAX 65536
 /* RFC 5322 §2.1.1: a line must not exceed 998 characters excluding CRLF. */
 #define MF_MIME_LINE_MAX 998
+/* RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters; we fold
+ * there when the content allows it. */
+#define MF_MIME_FOLD_WIDTH 78
+/* RFC 2045 §6.7 (quoted-printable) and §6.8 (base64): encoded lines are at
+ * most 76 characters. */
+#define MF_MIME_ENCODED_LINE 76
+/* RFC 2047 §2: an encoded-word is at most 75 characters. */
+#define MF_MIME_EW_MAX 75
 /* RFC 5321 §4.5.3.1.1/2: local part 64 octets, domain 255 octets. */
 #define MF_LOCAL_PART_MAX 64
 #define MF_DOMAIN_MAX 255
@@ -32,5 +40,43 @@
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */
 #define MF_WEBHOOK_RESPONSE_MAX 4096
+/* Webhook dispatcher threads per process (each one request at a time). */
+#define MF_WEBHOOK_SENDERS 4
+/* An endpoint failing without a success for this long is disabled. */
+#define MF_WEBHOOK_DISABLE_AFTER (3L * 86400L)
+/* After a rotation the old secret keeps signing for this long. */
+#define MF_WEBHOOK_ROTATION_GRACE 86400L
+/* A Retry-After larger than this is capped. */
+#define MF_WEBHOOK_RETRY_AFTER_MAX 86400L
+/* Endpoint URL length, description length, events per endpoint. */
+#define MF_WEBHOOK_URL_MAX 2048
+#define MF_WEBHOOK_DESCRIPTION_MAX 1024
+/* Events per page of GET /v1/events; deliveries per page of the log. */
+#define MF_EVENTS_PAGE_MAX 1000
+#define MF_DELIVERIES_PAGE_MAX 100
+
+/* Inbound SMTP server (bounce listener, sink).  RFC 5321 §4.5.3.1.8: at
+ * least 100 recipients must be accepted; we accept no more.  §4.5.3.2.7:
+ * the server waits at least 5 minutes for the next command. */
+#define MF_SMTP_SERVER_RCPTS_MAX 100
+#define MF_SMTP_SERVER_IDLE_TIMEOUT_MS 300000
+#define MF_SMTP_SERVER_SESSIONS_DEFAULT 64
+/* Input buffer of one inbound session; DATA lines longer than this are
+ * passed through in pieces (only command lines have a hard limit). */
+#define MF_SMTP_SERVER_INBUF 16384
+/* Text of one reply line the server sends (code and CRLF excluded). */
+#define MF_SMTP_SERVER_REPLY_TEXT 256
+/* A recipient row id never needs more than this in a VERP address. */
+#define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
+
+/* Parsing bounces (relay/mime_parse.c, relay/dsn.c): outside input, so
+ * every dimension is bounded. */
+#define MF_BOUNCE_SIZE_MAX (10u * 1024u * 1024u)
+#define MF_MIME_DEPTH_MAX 8
+#define MF_MIME_PARTS_MAX 256
+#define MF_MIME_HEADERS_MAX 256
+#define MF_MIME_HEADER_VALUE_MAX 8192
+#define MF_DSN_RCPTS_MAX 100
+#define MF_DSN_FIELD_MAX 512
 
 #endif

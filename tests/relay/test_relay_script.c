@@ -136,7 +136,7 @@ static void cleanup(void)
 	}
 }
 
-TestSuite(relay_script, .fini = cleanup, .timeout = 20);
+TestSuite(relay_script, .fini = cleanup);
 
 Test(relay_script, starttls_verified_when_required)
 {

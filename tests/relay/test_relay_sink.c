@@ -18,8 +18,6 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-TestSuite(relay_sink, .timeout = 30);
-
 static const char MSG[] =
 	"From: a@sender.test\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n"
 	"line one\r\n.starts with a dot\r\n..two dots\r\nlast\r\n";
