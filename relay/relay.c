@@ -105,6 +105,11 @@ void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg)
 	router_set_mx_lookup(r->router, fn, arg);
 }
 
+void relay_set_nameserver(struct relay *r, const char *ip, int port)
+{
+	router_set_nameserver(r->router, ip, port);
+}
+
 int relay_idle_sessions(struct relay *r)
 {
 	pthread_mutex_lock(&r->lock);
