@@ -688,3 +688,39 @@ Test(relay_script, opportunistic_tls_failure_falls_back_to_plaintext)
 	cr_assert_str_eq(jb.r[0].out.tls_version, "");
 	free(finish(s, NSTEPS(steps)));
 }
+
+Test(relay_script, reuse_pipelines_rset_with_the_envelope)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA,
+		{ "RSET", "250 2.0.0 ok\r\n", 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r1@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	char err[256];
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	struct job jb;
+	job_init(&jb, 1, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	job_init(&jb, 2, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	cr_assert_eq(jb.r[1].out.cls, OUT_5XX, "%s", jb.r[1].out.text);
+	cr_assert_eq(jb.r[1].out.scope, SCOPE_RECIPIENT);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	free(finish(s, NSTEPS(steps)));
+}
