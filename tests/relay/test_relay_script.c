@@ -724,3 +724,65 @@ Test(relay_script, reuse_pipelines_rset_with_the_envelope)
 	free(c);
 	free(finish(s, NSTEPS(steps)));
 }
+
+Test(relay_script, smtputf8_address_needs_the_extension)
+{
+	struct ss_step without[] = {
+		GREET,
+		{ "EHLO", EHLO_PLAIN, 0, 0 },
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(without, NSTEPS(without), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	char err[256];
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	struct job jb;
+	job_init(&jb, 1, NULL);
+	snprintf(jb.addr[0], sizeof(jb.addr[0]), "j\xc3\xb6rg@example.com");
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.scope, SCOPE_MESSAGE);
+	cr_assert_eq(jb.r[0].out.permanent, 1);
+	cr_assert_str_eq(jb.r[0].out.enhanced, "5.6.7");
+	relay_free(r);
+	free(finish(s, NSTEPS(without)));
+
+	struct ss_step with[] = {
+		GREET,
+		{ "EHLO", "250-mx.test\r\n250 SMTPUTF8\r\n", 0, 0 },
+		{ "MAIL FROM:<bounce@sender.test> SMTPUTF8\r\n", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:<j\xc3\xb6rg@example.com>", "250 ok\r\n", 0, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	s = smtp_script_start(with, NSTEPS(with), NULL);
+	free(c->routes);
+	c->routes = xasprintf("example.com=localhost:%d", smtp_script_port(s));
+	r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	job_init(&jb, 1, NULL);
+	snprintf(jb.addr[0], sizeof(jb.addr[0]), "j\xc3\xb6rg@example.com");
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	free(finish(s, NSTEPS(with)));
+}
+
+Test(relay_script, relay_new_reports_bad_settings)
+{
+	struct config *c = cfg_new();
+	c->tls_ca_file = xstrdup("/nonexistent/ca.pem");
+	char err[256] = "";
+	cr_assert_null(relay_new(c, err, sizeof(err)));
+	cr_assert(strstr(err, "tls_ca_file") != NULL, "%s", err);
+	free(c->tls_ca_file);
+	c->tls_ca_file = NULL;
+	c->routes = xstrdup("example.com");
+	cr_assert_null(relay_new(c, err, sizeof(err)));
+	cr_assert(strstr(err, "example.com") != NULL, "%s", err);
+	config_cleanup(c);
+	free(c);
+}
