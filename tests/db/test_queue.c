@@ -84,7 +84,7 @@ static void collect(const struct db_claim_row *row, void *arg)
 	r->ids[r->n++] = row->id;
 }
 
-Test(db_queue, claim_groups_and_leases, .timeout = 30)
+Test(db_queue, claim_groups_and_leases)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -197,7 +197,7 @@ Test(db_queue, record_writes_status_event_and_summary)
 	free(url);
 }
 
-Test(db_queue, late_writer_after_reclaim_changes_nothing, .timeout = 30)
+Test(db_queue, late_writer_after_reclaim_changes_nothing)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -268,7 +268,7 @@ Test(db_queue, release_gives_back_unstarted_rows)
 	free(url);
 }
 
-Test(db_queue, listen_wakes_on_insert, .timeout = 30)
+Test(db_queue, listen_wakes_on_insert)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -332,7 +332,7 @@ static int cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-Test(db_queue, concurrent_claimers_get_disjoint_rows, .timeout = 60)
+Test(db_queue, concurrent_claimers_get_disjoint_rows)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);

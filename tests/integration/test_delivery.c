@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "db/db.h"
+#include "db/settings.h"
 #include "harness.h"
+#include "relay/verp.h"
 #include "relay/smtp_server.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
@@ -373,6 +377,76 @@ Test(delivery, graceful_stop_releases_unstarted_work)
 	cr_assert_eq(queued + delivered, 20, "queued %ld delivered %ld", queued, delivered);
 	cr_assert_gt(queued, 0);
 	sink_stop(sink);
+	th_db_drop(url);
+	free(url);
+}
+
+/* Records each transaction's envelope. */
+struct envelopes {
+	pthread_mutex_t lock;
+	int n;
+	char from[8][MF_ADDRESS_MAX + 1];
+	char rcpt[8][MF_ADDRESS_MAX + 1];
+	int nrcpts[8];
+};
+
+static void record_envelope(void *arg, const struct smtp_server_envelope *env, const char *data, size_t len,
+			    struct smtp_server_reply *reply)
+{
+	(void)data;
+	(void)len;
+	(void)reply;
+	struct envelopes *e = arg;
+	pthread_mutex_lock(&e->lock);
+	if (e->n < 8) {
+		snprintf(e->from[e->n], sizeof(e->from[0]), "%s", env->mail_from);
+		snprintf(e->rcpt[e->n], sizeof(e->rcpt[0]), "%s", env->nrcpts ? env->rcpts[0] : "");
+		e->nrcpts[e->n] = (int)env->nrcpts;
+	}
+	e->n++;
+	pthread_mutex_unlock(&e->lock);
+}
+
+Test(delivery, verp_return_path_per_recipient)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	struct envelopes e = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct smtp_server_params sp = { .listen = "127.0.0.1:0", .hostname = "verp.test",
+					 .max_message_size = 1 << 20, .arg = &e, .on_message = record_envelope };
+	char err[256];
+	struct smtp_server *srv = smtp_server_new(&sp, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	char routes[128];
+	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", smtp_server_port(srv));
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_BOUNCE_DOMAIN=bounces.test", NULL };
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	insert_messages(url, 1, "one@v.test,two@v.test");
+	cr_assert_eq(wait_count(url, 2, 15000, "SELECT count(*) FROM recipients WHERE status = 'delivered'"), 2);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+
+	struct db_pool *pool = db_pool_new(url, 1);
+	unsigned char key[VERP_KEY_LEN];
+	cr_assert_eq(db_settings_secret(pool, "verp_key", key, sizeof(key), err, sizeof(err)), 0, "%s", err);
+	db_pool_free(pool);
+	pthread_mutex_lock(&e.lock);
+	cr_assert_eq(e.n, 2, "one transaction per recipient with VERP");
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(e.nrcpts[i], 1);
+		cr_assert(strncmp(e.from[i], "bounce+", 7) == 0, "%s", e.from[i]);
+		int64_t id = 0;
+		cr_assert_eq(verp_decode(key, e.from[i], "bounces.test", &id), 0, "%s", e.from[i]);
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT email FROM recipients WHERE id = %lld", (long long)id);
+		char *email = th_sql(url, sql);
+		cr_assert_str_eq(email, e.rcpt[i], "VERP id %lld names %s, sent to %s", (long long)id, email, e.rcpt[i]);
+		free(email);
+	}
+	cr_assert_str_neq(e.from[0], e.from[1]);
+	pthread_mutex_unlock(&e.lock);
+	smtp_server_free(srv);
 	th_db_drop(url);
 	free(url);
 }
