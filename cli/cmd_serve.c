@@ -23,6 +23,7 @@
 #include "queue/webhook_dispatch.h"
 #include "queue/queue.h"
 #include "relay/delivery.h"
+#include "queue/bounces.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -46,6 +47,7 @@ struct app {
 	struct webhook_dispatcher *webhooks;
 	struct relay *relay;
 	struct queue *queue;
+	struct bounce_processor *bounce_proc;
 };
 
 /* queue_deliver_fn over relay_deliver(). */
@@ -100,6 +102,8 @@ static int app_start(struct app *app)
 		log_info("event=bounce_listening addr=%s port=%d domain=%s", app->cfg.bounce_listen,
 			 bounce_listener_port(app->bounces), app->cfg.bounce_domain);
 	}
+	if (has_role(app->cfg.roles, "bounces"))
+		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool);
 	if (has_role(app->cfg.roles, "webhooks"))
 		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
 	if (has_role(app->cfg.roles, "delivery")) {
@@ -130,6 +134,8 @@ static void app_stop(struct app *app)
 	app->relay = NULL;
 	bounce_listener_free(app->bounces);
 	app->bounces = NULL;
+	bounce_processor_free(app->bounce_proc);
+	app->bounce_proc = NULL;
 	api_server_free(app->api);
 	app->api = NULL;
 	webhook_dispatcher_free(app->webhooks);
