@@ -479,3 +479,80 @@ Test(delivery, new_mail_is_picked_up_on_notify)
 	th_db_drop(url);
 	free(url);
 }
+
+Test(delivery, api_post_three_recipients_end_to_end)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	char *dir = th_tmpdir("apisink");
+	chmod(dir, 0777);
+	int okp = th_free_port(), badp = th_free_port();
+	char args[512];
+	snprintf(args, sizeof(args), "-d '%s/%%H%%M%%S.'", dir);
+	pid_t ok = sink_start(okp, args);
+	pid_t bad = sink_start(badp, "-f RCPT -B '550 5.1.1 Error: user unknown'");
+	char routes[128];
+	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=ok.test=127.0.0.1:%d,bad.test=127.0.0.1:%d", okp, badp);
+	const char *env[] = { routes, NULL };
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name e2e --scopes send,read --json",
+			    url, th_bin()), 0, "%s", out);
+	char key[160] = "", auth[200];
+	char *k = strstr(out, "\"key\":\"");
+	cr_assert_not_null(k, "%s", out);
+	sscanf(k + 7, "%159[^\"]", key);
+	free(out);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	char api[128];
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d/v1/messages", p->port);
+	const char *hdr[] = { auth, "Content-Type: application/json", NULL };
+	struct th_http r;
+	cr_assert_eq(th_http("POST", api, hdr,
+			     "{\"from\":\"App <app@sender.test>\",\"to\":[\"a@ok.test\",\"b@ok.test\"],"
+			     "\"cc\":\"c@bad.test\",\"subject\":\"e2e over the API\","
+			     "\"text\":\"Hello from the end-to-end test.\"}", &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	th_http_free(&r);
+
+	cr_assert_eq(wait_count(url, 3, 15000,
+				"SELECT count(*) FROM recipients WHERE status IN ('delivered', 'bounced', 'failed')"), 3);
+	char *v = q(url, "SELECT string_agg(email || ' ' || status || ' ' || last_code || ' ' || coalesce(last_enhanced, '-')"
+			 " || ' ' || coalesce(bounce_category, '-'), ',' ORDER BY position) FROM recipients");
+	cr_assert_str_eq(v, "a@ok.test delivered 250 2.0.0 -,b@ok.test delivered 250 2.0.0 -,"
+			    "c@bad.test bounced 550 5.1.1 bad_mailbox");
+	free(v);
+	v = q(url, "SELECT string_agg(type, ',' ORDER BY type) FROM events WHERE type <> 'message.queued'");
+	cr_assert_str_eq(v, "message.bounced,message.delivered,message.delivered");
+	free(v);
+	v = q(url, "SELECT status FROM messages");
+	cr_assert_str_eq(v, "partial");
+	free(v);
+	/* The stored, composed message is what reached the sink. */
+	long t0 = th_now_ms();
+	int files = 0;
+	char *dump = NULL;
+	while (th_now_ms() - t0 < 5000 && files == 0) {
+		free(dump);
+		dump = NULL;
+		th_run(&dump, "cat '%s'/* 2>/dev/null", dir);
+		files = dump && strstr(dump, "X-Rcpt-Args") != NULL;
+		if (!files)
+			usleep(50000);
+	}
+	cr_assert(files, "nothing reached the sink");
+	cr_assert(strstr(dump, "X-Rcpt-Args: <a@ok.test>\nX-Rcpt-Args: <b@ok.test>\n") != NULL, "%s", dump);
+	cr_assert(strstr(dump, "Subject: e2e over the API") != NULL, "%s", dump);
+	cr_assert(strstr(dump, "Hello from the end-to-end test.") != NULL, "%s", dump);
+	cr_assert(strstr(dump, "c@bad.test") != NULL, "Cc header present: %s", dump);
+	free(dump);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+	sink_stop(ok);
+	sink_stop(bad);
+	th_rmrf(dir);
+	free(dir);
+	th_db_drop(url);
+	free(url);
+}
