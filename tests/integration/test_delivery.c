@@ -493,7 +493,7 @@ Test(delivery, api_post_three_recipients_end_to_end)
 	pid_t bad = sink_start(badp, "-f RCPT -B '550 5.1.1 Error: user unknown'");
 	char routes[128];
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=ok.test=127.0.0.1:%d,bad.test=127.0.0.1:%d", okp, badp);
-	const char *env[] = { routes, NULL };
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", NULL };
 	char *out = NULL;
 	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name e2e --scopes send,read --json",
 			    url, th_bin()), 0, "%s", out);
