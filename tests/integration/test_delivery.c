@@ -556,3 +556,52 @@ Test(delivery, api_post_three_recipients_end_to_end)
 	th_db_drop(url);
 	free(url);
 }
+
+Test(delivery, deferred_until_max_queue_lifetime_then_failed)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	int port = th_free_port();
+	pid_t sink = sink_start(port, "-r RCPT");  /* 450 4.3.0 to every RCPT */
+	char routes[128];
+	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_RETRY_SCHEDULE=1s",
+			      "MAILFERRY_MAX_QUEUE_LIFETIME=2s", NULL };
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	insert_messages(url, 1, "t@temp.test");
+	cr_assert_eq(wait_count(url, 1, 15000, "SELECT count(*) FROM recipients WHERE status = 'failed'"), 1);
+	char *v = q(url, "SELECT last_code || ' ' || last_enhanced || ' ' || bounce_type || ' ' || (attempts >= 3)"
+			 " FROM recipients");
+	cr_assert_str_eq(v, "450 4.3.0 transient true");
+	free(v);
+	cr_assert_geq(ql(url, "SELECT count(*) FROM events WHERE type = 'message.deferred'"), 2);
+	cr_assert_eq(ql(url, "SELECT count(*) FROM events WHERE type = 'message.failed'"), 1);
+	v = q(url, "SELECT status FROM messages");
+	cr_assert_str_eq(v, "failed");
+	free(v);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+	sink_stop(sink);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(delivery, message_without_body_fails)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 1, "gone@x.test");
+	free(q(url, "UPDATE messages SET body = NULL"));
+	const char *env[] = { "MAILFERRY_ROUTES=*=127.0.0.1:9", "MAILFERRY_ROLES=api,delivery", NULL };
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	cr_assert_eq(wait_count(url, 1, 10000, "SELECT count(*) FROM recipients WHERE status = 'failed'"), 1);
+	char *v = q(url, "SELECT bounce_type || ' ' || (last_text LIKE '%%no longer stored%%') FROM recipients");
+	cr_assert_str_eq(v, "permanent true");
+	free(v);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+	th_db_drop(url);
+	free(url);
+}
