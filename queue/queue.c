@@ -157,7 +157,7 @@ static void drain_wake(struct queue *q)
 static int load_verp_key(struct queue *q)
 {
 	char err[256];
-	if (db_settings_secret(q->p.pool, "verp_key", q->verp_key, VERP_KEY_LEN, err, sizeof(err)) < 0) {
+	if (db_settings_secret(q->p.pool, DB_SETTING_VERP_KEY, q->verp_key, VERP_KEY_LEN, err, sizeof(err)) < 0) {
 		log_warn("event=verp_key_unavailable error=\"%s\"", err);
 		return -1;
 	}

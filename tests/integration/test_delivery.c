@@ -429,7 +429,7 @@ Test(delivery, verp_return_path_per_recipient)
 
 	struct db_pool *pool = db_pool_new(url, 1);
 	unsigned char key[VERP_KEY_LEN];
-	cr_assert_eq(db_settings_secret(pool, "verp_key", key, sizeof(key), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(pool, DB_SETTING_VERP_KEY, key, sizeof(key), err, sizeof(err)), 0, "%s", err);
 	db_pool_free(pool);
 	pthread_mutex_lock(&e.lock);
 	cr_assert_eq(e.n, 2, "one transaction per recipient with VERP");
