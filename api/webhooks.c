@@ -159,12 +159,13 @@ static void collect_many(const struct db_webhook_row *row, void *arg)
 	json_array_append_new(arg, webhook_json(row));
 }
 
-static int known_event_type(const char *s)
+/* Index of an event type in event_types, or -1. */
+static int event_type_index(const char *s)
 {
 	for (size_t i = 0; i < NEVENT_TYPES; i++)
 		if (strcmp(s, event_types[i]) == 0)
-			return 1;
-	return 0;
+			return (int)i;
+	return -1;
 }
 
 /* Parsed and validated create/update fields.  Strings borrowed from the JSON. */
@@ -219,6 +220,7 @@ static json_t *parse_input(struct api_req *req, int need_url, struct wh_input *i
 		} else if (strcmp(key, "events") == 0) {
 			size_t i;
 			json_t *e;
+			int seen[NEVENT_TYPES] = { 0 };
 			in->has_events = 1;
 			if (!json_is_array(v) || json_array_size(v) > NEVENT_TYPES * 2) {
 				json_array_append_new(errors, api_field_error("events", "invalid",
@@ -227,22 +229,15 @@ static json_t *parse_input(struct api_req *req, int need_url, struct wh_input *i
 			}
 			json_array_foreach(v, i, e) {
 				const char *t = json_string_value(e);
-				if (t == NULL || !known_event_type(t)) {
+				int k = t ? event_type_index(t) : -1;
+				if (k < 0) {
 					char field[32];
 					snprintf(field, sizeof(field), "events[%zu]", i);
 					json_array_append_new(errors, api_field_error(field, "unknown_event_type",
 										       "not an event type mailferry sends"));
 					continue;
 				}
-				/* Each type once. */
-				char probe[64];
-				snprintf(probe, sizeof(probe), ",%s,", t);
-				struct buf tmp;
-				buf_init(&tmp, 1024);
-				buf_printf(&tmp, ",%s,", buf_cstr(&in->events));
-				int dup = strstr(buf_cstr(&tmp), probe) != NULL;
-				buf_cleanup(&tmp);
-				if (!dup)
+				if (!seen[k]++) /* each type once */
 					buf_printf(&in->events, "%s%s", in->events.len ? "," : "", t);
 			}
 		} else {

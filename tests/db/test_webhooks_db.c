@@ -57,7 +57,7 @@ static int count(const char *url, const char *sql)
 {
 	char *v = th_sql(url, sql);
 	cr_assert_not_null(v, "%s", sql);
-	int n = atoi(v);
+	int n = (int)strtol(v, NULL, 10);
 	free(v);
 	return n;
 }

@@ -40,6 +40,7 @@ struct th_receiver {
 	int script[16];
 	int nscript;
 	int delay_ms;
+	int retry_after;
 	int requests, bad;
 	struct seen ids[MAX_IDS];
 	int nids;
@@ -185,9 +186,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	pthread_mutex_unlock(&r->mu);
 	buf_cleanup(&hdrs);
 
+	int retry_after = r->retry_after;
 	static const char answer[] = "{\"received\":true}";
 	struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof(answer) - 1, (void *)answer,
 								    MHD_RESPMEM_PERSISTENT);
+	if (status >= 300 && retry_after > 0) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", retry_after);
+		MHD_add_response_header(resp, "Retry-After", ra);
+	}
+	if (status >= 300 && status < 400) {
+		char loc[64];
+		snprintf(loc, sizeof(loc), "http://127.0.0.1:%d/redirected", r->port);
+		MHD_add_response_header(resp, "Location", loc);
+	}
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -204,18 +216,25 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	*con_cls = NULL;
 }
 
-struct th_receiver *th_receiver_start(const char *script)
+static struct th_receiver *start(const char *script, const char *key_pem, const char *cert_pem)
 {
 	struct th_receiver *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->mu, NULL);
 	parse_script(r, script);
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
 	for (int attempt = 0; attempt < 5 && r->d == NULL; attempt++) {
 		r->port = th_free_port();
 		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port),
 					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-					on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-					MHD_OPTION_NOTIFY_COMPLETED, on_completed, r, MHD_OPTION_END);
+		if (key_pem)
+			r->d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR,
+						(struct sockaddr *)&sin, MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+						MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
+						MHD_OPTION_END);
+		else
+			r->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR,
+						(struct sockaddr *)&sin, MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
+						MHD_OPTION_END);
 	}
 	if (r->d == NULL) {
 		pthread_mutex_destroy(&r->mu);
@@ -223,6 +242,16 @@ struct th_receiver *th_receiver_start(const char *script)
 		return NULL;
 	}
 	return r;
+}
+
+struct th_receiver *th_receiver_start(const char *script)
+{
+	return start(script, NULL, NULL);
+}
+
+struct th_receiver *th_receiver_start_tls(const char *script, const char *key_pem, const char *cert_pem)
+{
+	return start(script, key_pem, cert_pem);
 }
 
 void th_receiver_free(struct th_receiver *r)
@@ -276,6 +305,13 @@ void th_receiver_set_delay_ms(struct th_receiver *r, int ms)
 		pthread_mutex_unlock(&r->mu); \
 		return v_;                  \
 	} while (0)
+
+void th_receiver_set_retry_after(struct th_receiver *r, int secs)
+{
+	pthread_mutex_lock(&r->mu);
+	r->retry_after = secs;
+	pthread_mutex_unlock(&r->mu);
+}
 
 int th_receiver_requests(struct th_receiver *r)
 {

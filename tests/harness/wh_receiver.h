@@ -14,6 +14,8 @@
 struct th_receiver;
 
 struct th_receiver *th_receiver_start(const char *script);
+/* The same over TLS with the given PEM key and certificate (contents). */
+struct th_receiver *th_receiver_start_tls(const char *script, const char *key_pem, const char *cert_pem);
 void th_receiver_free(struct th_receiver *r);
 int th_receiver_port(struct th_receiver *r);
 /* Secrets the signatures are checked against (any one valid signature
@@ -21,6 +23,9 @@ int th_receiver_port(struct th_receiver *r);
 void th_receiver_set_secrets(struct th_receiver *r, const char *secret, const char *other);
 void th_receiver_set_script(struct th_receiver *r, const char *script);
 void th_receiver_set_delay_ms(struct th_receiver *r, int ms);
+/* Non-2xx answers carry "Retry-After: secs" when secs > 0; 3xx answers
+ * always carry a Location pointing back at the receiver. */
+void th_receiver_set_retry_after(struct th_receiver *r, int secs);
 
 int th_receiver_requests(struct th_receiver *r);
 /* Requests whose signature did not verify, or lacked a header. */

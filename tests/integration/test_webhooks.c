@@ -113,7 +113,7 @@ static void make_events(const char *db, int n, const char *type)
 		" SELECT count(mf_record_event(id, '%s')) FROM r", n, type);
 	char *v = th_sql(db, sql);
 	free(sql);
-	cr_assert(v && atoi(v) == n, "made %s events", v ? v : "no");
+	cr_assert(v && strtol(v, NULL, 10) == n, "made %s events", v ? v : "no");
 	free(v);
 }
 
@@ -193,6 +193,13 @@ Test(webhooks, endpoints_crud_validation_and_scopes)
 	free(dump);
 	json_decref(j);
 
+	j = api(&e, "PATCH", path, "{\"events\":[\"message.failed\",\"message.failed\"],\"colour\":1}", &st);
+	cr_assert_eq(st, 422, "unknown field");
+	json_decref(j);
+	j = api(&e, "PATCH", path, "{\"events\":[\"message.failed\",\"message.failed\"]}", &st);
+	cr_assert_eq(st, 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "events")), 1, "each type once");
+	json_decref(j);
 	j = api(&e, "PATCH", path, "{\"events\":[],\"enabled\":false}", &st);
 	cr_assert_eq(st, 200);
 	cr_assert_eq(json_array_size(json_object_get(j, "events")), 0);
@@ -529,7 +536,7 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 			json_t *ev = json_array_get(data, i);
 			const char *eid = json_string_value(json_object_get(ev, "id"));
 			cr_assert(eid && strncmp(eid, "evt_", 4) == 0);
-			long long n = atoll(eid + 4);
+			long long n = strtoll(eid + 4, NULL, 10);
 			cr_assert_gt(n, last, "in order, no repeats");
 			last = n;
 			cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "message.queued");
@@ -598,4 +605,74 @@ Test(webhooks, dispatcher_refuses_internal_addresses)
 	cr_assert_eq(th_receiver_requests(rx), 0, "nothing reached the loopback receiver");
 	env_stop(&e);
 	th_receiver_free(rx);
+}
+
+/* Redirects are not followed (a 3xx is a failed attempt), and Retry-After
+ * postpones the next attempt beyond the 1 s schedule. */
+Test(webhooks, no_redirects_and_retry_after)
+{
+	struct th_receiver *rx = th_receiver_start("302,503,200");
+	th_receiver_set_retry_after(rx, 3);
+	struct env e;
+	env_start(&e, NULL);
+	char secret[80];
+	char *id = create_webhook(&e, th_receiver_port(rx), NULL, secret, sizeof(secret));
+	th_receiver_set_secrets(rx, secret, NULL);
+	make_events(e.db, 1, "message.delivered");
+	cr_assert_eq(wait_sql(e.db, "SELECT attempts || ' ' || last_http_status FROM webhook_deliveries", "1 302", 5000),
+		     0, "the redirect must not be followed within the attempt");
+	char *gap = th_sql(e.db, "SELECT extract(epoch FROM next_attempt_at - last_attempt_at) >= 2.9"
+				 " FROM webhook_deliveries");
+	cr_assert_str_eq(gap, "t", "Retry-After: 3 outweighs the 1 s schedule");
+	free(gap);
+	cr_assert_eq(th_receiver_requests(rx), 1);
+	cr_assert_geq(th_receiver_wait_ok(rx, 1, 15000), 0);
+	cr_assert_eq(th_receiver_requests(rx), 3);
+	free(id);
+	env_stop(&e);
+	th_receiver_free(rx);
+}
+
+static char *read_file(const char *path)
+{
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "cat '%s'", path), 0);
+	return out;
+}
+
+/* TLS certificates are verified: a self-signed endpoint gets nothing. */
+Test(webhooks, tls_is_verified)
+{
+	char *dir = th_tmpdir("whtls");
+	cr_assert_not_null(dir);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+				  " -keyout '%s/key.pem' -out '%s/cert.pem' -days 1 -subj /CN=127.0.0.1"
+				  " -addext subjectAltName=IP:127.0.0.1", dir, dir), 0, "%s", out);
+	free(out);
+	char kp[512], cp[512];
+	snprintf(kp, sizeof(kp), "%s/key.pem", dir);
+	snprintf(cp, sizeof(cp), "%s/cert.pem", dir);
+	char *key = read_file(kp), *cert = read_file(cp);
+	struct th_receiver *rx = th_receiver_start_tls("200", key, cert);
+	cr_assert_not_null(rx);
+	struct env e;
+	env_start(&e, NULL);
+	char body[256];
+	snprintf(body, sizeof(body), "{\"url\":\"https://127.0.0.1:%d/hook\"}", th_receiver_port(rx));
+	long st;
+	json_t *j = api(&e, "POST", "/v1/webhooks", body, &st);
+	cr_assert_eq(st, 201);
+	json_decref(j);
+	make_events(e.db, 1, "message.delivered");
+	cr_assert_eq(wait_sql(e.db, "SELECT attempts >= 1 AND last_http_status IS NULL AND"
+				    " last_error ILIKE '%peer certificate%'"
+				    " FROM webhook_deliveries", "t", 10000), 0);
+	cr_assert_eq(th_receiver_requests(rx), 0, "no request over an unverified connection");
+	env_stop(&e);
+	th_receiver_free(rx);
+	free(key);
+	free(cert);
+	th_rmrf(dir);
+	free(dir);
 }

@@ -143,7 +143,7 @@ static void verp(struct fix *f, int64_t rid, char *out, size_t outsz)
 
 #define M1 "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a01"
 
-Test(bounces, failed_via_verp_bounces_and_suppresses, .timeout = 30)
+Test(bounces, failed_via_verp_bounces_and_suppresses)
 {
 	struct fix f;
 	fix_init(&f);
@@ -184,7 +184,7 @@ Test(bounces, failed_via_verp_bounces_and_suppresses, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, forged_token_changes_nothing, .timeout = 30)
+Test(bounces, forged_token_changes_nothing)
 {
 	struct fix f;
 	fix_init(&f);
@@ -210,7 +210,7 @@ Test(bounces, forged_token_changes_nothing, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, auto_replies_change_nothing, .timeout = 30)
+Test(bounces, auto_replies_change_nothing)
 {
 	struct fix f;
 	fix_init(&f);
@@ -230,7 +230,7 @@ Test(bounces, auto_replies_change_nothing, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, delayed_adds_only_an_event, .timeout = 30)
+Test(bounces, delayed_adds_only_an_event)
 {
 	struct fix f;
 	fix_init(&f);
@@ -250,7 +250,7 @@ Test(bounces, delayed_adds_only_an_event, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, policy_and_mailbox_full_do_not_suppress, .timeout = 30)
+Test(bounces, policy_and_mailbox_full_do_not_suppress)
 {
 	struct fix f;
 	fix_init(&f);
@@ -274,7 +274,7 @@ Test(bounces, policy_and_mailbox_full_do_not_suppress, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, matched_by_message_id_without_verp, .timeout = 30)
+Test(bounces, matched_by_message_id_without_verp)
 {
 	struct fix f;
 	fix_init(&f);
@@ -301,7 +301,7 @@ Test(bounces, matched_by_message_id_without_verp, .timeout = 30)
 	fix_done(&f);
 }
 
-Test(bounces, thread_processes_notified_rows, .timeout = 30)
+Test(bounces, thread_processes_notified_rows)
 {
 	struct fix f;
 	fix_init(&f);
