@@ -23,7 +23,7 @@
 #define MSGUUID "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6aee"
 #define BDOMAIN "bounces.shop.example"
 
-Test(postfix_e2e, unknown_user_bounces_to_the_listener, .timeout = 90)
+Test(postfix_e2e, unknown_user_bounces_to_the_listener)
 {
 	char *o = NULL;
 	if (th_run(&o, "command -v postfix && command -v swaks") != 0) {

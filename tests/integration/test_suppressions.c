@@ -201,7 +201,7 @@ static char *load_corpus(const char *name, const char *verp)
 	return o;
 }
 
-Test(bounces_api, post_bounce_matches_and_suppresses, .timeout = 60)
+Test(bounces_api, post_bounce_matches_and_suppresses)
 {
 	struct srv s;
 	srv_start(&s);
