@@ -332,3 +332,48 @@ Test(bounces, thread_processes_notified_rows)
 	expect_sql(&f, "bad_mailbox", "SELECT bounce_category FROM recipients WHERE id = %" PRId64, rid);
 	fix_done(&f);
 }
+
+Test(bounces, status_transitions_and_lease)
+{
+	struct fix f;
+	fix_init(&f);
+	/* A recipient still "sending" (a worker holds the lease): bounced, and
+	 * the lease is cleared so the worker's late report is dropped. */
+	int64_t sending = add_rcpt(&f, M1, M1 "@shop.example", "nobody@example.org", "sending");
+	free(sqlf(&f, "UPDATE recipients SET lease_owner = 'w1', lease_expires_at = now() + interval '1 minute'"
+		      " WHERE id = %" PRId64, sending));
+	/* A canceled recipient is never revived by a bounce. */
+	int64_t canceled = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0c", "c@shop.example", "nobody@example.org",
+				    "canceled");
+	char addr[128];
+	struct bounce_result *res = malloc(sizeof(*res));
+	verp(&f, sending, addr, sizeof(addr));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	cr_expect_str_eq(res->outcome, "bounced");
+	expect_sql(&f, "bounced|-|-", "SELECT concat_ws('|', status, coalesce(lease_owner, '-'),"
+				     " coalesce(lease_expires_at::text, '-')) FROM recipients WHERE id = %" PRId64, sending);
+	verp(&f, canceled, addr, sizeof(addr));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	cr_expect_str_eq(res->outcome, "unchanged");
+	expect_sql(&f, "canceled", "SELECT status FROM recipients WHERE id = %" PRId64, canceled);
+	expect_sql(&f, "1", "SELECT count(*) FROM events WHERE type = 'message.bounced'");
+	free(res);
+	fix_done(&f);
+}
+
+Test(bounces, two_recipients_message_becomes_partial)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t a = add_rcpt(&f, M1, M1 "@shop.example", "nobody@example.org", "delivered");
+	free(sqlf(&f, "INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		      " VALUES ('" M1 "', 1, 'ok@example.org', 'example.org', 'cc', 'delivered')"));
+	char addr[128];
+	verp(&f, a, addr, sizeof(addr));
+	struct bounce_result *res = malloc(sizeof(*res));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	expect_sql(&f, "partial", "SELECT status FROM messages WHERE id = '" M1 "'");
+	expect_sql(&f, "delivered", "SELECT status FROM recipients WHERE email = 'ok@example.org'");
+	free(res);
+	fix_done(&f);
+}
