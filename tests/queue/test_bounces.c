@@ -377,3 +377,28 @@ Test(bounces, two_recipients_message_becomes_partial)
 	free(res);
 	fix_done(&f);
 }
+
+Test(bounces, latin1_diagnostic_is_stored)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t rid = add_rcpt(&f, M1, M1 "@shop.example", "jean@example.fr", "delivered");
+	char addr[128];
+	verp(&f, rid, addr, sizeof(addr));
+	char raw[1024];
+	int n = snprintf(raw, sizeof(raw),
+			 "From: MAILER-DAEMON@mx.example.fr\r\nTo: %s\r\n"
+			 "Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+			 "--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.fr\r\n\r\n"
+			 "Final-Recipient: rfc822; jean@example.fr\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+			 "Diagnostic-Code: smtp; 550 5.1.1 Bo\xeete aux lettres inconnue\r\n--x--\r\n", addr);
+	char err[512];
+	int64_t id;
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", addr, raw, (size_t)n, &id, err, sizeof(err)), 0, "%s", err);
+	struct bounce_result *res = malloc(sizeof(*res));
+	cr_assert_eq(bounce_process(f.pool, &f.cfg, id, res, err, sizeof(err)), 1, "%s", err);
+	cr_expect_str_eq(res->outcome, "bounced");
+	expect_sql(&f, "550 5.1.1 Bo?te aux lettres inconnue", "SELECT last_text FROM recipients WHERE id = %" PRId64, rid);
+	free(res);
+	fix_done(&f);
+}
