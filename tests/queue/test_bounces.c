@@ -402,3 +402,45 @@ Test(bounces, latin1_diagnostic_is_stored)
 	free(res);
 	fix_done(&f);
 }
+
+Test(bounces, failing_row_is_set_aside_and_does_not_block)
+{
+	struct fix f;
+	fix_init(&f);
+	/* A trigger makes every update of one recipient fail. */
+	free(sqlf(&f, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS"
+		      " $$ BEGIN RAISE EXCEPTION 'boom'; END $$"));
+	free(sqlf(&f, "CREATE TRIGGER boom BEFORE UPDATE ON recipients FOR EACH ROW"
+		      " WHEN (NEW.email = 'poison@example.org') EXECUTE FUNCTION boom()"));
+	int64_t bad = add_rcpt(&f, M1, M1 "@shop.example", "poison@example.org", "delivered");
+	int64_t good = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0d", "d@shop.example", "gone@example.biz",
+				"delivered");
+	char a1[128], a2[128], err[256];
+	verp(&f, bad, a1, sizeof(a1));
+	verp(&f, good, a2, sizeof(a2));
+	size_t len;
+	int64_t id1, id2;
+	char *raw = corpus("qmail.eml", a1, &len);
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", a1, raw, len, &id1, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	raw = corpus("qmail.eml", a2, &len);
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", a2, raw, len, &id2, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool);
+	char *st = NULL;
+	for (int i = 0; i < 300; i++) { /* at most 30 s; about 5 s expected */
+		free(st);
+		st = sqlf(&f, "SELECT count(*) FROM bounces_raw WHERE processed_at IS NOT NULL");
+		if (strcmp(st, "2") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	bounce_processor_free(bp);
+	cr_expect_str_eq(st, "2");
+	free(st);
+	expect_sql(&f, "error", "SELECT outcome FROM bounces_raw WHERE id = 1");
+	expect_sql(&f, "bounced", "SELECT outcome FROM bounces_raw WHERE id = 2");
+	expect_sql(&f, "delivered", "SELECT status FROM recipients WHERE email = 'poison@example.org'");
+	expect_sql(&f, "bounced", "SELECT status FROM recipients WHERE email = 'gone@example.biz'");
+	fix_done(&f);
+}
