@@ -19,6 +19,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_suppressions(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
 /*

@@ -20,6 +20,7 @@ static const char usage[] =
 	"  keys         create, list and revoke API keys\n"
 	"  config check print the effective configuration (secrets redacted)\n"
 	"  sink         capture SMTP server for development (messages to a directory)\n"
+	"  suppressions list, add and remove suppressed addresses\n"
 	"  version      print the version\n"
 	"\n"
 	"Run 'mailferry COMMAND --help' for a command's options.\n"
@@ -46,6 +47,7 @@ static const struct command commands[] = {
 	{ "keys", cmd_keys },
 	{ "config", cmd_config },
 	{ "sink", cmd_sink },
+	{ "suppressions", cmd_suppressions },
 	{ "version", cmd_version },
 };
 
