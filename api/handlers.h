@@ -12,4 +12,8 @@ enum api_result api_get_healthz(struct api_req *req);
 enum api_result api_get_readyz(struct api_req *req);
 enum api_result api_get_metrics(struct api_req *req);
 
+/* api/replays.c */
+enum api_result api_post_message_retry(struct api_req *req);
+enum api_result api_post_replays(struct api_req *req);
+
 #endif

@@ -17,6 +17,8 @@ static const struct api_route routes[] = {
 	{ "GET", "/healthz", API_SCOPE_NONE, BODY_SMALL, api_get_healthz },
 	{ "GET", "/readyz", API_SCOPE_NONE, BODY_SMALL, api_get_readyz },
 	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics },
+	{ "POST", "/v1/messages/{id}/retry", API_SCOPE_SEND, BODY_SMALL, api_post_message_retry },
+	{ "POST", "/v1/replays", API_SCOPE_ADMIN, BODY_SMALL, api_post_replays },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

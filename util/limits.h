@@ -33,4 +33,15 @@
 /* Webhook response bodies are read up to this many bytes. */
 #define MF_WEBHOOK_RESPONSE_MAX 4096
 
+/* Replay: recipients requeued per transaction, and dry-run sample size. */
+#define MF_REPLAY_BATCH 1000
+#define MF_REPLAY_SAMPLE_MAX 100
+/* Retention: rows deleted or cleared per transaction, and the pause
+ * between housekeeping rounds in seconds. */
+#define MF_RETENTION_BATCH 500
+#define MF_RETENTION_INTERVAL 60
+/* Idempotency keys are kept this many seconds (INTERFACE.md: 24 h). */
+#define MF_IDEMPOTENCY_TTL (24 * 3600)
+/* CLI: HTTP response bodies read by "mailferry send". */
+#define MF_CLI_RESPONSE_MAX (1024 * 1024)
 #endif
