@@ -24,6 +24,8 @@
 #include "db/replay.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/uuid.h"
 
 #define SAMPLE_DEFAULT 10
@@ -92,6 +94,8 @@ enum api_result api_post_message_retry(struct api_req *req)
 	}
 	log_info("event=message_retry msg_id=%s requested_by=%s matched=%ld requeued=%ld skipped_suppressed=%ld",
 		 id, by, r.matched, r.requeued, r.skipped_suppressed);
+	if (req->deps->metrics && r.requeued > 0)
+		metrics_counter_add(req->deps->metrics, MF_M_REPLAY_REQUEUED, "via=\"api\"", (double)r.requeued);
 	json_t *body = result_json(&r);
 	json_object_set_new(body, "id", json_string(id));
 	api_json(req, 202, body);
@@ -205,6 +209,9 @@ enum api_result api_post_replays(struct api_req *req)
 		if (rc == 0) {
 			log_info("event=replay requested_by=%s matched=%ld requeued=%ld skipped_suppressed=%ld batches=%ld",
 				 by, r.matched, r.requeued, r.skipped_suppressed, r.batches);
+			if (req->deps->metrics && r.requeued > 0)
+				metrics_counter_add(req->deps->metrics, MF_M_REPLAY_REQUEUED, "via=\"api\"",
+						    (double)r.requeued);
 			api_json(req, 202, result_json(&r));
 		}
 	}
