@@ -21,6 +21,7 @@ struct api_deps {
 	struct db_pool *pool;
 	struct metrics *metrics;
 	volatile int draining; /* set on shutdown: /readyz answers 503 */
+	int health_only;       /* no api role: only the public /healthz, /readyz, /metrics */
 };
 
 struct api_server;

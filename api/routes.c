@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "api/handlers.h"
 #include "util/config.h"
 #include "util/limits.h"
@@ -61,6 +62,9 @@ const struct api_route *api_route_match(const char *method, const char *path, st
 	*path_known = 0;
 	for (size_t i = 0; i < NROUTES; i++) {
 		struct api_req probe = { 0 };
+		/* A process without the api role serves only health and metrics. */
+		if (req->deps && req->deps->health_only && routes[i].scope != API_SCOPE_NONE)
+			continue;
 		if (!match(routes[i].pattern, path, &probe))
 			continue;
 		if (strcmp(routes[i].method, method) == 0) {

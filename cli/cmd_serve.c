@@ -75,12 +75,15 @@ static int app_start(struct app *app)
 	app->gauges = queue_gauges_register(app->metrics, app->pool, app->cfg.db_pool_size, MF_VERSION);
 	if (has_role(app->cfg.roles, "delivery"))
 		app->retention = retention_start(&app->cfg, app->pool, app->metrics);
-	if (has_role(app->cfg.roles, "api")) {
+	/* Without the api role the listener still serves /healthz, /readyz and
+	 * /metrics, so that workers can be probed and scraped. */
+	app->deps.health_only = !has_role(app->cfg.roles, "api");
+	{
 		app->api = api_server_new(&app->deps, err, sizeof(err));
 		if (app->api == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
-		log_info("event=api_listening addr=%s port=%d threads=%d", app->cfg.http_listen,
-			 api_server_port(app->api), app->cfg.http_threads);
+		log_info("event=api_listening addr=%s port=%d threads=%d health_only=%d", app->cfg.http_listen,
+			 api_server_port(app->api), app->cfg.http_threads, app->deps.health_only);
 	}
 	return 0;
 }

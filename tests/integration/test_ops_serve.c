@@ -343,3 +343,27 @@ Test(ops_serve, sighup_reloads_logging_and_sigterm_drains, .timeout = 60)
 	th_db_drop(url);
 	free(url);
 }
+
+Test(ops_serve, worker_role_serves_only_health_and_metrics, .timeout = 60)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	const char *env[] = { "MAILFERRY_ROLES=delivery", NULL };
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	char u[128];
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/readyz", p->port);
+	cr_assert_geq(th_http_wait_status(u, 200, 10000), 0, "a worker must be probeable");
+	char *text = metrics_text(p->port);
+	cr_assert(strstr(text, "mailferry_queue_recipients{status=\"queued\"} 0"), "%s", text);
+	free(text);
+	struct th_http r;
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/v1/replays", p->port);
+	cr_assert_eq(th_http("POST", u, NULL, "{}", &r), 0);
+	cr_assert_eq(r.status, 404, "no API on a worker: %ld", r.status);
+	th_http_free(&r);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+	th_db_drop(url);
+	free(url);
+}
