@@ -15,5 +15,15 @@ enum api_result api_get_metrics(struct api_req *req);
 /* api/replays.c */
 enum api_result api_post_message_retry(struct api_req *req);
 enum api_result api_post_replays(struct api_req *req);
+/* api/webhooks.c */
+enum api_result api_post_webhooks(struct api_req *req);
+enum api_result api_get_webhooks(struct api_req *req);
+enum api_result api_get_webhook(struct api_req *req);
+enum api_result api_patch_webhook(struct api_req *req);
+enum api_result api_delete_webhook(struct api_req *req);
+enum api_result api_post_webhook_rotate(struct api_req *req);
+enum api_result api_get_webhook_deliveries(struct api_req *req);
+enum api_result api_post_webhook_delivery_retry(struct api_req *req);
+enum api_result api_get_events(struct api_req *req);
 
 #endif

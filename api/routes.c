@@ -20,6 +20,16 @@ static const struct api_route routes[] = {
 	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics },
 	{ "POST", "/v1/messages/{id}/retry", API_SCOPE_SEND, BODY_SMALL, api_post_message_retry },
 	{ "POST", "/v1/replays", API_SCOPE_ADMIN, BODY_SMALL, api_post_replays },
+	{ "POST", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhooks },
+	{ "GET", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhooks },
+	{ "GET", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook },
+	{ "PATCH", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_patch_webhook },
+	{ "DELETE", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_webhook },
+	{ "POST", "/v1/webhooks/{id}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhook_rotate },
+	{ "GET", "/v1/webhooks/{id}/deliveries", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook_deliveries },
+	{ "POST", "/v1/webhooks/{id}/deliveries/{did}/retry", API_SCOPE_ADMIN, BODY_SMALL,
+	  api_post_webhook_delivery_retry },
+	{ "GET", "/v1/events", API_SCOPE_READ, BODY_SMALL, api_get_events },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

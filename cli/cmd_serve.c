@@ -22,6 +22,8 @@
 #include "db/db.h"
 #include "queue/gauges.h"
 #include "queue/retention.h"
+#include "relay/bounce_listener.h"
+#include "queue/webhook_dispatch.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -45,6 +47,8 @@ struct app {
 	/* operations (issue 7) */
 	struct gauges_ctx *gauges;
 	struct retention *retention;
+	struct bounce_listener *bounces;
+	struct webhook_dispatcher *webhooks;
 };
 
 static int has_role(const char *roles, const char *role)
@@ -85,16 +89,36 @@ static int app_start(struct app *app)
 		log_info("event=api_listening addr=%s port=%d threads=%d health_only=%d", app->cfg.http_listen,
 			 api_server_port(app->api), app->cfg.http_threads, app->deps.health_only);
 	}
+	if (has_role(app->cfg.roles, "bounces") && app->cfg.bounce_listen) {
+		struct bounce_listener_params bp = {
+			.listen = app->cfg.bounce_listen,
+			.domain = app->cfg.bounce_domain,
+			.hostname = app->cfg.helo_name,
+			.max_message_size = (size_t)app->cfg.max_message_size,
+			.pool = app->pool,
+		};
+		app->bounces = bounce_listener_new(&bp, err, sizeof(err));
+		if (app->bounces == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+		log_info("event=bounce_listening addr=%s port=%d domain=%s", app->cfg.bounce_listen,
+			 bounce_listener_port(app->bounces), app->cfg.bounce_domain);
+	}
+	if (has_role(app->cfg.roles, "webhooks"))
+		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
 	return 0;
 }
 
 static void app_stop(struct app *app)
 {
 	app->deps.draining = 1;
+	bounce_listener_free(app->bounces);
+	app->bounces = NULL;
 	api_server_free(app->api);
 	app->api = NULL;
 	retention_stop(app->retention);
 	app->retention = NULL;
+	webhook_dispatcher_free(app->webhooks);
+	app->webhooks = NULL;
 	db_pool_free(app->pool);
 	metrics_free(app->metrics);
 	queue_gauges_free(app->gauges);

@@ -23,6 +23,7 @@ static const char usage[] =
 	"  status       show a message, its recipients and its timeline\n"
 	"  list         list recent messages\n"
 	"  replay       requeue failed, bounced or deferred recipients\n"
+	"  sink         capture SMTP server for development (messages to a directory)\n"
 	"  version      print the version\n"
 	"\n"
 	"Run 'mailferry COMMAND --help' for a command's options.\n"
@@ -48,6 +49,7 @@ static const struct command commands[] = {
 	{ "migrate", cmd_migrate },
 	{ "keys", cmd_keys },
 	{ "config", cmd_config },
+	{ "sink", cmd_sink },
 	{ "version", cmd_version },
 	{ "send", cmd_send },
 	{ "status", cmd_status },

@@ -21,9 +21,15 @@ int db_schema_latest(void)
 	return db_migrations_count ? db_migrations[db_migrations_count - 1].version : 0;
 }
 
-/* Reads the applied version; -1 with err on error, 0 when not migrated. */
-static int applied_version(PGconn *c, int *version, char *err, size_t errlen)
+/*
+ * Reads which migrations are applied: *count of the embedded ones, *newest
+ * version recorded (which may be one this binary does not know).  Returns
+ * 0, or -1 with err set.  A database without schema_migrations has none.
+ */
+static int applied_state(PGconn *c, int *count, int *newest, char *err, size_t errlen)
 {
+	*count = 0;
+	*newest = 0;
 	PGresult *res = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);
@@ -32,18 +38,41 @@ static int applied_version(PGconn *c, int *version, char *err, size_t errlen)
 	}
 	int exists = PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);
-	*version = 0;
 	if (!exists)
 		return 0;
-	res = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+	res = PQexec(c, "SELECT version FROM schema_migrations ORDER BY version");
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);
 		PQclear(res);
 		return -1;
 	}
-	*version = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	for (int i = 0; i < PQntuples(res); i++) {
+		int v = (int)strtol(PQgetvalue(res, i, 0), NULL, 10);
+		if (v > *newest)
+			*newest = v;
+		for (int k = 0; k < db_migrations_count; k++)
+			if (db_migrations[k].version == v)
+				(*count)++;
+	}
 	PQclear(res);
 	return 0;
+}
+
+/* 1 when migration version v is recorded as applied. */
+static int is_applied(PGconn *c, int v, char *err, size_t errlen)
+{
+	char ver[16];
+	snprintf(ver, sizeof(ver), "%d", v);
+	const char *params[] = { ver };
+	PGresult *res = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
+				     NULL, NULL, 0);
+	int rc = -1;
+	if (db_res_ok(res, PGRES_TUPLES_OK))
+		rc = PQntuples(res) > 0;
+	else
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return rc;
 }
 
 static int apply_one(PGconn *c, const struct db_migration *m, char *err, size_t errlen)
@@ -80,17 +109,23 @@ static int migrate_locked(PGconn *c, FILE *progress, char *err, size_t errlen)
 		       " version integer PRIMARY KEY, name text NOT NULL,"
 		       " applied_at timestamptz NOT NULL DEFAULT now())", err, errlen) < 0)
 		return -1;
-	int current;
-	if (applied_version(c, &current, err, errlen) < 0)
+	int count, newest;
+	if (applied_state(c, &count, &newest, err, errlen) < 0)
 		return -1;
-	if (current > db_schema_latest()) {
+	if (newest > db_schema_latest()) {
 		snprintf(err, errlen, "database schema version %d is newer than this mailferry (%d)",
-			 current, db_schema_latest());
+			 newest, db_schema_latest());
 		return -1;
 	}
+	/* Every embedded migration not yet recorded is applied, in order, so a
+	 * migration merged with a lower number than one already applied still
+	 * runs. */
 	for (int i = 0; i < db_migrations_count; i++) {
 		const struct db_migration *m = &db_migrations[i];
-		if (m->version <= current)
+		int applied = is_applied(c, m->version, err, errlen);
+		if (applied < 0)
+			return -1;
+		if (applied)
 			continue;
 		if (apply_one(c, m, err, errlen) < 0)
 			return -1;
@@ -119,23 +154,23 @@ int db_check_ready(struct db_pool *pool, char *err, size_t errlen)
 	PGconn *c = db_conn_get(pool, err, errlen);
 	if (c == NULL)
 		return -1;
-	int version;
-	int rc = applied_version(c, &version, err, errlen);
+	int count, newest;
+	int rc = applied_state(c, &count, &newest, err, errlen);
 	db_conn_put(pool, c);
 	if (rc < 0)
 		return -1;
-	if (version == 0) {
+	if (newest == 0) {
 		snprintf(err, errlen, "database is not migrated: run mailferry migrate");
 		return -2;
 	}
-	if (version < db_schema_latest()) {
-		snprintf(err, errlen, "database schema is at version %d, this mailferry needs %d: run mailferry migrate",
-			 version, db_schema_latest());
+	if (newest > db_schema_latest()) {
+		snprintf(err, errlen, "database schema version %d is newer than this mailferry (%d): upgrade mailferry",
+			 newest, db_schema_latest());
 		return -2;
 	}
-	if (version > db_schema_latest()) {
-		snprintf(err, errlen, "database schema version %d is newer than this mailferry (%d): upgrade mailferry",
-			 version, db_schema_latest());
+	if (count < db_migrations_count) {
+		snprintf(err, errlen, "database schema lacks %d of this mailferry's %d migrations: run mailferry migrate",
+			 db_migrations_count - count, db_migrations_count);
 		return -2;
 	}
 	return 0;

@@ -24,8 +24,7 @@ int db_queue_stats(struct db_pool *pool, struct db_queue_stats *out, char *err, 
 		"        AND status = 'deferred'),"
 		" (SELECT count(*) FROM recipients WHERE status = 'sending'),"
 		" coalesce((SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM recipients"
-		"        WHERE status IN ('queued', 'scheduled', 'deferred') AND next_attempt_at <= now()), 0),"
-		" (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')");
+		"        WHERE status IN ('queued', 'scheduled', 'deferred') AND next_attempt_at <= now()), 0)");
 	int ok = db_res_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1;
 	if (ok) {
 		out->queued = strtol(PQgetvalue(res, 0, 0), NULL, 10);
@@ -33,7 +32,6 @@ int db_queue_stats(struct db_pool *pool, struct db_queue_stats *out, char *err, 
 		out->deferred = strtol(PQgetvalue(res, 0, 2), NULL, 10);
 		out->sending = strtol(PQgetvalue(res, 0, 3), NULL, 10);
 		out->oldest_due_seconds = strtod(PQgetvalue(res, 0, 4), NULL);
-		out->webhook_pending = strtol(PQgetvalue(res, 0, 5), NULL, 10);
 	} else {
 		db_set_error(c, res, err, errlen);
 	}

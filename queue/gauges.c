@@ -45,7 +45,6 @@ static void collect(struct metrics *m, void *arg)
 	metrics_gauge_set(m, MF_M_QUEUE_DEPTH, "status=\"deferred\"", (double)s.deferred);
 	metrics_gauge_set(m, MF_M_QUEUE_DEPTH, "status=\"sending\"", (double)s.sending);
 	metrics_gauge_set(m, MF_M_QUEUE_OLDEST, NULL, s.oldest_due_seconds);
-	metrics_gauge_set(m, MF_M_WEBHOOK_BACKLOG, NULL, (double)s.webhook_pending);
 }
 
 struct gauges_ctx *queue_gauges_register(struct metrics *m, struct db_pool *pool, int pool_max,

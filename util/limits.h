@@ -32,6 +32,34 @@
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */
 #define MF_WEBHOOK_RESPONSE_MAX 4096
+/* Webhook dispatcher threads per process (each one request at a time). */
+#define MF_WEBHOOK_SENDERS 4
+/* An endpoint failing without a success for this long is disabled. */
+#define MF_WEBHOOK_DISABLE_AFTER (3L * 86400L)
+/* After a rotation the old secret keeps signing for this long. */
+#define MF_WEBHOOK_ROTATION_GRACE 86400L
+/* A Retry-After larger than this is capped. */
+#define MF_WEBHOOK_RETRY_AFTER_MAX 86400L
+/* Endpoint URL length, description length, events per endpoint. */
+#define MF_WEBHOOK_URL_MAX 2048
+#define MF_WEBHOOK_DESCRIPTION_MAX 1024
+/* Events per page of GET /v1/events; deliveries per page of the log. */
+#define MF_EVENTS_PAGE_MAX 1000
+#define MF_DELIVERIES_PAGE_MAX 100
+
+/* Inbound SMTP server (bounce listener, sink).  RFC 5321 §4.5.3.1.8: at
+ * least 100 recipients must be accepted; we accept no more.  §4.5.3.2.7:
+ * the server waits at least 5 minutes for the next command. */
+#define MF_SMTP_SERVER_RCPTS_MAX 100
+#define MF_SMTP_SERVER_IDLE_TIMEOUT_MS 300000
+#define MF_SMTP_SERVER_SESSIONS_DEFAULT 64
+/* Input buffer of one inbound session; DATA lines longer than this are
+ * passed through in pieces (only command lines have a hard limit). */
+#define MF_SMTP_SERVER_INBUF 16384
+/* Text of one reply line the server sends (code and CRLF excluded). */
+#define MF_SMTP_SERVER_REPLY_TEXT 256
+/* A recipient row id never needs more than this in a VERP address. */
+#define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
 
 /* Replay: recipients requeued per transaction, and dry-run sample size. */
 #define MF_REPLAY_BATCH 1000

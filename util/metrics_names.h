@@ -32,8 +32,11 @@
 /* Bounces (dsn/, inbound/): type permanent|transient, category as classified. */
 #define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."
 
-/* Webhooks: outcome succeeded|retry|failed|disabled. */
-#define MF_M_WEBHOOK_DELIVERIES "mailferry_webhook_deliveries_total", "Webhook delivery attempts by outcome."
+/* Webhooks (queue/webhook_dispatch.c): outcome as decided by the retry
+ * policy (the dispatcher's dec.status).  The dispatcher's own collector
+ * sets the gauge mailferry_webhook_deliveries{status="pending|sending"}. */
+#define MF_M_WEBHOOK_ATTEMPTS "mailferry_webhook_attempts_total", "Webhook delivery attempts."
+#define MF_M_WEBHOOK_BACKLOG "mailferry_webhook_deliveries", "Webhook deliveries by status."
 
 /* Operations (this file's own users). */
 #define MF_M_REPLAY_REQUEUED "mailferry_replay_requeued_total", "Recipients requeued by retry or replay, by channel (api)."
@@ -42,7 +45,6 @@
 /* Gauges set by collectors at every scrape (queue/gauges.c). */
 #define MF_M_QUEUE_DEPTH "mailferry_queue_recipients", "Recipients waiting or in flight, by status (from the database)."
 #define MF_M_QUEUE_OLDEST "mailferry_queue_oldest_due_seconds", "Age of the oldest due recipient not yet claimed (from the database)."
-#define MF_M_WEBHOOK_BACKLOG "mailferry_webhook_backlog", "Webhook deliveries pending (from the database)."
 #define MF_M_DB_UP "mailferry_database_up", "1 when the last database query of the metrics collector succeeded."
 #define MF_M_DB_POOL "mailferry_db_pool_connections", "Database pool connections by state (open, busy, max)."
 #define MF_M_BUILD "mailferry_build_info", "Build information (always 1)."

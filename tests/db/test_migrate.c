@@ -78,3 +78,20 @@ Test(migrate, failed_migration_leaves_nothing)
 	th_db_drop(url);
 	free(url);
 }
+
+Test(migrate, missing_lower_migration_is_not_ready)
+{
+	/* A database that lacks one of the embedded migrations (e.g. one merged
+	 * with a lower number than the newest applied) is not ready. */
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	free(th_sql(url, "INSERT INTO schema_migrations (version, name) VALUES (0, 'placeholder')"));
+	free(th_sql(url, "DELETE FROM schema_migrations WHERE version = 1"));
+	char err[512];
+	struct db_pool *pool = db_pool_new(url, 1);
+	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
+	cr_assert(strstr(err, "run mailferry migrate") != NULL, "%s", err);
+	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}

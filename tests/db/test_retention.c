@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "queue/retention.h"
 #include "util/config.h"
+#include "util/log.h"
 #include "util/metrics.h"
 
 static void sql_eq(const char *url, const char *sql, const char *want)
@@ -111,6 +112,7 @@ Test(retention, housekeeper_thread_runs_and_stops, .timeout = 60)
 	unsetenv("MAILFERRY_DATABASE_URL");
 	struct db_pool *pool = db_pool_new(url, 2);
 	struct metrics *m = metrics_new();
+	log_setup(MF_LOG_WARN, 0);
 	struct retention *r = retention_start(&cfg, pool, m);
 	cr_assert_not_null(r);
 	char *left = NULL;

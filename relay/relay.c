@@ -1,0 +1,305 @@
+/*
+ * relay.c - relay_deliver() (relay/delivery.h): route the job's domain,
+ * take an idle session to one of its hosts or open a new one (next host on
+ * failure, RFC 5321 §5.1), run one transaction for all the job's
+ * recipients, and classify what happened into their outcomes.
+ *
+ * Idle sessions are cached per destination for a few seconds and reused
+ * (with RSET) by whichever worker thread delivers next there; the cache is
+ * a small list under one mutex, and a session is only ever used by the
+ * thread that took it out.  Sessions are closed (QUIT) outside the lock.
+ */
+#include "delivery.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/relay.h"
+#include "relay/route.h"
+#include "relay/smtp_client.h"
+#include "relay/tls.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+struct idle_session {
+	char key[300];
+	struct smtp_client *c;
+	long expires;
+};
+
+struct relay {
+	char *helo_name;
+	char *auth_user;
+	char *auth_password;
+	enum tls_mode smarthost_tls;
+	enum tls_policy tls_policy;
+	int tls_verify;
+	struct router *router;
+	struct tls_ctx *tls;
+	double timeout_scale;
+	long idle_ms;
+	pthread_mutex_t lock;
+	struct idle_session idle[RELAY_IDLE_MAX];
+	int nidle;
+	atomic_long session_seq;
+};
+
+struct relay *relay_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct router *rt = router_new(cfg->routes, cfg->smarthost, err, errlen);
+	if (!rt)
+		return NULL;
+	struct tls_ctx *tls = tls_ctx_new(cfg->tls_ca_file, err, errlen);
+	if (!tls) {
+		router_free(rt);
+		return NULL;
+	}
+	struct relay *r = xcalloc(1, sizeof(*r));
+	r->helo_name = xstrdup(cfg->helo_name ? cfg->helo_name : "localhost");
+	r->auth_user = cfg->smarthost_user ? xstrdup(cfg->smarthost_user) : NULL;
+	r->auth_password = xstrdup(cfg->smarthost_password ? cfg->smarthost_password : "");
+	r->smarthost_tls = cfg->smarthost_tls;
+	r->tls_policy = cfg->tls_policy;
+	r->tls_verify = cfg->tls_verify;
+	r->router = rt;
+	r->tls = tls;
+	r->timeout_scale = 1.0;
+	r->idle_ms = RELAY_IDLE_MS;
+	pthread_mutex_init(&r->lock, NULL);
+	return r;
+}
+
+void relay_free(struct relay *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < r->nidle; i++) {
+		smtp_client_quit(r->idle[i].c);
+		smtp_client_free(r->idle[i].c);
+	}
+	pthread_mutex_destroy(&r->lock);
+	router_free(r->router);
+	tls_ctx_free(r->tls);
+	free(r->helo_name);
+	free(r->auth_user);
+	free(r->auth_password);
+	free(r);
+}
+
+void relay_set_timeout_scale(struct relay *r, double scale)
+{
+	r->timeout_scale = scale;
+}
+
+void relay_set_idle_ms(struct relay *r, long ms)
+{
+	r->idle_ms = ms;
+}
+
+void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg)
+{
+	router_set_mx_lookup(r->router, fn, arg);
+}
+
+int relay_idle_sessions(struct relay *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int n = r->nidle;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* ---- the idle-session cache -------------------------------------------- */
+
+/* Removes expired sessions (and, with key, takes one for key).  Closing
+ * happens after the lock is released. */
+static struct smtp_client *cache_take(struct relay *r, const char *key)
+{
+	struct smtp_client *found = NULL, *expired[RELAY_IDLE_MAX];
+	int nexp = 0;
+	long now = tls_now_ms();
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->nidle;) {
+		int take = !found && key && strcmp(r->idle[i].key, key) == 0 && r->idle[i].expires > now;
+		if (take || r->idle[i].expires <= now) {
+			if (take)
+				found = r->idle[i].c;
+			else
+				expired[nexp++] = r->idle[i].c;
+			r->idle[i] = r->idle[--r->nidle];
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < nexp; i++) {
+		smtp_client_quit(expired[i]);
+		smtp_client_free(expired[i]);
+	}
+	return found;
+}
+
+/* Keeps c for reuse, or closes it when the cache is full. */
+static void cache_put(struct relay *r, const char *key, struct smtp_client *c)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->nidle < RELAY_IDLE_MAX) {
+		struct idle_session *s = &r->idle[r->nidle++];
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->c = c;
+		s->expires = tls_now_ms() + r->idle_ms;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (c) {
+		smtp_client_quit(c);
+		smtp_client_free(c);
+	}
+}
+
+/* ---- one delivery ------------------------------------------------------ */
+
+/* The client parameters for a hop reached via `via`. */
+static void hop_params(struct relay *r, enum route_via via, const struct route_hop *h,
+		       struct smtp_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->helo_name = r->helo_name;
+	p->host = h->host;
+	p->port = h->port;
+	p->tls_ctx = r->tls;
+	p->tls_verify = r->tls_verify;
+	p->timeout_scale = r->timeout_scale;
+	enum smtp_tls_use policy = r->tls_policy == TLS_POLICY_REQUIRED ? SMTP_TLS_REQUIRED
+				   : r->tls_policy == TLS_POLICY_NONE   ? SMTP_TLS_NONE
+									: SMTP_TLS_OPPORTUNISTIC;
+	p->tls = policy;
+	if (via != ROUTE_VIA_SMARTHOST)
+		return;
+	p->auth_user = r->auth_user;
+	p->auth_password = r->auth_password;
+	switch (r->smarthost_tls) {
+	case TLS_MODE_IMPLICIT:
+		p->tls = SMTP_TLS_IMPLICIT;
+		break;
+	case TLS_MODE_NONE:
+		/* Chosen explicitly: plaintext, AUTH allowed over it. */
+		p->tls = SMTP_TLS_NONE;
+		p->auth_plaintext_ok = 1;
+		break;
+	case TLS_MODE_STARTTLS:
+		/* Credentials never travel in the clear. */
+		if (r->auth_user)
+			p->tls = SMTP_TLS_REQUIRED;
+		break;
+	}
+}
+
+static void session_key(char *key, size_t n, enum route_via via, const struct route_hop *h)
+{
+	snprintf(key, n, "%d|%.255s|%d", (int)via, h->host, h->port);
+}
+
+/* Opens a session to h; on failure fills fail and returns NULL.  An
+ * opportunistic TLS handshake that fails is retried once in plaintext
+ * (RFC 7435 §4: opportunistic security never does worse than cleartext). */
+static struct smtp_client *open_hop(struct relay *r, enum route_via via, const struct route_hop *h,
+				    const char *log_id, struct smtp_outcome *fail)
+{
+	struct smtp_params p;
+	hop_params(r, via, h, &p);
+	char sid[64];
+	snprintf(sid, sizeof(sid), "%s.%ld", log_id ? log_id : "-",
+		 atomic_fetch_add(&r->session_seq, 1) + 1);
+	p.session_id = sid;
+	struct smtp_client *c = smtp_client_new(&p);
+	if (smtp_client_open(c, fail) == 0)
+		return c;
+	smtp_client_free(c);
+	if (p.tls == SMTP_TLS_OPPORTUNISTIC && fail->kind == KIND_TLS) {
+		log_info("event=smtp_tls_fallback session=%s host=%s", sid, h->host);
+		p.tls = SMTP_TLS_NONE;
+		c = smtp_client_new(&p);
+		if (smtp_client_open(c, fail) == 0)
+			return c;
+		smtp_client_free(c);
+	}
+	return NULL;
+}
+
+static void log_outcomes(const struct delivery_job *job)
+{
+	for (int i = 0; i < job->nrcpts; i++) {
+		const struct smtp_outcome *o = &job->rcpts[i].out;
+		static const char *cls[] = { "2xx", "4xx", "5xx", "local" };
+		static const char *scope[] = { "session", "message", "recipient" };
+		char q[600], a[400];
+		log_info("event=smtp_outcome msg_id=%s rcpt=%s mx=%s class=%s scope=%s code=%d "
+			 "enhanced=%s tls=%s text=%s",
+			 job->log_id ? job->log_id : "-", log_quote(a, sizeof(a), job->rcpts[i].addr),
+			 o->mx[0] ? o->mx : "-", cls[o->cls], scope[o->scope], o->code,
+			 o->enhanced[0] ? o->enhanced : "-", o->tls_version[0] ? o->tls_version : "-",
+			 log_quote(q, sizeof(q), o->text));
+	}
+}
+
+void relay_deliver(struct relay *r, struct delivery_job *job)
+{
+	struct route_hop hops[ROUTE_HOPS_MAX];
+	enum route_via via = ROUTE_VIA_MX;
+	struct smtp_outcome fail;
+	memset(&fail, 0, sizeof(fail));
+	int n = router_resolve(r->router, job->domain, hops, ROUTE_HOPS_MAX, &via, &fail);
+	if (n < 0) {
+		for (int i = 0; i < job->nrcpts; i++)
+			job->rcpts[i].out = fail;
+		log_outcomes(job);
+		return;
+	}
+	const char **addrs = xcalloc((size_t)job->nrcpts + 1, sizeof(*addrs));
+	struct smtp_outcome *outs = xcalloc((size_t)job->nrcpts + 1, sizeof(*outs));
+	for (int i = 0; i < job->nrcpts; i++)
+		addrs[i] = job->rcpts[i].addr;
+	struct smtp_txn t = { .mail_from = job->mail_from ? job->mail_from : "", .msg = job->msg,
+			      .len = job->len, .rcpts = addrs, .outs = outs, .n = job->nrcpts };
+	struct smtp_client *c = NULL;
+	char key[300] = "";
+	int done = 0;
+	for (int h = 0; h < n && !done; h++) {
+		session_key(key, sizeof(key), via, &hops[h]);
+		/* A cached session first; one that went stale is dropped quietly. */
+		while (!done && (c = cache_take(r, key)) != NULL) {
+			if (smtp_client_send(c, &t) == SMTP_SEND_DONE) {
+				done = 1;
+				break;
+			}
+			smtp_client_free(c);
+			c = NULL;
+		}
+		if (done)
+			break;
+		c = open_hop(r, via, &hops[h], job->log_id, &fail);
+		if (!c)
+			continue; /* RFC 5321 §5.1: try the next host */
+		smtp_client_send(c, &t);
+		done = 1;
+	}
+	for (int i = 0; i < job->nrcpts; i++)
+		job->rcpts[i].out = done ? outs[i] : fail;
+	if (c) {
+		cache_take(r, NULL); /* reap expired sessions */
+		if (smtp_client_ready(c) && smtp_client_txns(c) < RELAY_SESSION_TXNS_MAX && r->idle_ms > 0)
+			cache_put(r, key, c);
+		else {
+			smtp_client_quit(c);
+			smtp_client_free(c);
+		}
+	}
+	log_outcomes(job);
+	free(addrs);
+	free(outs);
+}

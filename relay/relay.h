@@ -1,0 +1,25 @@
+/*
+ * relay.h - knobs of struct relay (relay/delivery.h) beyond the contract,
+ * for tests and tuning.  Call them right after relay_new(), before any
+ * relay_deliver().
+ */
+#ifndef MF_RELAY_RELAY_H
+#define MF_RELAY_RELAY_H
+
+#include "relay/delivery.h"
+#include "relay/route.h"
+
+/* Multiplies every SMTP timeout (RFC 5321 §4.5.3.2 values); default 1. */
+void relay_set_timeout_scale(struct relay *r, double scale);
+/* How long an idle session is kept for reuse; default RELAY_IDLE_MS. */
+void relay_set_idle_ms(struct relay *r, long ms);
+/* Replaces the DNS MX lookup (see route.h). */
+void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
+/* Idle sessions in the cache now. */
+int relay_idle_sessions(struct relay *r);
+
+#define RELAY_IDLE_MS 5000L
+#define RELAY_IDLE_MAX 64          /* idle sessions kept, all destinations */
+#define RELAY_SESSION_TXNS_MAX 100 /* transactions per session before QUIT */
+
+#endif

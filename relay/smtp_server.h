@@ -1,0 +1,73 @@
+/*
+ * smtp_server.h - a reusable inbound SMTP server (RFC 5321 server side),
+ * used by the bounce listener and "mailferry sink".
+ *
+ * smtp_server_new() binds params->listen ("host:port"; port 0 picks a free
+ * one) and starts an accept thread; each connection gets its own thread,
+ * up to max_sessions (beyond that a client gets 421 and is closed).
+ * Offered: EHLO/HELO, PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
+ * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034), MAIL/RCPT/DATA/RSET/NOOP/
+ * QUIT, VRFY (252).  Not offered: STARTTLS, AUTH, CHUNKING, SMTPUTF8.
+ *
+ * The application decides through two callbacks, which run on the session
+ * thread and may block (e.g. on the database): the reply is sent only after
+ * they return, so a message can be stored durably before its 250.  Both
+ * get *reply preset to a 250 and may overwrite it; a reply code outside
+ * 200..599 is turned into 451 4.3.0.  All pointers passed to callbacks are
+ * borrowed for the duration of the call.
+ *
+ * smtp_server_free() stops accepting, tells idle sessions 421 4.3.2,
+ * waits for sessions inside a callback to finish, and joins every thread.
+ */
+#ifndef MF_RELAY_SMTP_SERVER_H
+#define MF_RELAY_SMTP_SERVER_H
+
+#include <stddef.h>
+
+#include "util/limits.h"
+
+struct smtp_server;
+
+struct smtp_server_reply {
+	int code;                              /* e.g. 250, 451, 550 */
+	char text[MF_SMTP_SERVER_REPLY_TEXT];  /* "2.1.5 Ok": enhanced code first, no CRLF */
+};
+
+/* What the session knows when a callback runs. */
+struct smtp_server_envelope {
+	const char *session;     /* session id, for logs */
+	const char *peer;        /* client address */
+	const char *helo;        /* EHLO/HELO argument */
+	const char *mail_from;   /* "" for the null sender <> */
+	const char *const *rcpts;
+	size_t nrcpts;           /* accepted so far (on_rcpt) or in all (on_message) */
+};
+
+struct smtp_server_params {
+	const char *listen;        /* "host:port" */
+	const char *hostname;      /* in the banner, EHLO reply and Received: */
+	size_t max_message_size;   /* SIZE n; DATA beyond it gets 552 5.3.4 */
+	int max_sessions;          /* concurrent sessions; <= 0: MF_SMTP_SERVER_SESSIONS_DEFAULT */
+	int idle_timeout_ms;       /* per command / data read; <= 0: MF_SMTP_SERVER_IDLE_TIMEOUT_MS */
+	void *arg;                 /* passed to the callbacks */
+	/* Accept (2xx) or refuse (4xx/5xx) one recipient.  NULL: accept all. */
+	void (*on_rcpt)(void *arg, const struct smtp_server_envelope *env, const char *rcpt,
+			struct smtp_server_reply *reply);
+	/* A complete message (dot-unstuffed, with our Received: line first). */
+	void (*on_message)(void *arg, const struct smtp_server_envelope *env, const char *data, size_t len,
+			   struct smtp_server_reply *reply);
+};
+
+/* Returns the running server, or NULL with err set (bad address, bind). */
+struct smtp_server *smtp_server_new(const struct smtp_server_params *params, char *err, size_t errlen);
+/* The TCP port actually bound. */
+int smtp_server_port(const struct smtp_server *srv);
+/* Sessions currently open. */
+int smtp_server_sessions(struct smtp_server *srv);
+void smtp_server_free(struct smtp_server *srv);
+
+/* Sets a reply: code and printf-style text. */
+void smtp_server_reply_set(struct smtp_server_reply *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

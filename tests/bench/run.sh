@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# run.sh - mailferry's benchmarks (make bench), side by side with the
+# baselines of BENCHMARKS.md measured in the same run on the same machine:
+#   1. ingest: POST /v1/messages at 32 clients vs pgbench one-row INSERT at 32
+#   2. batch:  POST /v1/messages/batch rows/s vs pgbench 50-row INSERT rows/s
+#   3. latency: p99 of POST /v1/messages at 2,000 requests/s (open loop)
+#   4. delivery: N messages API -> mailferry -> smtp-sink vs Postfix relaying
+#      the same N to smtp-sink (tests/bench/postfix_relay.sh)
+#   5. 202 -> delivered p50 to a healthy local sink
+#   6. claim cost with 10k and 1M queued rows
+# Results are printed as "name value" lines and ratios; BENCH_N sets the
+# delivery message count (default 20000), BENCH_SECONDS the pgbench time.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+N=${BENCH_N:-20000}
+SECS=${BENCH_SECONDS:-10}
+bin=$here/bin/mailferry
+tmp=$(mktemp -d /tmp/mailferry-bench.XXXXXX); chmod 755 "$tmp"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cc -O2 -o "$tmp/loadgen" tests/bench/loadgen.c -lcurl
+url=$(deploy/pg.sh --dir "$tmp" start)
+pgsock=$tmp/run
+PSQL() { runuser -u postgres -- psql -h "$pgsock" -U postgres -d mailferry -Atq "$@"; }
+PGBENCH() { runuser -u postgres -- pgbench -h "$pgsock" -U postgres -n "$@" mailferry; }
+
+echo "== baselines (PostgreSQL $(PSQL -c 'SHOW server_version'), fsync on, synchronous_commit on)"
+PSQL -c "CREATE TABLE bench_ins (id bigserial PRIMARY KEY, created_at timestamptz DEFAULT now(), payload text)"
+echo "INSERT INTO bench_ins (payload) VALUES (repeat('x', 2000));" > "$tmp/one.sql"
+echo "INSERT INTO bench_ins (payload) SELECT repeat('x', 2000) FROM generate_series(1, 50);" > "$tmp/fifty.sql"
+chmod 644 "$tmp"/*.sql
+pg_one=$(PGBENCH -M prepared -c 32 -j 2 -T "$SECS" -f "$tmp/one.sql" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+pg_fifty=$(PGBENCH -M prepared -c 8 -j 2 -T "$SECS" -f "$tmp/fifty.sql" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+pg_fifty_rows=$(awk -v t="$pg_fifty" 'BEGIN { printf "%.0f", t * 50 }')
+echo "pgbench_one_row_insert_tps_32_clients $pg_one"
+echo "pgbench_50_row_insert_rows_per_sec_8_clients $pg_fifty_rows"
+
+export MAILFERRY_DATABASE_URL=$url
+"$bin" migrate >/dev/null
+key=$("$bin" keys create --name bench --scopes send,read,admin --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+port=$((30000 + RANDOM % 10000)); sink_port=$((port + 1))
+export MAILFERRY_HTTP_LISTEN=127.0.0.1:$port MAILFERRY_LOG_LEVEL=warn
+api=http://127.0.0.1:$port
+
+start_serve() { # roles
+  MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
+  serve_pid=$!; pids+=("$serve_pid")
+  for _ in $(seq 100); do curl -fs "$api/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "serve did not start"; cat "$tmp/serve.log"; exit 1
+}
+stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+
+cat > "$tmp/one.json" <<'J'
+{"from":"Shop <orders@shop.example>","to":"customer@example.net","subject":"Your order #1001","text":"Thank you for your order. It ships tomorrow.\nOrder: 1001\nTotal: 42.00 EUR\n","html":"<p>Thank you for your order. It ships tomorrow.</p><p>Order: 1001<br>Total: 42.00 EUR</p>","tags":["order"]}
+J
+python3 - "$tmp/one.json" "$tmp/batch.json" <<'P'
+import json, sys
+one = json.load(open(sys.argv[1]))
+json.dump({"messages": [dict(one, to="customer%d@example.net" % i) for i in range(50)]}, open(sys.argv[2], "w"))
+P
+
+echo "== ingest (API role only)"
+start_serve api
+"$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 2000 >/dev/null   # warm-up
+r=$("$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 20000)
+echo "mailferry_post_messages_32_clients $r"
+mf_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+r=$("$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 400)
+echo "mailferry_post_batch_50_8_clients $r"
+mf_batch_rows=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 * 50 }')
+r=$("$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 256 20000 2000)
+echo "mailferry_post_messages_at_2000_rps $r"
+p99=$(echo "$r" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
+stop_serve
+PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+
+echo "== delivery: $N messages, API -> mailferry -> smtp-sink"
+/usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 1024 & pids+=($!)
+sleep 0.3
+start_serve api,delivery
+t0=$(date +%s.%N)
+per=$((N / 50))
+"$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 "$per" >/dev/null
+while [ "$(PSQL -c "SELECT count(*) FROM recipients WHERE status = 'delivered'")" -lt "$N" ]; do sleep 0.2; done
+t1=$(date +%s.%N)
+mf_del=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+echo "mailferry_delivery_msgs_per_sec $mf_del"
+# 202 -> delivered latency, one message at a time at a low rate.
+PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+for i in $(seq 200); do curl -fs -o /dev/null -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data @"$tmp/one.json" "$api/v1/messages"; sleep 0.01; done
+sleep 2
+lat=$(PSQL -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.updated_at - m.created_at) * 1000)::numeric, 1) FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.status = 'delivered'")
+echo "mailferry_accept_to_delivered_p50_ms $lat"
+stop_serve
+
+echo "== Postfix relaying the same $N messages to smtp-sink"
+pf=$(tests/bench/postfix_relay.sh "$N" 2048 | sed -n 's/^postfix_relay_msgs_per_sec //p')
+echo "postfix_relay_msgs_per_sec $pf"
+
+echo "== claim cost vs queue size"
+for rows in 10000 1000000; do
+  PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+  PSQL -c "INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size, body) SELECT gen_random_uuid(), 'a@b.c', 'a@b.c', 'x@y', 1, 'x' FROM generate_series(1, $rows / 50)"
+  PSQL -c "INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at) SELECT m.id, g, 'r' || g || '@example.net', 'example.net', 'to', 'queued', now() - interval '1 minute' FROM messages m, generate_series(1, 50) g"
+  # Half of them already delivered: the claim must not scan past them.
+  PSQL -c "UPDATE recipients SET status = 'delivered' WHERE id % 2 = 0"
+  PSQL -c "ANALYZE recipients"
+  ms=$(PSQL -c "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE recipients SET status = 'sending', lease_owner = 'bench', lease_expires_at = now() + interval '5 minutes' WHERE id IN (SELECT id FROM recipients WHERE status IN ('queued','scheduled','deferred') AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED)" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])')
+  echo "claim_50_ms_with_${rows}_queued $ms"
+done
+
+echo "== summary (ratios measured in this run)"
+awk -v a="$mf_rps" -v b="$pg_one" 'BEGIN { printf "ingest: mailferry %.0f req/s vs PostgreSQL one-row insert %.0f tps at 32 clients = %.2fx (target >= 1.0x)\n", a, b, a / b }'
+awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x)\n", a, b, a / b }'
+echo "latency: p99 POST /v1/messages at 2000 req/s = ${p99} ms (target < 10 ms)"
+awk -v a="$mf_del" -v b="$pf" 'BEGIN { printf "delivery: mailferry %.0f msg/s vs Postfix %.0f msg/s = %.2fx (target >= 5x)\n", a, b, a / b }'
+echo "accept->delivered p50: ${lat} ms (target < 100 ms)"
