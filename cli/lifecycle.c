@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/config.h"
+#include "util/limits.h"
 #include "util/log.h"
 
 int lifecycle_reload(const char *config_path)
@@ -32,7 +33,7 @@ int lifecycle_reload(const char *config_path)
 static void *watchdog_main(void *arg)
 {
 	long grace = *(long *)arg;
-	struct timespec ts = { .tv_sec = grace, .tv_nsec = 0 };
+	struct timespec ts = { .tv_sec = grace + MF_SHUTDOWN_MARGIN, .tv_nsec = 0 };
 	while (nanosleep(&ts, &ts) != 0)
 		;
 	log_error("event=shutdown_grace_exceeded grace=%ld note=\"exiting; unfinished leases expire and are retried\"",

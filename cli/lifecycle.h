@@ -7,10 +7,11 @@
  * Other keys need a restart; it logs that.  Returns 0, or -1 when the new
  * configuration is invalid (the old one stays in force, the error is logged).
  *
- * lifecycle_watchdog_start() guarantees that a stopping process exits
- * within grace_secs: if the components have not finished by then it logs
- * and exits with status 1 (unfinished deliveries keep their leases, which
- * expire and are handed back by the lease reaper: nothing is lost).
+ * lifecycle_watchdog_start() is the backstop behind the components' own
+ * shutdown_grace handling: each component stops within grace_secs; if the
+ * process is still alive MF_SHUTDOWN_MARGIN seconds later, the watchdog
+ * logs and exits with status 1 (unfinished deliveries keep their leases,
+ * which expire and are handed back by the lease reaper: nothing is lost).
  */
 #ifndef MF_CLI_LIFECYCLE_H
 #define MF_CLI_LIFECYCLE_H

@@ -70,6 +70,9 @@
 #define MF_RETENTION_INTERVAL 60
 /* Idempotency keys are kept this many seconds (INTERFACE.md: 24 h). */
 #define MF_IDEMPOTENCY_TTL (24 * 3600)
+/* Shutdown: the watchdog ends a stopping process this many seconds after
+ * shutdown_grace, in case a component overran its own grace period. */
+#define MF_SHUTDOWN_MARGIN 2
 /* CLI: HTTP response bodies read by "mailferry send". */
 #define MF_CLI_RESPONSE_MAX (1024 * 1024)
 #endif
