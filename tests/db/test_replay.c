@@ -47,7 +47,7 @@ static void seed(const char *url, int n, int per, const char *domain, const char
 	sql_do(url, sql);
 }
 
-Test(replay, filters_suppressions_idempotency_and_events, .timeout = 60)
+Test(replay, filters_suppressions_idempotency_and_events)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -145,7 +145,7 @@ static void on_progress(const struct db_replay_result *r, void *arg)
 	p->calls++;
 }
 
-Test(replay, bulk_100k_in_bounded_batches, .timeout = 180)
+Test(replay, bulk_100k_in_bounded_batches)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);

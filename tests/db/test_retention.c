@@ -48,7 +48,7 @@ static void seed(const char *url, int n, const char *age, const char *st)
 	sql_do(url, sql);
 }
 
-Test(retention, batches_clear_old_and_keep_recent_and_queued, .timeout = 60)
+Test(retention, batches_clear_old_and_keep_recent_and_queued)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -100,7 +100,7 @@ Test(retention, batches_clear_old_and_keep_recent_and_queued, .timeout = 60)
 	free(url);
 }
 
-Test(retention, housekeeper_thread_runs_and_stops, .timeout = 60)
+Test(retention, housekeeper_thread_runs_and_stops)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);

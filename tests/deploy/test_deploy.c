@@ -19,7 +19,7 @@ static const char *srcdir(void)
 	return s && *s ? s : ".";
 }
 
-Test(deploy, systemd_unit_verifies_and_is_hardened, .timeout = 60)
+Test(deploy, systemd_unit_verifies_and_is_hardened)
 {
 	if (access("/usr/bin/systemd-analyze", X_OK) != 0)
 		cr_skip_test("systemd-analyze missing: deploy/bootstrap.sh test installs systemd");
@@ -112,7 +112,7 @@ static char *yaml_facts(void)
 	return out;
 }
 
-Test(deploy, compose_and_k8s_manifests, .timeout = 60)
+Test(deploy, compose_and_k8s_manifests)
 {
 	char *facts = yaml_facts();
 	static const char *need[] = {

@@ -38,7 +38,7 @@ static void seed(const char *url, int n, const char *domain, const char *st)
 	free(r);
 }
 
-Test(ops_cli, replay_status_list, .timeout = 60)
+Test(ops_cli, replay_status_list)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -170,7 +170,7 @@ static void fake_api_start(struct fake_api *f, pthread_t *t)
 	pthread_create(t, NULL, fake_api_run, f);
 }
 
-Test(ops_cli, send_posts_json_with_attachment, .timeout = 30)
+Test(ops_cli, send_posts_json_with_attachment)
 {
 	static struct fake_api f;
 	pthread_t t;

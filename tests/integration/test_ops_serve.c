@@ -158,7 +158,7 @@ static char *metrics_text(int port)
 	return body;
 }
 
-Test(ops_serve, metrics_parse_and_match, .timeout = 60)
+Test(ops_serve, metrics_parse_and_match)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -302,7 +302,7 @@ static int log_has(const char *log, const char *needle, int ms)
 	return 0;
 }
 
-Test(ops_serve, sighup_reloads_logging_and_sigterm_drains, .timeout = 60)
+Test(ops_serve, sighup_reloads_logging_and_sigterm_drains)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
@@ -344,7 +344,7 @@ Test(ops_serve, sighup_reloads_logging_and_sigterm_drains, .timeout = 60)
 	free(url);
 }
 
-Test(ops_serve, worker_role_serves_only_health_and_metrics, .timeout = 60)
+Test(ops_serve, worker_role_serves_only_health_and_metrics)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);

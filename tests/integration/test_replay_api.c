@@ -48,7 +48,7 @@ static void seed(const char *url, int n, int key_id, const char *domain)
 	free(r);
 }
 
-Test(replay_api, retry_and_bulk_replay, .timeout = 60)
+Test(replay_api, retry_and_bulk_replay)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
