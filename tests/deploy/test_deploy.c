@@ -26,8 +26,11 @@ Test(deploy, systemd_unit_verifies_and_is_hardened)
 	char *dir = th_tmpdir("unit");
 	char *out = NULL;
 	/* verify checks that ExecStart exists: point it at the binary under test. */
+	char *bin = realpath(th_bin(), NULL);
+	cr_assert_not_null(bin);
 	cr_assert_eq(th_run(&out, "sed 's|/usr/local/bin/mailferry|%s|g' %s/deploy/mailferry.service > %s/mailferry.service",
-			    realpath(th_bin(), NULL), srcdir(), dir), 0, "%s", out);
+			    bin, srcdir(), dir), 0, "%s", out);
+	free(bin);
 	free(out);
 	int rc = th_run(&out, "systemd-analyze verify %s/mailferry.service", dir);
 	cr_assert_eq(rc, 0, "%s", out);
