@@ -44,7 +44,7 @@ static void on_message(const struct db_msg_row *m, void *arg)
 		json_kv(",", "created_at", m->created_at);
 		json_kv(",", "from", m->from);
 		json_kv(",", "subject", m->subject);
-		json_kv(",", "tags", m->tags);
+		printf(",\"tags\":%s", m->tags_json);
 		printf(",\"size\":%ld,\"body_kept\":%s,\"recipients\":[", m->size, m->body_kept ? "true" : "false");
 		return;
 	}

@@ -15,7 +15,7 @@
 static const char msg_cols[] =
 	"SELECT m.id, " TS("m.created_at") ", m.status, m.from_header, m.subject, array_to_string(m.tags, ','),"
 	" coalesce((SELECT email FROM recipients WHERE message_id = m.id ORDER BY position LIMIT 1), ''),"
-	" (SELECT count(*) FROM recipients WHERE message_id = m.id), m.size, m.body IS NOT NULL"
+	" (SELECT count(*) FROM recipients WHERE message_id = m.id), m.size, m.body IS NOT NULL, to_jsonb(m.tags)::text"
 	" FROM messages m";
 
 static void msg_row(const PGresult *res, int i, struct db_msg_row *m)
@@ -30,6 +30,7 @@ static void msg_row(const PGresult *res, int i, struct db_msg_row *m)
 	m->nrcpt = (int)strtol(PQgetvalue(res, i, 7), NULL, 10);
 	m->size = strtol(PQgetvalue(res, i, 8), NULL, 10);
 	m->body_kept = PQgetvalue(res, i, 9)[0] == 't';
+	m->tags_json = PQgetvalue(res, i, 10);
 }
 
 /* Runs a query; NULL (err set) unless it returned rows. */

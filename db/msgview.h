@@ -16,6 +16,7 @@ struct db_pool;
 
 struct db_msg_row {
 	const char *id, *created_at, *status, *from, *subject, *tags, *first_rcpt;
+	const char *tags_json; /* the tags as a JSON array */
 	int nrcpt;
 	long size;
 	int body_kept;

@@ -98,6 +98,17 @@ Test(ops_cli, replay_status_list)
 	cr_assert_eq(th_run(&out, "%s='%s' %s status %s --json", env, url, th_bin(), mid), 0, "%s", out);
 	cr_assert(strstr(out, "\"recipients\":[{\"email\":") && strstr(out, "\"events\":[{"), "%s", out);
 	cr_assert(strstr(out, "\"attempts\":2"), "attempts continue: %s", out);
+	cr_assert(strstr(out, "\"tags\":[\"orders\"]"), "%s", out);
+	free(out);
+	/* Every --json output is valid JSON (one document, or one per line for list). */
+	cr_assert_eq(th_run(&out, "%s='%s' %s status %s --json | python3 -m json.tool", env, url, th_bin(), mid), 0,
+		     "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s='%s' %s list --json | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]'",
+			    env, url, th_bin()), 0, "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s='%s' %s replay --status failed --dry-run --json | python3 -m json.tool", env, url,
+			    th_bin()), 0, "%s", out);
 	free(out);
 	cr_assert_eq(th_run(&out, "%s='%s' %s status 00000000-0000-7000-8000-000000000000", env, url, th_bin()), 1);
 	free(out);
