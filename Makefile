@@ -94,6 +94,7 @@ run: bootstrap-run
 test: bootstrap-test
 	@$(MAKE) --no-print-directory test-build
 	@$(MAKE) --no-print-directory test-build BUILD=build-asan SAN=1
+	@tests/lint.sh
 	@tests/run.sh $(BUILD) build-asan
 
 test-asan: bootstrap-test

@@ -24,6 +24,7 @@
 #include "queue/retention.h"
 #include "relay/bounce_listener.h"
 #include "queue/webhook_dispatch.h"
+#include "queue/bounces.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -49,6 +50,7 @@ struct app {
 	struct retention *retention;
 	struct bounce_listener *bounces;
 	struct webhook_dispatcher *webhooks;
+	struct bounce_processor *bounce_proc;
 };
 
 static int has_role(const char *roles, const char *role)
@@ -103,6 +105,8 @@ static int app_start(struct app *app)
 		log_info("event=bounce_listening addr=%s port=%d domain=%s", app->cfg.bounce_listen,
 			 bounce_listener_port(app->bounces), app->cfg.bounce_domain);
 	}
+	if (has_role(app->cfg.roles, "bounces"))
+		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool);
 	if (has_role(app->cfg.roles, "webhooks"))
 		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
 	return 0;
@@ -113,6 +117,8 @@ static void app_stop(struct app *app)
 	app->deps.draining = 1;
 	bounce_listener_free(app->bounces);
 	app->bounces = NULL;
+	bounce_processor_free(app->bounce_proc);
+	app->bounce_proc = NULL;
 	api_server_free(app->api);
 	app->api = NULL;
 	retention_stop(app->retention);

@@ -67,7 +67,8 @@ static int parse_path(const char **pp, const char *end, char *out, size_t outsz,
 		if (c < 0x20 || c >= 0x7f)
 			return -1;
 		if (quoted && c == '\\') {
-			if (++p >= end)
+			/* quoted-pairSMTP = %d92 %d32-126 (RFC 5321 §4.1.2) */
+			if (++p >= end || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 				return -1;
 			continue;
 		}

@@ -65,6 +65,8 @@ static const struct ckey keys[] = {
 	K(body_retention, C_DURATION, "30d", 0),
 	K(event_retention, C_DURATION, "90d", 0),
 	K(capture_dir, C_STR, NULL, 0),
+	K(lease_time, C_DURATION, "10m", 0),
+	K(destination_concurrency, C_INT, "20", 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -56,6 +56,8 @@ struct config {
 	long body_retention;
 	long event_retention;
 	char *capture_dir;
+	long lease_time;
+	int destination_concurrency;
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */

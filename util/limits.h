@@ -11,6 +11,14 @@
 #define MF_SMTP_REPLY_MAX 65536
 /* RFC 5322 §2.1.1: a line must not exceed 998 characters excluding CRLF. */
 #define MF_MIME_LINE_MAX 998
+/* RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters; we fold
+ * there when the content allows it. */
+#define MF_MIME_FOLD_WIDTH 78
+/* RFC 2045 §6.7 (quoted-printable) and §6.8 (base64): encoded lines are at
+ * most 76 characters. */
+#define MF_MIME_ENCODED_LINE 76
+/* RFC 2047 §2: an encoded-word is at most 75 characters. */
+#define MF_MIME_EW_MAX 75
 /* RFC 5321 §4.5.3.1.1/2: local part 64 octets, domain 255 octets. */
 #define MF_LOCAL_PART_MAX 64
 #define MF_DOMAIN_MAX 255
@@ -75,4 +83,14 @@
 #define MF_SHUTDOWN_MARGIN 2
 /* CLI: HTTP response bodies read by "mailferry send". */
 #define MF_CLI_RESPONSE_MAX (1024 * 1024)
+/* Parsing bounces (relay/mime_parse.c, relay/dsn.c): outside input, so
+ * every dimension is bounded. */
+#define MF_BOUNCE_SIZE_MAX (10u * 1024u * 1024u)
+#define MF_MIME_DEPTH_MAX 8
+#define MF_MIME_PARTS_MAX 256
+#define MF_MIME_HEADERS_MAX 256
+#define MF_MIME_HEADER_VALUE_MAX 8192
+#define MF_DSN_RCPTS_MAX 100
+#define MF_DSN_FIELD_MAX 512
+
 #endif

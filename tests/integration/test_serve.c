@@ -9,7 +9,7 @@
 
 #include "harness.h"
 
-Test(serve, readiness_follows_database_restart, .timeout = 120)
+Test(serve, readiness_follows_database_restart)
 {
 	char *dir = th_tmpdir("pgrestart");
 	cr_assert_not_null(dir);

@@ -460,6 +460,9 @@ Test(smtp_server_cmd, rejects)
 		{ "MAIL FROM:<al ice@example.org>", SMTP_CMD_BAD_PATH },
 		{ "MAIL FROM:<al\xc3\xa9@example.org>", SMTP_CMD_BAD_PATH },
 		{ "MAIL FROM:<alice>", SMTP_CMD_BAD_PATH },
+		/* Found by the fuzzer: an escaped 8-bit octet in a quoted local part. */
+		{ "RCPT TO:<\"a\\\xd6" "b\"@example.net>", SMTP_CMD_BAD_PATH },
+		{ "RCPT TO:<\"a\\\x01" "b\"@example.net>", SMTP_CMD_BAD_SYNTAX },
 		{ "RCPT TO:<x@>", SMTP_CMD_BAD_PATH },
 		{ "RCPT TO:<a@b> NOTIFY=NEVER", SMTP_CMD_BAD_PARAM },
 		{ "MAIL FROM:<a@b> SIZE=", SMTP_CMD_BAD_PARAM },

@@ -1,0 +1,330 @@
+/*
+ * bounces.c - bounce processing storage (see bounces.h).  Parameterised
+ * queries only.  Event rows are written with mf_record_event() (0001) in
+ * the transaction that changes the recipient, so none is lost; the
+ * suppression.created event has no message (message_id NULL) and follows
+ * the payload shape of mf_event_payload ({"id","type","timestamp","data"}).
+ */
+#include "db/bounces.h"
+
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/internal.h"
+#include "util/xmalloc.h"
+
+struct db_bounce_tx {
+	struct db_pool *pool;
+	PGconn *conn;
+	int64_t id;
+	unsigned char *raw;
+	size_t rawlen;
+	char *rcpt_to;
+};
+
+int db_bounce_insert(struct db_pool *pool, const char *source, const char *mail_from, const char *rcpt_to,
+		     const char *raw, size_t len, int64_t *id, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	const char *params[] = { source, mail_from, rcpt_to, raw };
+	int lens[] = { 0, 0, 0, (int)len };
+	int fmts[] = { 0, 0, 0, 1 };
+	PGresult *res = PQexecParams(c,
+		"INSERT INTO bounces_raw (source, mail_from, rcpt_to, raw) VALUES ($1, $2, NULLIF($3, ''), $4)"
+		" RETURNING id", 4, NULL, params, lens, fmts, 0);
+	int ok = db_res_ok(res, PGRES_TUPLES_OK);
+	if (ok)
+		*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	else
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	db_conn_put(pool, c);
+	return ok ? 0 : -1;
+}
+
+void db_bounce_tx_abort(struct db_bounce_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	PQclear(PQexec(tx->conn, "ROLLBACK"));
+	db_conn_put(tx->pool, tx->conn);
+	PQfreemem(tx->raw);
+	free(tx->rcpt_to);
+	free(tx);
+}
+
+int db_bounce_claim(struct db_pool *pool, int64_t only_id, struct db_bounce_tx **out, char *err,
+		    size_t errlen)
+{
+	*out = NULL;
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	if (db_exec(c, "BEGIN", err, errlen) < 0) {
+		db_conn_put(pool, c);
+		return -1;
+	}
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, only_id);
+	const char *params[] = { idbuf };
+	PGresult *res = PQexecParams(c,
+		"SELECT id, raw, coalesce(rcpt_to, '') FROM bounces_raw"
+		" WHERE processed_at IS NULL AND ($1::bigint = 0 OR id = $1::bigint)"
+		" ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", 1, NULL, params, NULL, NULL, 0);
+	struct db_bounce_tx *tx = xcalloc(1, sizeof(*tx));
+	tx->pool = pool;
+	tx->conn = c;
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		PQclear(res);
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		db_bounce_tx_abort(tx);
+		return 0;
+	}
+	tx->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	tx->raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &tx->rawlen);
+	tx->rcpt_to = xstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (tx->raw == NULL) {
+		snprintf(err, errlen, "bounce %" PRId64 ": cannot decode raw", tx->id);
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	*out = tx;
+	return 1;
+}
+
+int64_t db_bounce_tx_id(const struct db_bounce_tx *tx)
+{
+	return tx->id;
+}
+
+const char *db_bounce_tx_raw(const struct db_bounce_tx *tx, size_t *len)
+{
+	*len = tx->rawlen;
+	return (const char *)tx->raw;
+}
+
+const char *db_bounce_tx_rcpt_to(const struct db_bounce_tx *tx)
+{
+	return tx->rcpt_to;
+}
+
+static int rcpt_row(PGconn *c, PGresult *res, struct db_bounce_rcpt *out, char *err, size_t errlen)
+{
+	int rc = -1;
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+	} else if (PQntuples(res) == 0) {
+		rc = 0;
+	} else {
+		out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		snprintf(out->message_id, sizeof(out->message_id), "%s", PQgetvalue(res, 0, 1));
+		snprintf(out->email, sizeof(out->email), "%s", PQgetvalue(res, 0, 2));
+		snprintf(out->status, sizeof(out->status), "%s", PQgetvalue(res, 0, 3));
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int db_bounce_tx_recipient(struct db_bounce_tx *tx, int64_t recipient_id, struct db_bounce_rcpt *out,
+			   char *err, size_t errlen)
+{
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, recipient_id);
+	const char *params[] = { idbuf };
+	PGresult *res = PQexecParams(tx->conn,
+		"SELECT id, message_id, email, status FROM recipients WHERE id = $1 FOR UPDATE", 1, NULL, params,
+		NULL, NULL, 0);
+	return rcpt_row(tx->conn, res, out, err, errlen);
+}
+
+int db_bounce_tx_find(struct db_bounce_tx *tx, const char *message_id_hdr, const char *email,
+		      struct db_bounce_rcpt *out, char *err, size_t errlen)
+{
+	const char *params[] = { message_id_hdr, email };
+	PGresult *res = PQexecParams(tx->conn,
+		"SELECT r.id, r.message_id, r.email, r.status FROM messages m JOIN recipients r ON r.message_id = m.id"
+		" WHERE m.message_id_hdr = $1 AND lower(r.email) = lower($2)"
+		" ORDER BY r.id LIMIT 1 FOR UPDATE OF r", 2, NULL, params, NULL, NULL, 0);
+	return rcpt_row(tx->conn, res, out, err, errlen);
+}
+
+static int exec_params(PGconn *c, const char *sql, int n, const char *const *params, ExecStatusType want,
+		       PGresult **keep, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	if (!db_res_ok(res, want)) {
+		db_set_error(c, res, err, errlen);
+		PQclear(res);
+		return -1;
+	}
+	if (keep)
+		*keep = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+/* The event with data.dsn = what the report said (empty fields left out). */
+static int record_event(struct db_bounce_tx *tx, const char *rid, const char *type,
+			const struct db_bounce_outcome *o, char *err, size_t errlen)
+{
+	char code[16], bid[32];
+	snprintf(code, sizeof(code), "%d", o->code);
+	snprintf(bid, sizeof(bid), "%" PRId64, o->bounce_id);
+	const char *params[] = { rid, type, o->action, o->enhanced, o->text, o->mx, o->reporting_mta, o->matched_by,
+				 code, bid };
+	return exec_params(tx->conn,
+			   "SELECT mf_record_event($1, $2, jsonb_build_object('dsn', jsonb_strip_nulls(jsonb_build_object("
+			   " 'action', NULLIF($3, ''), 'status', NULLIF($4, ''), 'diagnostic', NULLIF($5, ''),"
+			   " 'remote_mta', NULLIF($6, ''), 'reporting_mta', NULLIF($7, ''), 'matched_by', NULLIF($8, ''),"
+			   " 'code', NULLIF($9::int, 0), 'bounce_id', $10::bigint))))",
+			   10, params, PGRES_TUPLES_OK, NULL, err, errlen);
+}
+
+int db_bounce_tx_bounce(struct db_bounce_tx *tx, int64_t recipient_id, const struct db_bounce_outcome *o,
+			char *err, size_t errlen)
+{
+	char idbuf[32], code[16];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, recipient_id);
+	snprintf(code, sizeof(code), "%d", o->code);
+	const char *params[] = { idbuf, code, o->enhanced, o->text, o->mx, o->bounce_type, o->category };
+	PGresult *res = NULL;
+	if (exec_params(tx->conn,
+			"UPDATE recipients SET status = 'bounced', last_code = NULLIF($2::int, 0),"
+			" last_enhanced = NULLIF($3, ''), last_text = NULLIF($4, ''), last_mx = NULLIF($5, ''),"
+			" bounce_type = $6, bounce_category = $7, lease_owner = NULL, lease_expires_at = NULL,"
+			" updated_at = now()"
+			" WHERE id = $1 AND status IN ('delivered', 'deferred', 'queued', 'scheduled', 'sending')"
+			" RETURNING message_id",
+			7, params, PGRES_TUPLES_OK, &res, err, errlen) < 0)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	char msg[40];
+	snprintf(msg, sizeof(msg), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (record_event(tx, idbuf, "message.bounced", o, err, errlen) < 0)
+		return -1;
+	const char *mp[] = { msg };
+	if (exec_params(tx->conn, "SELECT mf_refresh_message_status($1)", 1, mp, PGRES_TUPLES_OK, NULL, err,
+			errlen) < 0)
+		return -1;
+	return 1;
+}
+
+int db_bounce_tx_delayed(struct db_bounce_tx *tx, int64_t recipient_id, const struct db_bounce_outcome *o,
+			 char *err, size_t errlen)
+{
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, recipient_id);
+	return record_event(tx, idbuf, "message.deferred", o, err, errlen);
+}
+
+int db_bounce_tx_suppress(struct db_bounce_tx *tx, const char *email, const char *message_id,
+			  const char *diagnostic, char *err, size_t errlen)
+{
+	const char *params[] = { email, message_id, diagnostic };
+	PGresult *res = NULL;
+	if (exec_params(tx->conn,
+			"WITH ins AS (INSERT INTO suppressions (email, reason, message_id, diagnostic)"
+			"   VALUES (lower($1), 'bounce', NULLIF($2, '')::uuid, NULLIF($3, ''))"
+			"   ON CONFLICT (email) DO NOTHING RETURNING email, reason, message_id, diagnostic),"
+			" ev AS (SELECT nextval('events_id_seq') AS id, ins.* FROM ins)"
+			" INSERT INTO events (id, type, payload)"
+			" SELECT id, 'suppression.created', jsonb_build_object('id', 'evt_' || id,"
+			"   'type', 'suppression.created',"
+			"   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+			"   'data', jsonb_build_object('email', email, 'reason', reason, 'message_id', message_id,"
+			"                              'diagnostic', diagnostic))"
+			" FROM ev RETURNING id",
+			3, params, PGRES_TUPLES_OK, &res, err, errlen) < 0)
+		return -1;
+	int added = PQntuples(res) > 0;
+	PQclear(res);
+	return added;
+}
+
+int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err, size_t errlen)
+{
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, tx->id);
+	const char *params[] = { idbuf, outcome };
+	if (exec_params(tx->conn, "UPDATE bounces_raw SET processed_at = now(), outcome = $2 WHERE id = $1", 2,
+			params, PGRES_COMMAND_OK, NULL, err, errlen) < 0 ||
+	    db_exec(tx->conn, "COMMIT", err, errlen) < 0) {
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	db_conn_put(tx->pool, tx->conn);
+	PQfreemem(tx->raw);
+	free(tx->rcpt_to);
+	free(tx);
+	return 0;
+}
+
+/* --- LISTEN --------------------------------------------------------------- */
+
+struct db_bounce_listener {
+	char *conninfo;
+	PGconn *conn;
+};
+
+struct db_bounce_listener *db_bounce_listener_new(const char *conninfo)
+{
+	struct db_bounce_listener *l = xcalloc(1, sizeof(*l));
+	l->conninfo = xstrdup(conninfo);
+	return l;
+}
+
+void db_bounce_listener_free(struct db_bounce_listener *l)
+{
+	if (l == NULL)
+		return;
+	PQfinish(l->conn);
+	free(l->conninfo);
+	free(l);
+}
+
+int db_bounce_listener_wait(struct db_bounce_listener *l, int timeout_ms)
+{
+	char err[256];
+	if (l->conn == NULL) {
+		l->conn = db_connect(l->conninfo, err, sizeof(err));
+		if (l->conn == NULL || db_exec(l->conn, "LISTEN mailferry_bounces", err, sizeof(err)) < 0) {
+			PQfinish(l->conn);
+			l->conn = NULL;
+			return -1;
+		}
+		return 1; /* look at what arrived while we were not listening */
+	}
+	struct pollfd pfd = { .fd = PQsocket(l->conn), .events = POLLIN };
+	int r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return 0;
+	if (r > 0 && (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK)) {
+		PQfinish(l->conn);
+		l->conn = NULL;
+		return -1;
+	}
+	int got = 0;
+	PGnotify *n;
+	while ((n = PQnotifies(l->conn)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}

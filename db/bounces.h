@@ -1,0 +1,91 @@
+/*
+ * bounces.h - the storage side of bounce processing (queue/bounces.c
+ * decides; this file runs the SQL).
+ *
+ * A struct db_bounce_tx is one claimed bounces_raw row inside an open
+ * transaction on a borrowed connection: db_bounce_claim() opens it (row
+ * locked FOR UPDATE SKIP LOCKED, so any number of processes can work the
+ * table), the db_bounce_tx_* calls change recipients, events and
+ * suppressions in that same transaction, and db_bounce_tx_finish() marks
+ * the row processed and commits (or db_bounce_tx_abort() rolls back).
+ * Every function returns 0 / -1 (err set) unless it says otherwise.
+ */
+#ifndef MF_DB_BOUNCES_H
+#define MF_DB_BOUNCES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db_pool;
+struct db_bounce_tx;
+
+/* Stores a raw bounce (source 'api') without NOTIFY; *id gets its row id. */
+int db_bounce_insert(struct db_pool *pool, const char *source, const char *mail_from, const char *rcpt_to,
+		     const char *raw, size_t len, int64_t *id, char *err, size_t errlen);
+
+/*
+ * Claims an unprocessed row (only_id > 0: that row only) in a new
+ * transaction.  Returns 1 with *out set, 0 when there is none to claim
+ * (processed, or locked by another processor), -1 on error.
+ */
+int db_bounce_claim(struct db_pool *pool, int64_t only_id, struct db_bounce_tx **out, char *err,
+		    size_t errlen);
+int64_t db_bounce_tx_id(const struct db_bounce_tx *tx);
+const char *db_bounce_tx_raw(const struct db_bounce_tx *tx, size_t *len);
+const char *db_bounce_tx_rcpt_to(const struct db_bounce_tx *tx); /* "" when none */
+
+struct db_bounce_rcpt {
+	int64_t id;
+	char message_id[40];  /* uuid */
+	char email[321];
+	char status[16];
+};
+/* 1 found (row locked), 0 none, -1 error. */
+int db_bounce_tx_recipient(struct db_bounce_tx *tx, int64_t recipient_id, struct db_bounce_rcpt *out,
+			   char *err, size_t errlen);
+/* By the returned message's Message-ID (without <>) and the address. */
+int db_bounce_tx_find(struct db_bounce_tx *tx, const char *message_id_hdr, const char *email,
+		      struct db_bounce_rcpt *out, char *err, size_t errlen);
+
+struct db_bounce_outcome {
+	int code;                 /* SMTP code from the diagnostic, 0 when none */
+	const char *enhanced;     /* "5.1.1" or "" */
+	const char *text;         /* diagnostic */
+	const char *mx;           /* Remote-MTA or "" */
+	const char *bounce_type;  /* "permanent"/"transient" or NULL */
+	const char *category;
+	/* For the event's "dsn" object (data.dsn): */
+	const char *action;       /* "failed", "delayed" */
+	const char *reporting_mta;
+	const char *matched_by;   /* "verp", "message_id" */
+	int64_t bounce_id;        /* bounces_raw.id */
+};
+/*
+ * Action: failed.  The recipient becomes bounced (from delivered, deferred,
+ * queued, scheduled or sending; its lease is cleared so a late delivery
+ * report is dropped) with a message.bounced event and the message status
+ * refreshed.  Returns 1 changed, 0 when its status does not allow it
+ * (already bounced, failed, suppressed, canceled), -1 on error.
+ */
+int db_bounce_tx_bounce(struct db_bounce_tx *tx, int64_t recipient_id, const struct db_bounce_outcome *o,
+			char *err, size_t errlen);
+/* Action: delayed.  A message.deferred event only; status unchanged. */
+int db_bounce_tx_delayed(struct db_bounce_tx *tx, int64_t recipient_id, const struct db_bounce_outcome *o,
+			 char *err, size_t errlen);
+/* Adds email (lower-cased) with reason 'bounce'; 1 added, 0 already there. */
+int db_bounce_tx_suppress(struct db_bounce_tx *tx, const char *email, const char *message_id,
+			  const char *diagnostic, char *err, size_t errlen);
+/* Marks the row processed with outcome, commits and frees tx. */
+int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err, size_t errlen);
+/* Rolls back and frees tx (NULL: no-op). */
+void db_bounce_tx_abort(struct db_bounce_tx *tx);
+
+/* LISTEN mailferry_bounces on a connection of its own. */
+struct db_bounce_listener;
+struct db_bounce_listener *db_bounce_listener_new(const char *conninfo);
+void db_bounce_listener_free(struct db_bounce_listener *l);
+/* Waits up to timeout_ms: 1 notified (or just (re)connected), 0 timeout,
+ * -1 connection trouble (the caller sleeps and calls again). */
+int db_bounce_listener_wait(struct db_bounce_listener *l, int timeout_ms);
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * queue.c - the delivery queue's SQL (see queue.h): dedicated sessions with
+ * LISTEN, the claim under a lease, the outcome recorder, the lease reaper
+ * and the release of unstarted work.  Parameterised queries only.
+ *
+ * Batches of outcomes travel as one jsonb parameter expanded with
+ * jsonb_to_recordset(), so a batch of any size is one UPDATE.  Free text
+ * (SMTP replies) is reduced to printable ASCII before it is stored: it
+ * comes from remote servers and must not make a batch fail on bad UTF-8.
+ */
+#include "db/queue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/internal.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+/* Record batches are bounded by the caller; this caps their JSON. */
+#define QUEUE_JSON_MAX (64u * 1024u * 1024u)
+
+struct db_session {
+	char *conninfo;
+	char *channel;  /* NULL: not listening */
+	PGconn *conn;
+};
+
+struct db_session *db_session_new(const char *conninfo)
+{
+	struct db_session *s = xcalloc(1, sizeof(*s));
+	s->conninfo = xstrdup(conninfo);
+	return s;
+}
+
+void db_session_free(struct db_session *s)
+{
+	if (s == NULL)
+		return;
+	PQfinish(s->conn);
+	free(s->conninfo);
+	free(s->channel);
+	free(s);
+}
+
+static int do_listen(struct db_session *s, char *err, size_t errlen)
+{
+	char *id = PQescapeIdentifier(s->conn, s->channel, strlen(s->channel));
+	if (id == NULL) {
+		db_set_error(s->conn, NULL, err, errlen);
+		return -1;
+	}
+	char *sql = xasprintf("LISTEN %s", id);
+	PQfreemem(id);
+	int rc = db_exec(s->conn, sql, err, errlen);
+	free(sql);
+	return rc;
+}
+
+/* The live connection, re-made (and re-LISTENed) when it broke. */
+static PGconn *session_conn(struct db_session *s, char *err, size_t errlen)
+{
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+		return s->conn;
+	PQfinish(s->conn);
+	s->conn = db_connect(s->conninfo, err, errlen);
+	if (s->conn == NULL)
+		return NULL;
+	if (s->channel != NULL && do_listen(s, err, errlen) < 0) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+		return NULL;
+	}
+	return s->conn;
+}
+
+/* After a failed statement: drop the connection when it is broken, else
+ * leave any aborted transaction. */
+static void session_after_error(struct db_session *s)
+{
+	if (s->conn == NULL)
+		return;
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	} else if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+	}
+}
+
+int db_session_listen(struct db_session *s, const char *channel, char *err, size_t errlen)
+{
+	free(s->channel);
+	s->channel = xstrdup(channel);
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+		return do_listen(s, err, errlen);
+	return session_conn(s, err, errlen) ? 0 : -1;
+}
+
+static int drain_notifies(PGconn *c)
+{
+	int n = 0;
+	PGnotify *nf;
+	while ((nf = PQnotifies(c)) != NULL) {
+		PQfreemem(nf);
+		n++;
+	}
+	return n;
+}
+
+int db_session_wait(struct db_session *s, int wake_fd, long timeout_ms)
+{
+	char err[256];
+	PGconn *c = session_conn(s, err, sizeof(err));
+	if (c == NULL) {
+		log_warn("event=db_session_down error=\"%s\"", err);
+		struct pollfd w = { .fd = wake_fd, .events = POLLIN };
+		int r = poll(&w, wake_fd >= 0 ? 1 : 0, (int)(timeout_ms < 1000 ? timeout_ms : 1000));
+		return r > 0 ? 2 : -1;
+	}
+	/* Notifications may have arrived with the results of earlier queries. */
+	if (!PQconsumeInput(c)) {
+		session_after_error(s);
+		return -1;
+	}
+	if (drain_notifies(c) > 0)
+		return 1;
+	struct pollfd p[2] = { { .fd = PQsocket(c), .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
+	int r = poll(p, wake_fd >= 0 ? 2 : 1, (int)(timeout_ms < 0 ? 0 : timeout_ms));
+	if (r < 0)
+		return errno == EINTR ? 0 : -1;
+	if (r == 0)
+		return 0;
+	if (p[0].revents) {
+		if (!PQconsumeInput(c)) {
+			session_after_error(s);
+			return -1;
+		}
+		if (drain_notifies(c) > 0)
+			return 1;
+	}
+	if (wake_fd >= 0 && p[1].revents)
+		return 2;
+	return 0;
+}
+
+int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int limit,
+		   void (*fn)(const struct db_claim_row *row, void *arg), void *arg, char *err,
+		   size_t errlen)
+{
+	PGconn *c = session_conn(s, err, errlen);
+	if (c == NULL)
+		return -1;
+	char lease[32], lim[32];
+	snprintf(lease, sizeof(lease), "%ld", lease_secs);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[] = { owner, lease, lim };
+	/* DESIGN.md "The claim": the inner SELECT walks the partial index
+	 * recipients_due_idx and skips rows another claimer holds, so two
+	 * claimers never get the same row.  Results are binary (text columns
+	 * arrive as raw bytes, the body as raw bytea); the body is sent once
+	 * per message. */
+	PGresult *res = PQexecParams(c,
+		"WITH c AS ("
+		"  UPDATE recipients SET status = 'sending', lease_owner = $1,"
+		"         lease_expires_at = now() + $2::bigint * interval '1 second',"
+		"         attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, now()),"
+		"         updated_at = now()"
+		"   WHERE id IN (SELECT id FROM recipients"
+		"                 WHERE status IN ('queued', 'scheduled', 'deferred') AND next_attempt_at <= now()"
+		"                 ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED)"
+		"  RETURNING id, message_id, email, domain, attempts, first_attempt_at)"
+		" SELECT c.id::text, c.message_id::text, c.email, c.domain, c.attempts::text,"
+		"        floor(extract(epoch FROM now() - c.first_attempt_at))::bigint::text,"
+		"        m.mail_from,"
+		"        CASE WHEN row_number() OVER (PARTITION BY c.message_id ORDER BY c.domain, c.id) = 1"
+		"             THEN m.body END,"
+		"        (m.body IS NOT NULL)::text"
+		"   FROM c JOIN messages m ON m.id = c.message_id"
+		"  ORDER BY c.message_id, c.domain, c.id",
+		3, NULL, params, NULL, NULL, 1);
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		PQclear(res);
+		session_after_error(s);
+		return -1;
+	}
+	int n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct db_claim_row row = {
+			.id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+			.message_id = PQgetvalue(res, i, 1),
+			.email = PQgetvalue(res, i, 2),
+			.domain = PQgetvalue(res, i, 3),
+			.attempts = (int)strtol(PQgetvalue(res, i, 4), NULL, 10),
+			.age_secs = strtol(PQgetvalue(res, i, 5), NULL, 10),
+			.mail_from = PQgetvalue(res, i, 6),
+			.body = PQgetisnull(res, i, 7) ? NULL : PQgetvalue(res, i, 7),
+			.body_len = PQgetisnull(res, i, 7) ? 0 : (size_t)PQgetlength(res, i, 7),
+			.has_body = PQgetvalue(res, i, 8)[0] == 't',
+		};
+		fn(&row, arg);
+	}
+	PQclear(res);
+	return n;
+}
+
+int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen)
+{
+	PGconn *c = session_conn(s, err, errlen);
+	if (c == NULL)
+		return -1;
+	PGresult *res = PQexec(c,
+		"SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint"
+		"  FROM recipients WHERE status IN ('queued', 'scheduled', 'deferred')");
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		PQclear(res);
+		session_after_error(s);
+		return -1;
+	}
+	*ms = PQgetisnull(res, 0, 0) ? -1 : strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	if (*ms < -1 || (*ms == -1 && !PQgetisnull(res, 0, 0)))
+		*ms = 0;  /* overdue */
+	PQclear(res);
+	return 0;
+}
+
+/* Appends s as a JSON string (printable ASCII only; see the header). */
+static void json_str(struct buf *b, const char *s)
+{
+	if (s == NULL || *s == '\0') {
+		buf_puts(b, "null");
+		return;
+	}
+	buf_putc(b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			buf_putc(b, '\\');
+			buf_putc(b, (char)*p);
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			buf_putc(b, *p == '\t' ? ' ' : '?');
+		} else {
+			buf_putc(b, (char)*p);
+		}
+	}
+	buf_putc(b, '"');
+}
+
+static void outcomes_json(struct buf *b, const struct db_outcome *o, int n)
+{
+	buf_putc(b, '[');
+	for (int i = 0; i < n; i++) {
+		const struct db_outcome *x = &o[i];
+		buf_printf(b, "%s{\"i\":%" PRId64 ",\"o\":", i ? "," : "", x->id);
+		json_str(b, x->lease_owner);
+		buf_puts(b, ",\"s\":");
+		json_str(b, x->status);
+		buf_printf(b, ",\"d\":%ld,\"c\":", x->delay_ms);
+		if (x->code > 0)
+			buf_printf(b, "%d", x->code);
+		else
+			buf_puts(b, "null");
+		buf_puts(b, ",\"e\":");
+		json_str(b, x->enhanced);
+		buf_puts(b, ",\"t\":");
+		json_str(b, x->text);
+		buf_puts(b, ",\"x\":");
+		json_str(b, x->mx);
+		buf_puts(b, ",\"tv\":");
+		json_str(b, x->tls_version);
+		buf_puts(b, ",\"tc\":");
+		json_str(b, x->tls_cipher);
+		buf_printf(b, ",\"tf\":%s,\"bt\":", x->tls_verified < 0 ? "null" : x->tls_verified ? "true" : "false");
+		json_str(b, x->bounce_type);
+		buf_puts(b, ",\"bc\":");
+		json_str(b, x->bounce_category);
+		buf_putc(b, '}');
+	}
+	buf_putc(b, ']');
+}
+
+/* Appends s to a PostgreSQL array literal element, quoted. */
+static void array_elem(struct buf *b, int first, const char *s)
+{
+	if (!first)
+		buf_putc(b, ',');
+	buf_putc(b, '"');
+	for (const char *p = s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *p);
+	}
+	buf_putc(b, '"');
+}
+
+/* Runs a statement with one text parameter; 0 or -1 (err set). */
+static int exec1(PGconn *c, const char *sql, const char *p1, char *err, size_t errlen)
+{
+	const char *params[] = { p1 };
+	PGresult *res = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
+	int ok = db_res_ok(res, PGRES_TUPLES_OK) || db_res_ok(res, PGRES_COMMAND_OK);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/* The message status summary for every message id in res column col,
+ * in id order so that concurrent writers lock messages alike. */
+static int refresh_messages(PGconn *c, PGresult *res, int col, char *err, size_t errlen)
+{
+	int n = PQntuples(res);
+	if (n == 0)
+		return 0;
+	struct buf a;
+	buf_init(&a, QUEUE_JSON_MAX);
+	buf_putc(&a, '{');
+	for (int i = 0; i < n; i++)
+		array_elem(&a, i == 0, PQgetvalue(res, i, col));
+	buf_putc(&a, '}');
+	int rc = exec1(c,
+		"SELECT mf_refresh_message_status(m)"
+		"  FROM (SELECT DISTINCT m FROM unnest($1::uuid[]) AS m ORDER BY m) s",
+		buf_cstr(&a), err, errlen);
+	buf_cleanup(&a);
+	return rc;
+}
+
+int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int *applied,
+		    char *err, size_t errlen)
+{
+	*applied = 0;
+	if (n == 0)
+		return 0;
+	PGconn *c = session_conn(s, err, errlen);
+	if (c == NULL)
+		return -1;
+	struct buf js;
+	buf_init(&js, QUEUE_JSON_MAX);
+	outcomes_json(&js, o, n);
+	PGresult *res = NULL;
+	int rc = -1;
+	if (db_exec(c, "BEGIN", err, errlen) < 0)
+		goto out;
+	const char *params[] = { buf_cstr(&js) };
+	/* Only rows still leased to the writer: after a reclaim the owner
+	 * differs and a late outcome changes nothing (DESIGN.md). */
+	res = PQexecParams(c,
+		"UPDATE recipients r SET status = o.s, last_code = o.c, last_enhanced = o.e,"
+		"       last_text = o.t, last_mx = o.x, tls_version = o.tv, tls_cipher = o.tc,"
+		"       tls_verified = o.tf, bounce_type = o.bt, bounce_category = o.bc,"
+		"       next_attempt_at = CASE WHEN o.s = 'deferred'"
+		"                              THEN now() + o.d * interval '1 millisecond'"
+		"                              ELSE r.next_attempt_at END,"
+		"       lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+		"  FROM jsonb_to_recordset($1::jsonb) AS o(i bigint, o text, s text, d bigint, c int,"
+		"       e text, t text, x text, tv text, tc text, tf boolean, bt text, bc text)"
+		" WHERE r.id = o.i AND r.lease_owner = o.o AND r.status = 'sending'"
+		" RETURNING r.id, r.message_id::text, r.status",
+		1, NULL, params, NULL, NULL, 0);
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		goto out;
+	}
+	int m = PQntuples(res);
+	if (m > 0) {
+		struct buf ids, types;
+		buf_init(&ids, QUEUE_JSON_MAX);
+		buf_init(&types, QUEUE_JSON_MAX);
+		buf_putc(&ids, '{');
+		buf_putc(&types, '{');
+		for (int i = 0; i < m; i++) {
+			buf_printf(&ids, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+			array_elem(&types, i == 0, PQgetvalue(res, i, 2));
+		}
+		buf_putc(&ids, '}');
+		buf_putc(&types, '}');
+		const char *ep[] = { buf_cstr(&ids), buf_cstr(&types) };
+		PGresult *er = PQexecParams(c,
+			"SELECT mf_record_event(x.id, 'message.' || x.st)"
+			"  FROM unnest($1::bigint[], $2::text[]) AS x(id, st) ORDER BY x.id",
+			2, NULL, ep, NULL, NULL, 0);
+		int ok = db_res_ok(er, PGRES_TUPLES_OK);
+		if (!ok)
+			db_set_error(c, er, err, errlen);
+		PQclear(er);
+		buf_cleanup(&ids);
+		buf_cleanup(&types);
+		if (!ok || refresh_messages(c, res, 1, err, errlen) < 0)
+			goto out;
+	}
+	if (db_exec(c, "COMMIT", err, errlen) < 0)
+		goto out;
+	*applied = m;
+	rc = 0;
+out:
+	PQclear(res);
+	buf_cleanup(&js);
+	if (rc < 0)
+		session_after_error(s);
+	return rc;
+}
+
+int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	char lim[32];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[] = { lim };
+	int rc = -1;
+	PGresult *res = NULL;
+	if (db_exec(c, "BEGIN", err, errlen) < 0)
+		goto out;
+	/* The attempt is not counted as a failure: the worker died, the
+	 * recipient did not refuse (DESIGN.md). */
+	res = PQexecParams(c,
+		"UPDATE recipients SET status = 'deferred', attempts = greatest(attempts - 1, 0),"
+		"       lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()"
+		" WHERE id IN (SELECT id FROM recipients WHERE status = 'sending' AND lease_expires_at < now()"
+		"               ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+		" RETURNING message_id::text",
+		1, NULL, params, NULL, NULL, 0);
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		goto out;
+	}
+	if (refresh_messages(c, res, 0, err, errlen) < 0 || db_exec(c, "COMMIT", err, errlen) < 0)
+		goto out;
+	rc = PQntuples(res);
+out:
+	PQclear(res);
+	if (rc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
+		PQclear(PQexec(c, "ROLLBACK"));
+	db_conn_put(pool, c);
+	return rc;
+}
+
+int db_queue_release(struct db_pool *pool, const int64_t *ids, const char *const *owners, int n,
+		     char *err, size_t errlen)
+{
+	if (n == 0)
+		return 0;
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	struct buf ia, oa;
+	buf_init(&ia, QUEUE_JSON_MAX);
+	buf_init(&oa, QUEUE_JSON_MAX);
+	buf_putc(&ia, '{');
+	buf_putc(&oa, '{');
+	for (int i = 0; i < n; i++) {
+		buf_printf(&ia, "%s%" PRId64, i ? "," : "", ids[i]);
+		array_elem(&oa, i == 0, owners[i]);
+	}
+	buf_putc(&ia, '}');
+	buf_putc(&oa, '}');
+	const char *params[] = { buf_cstr(&ia), buf_cstr(&oa) };
+	int rc = -1;
+	PGresult *res = NULL;
+	if (db_exec(c, "BEGIN", err, errlen) < 0)
+		goto out;
+	res = PQexecParams(c,
+		"UPDATE recipients r SET status = CASE WHEN r.attempts <= 1 THEN 'queued' ELSE 'deferred' END,"
+		"       first_attempt_at = CASE WHEN r.attempts <= 1 THEN NULL ELSE r.first_attempt_at END,"
+		"       attempts = greatest(r.attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,"
+		"       next_attempt_at = now(), updated_at = now()"
+		"  FROM unnest($1::bigint[], $2::text[]) AS x(id, owner)"
+		" WHERE r.id = x.id AND r.lease_owner = x.owner AND r.status = 'sending'"
+		" RETURNING r.message_id::text",
+		2, NULL, params, NULL, NULL, 0);
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		goto out;
+	}
+	if (refresh_messages(c, res, 0, err, errlen) < 0 || db_exec(c, "COMMIT", err, errlen) < 0)
+		goto out;
+	rc = PQntuples(res);
+out:
+	PQclear(res);
+	buf_cleanup(&ia);
+	buf_cleanup(&oa);
+	if (rc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
+		PQclear(PQexec(c, "ROLLBACK"));
+	db_conn_put(pool, c);
+	return rc;
+}

@@ -1,0 +1,100 @@
+/*
+ * queue.h - the delivery queue's storage (DESIGN.md "The claim, the lease,
+ * the outcome").  SQL lives here; queue/ decides what to claim and when.
+ *
+ * A struct db_session is one dedicated connection (the scheduler's, the
+ * recorder's) that reconnects by itself and can LISTEN.  Claims hand rows
+ * to the caller under a lease: status 'sending', lease_owner, and
+ * lease_expires_at.  Outcomes are written only for rows whose lease the
+ * writer still holds, so a late writer after a reclaim changes nothing.
+ * Functions return 0 (or a count) on success and -1 with err set.
+ */
+#ifndef MF_DB_QUEUE_H
+#define MF_DB_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db_pool;
+struct db_session;
+
+struct db_session *db_session_new(const char *conninfo);
+void db_session_free(struct db_session *s);
+/* LISTENs on channel now and again after every reconnect. */
+int db_session_listen(struct db_session *s, const char *channel, char *err, size_t errlen);
+/*
+ * Waits up to timeout_ms for a NOTIFY on the listened channel or for
+ * wake_fd (-1: none) to become readable.  Returns 1 on a notification,
+ * 2 when wake_fd is readable (the caller drains it), 0 on timeout, -1 when
+ * the connection failed (it is re-made on the next call).
+ */
+int db_session_wait(struct db_session *s, int wake_fd, long timeout_ms);
+
+/* One claimed recipient with its message, borrowed for the callback. */
+struct db_claim_row {
+	int64_t id;
+	const char *message_id;   /* uuid text */
+	const char *email;
+	const char *domain;
+	int attempts;             /* including the one being started */
+	long age_secs;            /* since the first attempt */
+	const char *mail_from;
+	/* The composed message.  Rows come grouped by message then domain;
+	 * only the first row of each message carries the body (the others
+	 * have body NULL and has_body as the first one). */
+	const char *body;
+	size_t body_len;
+	int has_body;             /* 0: the body is gone (retention) */
+};
+
+/*
+ * Claims up to limit due recipients (queued, scheduled or deferred with
+ * next_attempt_at <= now()) with FOR UPDATE SKIP LOCKED on the partial
+ * index: status 'sending', lease_owner = owner, lease_expires_at =
+ * now() + lease_secs, attempts + 1, first_attempt_at set once.  Calls fn
+ * for each row.  Returns the number of rows claimed, or -1.
+ */
+int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int limit,
+		   void (*fn)(const struct db_claim_row *row, void *arg), void *arg, char *err,
+		   size_t errlen);
+/* Milliseconds until the earliest claimable row is due (0 if one is due
+ * now); -1 when nothing is waiting. Returns 0 or -1 (error). */
+int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen);
+
+/* One outcome to record; strings borrowed, NULL/"" stored as NULL. */
+struct db_outcome {
+	int64_t id;
+	const char *lease_owner;  /* the owner given to db_queue_claim */
+	const char *status;       /* delivered, deferred, bounced, failed */
+	long delay_ms;            /* deferred: next_attempt_at = now() + delay */
+	int code;                 /* 0: none */
+	const char *enhanced, *text, *mx;
+	const char *tls_version, *tls_cipher;
+	int tls_verified;         /* -1: no TLS */
+	const char *bounce_type, *bounce_category;
+};
+
+/*
+ * Writes the outcomes in one transaction: recipient status, last_*, tls_*,
+ * bounce_*, an event 'message.<status>' per row (mf_record_event) and the
+ * message status summary (mf_refresh_message_status).  Rows whose lease
+ * is no longer owner's are left alone; *applied counts the rows written.
+ */
+int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int *applied,
+		    char *err, size_t errlen);
+
+/*
+ * The lease reaper: returns up to limit 'sending' rows whose lease expired
+ * to 'deferred', due now, with the attempt not counted (attempts - 1).
+ * Returns the number of rows reaped, or -1.
+ */
+int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen);
+/*
+ * Gives back claimed rows that were never attempted (shutdown): queued
+ * again (or deferred if they had been attempted before), attempts - 1,
+ * due now; only rows still leased to their owner.  Returns the count or -1.
+ */
+int db_queue_release(struct db_pool *pool, const int64_t *ids, const char *const *owners, int n,
+		     char *err, size_t errlen);
+
+#endif

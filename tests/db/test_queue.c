@@ -1,0 +1,369 @@
+/*
+ * test_queue.c - the queue's SQL (db/queue.c) against a real PostgreSQL:
+ * the claim and its grouping, leases, the outcome recorder with events and
+ * message status, the late writer after a reclaim, the reaper, the
+ * release, LISTEN/NOTIFY, and concurrent claimers getting disjoint rows.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "db/queue.h"
+#include "harness.h"
+#include "util/xmalloc.h"
+
+static char *sqlf(const char *url, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *sqlf(const char *url, const char *fmt, ...)
+{
+	char q[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	char *r = th_sql(url, q);
+	cr_assert_not_null(r, "%s", q);
+	return r;
+}
+
+static long sql_long(const char *url, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long sql_long(const char *url, const char *fmt, ...)
+{
+	char q[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(q, sizeof(q), fmt, ap);
+	va_end(ap);
+	char *r = th_sql(url, q);
+	cr_assert_not_null(r, "%s", q);
+	long v = strtol(r, NULL, 10);
+	free(r);
+	return v;
+}
+
+/* n messages, each with the given recipients "a@x.test,b@y.test". */
+static void insert_messages(const char *url, int n, const char *rcpts)
+{
+	free(sqlf(url,
+		"WITH m AS (INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size, body)"
+		"  SELECT gen_random_uuid(), 'sender@app.test', 'sender@app.test', 'x@app.test', 20,"
+		"         convert_to('Subject: t' || chr(13) || chr(10) || chr(13) || chr(10) || 'body ' || g, 'UTF8')"
+		"    FROM generate_series(1, %d) g RETURNING id)"
+		" INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		" SELECT m.id, r.ord, r.e, split_part(r.e, '@', 2), 'to', 'queued'"
+		"   FROM m, unnest(string_to_array('%s', ',')) WITH ORDINALITY AS r(e, ord)",
+		n, rcpts));
+}
+
+struct rows {
+	int n;
+	int64_t ids[20000];
+	char domain[64][32];
+	int body_rows;
+	int attempts;
+	long age;
+};
+
+static void collect(const struct db_claim_row *row, void *arg)
+{
+	struct rows *r = arg;
+	if (r->n < 64)
+		snprintf(r->domain[r->n], sizeof(r->domain[0]), "%s", row->domain);
+	if (row->body != NULL) {
+		r->body_rows++;
+		cr_assert(memmem(row->body, row->body_len, "Subject: t\r\n", 12) != NULL);
+	}
+	cr_assert(row->has_body);
+	cr_assert_str_eq(row->mail_from, "sender@app.test");
+	r->attempts = row->attempts;
+	r->age = row->age_secs;
+	r->ids[r->n++] = row->id;
+}
+
+Test(db_queue, claim_groups_and_leases)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 2, "a@y.test,b@x.test,c@y.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	int n = db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err));
+	cr_assert_eq(n, 6, "claim: %d %s", n, err);
+	cr_assert_eq(r->body_rows, 2, "the body once per message");
+	cr_assert_eq(r->attempts, 1);
+	cr_assert_eq(r->age, 0);
+	/* Grouped by message then domain: x, y, y for each message. */
+	cr_assert_str_eq(r->domain[0], "x.test");
+	cr_assert_str_eq(r->domain[1], "y.test");
+	cr_assert_str_eq(r->domain[2], "y.test");
+	cr_assert_str_eq(r->domain[3], "x.test");
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE status = 'sending' AND lease_owner = 'me:1'"
+				   " AND lease_expires_at > now() + interval '50 s' AND first_attempt_at IS NOT NULL"), 6);
+	/* Nothing left to claim. */
+	r->n = 0;
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, collect, r, err, sizeof(err)), 0);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, claim_only_due_claimable_rows)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 4, "a@x.test");
+	free(sqlf(url, "UPDATE recipients SET next_attempt_at = now() + interval '1 hour' WHERE id = 1"));
+	free(sqlf(url, "UPDATE recipients SET status = 'delivered' WHERE id = 2"));
+	free(sqlf(url, "UPDATE recipients SET status = 'scheduled' WHERE id = 3"));
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err)), 2, "%s", err);
+	cr_assert(r->ids[0] + r->ids[1] == 3 + 4);
+	long ms = -2;
+	cr_assert_eq(db_queue_next_due(s, &ms, err, sizeof(err)), 0, "%s", err);
+	cr_assert(ms > 3500 * 1000 && ms <= 3600 * 1000, "next due in %ld ms", ms);
+	free(sqlf(url, "UPDATE recipients SET status = 'delivered' WHERE id = 1"));
+	cr_assert_eq(db_queue_next_due(s, &ms, err, sizeof(err)), 0);
+	cr_assert_eq(ms, -1);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+static struct db_outcome ok_outcome(int64_t id, const char *owner)
+{
+	struct db_outcome o = { .id = id, .lease_owner = owner, .status = "delivered", .code = 250,
+				.enhanced = "2.0.0", .text = "Ok: queued as 1 \"q\" \xff", .mx = "127.0.0.1",
+				.tls_version = "TLSv1.3", .tls_cipher = "TLS_AES_256_GCM_SHA384", .tls_verified = 1 };
+	return o;
+}
+
+Test(db_queue, record_writes_status_event_and_summary)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 1, "a@x.test,b@x.test,c@x.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err)), 3);
+	struct db_outcome o[3] = { ok_outcome(1, "me:1"), ok_outcome(2, "me:1"), ok_outcome(3, "me:1") };
+	o[1].status = "bounced";
+	o[1].code = 550;
+	o[1].enhanced = "5.1.1";
+	o[1].text = "User unknown";
+	o[1].bounce_type = "permanent";
+	o[1].bounce_category = "bad_mailbox";
+	o[1].tls_version = o[1].tls_cipher = NULL;
+	o[1].tls_verified = -1;
+	o[2].status = "deferred";
+	o[2].code = 451;
+	o[2].enhanced = "4.3.0";
+	o[2].delay_ms = 60000;
+	int applied = -1;
+	cr_assert_eq(db_queue_record(s, o, 3, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 3);
+	char *v = sqlf(url, "SELECT status || ' ' || last_code || ' ' || last_enhanced || ' ' || tls_version || ' '"
+			    " || tls_verified || ' ' || last_text FROM recipients WHERE id = 1");
+	cr_assert_str_eq(v, "delivered 250 2.0.0 TLSv1.3 true Ok: queued as 1 \"q\" ?");
+	free(v);
+	v = sqlf(url, "SELECT status || ' ' || last_code || ' ' || bounce_type || ' ' || bounce_category"
+		      " || ' ' || (tls_version IS NULL) FROM recipients WHERE id = 2");
+	cr_assert_str_eq(v, "bounced 550 permanent bad_mailbox true");
+	free(v);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE id = 3 AND status = 'deferred'"
+				   " AND next_attempt_at BETWEEN now() + interval '55 s' AND now() + interval '65 s'"
+				   " AND lease_owner IS NULL AND bounce_type IS NULL"), 1);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM events WHERE type IN ('message.delivered',"
+				   " 'message.bounced', 'message.deferred')"), 3);
+	v = sqlf(url, "SELECT payload->'data'->'smtp'->>'enhanced_code' || ' ' || (payload->'data'->'bounce'->>'category')"
+		      " || ' ' || (payload->'data'->>'attempt') FROM events WHERE type = 'message.bounced'");
+	cr_assert_str_eq(v, "5.1.1 bad_mailbox 1");
+	free(v);
+	v = sqlf(url, "SELECT status FROM messages");
+	cr_assert_str_eq(v, "sending", "one recipient still deferred: %s", v);
+	free(v);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, late_writer_after_reclaim_changes_nothing)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 1, "a@x.test");
+	struct db_session *s = db_session_new(url);
+	struct db_pool *pool = db_pool_new(url, 2);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	/* A lease of 0 s expires at once: the owner "died". */
+	cr_assert_eq(db_queue_claim(s, "dead:1", 0, 10, collect, r, err, sizeof(err)), 1);
+	usleep(20000);
+	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 1, "%s", err);
+	char *v = sqlf(url, "SELECT status || ' ' || attempts || ' ' || (lease_owner IS NULL) FROM recipients");
+	cr_assert_str_eq(v, "deferred 0 true", "reaped attempt is not counted: %s", v);
+	free(v);
+	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 0);
+	r->n = 0;
+	cr_assert_eq(db_queue_claim(s, "live:2", 60, 10, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(r->attempts, 1);
+	/* The dead owner's late outcome is ignored. */
+	struct db_outcome late = ok_outcome(1, "dead:1");
+	late.status = "bounced";
+	int applied = -1;
+	cr_assert_eq(db_queue_record(s, &late, 1, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 0);
+	v = sqlf(url, "SELECT status || ' ' || lease_owner FROM recipients");
+	cr_assert_str_eq(v, "sending live:2");
+	free(v);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM events"), 0);
+	struct db_outcome ok = ok_outcome(1, "live:2");
+	cr_assert_eq(db_queue_record(s, &ok, 1, &applied, err, sizeof(err)), 0);
+	cr_assert_eq(applied, 1);
+	/* A second write of the same outcome (lease already released) is ignored too. */
+	cr_assert_eq(db_queue_record(s, &ok, 1, &applied, err, sizeof(err)), 0);
+	cr_assert_eq(applied, 0);
+	v = sqlf(url, "SELECT m.status || ' ' || (SELECT count(*) FROM events) FROM messages m");
+	cr_assert_str_eq(v, "delivered 1");
+	free(v);
+	free(r);
+	db_pool_free(pool);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, release_gives_back_unstarted_rows)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 3, "a@x.test");
+	free(sqlf(url, "UPDATE recipients SET status = 'deferred', attempts = 2 WHERE id = 3"));
+	struct db_session *s = db_session_new(url);
+	struct db_pool *pool = db_pool_new(url, 2);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, collect, r, err, sizeof(err)), 3);
+	int64_t ids[] = { 1, 2, 3 };
+	const char *owners[] = { "me:1", "other:9", "me:1" };
+	cr_assert_eq(db_queue_release(pool, ids, owners, 3, err, sizeof(err)), 2, "%s", err);
+	char *v = sqlf(url, "SELECT string_agg(status || ':' || attempts || ':' || (first_attempt_at IS NULL), ','"
+			    " ORDER BY id) FROM recipients");
+	cr_assert_str_eq(v, "queued:0:true,sending:1:false,deferred:2:false");
+	free(v);
+	free(r);
+	db_pool_free(pool);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, listen_wakes_on_insert)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	cr_assert_eq(db_session_listen(s, "mailferry_queue", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_session_wait(s, -1, 50), 0, "no notification yet");
+	insert_messages(url, 1, "a@x.test");
+	long t0 = th_now_ms();
+	int rc;
+	while ((rc = db_session_wait(s, -1, 2000)) == 0 && th_now_ms() - t0 < 2000)
+		;
+	cr_assert_eq(rc, 1);
+	cr_assert_lt(th_now_ms() - t0, 1000);
+	/* The wake fd wins when written. */
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert_eq(db_session_wait(s, p[0], 2000), 2);
+	close(p[0]);
+	close(p[1]);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+struct claimer {
+	const char *url;
+	char owner[32];
+	struct rows *r;
+	int rc;
+};
+
+static void collect_ids(const struct db_claim_row *row, void *arg)
+{
+	struct rows *r = arg;
+	r->ids[r->n++] = row->id;
+}
+
+static void *claim_all(void *arg)
+{
+	struct claimer *c = arg;
+	struct db_session *s = db_session_new(c->url);
+	char err[256];
+	for (;;) {
+		int n = db_queue_claim(s, c->owner, 60, 25, collect_ids, c->r, err, sizeof(err));
+		if (n < 0) {
+			c->rc = -1;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+	db_session_free(s);
+	return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(db_queue, concurrent_claimers_get_disjoint_rows)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 2000, "a@x.test");
+	enum { NC = 4 };
+	struct claimer c[NC];
+	pthread_t t[NC];
+	for (int i = 0; i < NC; i++) {
+		c[i].url = url;
+		snprintf(c[i].owner, sizeof(c[i].owner), "claimer:%d", i);
+		c[i].r = xcalloc(1, sizeof(struct rows));
+		c[i].rc = 0;
+		pthread_create(&t[i], NULL, claim_all, &c[i]);
+	}
+	int64_t *all = xcalloc(4000, sizeof(int64_t));
+	int total = 0, busy = 0;
+	for (int i = 0; i < NC; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(c[i].rc, 0);
+		busy += c[i].r->n > 0;
+		memcpy(all + total, c[i].r->ids, (size_t)c[i].r->n * sizeof(int64_t));
+		total += c[i].r->n;
+		free(c[i].r);
+	}
+	cr_assert_eq(total, 2000, "every row claimed exactly once in all: %d", total);
+	qsort(all, (size_t)total, sizeof(int64_t), cmp64);
+	for (int i = 1; i < total; i++)
+		cr_assert_neq(all[i], all[i - 1], "row %" PRId64 " claimed twice", all[i]);
+	cr_assert_geq(busy, 2, "the claimers should have shared the work");
+	cr_assert_eq(sql_long(url, "SELECT count(DISTINCT lease_owner) FROM recipients"), busy);
+	free(all);
+	th_db_drop(url);
+	free(url);
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# lint.sh - checks STYLE.md's banned functions and test habits; run by make test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rc=0
+banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol)[[:space:]]*\('
+if grep -nE "$banned" --include='*.c' --include='*.h' -r util db api relay queue cli | grep -v '^\S*:\s*\*'; then
+  echo "lint: banned function (STYLE.md: use snprintf, buf_*, strtol, strtok_r)" >&2; rc=1
+fi
+if grep -nE '^Test\(.*\.timeout' -r tests; then
+  echo "lint: Criterion .timeout leaks under ASan when timed tests overlap; bound waits in the test instead" >&2; rc=1
+fi
+if grep -lE 'microhttpd\.h' -r util db relay queue cli api | grep -v '^api/server\.c$'; then
+  echo "lint: only api/server.c includes microhttpd.h" >&2; rc=1
+fi
+if grep -lE 'libpq-fe\.h' -r util api relay queue cli; then
+  echo "lint: only db/ includes libpq-fe.h" >&2; rc=1
+fi
+exit $rc
