@@ -22,6 +22,7 @@
 #include "util/limits.h"
 
 #define FILTER_PARAMS 6
+#define REPLAY_RETRIES 5
 
 static const char filter_sql[] =
 	" FROM recipients r JOIN messages m ON m.id = r.message_id"
@@ -108,20 +109,30 @@ done:
 	return rc;
 }
 
-/* Runs a statement expecting rows or a command result; 0 or -1. */
+/*
+ * Runs a statement expecting rows or a command result: 0, -1 on error, -2
+ * when PostgreSQL aborted the transaction as a deadlock victim or on a
+ * serialization failure (SQLSTATE 40P01/40001): the batch can be retried.
+ */
 static int run(PGconn *c, const char *sql, int n, const char *const *params, char *err, size_t errlen)
 {
 	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	int ok = db_res_ok(res, PGRES_TUPLES_OK) || db_res_ok(res, PGRES_COMMAND_OK);
-	if (!ok)
+	int rc = db_res_ok(res, PGRES_TUPLES_OK) || db_res_ok(res, PGRES_COMMAND_OK) ? 0 : -1;
+	if (rc < 0) {
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+			rc = -2;
 		db_set_error(c, res, err, errlen);
+	}
 	PQclear(res);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 /*
  * One batch in its own transaction.  Returns the number of recipients
- * locked (0: nothing left after *cursor), or -1.  Advances *cursor.
+ * locked (0: nothing left after *cursor), -1 on error, or -2 when the
+ * transaction was rolled back as retryable (nothing changed, *cursor kept).
+ * Advances *cursor only on success.
  */
 static int replay_batch(PGconn *c, const char **params, const char *requested_by, int batch_size,
 			long long *cursor, struct db_replay_result *out, char *err, size_t errlen)
@@ -142,10 +153,12 @@ static int replay_batch(PGconn *c, const char **params, const char *requested_by
 		return -1;
 	PGresult *res = PQexecParams(c, sql, FILTER_PARAMS + 2, NULL, p, NULL, NULL, 0);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		int rc = state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) ? -2 : -1;
 		db_set_error(c, res, err, errlen);
 		PQclear(res);
 		db_exec(c, "ROLLBACK", cur, sizeof(cur));
-		return -1;
+		return rc;
 	}
 	int n = PQntuples(res);
 	struct buf ids, msgs;
@@ -165,8 +178,7 @@ static int replay_batch(PGconn *c, const char **params, const char *requested_by
 			requeue++;
 		}
 	}
-	if (n > 0)
-		*cursor = strtoll(PQgetvalue(res, n - 1, 0), NULL, 10);
+	long long last = n > 0 ? strtoll(PQgetvalue(res, n - 1, 0), NULL, 10) : *cursor;
 	PQclear(res);
 	buf_putc(&ids, '}');
 	buf_putc(&msgs, '}');
@@ -186,7 +198,8 @@ static int replay_batch(PGconn *c, const char **params, const char *requested_by
 				 2, u, err, errlen);
 		if (rc == 0)
 			rc = run(c,
-				 "SELECT mf_refresh_message_status(mid) FROM (SELECT DISTINCT unnest($1::uuid[]) AS mid) s",
+				 "SELECT mf_refresh_message_status(mid)"
+				 " FROM (SELECT DISTINCT unnest($1::uuid[]) AS mid ORDER BY 1) s",
 				 1, u + 2, err, errlen);
 		/* Updates do not fire the insert trigger: wake the schedulers. */
 		if (rc == 0)
@@ -199,11 +212,12 @@ static int replay_batch(PGconn *c, const char **params, const char *requested_by
 	else
 		db_exec(c, "ROLLBACK", cur, sizeof(cur));
 	if (rc < 0)
-		return -1;
+		return rc == -2 ? -2 : -1;
 	out->matched += n;
 	out->requeued += requeue;
 	out->skipped_suppressed += supp;
 	out->skipped_expired += expired;
+	*cursor = last;
 	if (n > 0)
 		out->batches++;
 	return n;
@@ -221,6 +235,7 @@ int db_replay_run(struct db_pool *pool, const struct db_replay_filter *f, const 
 	if (filter_params(f, statuses, params, err, errlen) < 0)
 		return -1;
 	long long cursor = 0;
+	int retries = 0;
 	for (;;) {
 		/* A connection per batch: other users of the pool get a turn. */
 		PGconn *c = db_conn_get(pool, err, errlen);
@@ -228,8 +243,15 @@ int db_replay_run(struct db_pool *pool, const struct db_replay_filter *f, const 
 			return -1;
 		int n = replay_batch(c, params, requested_by, batch_size, &cursor, out, err, errlen);
 		db_conn_put(pool, c);
+		/* A deadlock victim (e.g. against the recorder updating the same
+		 * messages) changed nothing: run the batch again, a few times. */
+		if (n == -2 && retries++ < REPLAY_RETRIES) {
+			out->retries++;
+			continue;
+		}
 		if (n < 0)
 			return -1;
+		retries = 0;
 		if (progress && n > 0)
 			progress(out, arg);
 		if (n < batch_size)

@@ -44,6 +44,7 @@ struct db_replay_result {
 	long skipped_suppressed; /* address on the suppression list */
 	long skipped_expired;    /* body already deleted by retention */
 	long batches;
+	long retries;            /* batches run again after a deadlock */
 };
 
 /* One recipient of the dry-run sample; strings valid during the callback. */

@@ -4,6 +4,9 @@
  * bulk replay of 100,000 recipients in bounded batches.
  */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +176,79 @@ Test(replay, bulk_100k_in_bounded_batches)
 	/* Batches are separate transactions: the events carry 100 distinct txids. */
 	sql_eq(url, "SELECT count(DISTINCT txid) FROM events WHERE type = 'message.requeued'", "100");
 	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}
+
+struct replay_thread {
+	struct db_pool *pool;
+	struct db_replay_filter f;
+	struct db_replay_result r;
+	int rc;
+	char err[512];
+};
+
+static void *replay_thread_main(void *arg)
+{
+	struct replay_thread *t = arg;
+	t->rc = db_replay_run(t->pool, &t->f, "cli", 0, NULL, NULL, &t->r, t->err, sizeof(t->err));
+	return NULL;
+}
+
+/* A writer that locks a message, then its recipients (the opposite order of
+ * a replay batch) makes the replay a deadlock victim: the batch is retried
+ * and nothing is counted or recorded twice. */
+Test(replay, deadlock_victim_batch_is_retried)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	seed(url, 1, 3, "dl.test", "bounced", "t");
+	char *mid = th_sql(url, "SELECT id FROM messages");
+	PGconn *other = PQconnectdb(url);
+	cr_assert_eq(PQstatus(other), CONNECTION_OK);
+	const char *params[] = { mid };
+	/* The replay's backend (default 1 s) must be the one that detects the
+	 * deadlock: this session looks much later. */
+	PQclear(PQexec(other, "SET deadlock_timeout = '60s'"));
+	PQclear(PQexec(other, "BEGIN"));
+	PGresult *res = PQexecParams(other, "UPDATE messages SET subject = subject WHERE id = $1::uuid", 1, NULL,
+				     params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+
+	struct replay_thread t = { .pool = db_pool_new(url, 1),
+				   .f = { .statuses = DB_REPLAY_BOUNCED, .domain = "dl.test" } };
+	pthread_t th;
+	pthread_create(&th, NULL, replay_thread_main, &t);
+	/* Wait until the replay holds the recipients and waits for the message. */
+	int waiting = 0;
+	for (int i = 0; i < 250 && !waiting; i++) {
+		char *w = th_sql(url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+				      " AND query LIKE '%mf_refresh_message_status%'");
+		waiting = w && strcmp(w, "1") == 0;
+		free(w);
+		if (!waiting)
+			usleep(20 * 1000);
+	}
+	cr_assert(waiting, "the replay never waited for the message lock");
+	res = PQexecParams(other, "UPDATE recipients SET attempts = attempts WHERE message_id = $1::uuid", 1, NULL,
+			   params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(other));
+	PQclear(res);
+	PQclear(PQexec(other, "COMMIT"));
+	pthread_join(th, NULL);
+	cr_assert_eq(t.rc, 0, "%s", t.err);
+	cr_assert_eq(t.r.requeued, 3);
+	cr_assert_eq(t.r.matched, 3);
+	cr_assert_eq(t.r.batches, 1);
+	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "3");
+	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "3");
+	char *dl = th_sql(url, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
+	cr_assert_geq(t.r.retries, 1, "the replay was not the deadlock victim (deadlocks %s, err %s)", dl, t.err);
+	free(dl);
+	db_pool_free(t.pool);
+	PQfinish(other);
+	free(mid);
 	th_db_drop(url);
 	free(url);
 }
