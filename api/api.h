@@ -12,6 +12,8 @@
 #include <stddef.h>
 
 struct config;
+struct db_committer;
+struct dkim_signer;
 struct db_pool;
 struct metrics;
 
@@ -20,6 +22,8 @@ struct api_deps {
 	const struct config *cfg;
 	struct db_pool *pool;
 	struct metrics *metrics;
+	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
+	struct dkim_signer *dkim;       /* signs composed messages; api_server_new loads it when configured */
 	volatile int draining; /* set on shutdown: /readyz answers 503 */
 	int health_only;       /* no api role: only the public /healthz, /readyz, /metrics */
 };

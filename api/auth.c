@@ -3,6 +3,10 @@
  *
  * The key's secret has 256 bits of entropy, so a salted SHA-256 is enough
  * (no slow KDF needed); the comparison is constant-time (CRYPTO_memcmp).
+ * Key rows found in the database are cached for MF_AUTH_CACHE_TTL_MS (the
+ * secret is still hashed and compared on every request), so a revocation
+ * takes effect within that time and the hot send path does not pay a
+ * database round trip per request.
  */
 #include "api/auth.h"
 
@@ -13,9 +17,12 @@
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <strings.h>
+#include <time.h>
 
 #include "db/keys.h"
+#include "util/limits.h"
 #include "util/log.h"
 
 #define PUBLIC_ID_LEN 12
@@ -131,6 +138,57 @@ static int split_key(const char *key, char *public_id, const char **secret)
 	return 0;
 }
 
+/* The key cache: a small table, the oldest slot replaced when full. */
+#define AUTH_CACHE_SLOTS 64
+static struct {
+	char public_id[PUBLIC_ID_LEN + 1];
+	struct db_key_auth auth;
+	long fetched_ms;
+} auth_cache[AUTH_CACHE_SLOTS];
+static pthread_mutex_t auth_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* 1 with *out from the cache when fresh, else 0. */
+static int cache_get(const char *public_id, struct db_key_auth *out)
+{
+	long now = mono_ms();
+	int hit = 0;
+	pthread_mutex_lock(&auth_cache_mu);
+	for (int i = 0; i < AUTH_CACHE_SLOTS && !hit; i++)
+		if (auth_cache[i].fetched_ms && now - auth_cache[i].fetched_ms < MF_AUTH_CACHE_TTL_MS &&
+		    strcmp(auth_cache[i].public_id, public_id) == 0) {
+			*out = auth_cache[i].auth;
+			hit = 1;
+		}
+	pthread_mutex_unlock(&auth_cache_mu);
+	return hit;
+}
+
+static void cache_put(const char *public_id, const struct db_key_auth *a)
+{
+	long now = mono_ms();
+	pthread_mutex_lock(&auth_cache_mu);
+	int slot = 0;
+	for (int i = 0; i < AUTH_CACHE_SLOTS; i++) {
+		if (strcmp(auth_cache[i].public_id, public_id) == 0) {
+			slot = i;
+			break;
+		}
+		if (auth_cache[i].fetched_ms < auth_cache[slot].fetched_ms)
+			slot = i;
+	}
+	snprintf(auth_cache[slot].public_id, sizeof(auth_cache[slot].public_id), "%s", public_id);
+	auth_cache[slot].auth = *a;
+	auth_cache[slot].fetched_ms = now;
+	pthread_mutex_unlock(&auth_cache_mu);
+}
+
 int api_authenticate(struct api_req *req, unsigned need_scope)
 {
 	const char *h = api_req_header(req, "Authorization");
@@ -145,8 +203,15 @@ int api_authenticate(struct api_req *req, unsigned need_scope)
 	while (*key == ' ')
 		key++;
 	struct db_key_auth auth;
-	int found = split_key(key, public_id, &secret) == 0 ?
-			    db_key_lookup(req->deps->pool, public_id, &auth, err, sizeof(err)) : 0;
+	int found = 0;
+	if (split_key(key, public_id, &secret) == 0) {
+		found = cache_get(public_id, &auth);
+		if (!found) {
+			found = db_key_lookup(req->deps->pool, public_id, &auth, err, sizeof(err));
+			if (found == 1)
+				cache_put(public_id, &auth);
+		}
+	}
 	if (found < 0) {
 		log_warn("event=auth_unavailable error=\"%s\"", err);
 		api_problem(req, 503, "unavailable", "the database is unavailable; try again");

@@ -15,6 +15,13 @@ enum api_result api_get_metrics(struct api_req *req);
 /* api/replays.c */
 enum api_result api_post_message_retry(struct api_req *req);
 enum api_result api_post_replays(struct api_req *req);
+/* api/messages.c */
+enum api_result api_post_message(struct api_req *req);
+enum api_result api_post_message_batch(struct api_req *req);
+enum api_result api_get_message(struct api_req *req);
+enum api_result api_list_messages(struct api_req *req);
+enum api_result api_cancel_message(struct api_req *req);
+
 /* api/webhooks.c */
 enum api_result api_post_webhooks(struct api_req *req);
 enum api_result api_get_webhooks(struct api_req *req);

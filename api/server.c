@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -24,6 +25,8 @@
 #include "api/auth.h"
 #include "api/http.h"
 #include "api/routes.h"
+#include "db/committer.h"
+#include "relay/dkim.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -32,6 +35,8 @@
 struct api_server {
 	struct MHD_Daemon *daemon;
 	struct api_deps *deps;
+	struct db_committer *committer; /* started here when deps had none */
+	struct dkim_signer *dkim;       /* loaded here when deps had none */
 	int port;
 };
 
@@ -319,8 +324,24 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 	struct sockaddr_storage ss;
 	if (parse_listen(deps->cfg->http_listen, &ss, err, errlen) < 0)
 		return NULL;
+	const struct config *cfg = deps->cfg;
+	struct dkim_signer *dkim = NULL;
+	if (deps->dkim == NULL && cfg->dkim_domain && cfg->dkim_selector && cfg->dkim_key_file) {
+		char derr[256];
+		dkim = dkim_signer_new(cfg->dkim_domain, cfg->dkim_selector, cfg->dkim_key_file, derr, sizeof(derr));
+		if (dkim == NULL) {
+			snprintf(err, errlen, "dkim_key_file: %s", derr);
+			return NULL;
+		}
+		log_info("event=dkim_loaded domain=%s selector=%s algorithm=%s", cfg->dkim_domain, cfg->dkim_selector,
+			 dkim_signer_algorithm(dkim));
+	}
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
+	if (dkim)
+		deps->dkim = srv->dkim = dkim;
+	if (deps->committer == NULL)
+		deps->committer = srv->committer = db_committer_new(deps->cfg->database_url);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
@@ -335,6 +356,12 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 				       MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)", deps->cfg->http_listen);
+		if (srv->committer)
+			deps->committer = NULL;
+		db_committer_free(srv->committer);
+		if (srv->dkim)
+			deps->dkim = NULL;
+		dkim_signer_free(srv->dkim);
 		free(srv);
 		return NULL;
 	}
@@ -352,6 +379,18 @@ void api_server_free(struct api_server *srv)
 {
 	if (srv == NULL)
 		return;
+	/* Stop accepting, let the committer answer every suspended request
+	 * (later sends are answered 503), then stop the daemon. */
+	MHD_socket lsock = MHD_quiesce_daemon(srv->daemon);
+	db_committer_free(srv->committer);
 	MHD_stop_daemon(srv->daemon);
+	/* The quiesced listen socket is ours to close, after the stop. */
+	if (lsock != MHD_INVALID_SOCKET)
+		close(lsock);
+	if (srv->committer)
+		srv->deps->committer = NULL;
+	if (srv->dkim)
+		srv->deps->dkim = NULL;
+	dkim_signer_free(srv->dkim);
 	free(srv);
 }

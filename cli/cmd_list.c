@@ -25,7 +25,7 @@ static const char usage[] =
 	"--recipient R  messages with this recipient address\n"
 	"--json         one JSON object per line\n";
 
-static void print_row(const struct db_msg_row *m, void *arg)
+static void print_row(const struct db_view_msg *m, void *arg)
 {
 	int json = *(int *)arg;
 	if (json) {

@@ -161,20 +161,31 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return buf_append(arg, p, size * n) < 0 ? 0 : size * n;
 }
 
-/* Copies the string value of "name" from a flat JSON answer (best effort). */
+/*
+ * Copies the string value of the first member "name" of a JSON answer
+ * (best effort: the CLI has no JSON parser; escapes are kept as they are).
+ */
 static void json_field(const char *body, const char *name, char *out, size_t outsz)
 {
 	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\":\"", name);
-	const char *p = strstr(body, pat);
+	snprintf(pat, sizeof(pat), "\"%s\"", name);
 	out[0] = '\0';
-	if (p == NULL)
+	for (const char *p = strstr(body, pat); p; p = strstr(p + 1, pat)) {
+		const char *v = p + strlen(pat);
+		while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
+			v++;
+		if (*v++ != ':')
+			continue;
+		while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
+			v++;
+		if (*v++ != '"')
+			continue;
+		size_t n = 0;
+		while (v[n] && v[n] != '"' && n + 1 < outsz)
+			n++;
+		snprintf(out, outsz, "%.*s", (int)n, v);
 		return;
-	p += strlen(pat);
-	size_t n = 0;
-	while (p[n] && p[n] != '"' && n + 1 < outsz)
-		n++;
-	snprintf(out, outsz, "%.*s", (int)n, p);
+	}
 }
 
 static int post(const struct send_opts *o, const char *url, const struct buf *req)

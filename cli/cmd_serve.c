@@ -97,7 +97,10 @@ static int app_start(struct app *app)
 			.domain = app->cfg.bounce_domain,
 			.hostname = app->cfg.helo_name,
 			.max_message_size = (size_t)app->cfg.max_message_size,
+			.tls_cert_file = app->cfg.bounce_tls_cert,
+			.tls_key_file = app->cfg.bounce_tls_key,
 			.pool = app->pool,
+			.metrics = app->metrics,
 		};
 		app->bounces = bounce_listener_new(&bp, err, sizeof(err));
 		if (app->bounces == NULL)

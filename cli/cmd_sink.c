@@ -26,11 +26,13 @@
 
 static const char usage[] =
 	"usage: mailferry sink --listen HOST:PORT --dir DIR [--max-size SIZE] [--hostname NAME]\n"
+	"                      [--tls-cert PEM --tls-key PEM]\n"
 	"\n"
 	"Runs a capture SMTP server for development: it accepts mail for every\n"
 	"recipient and writes each message into DIR as an .eml file, with\n"
 	"X-Mailferry-Envelope-From and X-Mailferry-Envelope-To headers prepended.\n"
-	"--max-size limits a message (default 64MiB).  SIGTERM or SIGINT stops it.\n"
+	"--max-size limits a message (default 64MiB).  With --tls-cert and --tls-key\n"
+	"it offers STARTTLS.  SIGTERM or SIGINT stops it.\n"
 	"Do not expose it to the Internet: it accepts anything.\n";
 
 #define SINK_MAX_SIZE_DEFAULT (64L * 1024 * 1024)
@@ -101,20 +103,26 @@ int cmd_sink(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "max-size", required_argument, NULL, 's' },
 		{ "hostname", required_argument, NULL, 'n' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen = NULL, *dir = NULL, *hostname = "mailferry-sink";
+	const char *listen = NULL, *dir = NULL, *hostname = "mailferry-sink", *cert = NULL, *key = NULL;
 	long max_size = SINK_MAX_SIZE_DEFAULT;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:d:s:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:s:n:C:K:h", opts, NULL)) != -1) {
 		if (c == 'l')
 			listen = optarg;
 		else if (c == 'd')
 			dir = optarg;
 		else if (c == 'n')
 			hostname = optarg;
+		else if (c == 'C')
+			cert = optarg;
+		else if (c == 'K')
+			key = optarg;
 		else if (c == 's') {
 			if (config_parse_size(optarg, &max_size) != 0 || max_size <= 0)
 				return cli_fail(EXIT_USAGE, "sink: bad --max-size \"%s\"", optarg);
@@ -144,6 +152,8 @@ int cmd_sink(int argc, char **argv)
 		.listen = listen,
 		.hostname = hostname,
 		.max_message_size = (size_t)max_size,
+		.tls_cert_file = cert,
+		.tls_key_file = key,
 		.arg = &sk,
 		.on_message = sink_on_message,
 	};

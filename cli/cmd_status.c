@@ -35,7 +35,7 @@ static void json_kv(const char *sep, const char *k, const char *v)
 		fputs("null", stdout);
 }
 
-static void on_message(const struct db_msg_row *m, void *arg)
+static void on_message(const struct db_view_msg *m, void *arg)
 {
 	struct view *v = arg;
 	if (v->json) {
@@ -54,7 +54,7 @@ static void on_message(const struct db_msg_row *m, void *arg)
 	       m->body_kept ? "" : " (body deleted by retention)");
 }
 
-static void on_recipient(const struct db_rcpt_row *r, void *arg)
+static void on_recipient(const struct db_view_rcpt *r, void *arg)
 {
 	struct view *v = arg;
 	if (v->json) {
@@ -87,7 +87,7 @@ static void on_recipient(const struct db_rcpt_row *r, void *arg)
 	       *line ? cli_clip(line, 58, resp, sizeof(resp)) : "-");
 }
 
-static void on_event(const struct db_event_row *e, void *arg)
+static void on_event(const struct db_view_event *e, void *arg)
 {
 	struct view *v = arg;
 	if (v->json) {

@@ -18,7 +18,7 @@ static const char msg_cols[] =
 	" (SELECT count(*) FROM recipients WHERE message_id = m.id), m.size, m.body IS NOT NULL, to_jsonb(m.tags)::text"
 	" FROM messages m";
 
-static void msg_row(const PGresult *res, int i, struct db_msg_row *m)
+static void msg_row(const PGresult *res, int i, struct db_view_msg *m)
 {
 	m->id = PQgetvalue(res, i, 0);
 	m->created_at = PQgetvalue(res, i, 1);
@@ -61,7 +61,7 @@ int db_msgview_get(struct db_pool *pool, const char *message_id, const struct db
 		rc = 0;
 		goto done;
 	}
-	struct db_msg_row m;
+	struct db_view_msg m;
 	msg_row(res, 0, &m);
 	if (cb->message)
 		cb->message(&m, cb->arg);
@@ -75,7 +75,7 @@ int db_msgview_get(struct db_pool *pool, const char *message_id, const struct db
 	if (res == NULL)
 		goto done;
 	for (int i = 0; cb->recipient && i < PQntuples(res); i++) {
-		struct db_rcpt_row r = {
+		struct db_view_rcpt r = {
 			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
 			PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), PQgetvalue(res, i, 7),
 			PQgetvalue(res, i, 8), PQgetvalue(res, i, 9), PQgetvalue(res, i, 10), PQgetvalue(res, i, 11),
@@ -94,7 +94,7 @@ int db_msgview_get(struct db_pool *pool, const char *message_id, const struct db
 	if (res == NULL)
 		goto done;
 	for (int i = 0; cb->event && i < PQntuples(res); i++) {
-		struct db_event_row e = { PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+		struct db_view_event e = { PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 					  PQgetvalue(res, i, 3), PQgetvalue(res, i, 4) };
 		cb->event(&e, cb->arg);
 	}
@@ -106,7 +106,7 @@ done:
 }
 
 int db_msgview_list(struct db_pool *pool, const struct db_msgview_filter *f,
-		    void (*fn)(const struct db_msg_row *m, void *arg), void *arg, char *err, size_t errlen)
+		    void (*fn)(const struct db_view_msg *m, void *arg), void *arg, char *err, size_t errlen)
 {
 	char lim[16], sql[1536];
 	snprintf(lim, sizeof(lim), "%d", f->limit > 0 ? f->limit : 20);
@@ -123,7 +123,7 @@ int db_msgview_list(struct db_pool *pool, const struct db_msgview_filter *f,
 		return -1;
 	PGresult *res = query(c, sql, 4, params, err, errlen);
 	for (int i = 0; res && i < PQntuples(res); i++) {
-		struct db_msg_row m;
+		struct db_view_msg m;
 		msg_row(res, i, &m);
 		fn(&m, arg);
 	}

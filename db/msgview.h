@@ -14,7 +14,7 @@
 
 struct db_pool;
 
-struct db_msg_row {
+struct db_view_msg {
 	const char *id, *created_at, *status, *from, *subject, *tags, *first_rcpt;
 	const char *tags_json; /* the tags as a JSON array */
 	int nrcpt;
@@ -22,20 +22,20 @@ struct db_msg_row {
 	int body_kept;
 };
 
-struct db_rcpt_row {
+struct db_view_rcpt {
 	const char *email, *kind, *status, *next_attempt_at, *last_code, *last_enhanced, *last_text, *last_mx,
 		*tls_version, *bounce_type, *bounce_category, *updated_at;
 	int attempts;
 };
 
-struct db_event_row {
+struct db_view_event {
 	const char *id, *type, *created_at, *recipient, *detail;
 };
 
 struct db_msgview_cb {
-	void (*message)(const struct db_msg_row *m, void *arg);
-	void (*recipient)(const struct db_rcpt_row *r, void *arg);
-	void (*event)(const struct db_event_row *e, void *arg);
+	void (*message)(const struct db_view_msg *m, void *arg);
+	void (*recipient)(const struct db_view_rcpt *r, void *arg);
+	void (*event)(const struct db_view_event *e, void *arg);
 	void *arg;
 };
 
@@ -52,6 +52,6 @@ struct db_msgview_filter {
 };
 /* Newest first. */
 int db_msgview_list(struct db_pool *pool, const struct db_msgview_filter *f,
-		    void (*fn)(const struct db_msg_row *m, void *arg), void *arg, char *err, size_t errlen);
+		    void (*fn)(const struct db_view_msg *m, void *arg), void *arg, char *err, size_t errlen);
 
 #endif

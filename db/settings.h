@@ -9,6 +9,9 @@
 
 struct db_pool;
 
+/* The VERP HMAC key (relay/verp.h, VERP_KEY_LEN bytes). */
+#define DB_SETTING_VERP_KEY "verp_key"
+
 /*
  * Reads the secret called name (len random bytes) into out, creating it on
  * first use: INSERT ... ON CONFLICT DO NOTHING, then SELECT, so concurrent

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 struct db_pool;
+struct metrics;
 struct bounce_listener;
 
 struct bounce_listener_params {
@@ -24,7 +25,12 @@ struct bounce_listener_params {
 	size_t max_message_size;
 	int max_sessions;           /* <= 0: default */
 	int idle_timeout_ms;        /* <= 0: default */
+	const char *tls_cert_file;  /* bounce_tls_cert: STARTTLS when set with the key */
+	const char *tls_key_file;   /* bounce_tls_key */
 	struct db_pool *pool;       /* borrowed; must outlive the listener */
+	struct metrics *metrics;    /* borrowed, may be NULL: counters
+	                             * mailferry_bounce_listener_messages_total{result}
+	                             * and mailferry_bounce_listener_rcpt_refused_total */
 };
 
 /* Returns the running listener, or NULL with err set. */

@@ -105,6 +105,11 @@ void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg)
 	router_set_mx_lookup(r->router, fn, arg);
 }
 
+void relay_set_nameserver(struct relay *r, const char *ip, int port)
+{
+	router_set_nameserver(r->router, ip, port);
+}
+
 int relay_idle_sessions(struct relay *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -253,6 +258,8 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 	enum route_via via = ROUTE_VIA_MX;
 	struct smtp_outcome fail;
 	memset(&fail, 0, sizeof(fail));
+	if (job->nrcpts <= 0)
+		return;
 	int n = router_resolve(r->router, job->domain, hops, ROUTE_HOPS_MAX, &via, &fail);
 	if (n < 0) {
 		for (int i = 0; i < job->nrcpts; i++)
@@ -273,7 +280,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 		session_key(key, sizeof(key), via, &hops[h]);
 		/* A cached session first; one that went stale is dropped quietly. */
 		while (!done && (c = cache_take(r, key)) != NULL) {
-			if (smtp_client_send(c, &t) == SMTP_SEND_DONE) {
+			if (smtp_client_alive(c) && smtp_client_send(c, &t) == SMTP_SEND_DONE) {
 				done = 1;
 				break;
 			}

@@ -15,6 +15,8 @@ void relay_set_timeout_scale(struct relay *r, double scale);
 void relay_set_idle_ms(struct relay *r, long ms);
 /* Replaces the DNS MX lookup (see route.h). */
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
+/* Sends DNS queries to ip:port (see route.h). */
+void relay_set_nameserver(struct relay *r, const char *ip, int port);
 /* Idle sessions in the cache now. */
 int relay_idle_sessions(struct relay *r);
 

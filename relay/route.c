@@ -9,6 +9,7 @@
  */
 #include "route.h"
 
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <ctype.h>
 #include <netinet/in.h>
@@ -38,6 +39,8 @@ struct router {
 	int smart_port;
 	route_mx_fn mx_fn;
 	void *mx_arg;
+	int has_ns;
+	struct sockaddr_in ns;
 };
 
 struct router *router_new(const char *routes, const char *smarthost, char *err, size_t errlen)
@@ -93,6 +96,14 @@ void router_free(struct router *rt)
 		free(rt->routes[i].domain);
 	free(rt->routes);
 	free(rt);
+}
+
+void router_set_nameserver(struct router *rt, const char *ip, int port)
+{
+	memset(&rt->ns, 0, sizeof(rt->ns));
+	rt->ns.sin_family = AF_INET;
+	rt->ns.sin_port = htons((uint16_t)port);
+	rt->has_ns = inet_pton(AF_INET, ip, &rt->ns.sin_addr) == 1;
 }
 
 void router_set_mx_lookup(struct router *rt, route_mx_fn fn, void *arg)
@@ -175,13 +186,18 @@ void route_sort(struct route_hop *hops, int n)
 }
 
 /* The DNS MX lookup.  Returns hops, 0 for "no MX records", -1 on failure. */
-static int dns_mx(const char *domain, struct route_hop *hops, int max, struct smtp_outcome *fail)
+static int dns_mx(const struct router *rt, const char *domain, struct route_hop *hops, int max,
+		  struct smtp_outcome *fail)
 {
 	struct __res_state st;
 	memset(&st, 0, sizeof(st));
 	if (res_ninit(&st) < 0) {
 		dns_fail(fail, 0, "4.4.3", "cannot initialise the resolver for %s", domain);
 		return -1;
+	}
+	if (rt->has_ns) {
+		st.nscount = 1;
+		st.nsaddr_list[0] = rt->ns;
 	}
 	unsigned char answer[NS_MAXMSG];
 	int len = res_nquery(&st, domain, ns_c_in, ns_t_mx, answer, sizeof(answer));
@@ -251,7 +267,7 @@ int router_resolve(const struct router *rt, const char *domain, struct route_hop
 		return -1;
 	}
 	int n = rt->mx_fn ? rt->mx_fn(rt->mx_arg, domain, hops, max, fail)
-			  : dns_mx(domain, hops, max, fail);
+			  : dns_mx(rt, domain, hops, max, fail);
 	if (n < 0)
 		return -1;
 	if (n == 0) {

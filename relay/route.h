@@ -40,6 +40,9 @@ typedef int (*route_mx_fn)(void *arg, const char *domain, struct route_hop *hops
 			   struct smtp_outcome *fail);
 void router_set_mx_lookup(struct router *rt, route_mx_fn fn, void *arg);
 
+/* Sends DNS queries to ip:port instead of resolv.conf's servers (tests). */
+void router_set_nameserver(struct router *rt, const char *ip, int port);
+
 /* Returns the number of hops (> 0) with *via set, or -1 with fail filled
  * (scope SESSION, class LOCAL, kind DNS; permanent for a null MX or NXDOMAIN). */
 int router_resolve(const struct router *rt, const char *domain, struct route_hop *hops, int max,

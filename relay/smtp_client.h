@@ -86,6 +86,9 @@ enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_
 
 /* 1 when the session is open and can take another transaction. */
 int smtp_client_ready(const struct smtp_client *c);
+/* 1 when an idle session still looks usable (the peer has not hung up
+ * or said anything unprompted, e.g. a 421 idle timeout). */
+int smtp_client_alive(struct smtp_client *c);
 /* Sends QUIT (short timeout) and closes. */
 void smtp_client_quit(struct smtp_client *c);
 unsigned smtp_client_caps(const struct smtp_client *c);

@@ -11,12 +11,19 @@
  * for input, which is what RFC 2920 (PIPELINING) asks of a server: a
  * pipelined group gets its replies in one write, and the 354 to DATA is
  * always flushed before we wait for the message.
+ *
+ * STARTTLS (RFC 3207) runs the handshake on the session's blocking socket
+ * (bounded by SO_RCVTIMEO/SO_SNDTIMEO); afterwards all I/O goes through
+ * the SSL object.  Plaintext pipelined after STARTTLS is discarded, never
+ * read as if it came over TLS (the CVE-2011-0411 command injection).
  */
 #include "relay/smtp_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -54,6 +61,7 @@ struct session {
 	char peer[64];
 	char helo[MF_SMTP_LINE_MAX];
 	int esmtp;
+	SSL *ssl;
 	int errors;
 	int messages;
 	enum sess_state state;
@@ -74,6 +82,7 @@ struct smtp_server {
 	int port;
 	int wake[2];
 	pthread_t acceptor;
+	SSL_CTX *tls;
 	pthread_mutex_t lock;
 	struct session *sessions;
 	int nsessions;
@@ -107,9 +116,15 @@ static int sess_flush(struct session *s)
 {
 	size_t off = 0;
 	while (off < s->out.len) {
-		ssize_t n = send(s->fd, s->out.data + off, s->out.len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n;
+		if (s->ssl) {
+			int w = SSL_write(s->ssl, s->out.data + off, (int)(s->out.len - off));
+			n = w > 0 ? w : -1;
+		} else {
+			n = send(s->fd, s->out.data + off, s->out.len - off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+		}
 		if (n <= 0) {
 			buf_reset(&s->out);
 			return -1;
@@ -133,21 +148,41 @@ static enum rd sess_fill(struct session *s)
 		s->in_start = 0;
 	}
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN }, { .fd = s->srv->wake[0], .events = POLLIN } };
-		int r = poll(pfd, 2, s->srv->p.idle_timeout_ms);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return RD_CLOSED;
-		if (r == 0)
-			return RD_TIMEOUT;
-		if (pfd[1].revents)
-			return RD_SHUTDOWN;
-		ssize_t n = recv(s->fd, s->in + s->in_end, sizeof(s->in) - s->in_end, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return RD_CLOSED;
+		/* Bytes already decrypted inside OpenSSL do not show in poll(). */
+		if (!(s->ssl && SSL_pending(s->ssl) > 0)) {
+			struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
+						 { .fd = s->srv->wake[0], .events = POLLIN } };
+			int r = poll(pfd, 2, s->srv->p.idle_timeout_ms);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return RD_CLOSED;
+			if (r == 0)
+				return RD_TIMEOUT;
+			if (pfd[1].revents)
+				return RD_SHUTDOWN;
+		}
+		ssize_t n;
+		if (s->ssl) {
+			int r = SSL_read(s->ssl, s->in + s->in_end, (int)(sizeof(s->in) - s->in_end));
+			if (r <= 0) {
+				int e = SSL_get_error(s->ssl, r);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+					continue;
+				if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+					return RD_TIMEOUT;
+				return RD_CLOSED;
+			}
+			n = r;
+		} else {
+			n = recv(s->fd, s->in + s->in_end, sizeof(s->in) - s->in_end, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return RD_TIMEOUT;
+			if (n <= 0)
+				return RD_CLOSED;
+		}
 		s->in_end += (size_t)n;
 		return RD_OK;
 	}
@@ -215,6 +250,7 @@ static void sess_envelope(struct session *s, struct smtp_server_envelope *env)
 	env->session = s->id;
 	env->peer = s->peer;
 	env->helo = s->helo;
+	env->tls = s->ssl ? SSL_get_version(s->ssl) : NULL;
 	env->mail_from = s->mail_from;
 	env->rcpts = (const char *const *)s->rcpts;
 	env->nrcpts = s->nrcpts;
@@ -241,7 +277,7 @@ static void sess_add_received(struct session *s)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	/* RFC 5321 §4.4: the server inserts a trace line. */
 	buf_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (mailferry) with %s id %s", s->helo, s->peer,
-		   s->srv->hostname, s->esmtp ? "ESMTP" : "SMTP", s->id);
+		   s->srv->hostname, s->ssl ? "ESMTPS" : (s->esmtp ? "ESMTP" : "SMTP"), s->id);
 	if (s->nrcpts == 1)
 		buf_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0]);
 	buf_printf(&s->data, "; %s\r\n", date);
@@ -301,8 +337,8 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	/* RFC 5321 §4.1.1.1: a multiline reply, one extension per line. */
-	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n",
-		   s->srv->hostname, s->srv->p.max_message_size);
+	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n%s250 ENHANCEDSTATUSCODES\r\n",
+		   s->srv->hostname, s->srv->p.max_message_size, s->srv->tls && !s->ssl ? "250-STARTTLS\r\n" : "");
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
@@ -390,6 +426,42 @@ static int cmd_data(struct session *s, enum rd *why)
 	return 0;
 }
 
+/* RFC 3207: 220, then the handshake; -1 when the session must end. */
+static int cmd_starttls(struct session *s)
+{
+	if (s->srv->tls == NULL) {
+		sess_reply(s, 502, "5.5.1 Error: command not implemented");
+		return 0;
+	}
+	if (s->ssl) {
+		sess_reply(s, 554, "5.5.1 Error: TLS already active");
+		return 0;
+	}
+	sess_reply(s, 220, "2.0.0 Ready to start TLS");
+	if (sess_flush(s) != 0)
+		return -1;
+	if (s->in_end > s->in_start)
+		log_warn("event=smtp_starttls_pipelined session=%s dropped=%zu", s->id, s->in_end - s->in_start);
+	s->in_start = s->in_end = 0;
+	s->ssl = SSL_new(s->srv->tls);
+	if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1 || SSL_accept(s->ssl) != 1) {
+		char e[256];
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, e);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		return -1;
+	}
+	log_info("event=smtp_tls session=%s version=%s cipher=%s", s->id, SSL_get_version(s->ssl),
+		 SSL_get_cipher_name(s->ssl));
+	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
+	sess_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	sess_set_state(s, SS_GREET);
+	return 0;
+}
+
 /* Handles one command line; returns 1 when the session should end. */
 static int sess_command(struct session *s, const char *line, size_t len, enum rd *why)
 {
@@ -442,8 +514,14 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 	case SMTP_VERB_HELP:
 		sess_reply(s, 214, "2.0.0 See RFC 5321");
 		return 0;
+	case SMTP_VERB_STARTTLS:
+		if (cmd_starttls(s) != 0) {
+			*why = RD_CLOSED;
+			return 1;
+		}
+		return 0;
 	default:
-		/* EXPN, STARTTLS, AUTH, BDAT: not offered. */
+		/* EXPN, AUTH, BDAT: not offered. */
 		sess_reply(s, 502, "5.5.1 Error: command not implemented");
 		return ++s->errors >= SESSION_ERRORS_MAX;
 	}
@@ -503,6 +581,11 @@ static void *session_main(void *arg)
 	log_info("event=smtp_session_start session=%s peer=%s", s->id, s->peer);
 	sess_run(s);
 	sess_reset(s);
+	if (s->ssl) {
+		SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
 	buf_cleanup(&s->out);
 	buf_cleanup(&s->data);
 	close(s->fd);
@@ -555,6 +638,7 @@ static void start_session(struct smtp_server *srv, int fd, const struct sockaddr
 {
 	struct timeval tv = { .tv_sec = srv->p.idle_timeout_ms / 1000, .tv_usec = (srv->p.idle_timeout_ms % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
 	s->fd = fd;
@@ -654,14 +738,41 @@ static int listen_on(struct smtp_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+/* The STARTTLS context: TLS 1.2 or later, the configured chain and key. */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "SSL_CTX_new";
+	if (ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 && (what = cert) &&
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 && (what = key) &&
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 && SSL_CTX_check_private_key(ctx) == 1) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+		return ctx;
+	}
+	char e[256];
+	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	snprintf(err, errlen, "smtp server: TLS: %s: %s", what, e);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 struct smtp_server *smtp_server_new(const struct smtp_server_params *params, char *err, size_t errlen)
 {
+	if ((params->tls_cert_file == NULL) != (params->tls_key_file == NULL)) {
+		snprintf(err, errlen, "smtp server: a TLS certificate needs its key and vice versa");
+		return NULL;
+	}
+	SSL_CTX *tls = NULL;
+	if (params->tls_cert_file && (tls = tls_ctx_new(params->tls_cert_file, params->tls_key_file, err, errlen)) == NULL)
+		return NULL;
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 	srv->p = *params;
 	srv->listen = xstrdup(params->listen ? params->listen : "");
 	srv->hostname = xstrdup(params->hostname && *params->hostname ? params->hostname : "localhost");
 	srv->p.listen = srv->listen;
 	srv->p.hostname = srv->hostname;
+	srv->p.tls_cert_file = srv->p.tls_key_file = NULL;
+	srv->tls = tls;
 	if (srv->p.max_sessions <= 0)
 		srv->p.max_sessions = MF_SMTP_SERVER_SESSIONS_DEFAULT;
 	if (srv->p.idle_timeout_ms <= 0)
@@ -685,8 +796,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		smtp_server_free(srv);
 		return NULL;
 	}
-	log_info("event=smtp_server_listening addr=%s port=%d max_sessions=%d max_size=%zu", srv->listen, srv->port,
-		 srv->p.max_sessions, srv->p.max_message_size);
+	log_info("event=smtp_server_listening addr=%s port=%d max_sessions=%d max_size=%zu starttls=%s", srv->listen,
+		 srv->port, srv->p.max_sessions, srv->p.max_message_size, srv->tls ? "yes" : "no");
 	return srv;
 }
 
@@ -732,6 +843,7 @@ void smtp_server_free(struct smtp_server *srv)
 	if (srv->wake[1] >= 0)
 		close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
+	SSL_CTX_free(srv->tls);
 	free(srv->listen);
 	free(srv->hostname);
 	free(srv);

@@ -7,7 +7,9 @@
  * up to max_sessions (beyond that a client gets 421 and is closed).
  * Offered: EHLO/HELO, PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
  * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034), MAIL/RCPT/DATA/RSET/NOOP/
- * QUIT, VRFY (252).  Not offered: STARTTLS, AUTH, CHUNKING, SMTPUTF8.
+ * QUIT, VRFY (252), and STARTTLS (RFC 3207) when a certificate and key
+ * are given.  Not offered: AUTH, CHUNKING, SMTPUTF8.  With STARTTLS the
+ * process must ignore SIGPIPE (serve and sink do).
  *
  * The application decides through two callbacks, which run on the session
  * thread and may block (e.g. on the database): the reply is sent only after
@@ -38,6 +40,7 @@ struct smtp_server_envelope {
 	const char *session;     /* session id, for logs */
 	const char *peer;        /* client address */
 	const char *helo;        /* EHLO/HELO argument */
+	const char *tls;         /* e.g. "TLSv1.3", or NULL without STARTTLS */
 	const char *mail_from;   /* "" for the null sender <> */
 	const char *const *rcpts;
 	size_t nrcpts;           /* accepted so far (on_rcpt) or in all (on_message) */
@@ -49,6 +52,8 @@ struct smtp_server_params {
 	size_t max_message_size;   /* SIZE n; DATA beyond it gets 552 5.3.4 */
 	int max_sessions;          /* concurrent sessions; <= 0: MF_SMTP_SERVER_SESSIONS_DEFAULT */
 	int idle_timeout_ms;       /* per command / data read; <= 0: MF_SMTP_SERVER_IDLE_TIMEOUT_MS */
+	const char *tls_cert_file; /* PEM certificate chain; with tls_key_file enables STARTTLS */
+	const char *tls_key_file;  /* PEM private key */
 	void *arg;                 /* passed to the callbacks */
 	/* Accept (2xx) or refuse (4xx/5xx) one recipient.  NULL: accept all. */
 	void (*on_rcpt)(void *arg, const struct smtp_server_envelope *env, const char *rcpt,
@@ -58,7 +63,8 @@ struct smtp_server_params {
 			   struct smtp_server_reply *reply);
 };
 
-/* Returns the running server, or NULL with err set (bad address, bind). */
+/* Returns the running server, or NULL with err set (bad address, bind,
+ * unreadable certificate or key). */
 struct smtp_server *smtp_server_new(const struct smtp_server_params *params, char *err, size_t errlen);
 /* The TCP port actually bound. */
 int smtp_server_port(const struct smtp_server *srv);

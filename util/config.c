@@ -52,6 +52,8 @@ static const struct ckey keys[] = {
 	K(max_message_size, C_SIZE, "10MiB", 0),
 	K(bounce_domain, C_STR, NULL, 0),
 	K(bounce_listen, C_HOSTPORT, NULL, 0),
+	K(bounce_tls_cert, C_STR, NULL, 0),
+	K(bounce_tls_key, C_STR, NULL, 0),
 	K(dkim_domain, C_STR, NULL, 0),
 	K(dkim_selector, C_STR, NULL, 0),
 	K(dkim_key_file, C_STR, NULL, 0),
@@ -457,6 +459,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	}
 	if (cfg->bounce_listen && !cfg->bounce_domain) {
 		snprintf(err, errlen, "bounce_listen needs bounce_domain");
+		return -1;
+	}
+	if (!cfg->bounce_tls_cert != !cfg->bounce_tls_key) {
+		snprintf(err, errlen, "bounce_tls_cert and bounce_tls_key must be set together");
 		return -1;
 	}
 	return 0;

@@ -43,6 +43,8 @@ struct config {
 	long max_message_size;
 	char *bounce_domain;
 	char *bounce_listen;
+	char *bounce_tls_cert;
+	char *bounce_tls_key;
 	char *dkim_domain;
 	char *dkim_selector;
 	char *dkim_key_file;

@@ -36,6 +36,27 @@
  * message limit is derived from max_message_size at run time, the batch
  * endpoint gets this hard cap. */
 #define MF_API_BATCH_BODY_MAX (64u * 1024u * 1024u)
+/* Send request fields (api/validate.c). RFC 5322 §2.1.1: 998 octets per
+ * line; longer header values are folded by the composer, so this bounds the
+ * unfolded value. */
+#define MF_HEADER_VALUE_MAX 998
+#define MF_HEADER_NAME_MAX 76
+#define MF_CUSTOM_HEADERS_MAX 50
+#define MF_SUBJECT_MAX 998
+#define MF_ATTACHMENTS_MAX 100
+#define MF_FILENAME_MAX 255
+#define MF_REPLY_TO_MAX 10
+/* Problems listed in one validation answer; more are summarised. */
+#define MF_VALIDATION_ERRORS_MAX 100
+/* GET /v1/messages page size. */
+#define MF_LIST_LIMIT_MAX 100
+#define MF_LIST_LIMIT_DEFAULT 20
+/* Group commit: writes taken into one transaction, and how long the
+ * committer waits for more once one has arrived (microseconds). */
+#define MF_COMMIT_BATCH_MAX 512
+#define MF_COMMIT_LINGER_US 1000
+/* API key rows are cached this long (a revocation takes effect within it). */
+#define MF_AUTH_CACHE_TTL_MS 1000
 /* Config file line length. */
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */

@@ -18,9 +18,9 @@ Test(settings, secret_created_once_and_shared)
 	struct db_pool *a = db_pool_new(url, 2), *b = db_pool_new(url, 2);
 	unsigned char k1[VERP_KEY_LEN], k2[VERP_KEY_LEN], k3[VERP_KEY_LEN];
 	char err[256] = "";
-	cr_assert_eq(db_settings_secret(a, "verp_key", k1, sizeof(k1), err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(db_settings_secret(b, "verp_key", k2, sizeof(k2), err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(db_settings_secret(a, "verp_key", k3, sizeof(k3), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(a, DB_SETTING_VERP_KEY, k1, sizeof(k1), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(b, DB_SETTING_VERP_KEY, k2, sizeof(k2), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(a, DB_SETTING_VERP_KEY, k3, sizeof(k3), err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(memcmp(k1, k2, sizeof(k1)), 0, "a second pool must read the same key");
 	cr_assert_eq(memcmp(k1, k3, sizeof(k1)), 0);
 	static const unsigned char zero[VERP_KEY_LEN];
@@ -33,7 +33,7 @@ Test(settings, secret_created_once_and_shared)
 	cr_assert_eq(db_settings_secret(a, "other_key", other, sizeof(other), err, sizeof(err)), 0, "%s", err);
 	cr_assert_neq(memcmp(k1, other, sizeof(k1)), 0);
 	unsigned char shortk[16];
-	cr_assert_eq(db_settings_secret(a, "verp_key", shortk, sizeof(shortk), err, sizeof(err)), -1);
+	cr_assert_eq(db_settings_secret(a, DB_SETTING_VERP_KEY, shortk, sizeof(shortk), err, sizeof(err)), -1);
 	cr_assert(strstr(err, "verp_key") != NULL, "%s", err);
 	db_pool_free(a);
 	db_pool_free(b);
@@ -46,7 +46,7 @@ Test(settings, database_down_is_an_error)
 	struct db_pool *p = db_pool_new("postgresql://postgres@/none?host=/nonexistent-mailferry", 1);
 	unsigned char k[VERP_KEY_LEN];
 	char err[256] = "";
-	cr_assert_eq(db_settings_secret(p, "verp_key", k, sizeof(k), err, sizeof(err)), -1);
+	cr_assert_eq(db_settings_secret(p, DB_SETTING_VERP_KEY, k, sizeof(k), err, sizeof(err)), -1);
 	cr_assert_neq(err[0], '\0');
 	db_pool_free(p);
 }

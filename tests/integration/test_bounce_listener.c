@@ -30,7 +30,14 @@ struct listener {
 	int port;
 };
 
+static void listener_start_env(struct listener *l, const char *max_size, const char *extra1, const char *extra2);
+
 static void listener_start(struct listener *l, const char *max_size)
+{
+	listener_start_env(l, max_size, NULL, NULL);
+}
+
+static void listener_start_env(struct listener *l, const char *max_size, const char *extra1, const char *extra2)
 {
 	l->url = th_db_create(1);
 	cr_assert_not_null(l->url);
@@ -39,7 +46,7 @@ static void listener_start(struct listener *l, const char *max_size)
 	snprintf(listen, sizeof(listen), "MAILFERRY_BOUNCE_LISTEN=127.0.0.1:%d", l->port);
 	snprintf(size, sizeof(size), "MAILFERRY_MAX_MESSAGE_SIZE=%s", max_size);
 	const char *env[] = { listen, "MAILFERRY_BOUNCE_DOMAIN=" BOUNCE_DOMAIN, size, "MAILFERRY_ROLES=api,bounces",
-			      "MAILFERRY_HELO_NAME=mx.mailferry.test", NULL };
+			      "MAILFERRY_HELO_NAME=mx.mailferry.test", extra1, extra2, NULL };
 	l->serve = th_serve_start(l->url, env);
 	cr_assert_not_null(l->serve);
 	cr_assert_eq(th_smtp_wait_port(l->port, 10000), 0, "bounce listener did not come up");
@@ -155,14 +162,28 @@ Test(bounce_listener, oversize_refused_nothing_stored)
 	c = count_rows(l.url);
 	cr_assert_str_eq(c, "1");
 	free(c);
+	/* One stored message in the metrics; the 552 is not counted as stored. */
+	char murl[128];
+	snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", l.serve->port);
+	struct th_http r;
+	cr_assert_eq(th_http("GET", murl, NULL, NULL, &r), 0);
+	cr_assert(strstr(r.body, "mailferry_bounce_listener_messages_total{result=\"stored\"} 1") != NULL, "%s", r.body);
+	th_http_free(&r);
 	th_rmrf(dir);
 	free(dir);
 	listener_stop(&l);
 }
 
-Test(bounce_listener, database_down_gives_451)
+Test(bounce_listener, database_down_gives_451_then_recovers)
 {
-	struct db_pool *pool = db_pool_new("postgresql://postgres@/none?host=/nonexistent-mailferry", 2);
+	char *dir = th_tmpdir("bouncepg");
+	cr_assert_not_null(dir);
+	char *url = th_cluster_start(dir);
+	cr_assert_not_null(url);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s migrate", url, th_bin()), 0, "%s", out);
+	free(out);
+	struct db_pool *pool = db_pool_new(url, 2);
 	struct bounce_listener_params p = {
 		.listen = "127.0.0.1:0",
 		.domain = BOUNCE_DOMAIN,
@@ -173,13 +194,68 @@ Test(bounce_listener, database_down_gives_451)
 	char err[256];
 	struct bounce_listener *bl = bounce_listener_new(&p, err, sizeof(err));
 	cr_assert_not_null(bl, "%s", err);
-	char *out = NULL;
-	int rc = th_swaks(&out, bounce_listener_port(bl), "--from '<>' --to bounce+x@" BOUNCE_DOMAIN);
+	int port = bounce_listener_port(bl);
+	int rc = th_swaks(&out, port, "--from '<>' --to bounce+one@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+
+	/* Database down: 451 4.3.0, so the sending MTA keeps it and retries. */
+	cr_assert_eq(th_cluster_stop(dir), 0);
+	rc = th_swaks(&out, port, "--from '<>' --to bounce+two@" BOUNCE_DOMAIN);
 	cr_assert_neq(rc, 0);
 	cr_assert(strstr(out, "<** 451 4.3.0") != NULL, "%s", out);
 	free(out);
+
+	char *again = th_cluster_start(dir);
+	cr_assert_not_null(again);
+	free(again);
+	rc = th_swaks(&out, port, "--from '<>' --to bounce+two@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "the retry must succeed once the database is back: %s", out);
+	free(out);
+	char *rows = th_sql(url, "SELECT string_agg(rcpt_to, ',' ORDER BY id) FROM bounces_raw");
+	cr_assert_str_eq(rows, "bounce+one@" BOUNCE_DOMAIN ",bounce+two@" BOUNCE_DOMAIN);
+	free(rows);
 	bounce_listener_free(bl);
 	db_pool_free(pool);
+	th_cluster_stop(dir);
+	th_rmrf(dir);
+	free(dir);
+	free(url);
+}
+
+Test(bounce_listener, starttls_from_config)
+{
+	char *dir = th_tmpdir("bouncetls");
+	cr_assert_not_null(dir);
+	char *out = NULL;
+	int rc = th_run(&out, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			      "-keyout key.pem -out cert.pem -subj /CN=mx.mailferry.test -days 2", dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	char cert[512], key[512];
+	snprintf(cert, sizeof(cert), "MAILFERRY_BOUNCE_TLS_CERT=%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "MAILFERRY_BOUNCE_TLS_KEY=%s/key.pem", dir);
+	struct listener l;
+	listener_start_env(&l, "10MiB", cert, key);
+	rc = th_swaks(&out, l.port, "--tls --from '<>' --to bounce+tls@" BOUNCE_DOMAIN);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "=== TLS started") != NULL, "%s", out);
+	free(out);
+	char *c = th_sql(l.url, "SELECT count(*) FROM bounces_raw WHERE position('with ESMTPS' in convert_from(raw, 'UTF8')) > 0");
+	cr_assert_str_eq(c, "1");
+	free(c);
+	listener_stop(&l);
+	th_rmrf(dir);
+	free(dir);
+}
+
+Test(bounce_listener, tls_keys_go_together)
+{
+	char *out = NULL;
+	int rc = th_run(&out, "MAILFERRY_BOUNCE_TLS_CERT=/x.pem %s config check", th_bin());
+	cr_assert_eq(rc, 2, "%s", out);
+	cr_assert(strstr(out, "bounce_tls_cert and bounce_tls_key") != NULL, "%s", out);
+	free(out);
 }
 
 Test(bounce_listener, domain_match)

@@ -367,3 +367,64 @@ Test(ops_serve, worker_role_serves_only_health_and_metrics)
 	th_db_drop(url);
 	free(url);
 }
+
+/* "mailferry send" through the real API, then "status" and "list" read it
+ * back, and /metrics counts exactly the accepted messages and recipients. */
+Test(ops_serve, send_status_and_accepted_counters)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name s --scopes send --json", url,
+			    th_bin()), 0, "%s", out);
+	char key[160] = "";
+	char *k = strstr(out, "\"key\":\"");
+	cr_assert_not_null(k, "%s", out);
+	sscanf(k + 7, "%159[^\"]", key);
+	free(out);
+	const char *env[] = { "MAILFERRY_ROLES=api", NULL };
+	struct th_proc *p = th_serve_start(url, env);
+	cr_assert_not_null(p);
+	char *dir = th_tmpdir("send");
+	cr_assert_eq(th_run(&out, "printf 'a,b\\n1,2\\n' > %s/report.csv", dir), 0);
+	free(out);
+	char ids[3][64];
+	for (int i = 0; i < 3; i++) {
+		int rc = th_run(&out, "MAILFERRY_API_KEY=%s %s send --api http://127.0.0.1:%d --from 'Shop <shop@src.test>'"
+				      " --to a%d@x.test %s --subject 'Report %d' --text 'Hello' --html '<p>Hello</p>'"
+				      " --attach %s/report.csv --tag reports",
+				key, th_bin(), p->port, i, i == 2 ? "--cc b@y.test" : "", i, dir);
+		cr_assert_eq(rc, 0, "%s", out);
+		cr_assert(sscanf(out, "queued %63s", ids[i]) == 1, "%s", out);
+		free(out);
+	}
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s status %s", url, th_bin(), ids[2]), 0, "%s", out);
+	cr_assert(strstr(out, "subject:  Report 2") && strstr(out, "a2@x.test") && strstr(out, "b@y.test") &&
+		  strstr(out, "message.queued") && strstr(out, "tags:     reports"), "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s list --recipient B@Y.TEST --json", url, th_bin()), 0);
+	cr_assert(strstr(out, ids[2]) && !strstr(out, ids[0]), "%s", out);
+	free(out);
+	/* A refused request: exit 1 with the API's code. */
+	cr_assert_eq(th_run(&out, "%s send --api http://127.0.0.1:%d --key %s --from nobody --to a@x.test --subject s"
+				  " --text t", th_bin(), p->port, key), 1, "%s", out);
+	cr_assert(strstr(out, "HTTP 422"), "%s", out);
+	free(out);
+
+	char *text = metrics_text(p->port);
+	static struct prom_sample s[2048];
+	char why[1200];
+	int n = prom_parse(text, s, 2048, why, sizeof(why));
+	cr_assert_gt(n, 0, "%s", why);
+	cr_assert_eq(prom_get(s, n, "mailferry_messages_accepted_total"), 3, "%s", text);
+	cr_assert_eq(prom_get(s, n, "mailferry_recipients_accepted_total"), 4, "%s", text);
+	cr_assert_eq(prom_get(s, n, "mailferry_http_requests_total{method=\"POST\",route=\"/v1/messages\",status=\"202\"}"), 3);
+	cr_assert_eq(prom_get(s, n, "mailferry_queue_recipients{status=\"queued\"}"), 4, "%s", text);
+	free(text);
+	cr_assert_eq(th_proc_stop(p, 10000), 0);
+	th_proc_free(p);
+	th_rmrf(dir);
+	free(dir);
+	th_db_drop(url);
+	free(url);
+}

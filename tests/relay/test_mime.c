@@ -444,3 +444,28 @@ Test(mime, refuses_structural_custom_header_and_oversize)
 	buf_cleanup(&out);
 	mail_request_cleanup(&r);
 }
+
+static void expect_inline_without_html(json_t *e)
+{
+	json_object_set_new(e, "structure", json_string("multipart/mixed(text/plain,image/gif)"));
+	json_object_set_new(e, "header_width", json_integer(78));
+}
+
+Test(mime, inline_part_without_html_and_many_recipients)
+{
+	struct mail_request r;
+	base_request(&r);
+	for (int i = 0; i < 48; i++) {
+		char name[64], addr[64];
+		snprintf(name, sizeof(name), i % 2 ? "Recipient Number %d" : "Empf\xc3\xa4nger %d", i);
+		snprintf(addr, sizeof(addr), "rcpt%d@example.org", i);
+		rcpt_add(&r, i % 3 ? RCPT_TO : RCPT_CC, name, addr);
+	}
+	r.text = xstrdup("An inline part with no html goes to multipart/mixed.");
+	att_add(&r, "dot.gif", "image/gif", "dot@acme", "GIF89a", 6);
+	size_t n;
+	char *m = compose_and_check(&r, expect_inline_without_html, &n);
+	cr_assert(strstr(m, "Content-Disposition: inline; filename=dot.gif\r\n") != NULL);
+	free(m);
+	mail_request_cleanup(&r);
+}

@@ -626,3 +626,163 @@ Test(relay_script, eight_bit_message_says_body_8bitmime)
 	cr_assert(strstr(tr, want) != NULL, "%s", tr);
 	free(tr);
 }
+
+Test(relay_script, idle_session_closed_by_server_is_replaced)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PLAIN, 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:", "250 ok\r\n", 0, 0 },
+		STEP_DATA,
+		/* RFC 5321 §4.5.3.2.7-style idle timeout: 421, then hang up. */
+		{ NULL, "421 4.4.2 idle too long\r\n", SS_CLOSE, 0 },
+		{ NULL, "220 again\r\n", SS_ACCEPT, 0 },
+		{ "EHLO", EHLO_PLAIN, 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:", "250 ok\r\n", 0, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	char err[256];
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	for (int k = 0; k < 2; k++) {
+		struct job jb;
+		job_init(&jb, 1, NULL);
+		relay_deliver(r, &jb.j);
+		cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "message %d: %s", k, jb.r[0].out.text);
+		struct timespec ts = { 0, 200 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	char *tr = finish(s, NSTEPS(steps));
+	cr_assert(strstr(tr, "RSET") == NULL, "%s", tr);
+	free(tr);
+}
+
+Test(relay_script, opportunistic_tls_failure_falls_back_to_plaintext)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_TLS, 0, 0 },
+		/* Says yes to STARTTLS, then hangs up instead of a handshake. */
+		{ "STARTTLS", "220 2.0.0 ready\r\n", SS_CLOSE, 0 },
+		{ NULL, "220 again\r\n", SS_ACCEPT, 0 },
+		{ "EHLO", EHLO_TLS, 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:", "250 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct job jb;
+	deliver(c, &jb, 1, NULL);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	cr_assert_str_eq(jb.r[0].out.tls_version, "");
+	free(finish(s, NSTEPS(steps)));
+}
+
+Test(relay_script, reuse_pipelines_rset_with_the_envelope)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA,
+		{ "RSET", "250 2.0.0 ok\r\n", 0, 0 },
+		{ "MAIL FROM:", "250 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r1@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	char err[256];
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	struct job jb;
+	job_init(&jb, 1, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	job_init(&jb, 2, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	cr_assert_eq(jb.r[1].out.cls, OUT_5XX, "%s", jb.r[1].out.text);
+	cr_assert_eq(jb.r[1].out.scope, SCOPE_RECIPIENT);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	free(finish(s, NSTEPS(steps)));
+}
+
+Test(relay_script, smtputf8_address_needs_the_extension)
+{
+	struct ss_step without[] = {
+		GREET,
+		{ "EHLO", EHLO_PLAIN, 0, 0 },
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(without, NSTEPS(without), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	char err[256];
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	struct job jb;
+	job_init(&jb, 1, NULL);
+	snprintf(jb.addr[0], sizeof(jb.addr[0]), "j\xc3\xb6rg@example.com");
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.scope, SCOPE_MESSAGE);
+	cr_assert_eq(jb.r[0].out.permanent, 1);
+	cr_assert_str_eq(jb.r[0].out.enhanced, "5.6.7");
+	relay_free(r);
+	free(finish(s, NSTEPS(without)));
+
+	struct ss_step with[] = {
+		GREET,
+		{ "EHLO", "250-mx.test\r\n250 SMTPUTF8\r\n", 0, 0 },
+		{ "MAIL FROM:<bounce@sender.test> SMTPUTF8\r\n", "250 ok\r\n", 0, 0 },
+		{ "RCPT TO:<j\xc3\xb6rg@example.com>", "250 ok\r\n", 0, 0 },
+		STEP_DATA,
+		STEP_QUIT,
+	};
+	s = smtp_script_start(with, NSTEPS(with), NULL);
+	free(c->routes);
+	c->routes = xasprintf("example.com=localhost:%d", smtp_script_port(s));
+	r = relay_new(c, err, sizeof(err));
+	relay_set_timeout_scale(r, 0.05);
+	job_init(&jb, 1, NULL);
+	snprintf(jb.addr[0], sizeof(jb.addr[0]), "j\xc3\xb6rg@example.com");
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	free(finish(s, NSTEPS(with)));
+}
+
+Test(relay_script, relay_new_reports_bad_settings)
+{
+	struct config *c = cfg_new();
+	c->tls_ca_file = xstrdup("/nonexistent/ca.pem");
+	char err[256] = "";
+	cr_assert_null(relay_new(c, err, sizeof(err)));
+	cr_assert(strstr(err, "tls_ca_file") != NULL, "%s", err);
+	free(c->tls_ca_file);
+	c->tls_ca_file = NULL;
+	c->routes = xstrdup("example.com");
+	cr_assert_null(relay_new(c, err, sizeof(err)));
+	cr_assert(strstr(err, "example.com") != NULL, "%s", err);
+	config_cleanup(c);
+	free(c);
+}

@@ -485,3 +485,140 @@ Test(smtp_server_cmd, rejects)
 	snprintf(l, sizeof(l), "RCPT TO:<%064d@example.net>", 0);
 	cr_assert_eq(smtp_cmd_parse(l, strlen(l), &c), SMTP_CMD_OK);
 }
+
+/* ---- STARTTLS (RFC 3207) ---- */
+
+#include <openssl/ssl.h>
+#include <signal.h>
+
+static char *tls_dir;
+
+/* A throwaway self-signed certificate for mx.test. */
+static void make_cert(void)
+{
+	tls_dir = th_tmpdir("smtptls");
+	cr_assert_not_null(tls_dir);
+	char *out = NULL;
+	int rc = th_run(&out, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			      "-keyout key.pem -out cert.pem -subj /CN=mx.test -days 2", tls_dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+}
+
+static void start_tls(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	make_cert();
+	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_init(&rec.lock, NULL);
+	char cert[512], key[512];
+	snprintf(cert, sizeof(cert), "%s/cert.pem", tls_dir);
+	snprintf(key, sizeof(key), "%s/key.pem", tls_dir);
+	struct smtp_server_params p = {
+		.listen = "127.0.0.1:0",
+		.hostname = "mx.test",
+		.max_message_size = 1 << 20,
+		.idle_timeout_ms = 10000,
+		.tls_cert_file = cert,
+		.tls_key_file = key,
+		.arg = &rec,
+		.on_rcpt = on_rcpt,
+		.on_message = on_message,
+	};
+	char err[256];
+	srv = smtp_server_new(&p, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+}
+
+static void stop_tls(void)
+{
+	stop();
+	th_rmrf(tls_dir);
+	free(tls_dir);
+}
+
+Test(smtp_server_tls, swaks_starttls_delivers)
+{
+	start_tls();
+	char *out = NULL;
+	int rc = th_swaks(&out, smtp_server_port(srv), "--tls --from a@b.example --to c@d.example");
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "<-  250-STARTTLS") != NULL, "%s", out);
+	cr_assert(strstr(out, "<-  220 2.0.0 Ready to start TLS") != NULL, "%s", out);
+	cr_assert(strstr(out, "=== TLS started") != NULL, "%s", out);
+	/* After the handshake EHLO no longer offers STARTTLS. */
+	const char *after = strstr(out, "=== TLS started");
+	cr_assert(strstr(after, "250-STARTTLS") == NULL, "%s", out);
+	free(out);
+	cr_assert_eq(rec_count(), 1);
+	cr_assert(strstr(rec.data[0], "with ESMTPS id") != NULL, "%s", rec.data[0]);
+	stop_tls();
+}
+
+/* Reads one reply over TLS (a reply fits in one record here). */
+static char *tls_reply(SSL *ssl)
+{
+	static char buf[4096];
+	size_t n = 0;
+	while (n < sizeof(buf) - 1) {
+		int r = SSL_read(ssl, buf + n, (int)(sizeof(buf) - 1 - n));
+		if (r <= 0)
+			return NULL;
+		n += (size_t)r;
+		buf[n] = '\0';
+		char *last = n >= 2 && buf[n - 2] == '\r' && buf[n - 1] == '\n' ? buf + n - 2 : NULL;
+		if (last) {
+			char *ls = last;
+			while (ls > buf && ls[-1] != '\n')
+				ls--;
+			if (last - ls >= 4 && ls[3] == ' ')
+				return buf;
+		}
+	}
+	return NULL;
+}
+
+Test(smtp_server_tls, plaintext_pipelined_after_starttls_is_dropped)
+{
+	start_tls();
+	int fd = session();
+	expect(fd, "EHLO c.test\r\n", "250-mx.test");
+	/* The injected MAIL must not be executed inside the TLS session. */
+	expect(fd, "STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n", "220 2.0.0");
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	cr_assert_eq(SSL_connect(ssl), 1, "TLS handshake failed");
+	const char *cmd = "EHLO c.test\r\n";
+	cr_assert_gt(SSL_write(ssl, cmd, (int)strlen(cmd)), 0);
+	char *r = tls_reply(ssl);
+	cr_assert(r && strncmp(r, "250-mx.test", 11) == 0 && !strstr(r, "STARTTLS"), "%s", r ? r : "(none)");
+	cmd = "MAIL FROM:<a@b.example>\r\n";
+	cr_assert_gt(SSL_write(ssl, cmd, (int)strlen(cmd)), 0);
+	r = tls_reply(ssl);
+	cr_assert(r && strncmp(r, "250 2.1.0", 9) == 0, "a nested-MAIL error means the injection ran: %s", r ? r : "");
+	cmd = "STARTTLS\r\n";
+	cr_assert_gt(SSL_write(ssl, cmd, (int)strlen(cmd)), 0);
+	r = tls_reply(ssl);
+	cr_assert(r && strncmp(r, "554 5.5.1", 9) == 0, "%s", r ? r : "");
+	cmd = "QUIT\r\n";
+	cr_assert_gt(SSL_write(ssl, cmd, (int)strlen(cmd)), 0);
+	r = tls_reply(ssl);
+	cr_assert(r && strncmp(r, "221", 3) == 0, "%s", r ? r : "");
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	stop_tls();
+}
+
+Test(smtp_server_tls, bad_certificate_is_an_error)
+{
+	struct smtp_server_params p = { .listen = "127.0.0.1:0", .hostname = "x",
+					.tls_cert_file = "/nonexistent/cert.pem", .tls_key_file = "/nonexistent/key.pem" };
+	char err[256] = "";
+	cr_assert_null(smtp_server_new(&p, err, sizeof(err)));
+	cr_assert(strstr(err, "/nonexistent/cert.pem") != NULL, "%s", err);
+	p.tls_key_file = NULL;
+	cr_assert_null(smtp_server_new(&p, err, sizeof(err)));
+	cr_assert(strstr(err, "key") != NULL, "%s", err);
+}

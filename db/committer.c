@@ -1,0 +1,245 @@
+/*
+ * committer.c - group commit (see committer.h).
+ *
+ * Batching is adaptive: the thread takes whatever is queued when it becomes
+ * free, so while one transaction commits the next group gathers by itself
+ * (the fsync is what takes the time).  Only when the previous group had
+ * more than one unit - i.e. under load - does it linger up to
+ * MF_COMMIT_LINGER_US for more before starting; a lone request on an idle
+ * server pays no waiting.
+ *
+ * Failure handling: a group whose transaction fails with the connection
+ * still good is rolled back and its units are retried one per transaction,
+ * so a unit the database refuses fails alone.  A lost connection answers
+ * the group DB_WRITE_UNAVAILABLE; the next group reconnects.  If the
+ * connection breaks during COMMIT the outcome is unknown to us; the units
+ * are answered unavailable, and a client that retries with its
+ * Idempotency-Key gets the stored answer if the commit did happen.
+ */
+#include "db/committer.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/internal.h"
+#include "util/limits.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+struct db_committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	char *conninfo;
+	PGconn *conn;
+	struct db_write *head, *tail;
+	int queued;
+	struct db_write *active[MF_COMMIT_BATCH_MAX]; /* the group being committed */
+	int nactive;
+	int last_group;
+	int stop;
+};
+
+static int same_key(const struct db_write *a, const struct db_write *b)
+{
+	return a->idem_key && b->idem_key && a->api_key_id == b->api_key_id && strcmp(a->idem_key, b->idem_key) == 0;
+}
+
+int db_committer_submit(struct db_committer *c, struct db_write *w)
+{
+	w->next = NULL;
+	w->status = DB_WRITE_OK;
+	pthread_mutex_lock(&c->mu);
+	if (c->stop) {
+		pthread_mutex_unlock(&c->mu);
+		w->status = DB_WRITE_UNAVAILABLE;
+		return -1;
+	}
+	if (w->idem_key) {
+		int busy = 0;
+		for (struct db_write *q = c->head; q && !busy; q = q->next)
+			busy = same_key(q, w);
+		for (int i = 0; i < c->nactive && !busy; i++)
+			busy = same_key(c->active[i], w);
+		if (busy) {
+			pthread_mutex_unlock(&c->mu);
+			w->status = DB_WRITE_IDEM_IN_FLIGHT;
+			return -1;
+		}
+	}
+	if (c->tail)
+		c->tail->next = w;
+	else
+		c->head = w;
+	c->tail = w;
+	c->queued++;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+static void set_all(struct db_write **w, int n, enum db_write_status st, const char *err)
+{
+	for (int i = 0; i < n; i++) {
+		w[i]->status = st;
+		snprintf(w[i]->err, sizeof(w[i]->err), "%s", err);
+	}
+}
+
+static int conn_ok(struct db_committer *c)
+{
+	return c->conn && PQstatus(c->conn) == CONNECTION_OK;
+}
+
+static void conn_drop(struct db_committer *c)
+{
+	PQfinish(c->conn);
+	c->conn = NULL;
+}
+
+/* An idle connection the server closed (e.g. on restart) shows up as a
+ * readable socket: notice it before writing, when retrying is still safe. */
+static int conn_alive(struct db_committer *c)
+{
+	if (!conn_ok(c))
+		return 0;
+	struct pollfd pfd = { .fd = PQsocket(c->conn), .events = POLLIN };
+	int r = poll(&pfd, 1, 0);
+	if (r == 0)
+		return 1;
+	if (r < 0 || (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+		return 0;
+	return PQconsumeInput(c->conn) && conn_ok(c);
+}
+
+/* Commits one group; every unit's status is set on return. */
+static void run_group(struct db_committer *c, struct db_write **w, int n)
+{
+	char err[512] = "";
+	if (!conn_alive(c)) {
+		conn_drop(c);
+		c->conn = db_connect(c->conninfo, err, sizeof(err));
+		if (c->conn && db_messages_prepare(c->conn, err, sizeof(err)) < 0)
+			conn_drop(c);
+		if (c->conn == NULL) {
+			set_all(w, n, DB_WRITE_UNAVAILABLE, err);
+			return;
+		}
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = db_messages_commit(c->conn, w, n, err, sizeof(err));
+	int ok = rc == 0;
+	if (rc == -2)
+		conn_drop(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (log_enabled(MF_LOG_DEBUG))
+		log_debug("event=group_commit units=%d ms=%.2f ok=%d", n,
+			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, ok);
+	if (ok)
+		return;
+	if (!conn_ok(c)) {
+		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
+		set_all(w, n, DB_WRITE_UNAVAILABLE, err);
+		conn_drop(c);
+		return;
+	}
+	char rb[256];
+	if (PQtransactionStatus(c->conn) != PQTRANS_IDLE && db_exec(c->conn, "ROLLBACK", rb, sizeof(rb)) < 0) {
+		set_all(w, n, DB_WRITE_UNAVAILABLE, rb);
+		conn_drop(c);
+		return;
+	}
+	if (n == 1) {
+		log_warn("event=commit_refused error=\"%s\"", err);
+		set_all(w, n, DB_WRITE_FAILED, err);
+		return;
+	}
+	/* Isolate the unit the database refused: one transaction each. */
+	log_warn("event=group_commit_failed units=%d error=\"%s\" note=\"retrying one by one\"", n, err);
+	for (int i = 0; i < n; i++)
+		run_group(c, &w[i], 1);
+}
+
+static void *committer_main(void *arg)
+{
+	struct db_committer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->head == NULL && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->head == NULL)
+			break;
+		if (c->last_group > 1 && c->queued < MF_COMMIT_BATCH_MAX && !c->stop) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += MF_COMMIT_LINGER_US * 1000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			/* Each arrival signals; stop at the deadline or a full group. */
+			while (c->queued < MF_COMMIT_BATCH_MAX && !c->stop)
+				if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0)
+					break;
+		}
+		c->nactive = 0;
+		while (c->head && c->nactive < MF_COMMIT_BATCH_MAX) {
+			struct db_write *w = c->head;
+			c->head = w->next;
+			c->active[c->nactive++] = w;
+			c->queued--;
+		}
+		if (c->head == NULL)
+			c->tail = NULL;
+		int n = c->nactive;
+		c->last_group = n;
+		pthread_mutex_unlock(&c->mu);
+
+		run_group(c, c->active, n);
+
+		struct db_write *done[MF_COMMIT_BATCH_MAX];
+		pthread_mutex_lock(&c->mu);
+		memcpy(done, c->active, (size_t)n * sizeof(done[0]));
+		c->nactive = 0;
+		pthread_mutex_unlock(&c->mu);
+		/* The units are answered outside the lock: done() may free w. */
+		for (int i = 0; i < n; i++)
+			done[i]->done(done[i]);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+struct db_committer *db_committer_new(const char *conninfo)
+{
+	struct db_committer *c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->conninfo = xstrdup(conninfo);
+	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
+		log_error("event=committer_thread_failed");
+		abort();
+	}
+	return c;
+}
+
+void db_committer_free(struct db_committer *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	conn_drop(c);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->conninfo);
+	free(c);
+}

@@ -1,0 +1,636 @@
+/*
+ * messages.c - the SQL of the send API (see messages.h).
+ *
+ * db_messages_commit() writes a whole group of units with a handful of
+ * statements whatever its size: idempotency keys are claimed with one
+ * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
+ * one INSERT over unnest()ed arrays (suppressed addresses are marked
+ * there), events through mf_record_event() and the message status through
+ * mf_refresh_message_status(), and the 202 bodies (stored for idempotent
+ * replay in the same transaction) come from mf_api_accepted().
+ * Parameterised queries only: values travel as parameters or as array
+ * literals built by array_put(), never inside SQL text.
+ */
+#include "db/messages.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/internal.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
+
+#define ARRAY_MAX ((size_t)1 << 30)
+
+static void array_start(struct buf *b)
+{
+	buf_init(b, ARRAY_MAX);
+	buf_putc(b, '{');
+}
+
+static void array_end(struct buf *b)
+{
+	buf_putc(b, '}');
+}
+
+/* Appends one element to an array literal begun by array_start(): quoted,
+ * with '"' and '\\' escaped (PostgreSQL manual, "Array Value Input"). */
+static void array_add(struct buf *b, const char *s)
+{
+	if (b->len > 1)
+		buf_putc(b, ',');
+	buf_putc(b, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			buf_putc(b, '\\');
+		buf_putc(b, *s);
+	}
+	buf_putc(b, '"');
+}
+
+static void array_add_int(struct buf *b, int64_t v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	array_add(b, num);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[p[i] >> 4];
+		out[2 * i + 1] = hx[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *const *v, const int *lens,
+			     const int *fmts, ExecStatusType want, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(c, sql, n, NULL, v, lens, fmts, 0);
+	if (!db_res_ok(res, want)) {
+		db_set_error(c, res, err, errlen);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Step 1: claim the idempotency keys.  Units whose key already exists (and
+ * is younger than 24 h) are decided here: replay, conflict or in flight;
+ * the others stay DB_WRITE_OK candidates. */
+static int claim_keys(PGconn *c, struct db_write **w, int n, char *err, size_t errlen)
+{
+	struct buf kid, key, hash;
+	array_start(&kid);
+	array_start(&key);
+	array_start(&hash);
+	int nk = 0, rc = 0;
+	int *unit_of = xcalloc((size_t)n + 1, sizeof(int));
+	for (int i = 0; i < n; i++) {
+		if (w[i]->idem_key == NULL)
+			continue;
+		char hx[2 * DB_IDEM_HASH_LEN + 1];
+		hex(w[i]->idem_hash, DB_IDEM_HASH_LEN, hx);
+		array_add_int(&kid, w[i]->api_key_id);
+		array_add(&key, w[i]->idem_key);
+		array_add(&hash, hx);
+		unit_of[nk++] = i;
+	}
+	array_end(&kid);
+	array_end(&key);
+	array_end(&hash);
+	if (nk == 0)
+		goto out;
+	const char *p[] = { kid.data, key.data, hash.data };
+	/* An expired key (kept 24 h, INTERFACE.md) is taken over as if new. */
+	PGresult *res = exec_params(c,
+		"INSERT INTO idempotency_keys (api_key_id, key, request_hash)"
+		" SELECT u.kid, u.key, decode(u.hash, 'hex')"
+		"   FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(kid, key, hash)"
+		" ON CONFLICT (api_key_id, key) DO UPDATE"
+		"   SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()"
+		"   WHERE idempotency_keys.created_at < now() - interval '24 hours'"
+		" RETURNING api_key_id",
+		3, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL) {
+		rc = -1;
+		goto out;
+	}
+	int claimed_all = PQntuples(res) == nk;
+	PQclear(res);
+	if (claimed_all)
+		goto out;
+	/* Keys we did not claim belong to committed requests (ours still have
+	 * no status_code).  A new statement sees rows committed by another
+	 * process while our INSERT waited on them. */
+	res = exec_params(c,
+		"SELECT u.ord, k.status_code IS NOT NULL, k.request_hash = decode(u.hash, 'hex'),"
+		"       coalesce(k.status_code, 0), coalesce(k.response::text, '')"
+		"  FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS u(kid, key, hash, ord)"
+		"  LEFT JOIN idempotency_keys k ON k.api_key_id = u.kid AND k.key = u.key"
+		" WHERE k.key IS NULL OR k.status_code IS NOT NULL",
+		3, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL) {
+		rc = -1;
+		goto out;
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+		if (ord < 1 || ord > nk)
+			continue;
+		struct db_write *u = w[unit_of[ord - 1]];
+		if (PQgetvalue(res, r, 1)[0] != 't') {
+			u->status = DB_WRITE_IDEM_IN_FLIGHT;
+		} else if (PQgetvalue(res, r, 2)[0] != 't') {
+			u->status = DB_WRITE_IDEM_CONFLICT;
+		} else {
+			u->status = DB_WRITE_REPLAY;
+			u->replay_status = (int)strtol(PQgetvalue(res, r, 3), NULL, 10);
+			free(u->replay_body);
+			u->replay_body = xstrdup(PQgetvalue(res, r, 4));
+		}
+	}
+	PQclear(res);
+out:
+	free(unit_of);
+	buf_cleanup(&kid);
+	buf_cleanup(&key);
+	buf_cleanup(&hash);
+	return rc;
+}
+
+#define MSG_COLS 12
+
+/*
+ * The group's statements are prepared once per connection
+ * (db_messages_prepare) so that a commit pays no parse or plan.  The
+ * message INSERT is prepared for a few row counts; a group is cut into
+ * chunks of those sizes.
+ */
+static const int msg_chunk[] = { 64, 16, 4, 1 };
+#define NCHUNK ((int)(sizeof(msg_chunk) / sizeof(msg_chunk[0])))
+
+static const char sql_recipients[] =
+	"INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
+	" SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
+	"        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
+	"             WHEN m.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
+	"        greatest(coalesce(m.send_at, now()), now())"
+	"   FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
+	"        AS u(mid, pos, email, domain, kind, ord)"
+	"   JOIN messages m ON m.id = u.mid"
+	"  ORDER BY u.ord";
+
+static const char sql_events[] =
+	"INSERT INTO events (id, message_id, recipient_id, type, payload)"
+	" SELECT v.eid, r.message_id, r.id, v.type, mf_event_payload(v.eid, v.type, r, m)"
+	"   FROM (SELECT r0, nextval('events_id_seq') AS eid FROM recipients r0"
+	"          WHERE r0.message_id = ANY($1::uuid[]) ORDER BY r0.id) q"
+	"   CROSS JOIN LATERAL (SELECT (q.r0).*) r"
+	"   JOIN messages m ON m.id = r.message_id"
+	"   CROSS JOIN LATERAL (SELECT q.eid, CASE WHEN r.status = 'suppressed' THEN 'message.suppressed'"
+	"                                          ELSE 'message.queued' END AS type) v";
+
+static const char sql_refresh[] =
+	"SELECT count(mf_refresh_message_status(x.message_id))"
+	"  FROM (SELECT DISTINCT message_id FROM recipients"
+	"         WHERE message_id = ANY($1::uuid[]) AND status <> 'queued') x";
+
+static const char sql_resp[] =
+	"WITH resp AS (SELECT m.id, mf_api_accepted(m) AS body FROM messages m WHERE m.id = ANY($1::uuid[])),"
+	" upd AS (UPDATE idempotency_keys k SET status_code = 202, response = resp.body"
+	"           FROM unnest($2::bigint[], $3::text[], $4::uuid[]) AS u(kid, key, mid), resp"
+	"          WHERE resp.id = u.mid AND k.api_key_id = u.kid AND k.key = u.key)"
+	" SELECT id::text, body::text FROM resp";
+
+/* The multi-row message INSERT for rows rows. */
+static void messages_sql(struct buf *sql, int rows)
+{
+	buf_puts(sql, "INSERT INTO messages (id, api_key_id, send_at, mail_from, from_header, subject,"
+		      " message_id_hdr, tags, metadata, size, body, request) VALUES ");
+	for (int r = 0; r < rows; r++) {
+		int k = r * MSG_COLS;
+		buf_printf(sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
+			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d::jsonb)",
+			   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10, k + 11,
+			   k + 12);
+	}
+}
+
+static int prepare(PGconn *c, const char *name, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = PQprepare(c, name, sql, 0, NULL);
+	int ok = db_res_ok(res, PGRES_COMMAND_OK);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+int db_messages_prepare(void *conn, char *err, size_t errlen)
+{
+	PGconn *c = conn;
+	if (prepare(c, "mf_rcpts", sql_recipients, err, errlen) < 0 ||
+	    prepare(c, "mf_events", sql_events, err, errlen) < 0 ||
+	    prepare(c, "mf_refresh", sql_refresh, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0)
+		return -1;
+	for (int i = 0; i < NCHUNK; i++) {
+		struct buf sql;
+		char name[32];
+		buf_init(&sql, ARRAY_MAX);
+		messages_sql(&sql, msg_chunk[i]);
+		snprintf(name, sizeof(name), "mf_msgs_%d", msg_chunk[i]);
+		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);
+		buf_cleanup(&sql);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A message with the unit it belongs to. */
+struct flat {
+	struct db_write *u;
+	struct db_msg_row *m;
+};
+
+/*
+ * The statements after the idempotency claim go out in libpq pipeline mode
+ * (PostgreSQL 14+): all of them, COMMIT included, are sent before any
+ * result is read, so a whole group costs one round trip to the server.
+ * PQsendQueryParams copies the parameters into libpq's output buffer, so
+ * they may be freed right after each send.
+ */
+struct pipe {
+	PGconn *c;
+	int n, cap;
+	ExecStatusType *want;
+	int resp_at;  /* index of the statement whose rows are the 202 bodies */
+};
+
+/* Sends a prepared statement (name) or, with name NULL, the text sql. */
+static int pipe_send(struct pipe *p, const char *name, const char *sql, int n, const char *const *v,
+		     const int *lens, const int *fmts, ExecStatusType want, char *err, size_t errlen)
+{
+	int sent = name ? PQsendQueryPrepared(p->c, name, n, v, lens, fmts, 0)
+			: PQsendQueryParams(p->c, sql, n, NULL, v, lens, fmts, 0);
+	if (!sent) {
+		db_set_error(p->c, NULL, err, errlen);
+		return -1;
+	}
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 16;
+		p->want = xrealloc(p->want, (size_t)p->cap * sizeof(*p->want));
+	}
+	p->want[p->n++] = want;
+	return 0;
+}
+
+/* Step 2: the message rows, in chunks of the prepared sizes. */
+static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (int base = 0; base < n && rc == 0;) {
+		int ci = 0;
+		while (msg_chunk[ci] > n - base)
+			ci++;
+		int rows = msg_chunk[ci];
+		int np = rows * MSG_COLS;
+		const char **v = xcalloc((size_t)np, sizeof(char *));
+		int *lens = xcalloc((size_t)np, sizeof(int));
+		int *fmts = xcalloc((size_t)np, sizeof(int));
+		char (*nums)[2][24] = xcalloc((size_t)rows, sizeof(*nums));
+		struct buf *tags = xcalloc((size_t)rows, sizeof(struct buf));
+		for (int r = 0; r < rows; r++) {
+			const struct db_msg_row *x = f[base + r].m;
+			int k = r * MSG_COLS;
+			array_start(&tags[r]);
+			for (int t = 0; t < x->ntags; t++)
+				array_add(&tags[r], x->tags[t]);
+			array_end(&tags[r]);
+			snprintf(nums[r][0], 24, "%" PRId64, f[base + r].u->api_key_id);
+			snprintf(nums[r][1], 24, "%zu", x->body_len);
+			v[k + 0] = x->id;
+			v[k + 1] = f[base + r].u->api_key_id ? nums[r][0] : NULL;
+			v[k + 2] = x->send_at;
+			v[k + 3] = x->mail_from;
+			v[k + 4] = x->from_header;
+			v[k + 5] = x->subject;
+			v[k + 6] = x->message_id_hdr;
+			v[k + 7] = tags[r].data;
+			v[k + 8] = x->metadata_json ? x->metadata_json : "{}";
+			v[k + 9] = nums[r][1];
+			v[k + 10] = x->body;
+			lens[k + 10] = (int)x->body_len;
+			fmts[k + 10] = 1; /* binary bytea: the body needs no escaping */
+			v[k + 11] = x->request_json;
+		}
+		char name[32];
+		snprintf(name, sizeof(name), "mf_msgs_%d", rows);
+		rc = pipe_send(pp, name, NULL, np, v, lens, fmts, PGRES_COMMAND_OK, err, errlen);
+		free(v);
+		free(lens);
+		free(fmts);
+		free(nums);
+		for (int r = 0; r < rows; r++)
+			buf_cleanup(&tags[r]);
+		free(tags);
+		base += rows;
+	}
+	return rc;
+}
+
+/* Steps 3-6: recipients (suppressed ones marked), their events, the
+ * message status, and the 202 bodies (stored with the idempotency keys). */
+static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
+{
+	struct buf mid, pos, email, domain, kind, ids, ukid, ukey, umid;
+	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &ids, &ukid, &ukey, &umid };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		array_start(all[i]);
+	for (int i = 0; i < n; i++) {
+		const struct db_msg_row *x = f[i].m;
+		array_add(&ids, x->id);
+		for (int r = 0; r < x->nrcpts; r++) {
+			array_add(&mid, x->id);
+			array_add_int(&pos, r);
+			array_add(&email, x->rcpts[r].email);
+			array_add(&domain, x->rcpts[r].domain);
+			array_add(&kind, x->rcpts[r].kind);
+		}
+		if (f[i].u->idem_key && f[i].u->nmsgs == 1) {
+			array_add_int(&ukid, f[i].u->api_key_id);
+			array_add(&ukey, f[i].u->idem_key);
+			array_add(&umid, x->id);
+		}
+	}
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		array_end(all[i]);
+
+	int rc = -1;
+	const char *p1[] = { mid.data, pos.data, email.data, domain.data, kind.data };
+	/* The recipients: suppressed addresses (the table is keyed by the
+	 * lower-cased address) are recorded as such at once; a future send_at
+	 * makes the recipient 'scheduled' until then. */
+	if (pipe_send(pp, "mf_rcpts", NULL, 5, p1, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
+		goto out;
+	const char *p2[] = { ids.data };
+	/* One event per recipient, payload from mf_event_payload() (the one
+	 * definition), set-based rather than a plpgsql call per row. */
+	if (pipe_send(pp, "mf_events", NULL, 1, p2, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
+		goto out;
+	/* A message is inserted 'queued'; only those with another recipient
+	 * status (suppressed, scheduled) need their summary refreshed. */
+	if (pipe_send(pp, "mf_refresh", NULL, 1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
+		goto out;
+	/* The 202 bodies, stored with their idempotency keys. */
+	const char *p3[] = { ids.data, ukid.data, ukey.data, umid.data };
+	pp->resp_at = pp->n;
+	if (pipe_send(pp, "mf_resp", NULL, 4, p3, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		buf_cleanup(all[i]);
+	return rc;
+}
+
+/* Matches the 202 bodies to the messages; rows usually come back in the
+ * order of f, so the search mostly stops at its first probe. */
+static void take_bodies(PGresult *res, const struct flat *f, int n)
+{
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *id = PQgetvalue(res, r, 0);
+		for (int i = 0; i < n; i++) {
+			int k = (r + i) % n;
+			if (f[k].m->result_json == NULL && strcmp(f[k].m->id, id) == 0) {
+				f[k].m->result_json = xstrdup(PQgetvalue(res, r, 1));
+				break;
+			}
+		}
+	}
+}
+
+/* Reads every result of the pipeline; 0 when each statement succeeded. */
+static int pipe_finish(struct pipe *pp, const struct flat *f, int nf, char *err, size_t errlen)
+{
+	int rc = 0;
+	for (int i = 0; i < pp->n; i++) {
+		PGresult *res = PQgetResult(pp->c);
+		if (res == NULL) {
+			db_set_error(pp->c, NULL, err, errlen);
+			return -1;
+		}
+		if (PQresultStatus(res) != pp->want[i]) {
+			if (rc == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
+				db_set_error(pp->c, res, err, errlen);
+			rc = -1;
+		} else if (i == pp->resp_at) {
+			take_bodies(res, f, nf);
+		}
+		PQclear(res);
+		/* Each statement's results end with a NULL. */
+		while ((res = PQgetResult(pp->c)) != NULL)
+			PQclear(res);
+	}
+	PGresult *sync = PQgetResult(pp->c);
+	if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+		if (rc == 0)
+			db_set_error(pp->c, sync, err, errlen);
+		rc = -1;
+	}
+	PQclear(sync);
+	return rc;
+}
+
+int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen)
+{
+	PGconn *c = conn;
+	int any_key = 0;
+	for (int i = 0; i < n; i++) {
+		w[i]->status = DB_WRITE_OK;
+		any_key |= w[i]->idem_key != NULL;
+		for (int k = 0; k < w[i]->nmsgs; k++) {
+			free(w[i]->msgs[k].result_json);
+			w[i]->msgs[k].result_json = NULL;
+		}
+	}
+	/* Idempotency keys decide which units are written, so they are
+	 * claimed first, synchronously. */
+	if (any_key && (db_exec(c, "BEGIN", err, errlen) < 0 || claim_keys(c, w, n, err, errlen) < 0))
+		return -1;
+	int nm = 0;
+	for (int i = 0; i < n; i++)
+		if (w[i]->status == DB_WRITE_OK)
+			nm += w[i]->nmsgs;
+	struct flat *f = xcalloc((size_t)nm + 1, sizeof(*f));
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; w[i]->status == DB_WRITE_OK && j < w[i]->nmsgs; j++)
+			f[k++] = (struct flat){ w[i], &w[i]->msgs[j] };
+	struct pipe pp = { .c = c, .resp_at = -1 };
+	int rc = PQenterPipelineMode(c) ? 0 : -1;
+	if (rc < 0)
+		db_set_error(c, NULL, err, errlen);
+	if (rc == 0 && !any_key)
+		rc = pipe_send(&pp, NULL, "BEGIN", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	if (rc == 0 && nm > 0)
+		rc = send_messages(&pp, f, nm, err, errlen);
+	if (rc == 0 && nm > 0)
+		rc = send_rest(&pp, f, nm, err, errlen);
+	if (rc == 0)
+		rc = pipe_send(&pp, NULL, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	if (rc == 0 && !PQpipelineSync(c)) {
+		db_set_error(c, NULL, err, errlen);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = pipe_finish(&pp, f, nm, err, errlen);
+	if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
+		/* Results left unread after a send failure: this connection is
+		 * in an unknown state; the caller drops it. */
+		snprintf(err, errlen, "pipeline left in an unknown state");
+		rc = -2;
+	}
+	free(pp.want);
+	free(f);
+	return rc;
+}
+
+/* Runs a one-row, one-column query; 1 with *out (owned), 0 no row, -1 error. */
+static int query_one(PGconn *c, const char *sql, int n, const char *const *v, char **out, char *err,
+		     size_t errlen)
+{
+	PGresult *res = exec_params(c, sql, n, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL)
+		return -1;
+	int found = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
+	if (found)
+		*out = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return found;
+}
+
+int db_message_get(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	const char *v[] = { id };
+	int rc = query_one(c, "SELECT mf_api_message(m, true)::text FROM messages m WHERE m.id = $1::uuid", 1, v,
+			   json, err, errlen);
+	db_conn_put(pool, c);
+	return rc;
+}
+
+int db_message_list(struct db_pool *pool, const struct db_list_query *q, char **json, int *has_more,
+		    char *last_id, char *err, size_t errlen)
+{
+	char lim[16], lim1[16];
+	snprintf(lim, sizeof(lim), "%d", q->limit);
+	snprintf(lim1, sizeof(lim1), "%d", q->limit + 1);
+	const char *v[] = { q->status, q->recipient, q->tag, q->created_after, q->created_before, q->before_id,
+			    lim1, lim };
+	/* Keyset pagination on the time-ordered id, newest first: a page
+	 * starts below the cursor, so rows inserted meanwhile (newer ids)
+	 * never shift it.  One extra row tells whether there is more.  The
+	 * statement is planned with the actual parameters, so the unused
+	 * filters fold away and each filter can use its index. */
+	const char *sql =
+		"WITH page AS ("
+		"  SELECT m.id FROM messages m"
+		"   WHERE ($1::text IS NULL OR m.status = $1)"
+		"     AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM recipients r"
+		"                                       WHERE lower(r.email) = lower($2) AND r.message_id = m.id))"
+		"     AND ($3::text IS NULL OR m.tags @> ARRAY[$3::text])"
+		"     AND ($4::timestamptz IS NULL OR m.created_at > $4::timestamptz)"
+		"     AND ($5::timestamptz IS NULL OR m.created_at < $5::timestamptz)"
+		"     AND ($6::uuid IS NULL OR m.id < $6::uuid)"
+		"   ORDER BY m.id DESC LIMIT $7::int),"
+		" shown AS (SELECT id FROM page ORDER BY id DESC LIMIT $8::int)"
+		" SELECT (SELECT count(*) FROM page) > $8::int,"
+		"        coalesce((SELECT jsonb_agg(mf_api_message(m, false) ORDER BY m.id DESC)"
+		"                    FROM messages m JOIN shown s ON s.id = m.id), '[]'::jsonb)::text,"
+		"        coalesce((SELECT id::text FROM shown ORDER BY id LIMIT 1), '')";
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	PGresult *res = exec_params(c, sql, 8, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	db_conn_put(pool, c);
+	if (res == NULL)
+		return -1;
+	*has_more = PQgetvalue(res, 0, 0)[0] == 't';
+	*json = xstrdup(PQgetvalue(res, 0, 1));
+	snprintf(last_id, UUID_STR_LEN, "%s", PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return 0;
+}
+
+int db_message_cancel(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	const char *v[] = { id };
+	int rc = -1;
+	char *dummy = NULL, rb_err[256];
+	if (db_exec(c, "BEGIN", err, errlen) < 0)
+		goto out;
+	/* Lock the message so that two cancels (or a cancel and the status
+	 * refresh of a delivery) are serialised. */
+	rc = query_one(c, "SELECT id::text FROM messages WHERE id = $1::uuid FOR UPDATE", 1, v, &dummy, err, errlen);
+	free(dummy);
+	if (rc <= 0)
+		goto rollback;
+	/* Recipients a worker holds ('sending') are left alone: their outcome
+	 * will be recorded as usual.  Events are written in a second
+	 * statement so that their payload sees the new status. */
+	PGresult *res = exec_params(c,
+		"WITH c AS (UPDATE recipients SET status = 'canceled', updated_at = now(),"
+		"                  lease_owner = NULL, lease_expires_at = NULL"
+		"            WHERE message_id = $1::uuid AND status IN ('queued', 'scheduled', 'deferred')"
+		"            RETURNING id, position)"
+		" SELECT coalesce(array_agg(id ORDER BY position), '{}')::text FROM c",
+		1, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	if (res == NULL) {
+		rc = -1;
+		goto rollback;
+	}
+	const char *ids[] = { PQgetvalue(res, 0, 0) };
+	PGresult *ev = exec_params(c,
+				   "SELECT count(mf_record_event(x, 'message.canceled'))"
+				   "  FROM (SELECT x FROM unnest($1::bigint[]) WITH ORDINALITY AS u(x, o) ORDER BY o) s",
+				   1, ids, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	PQclear(res);
+	if (ev == NULL) {
+		rc = -1;
+		goto rollback;
+	}
+	PQclear(ev);
+	ev = exec_params(c, "SELECT 1 FROM (SELECT mf_refresh_message_status($1::uuid)) x", 1, v, NULL, NULL,
+			 PGRES_TUPLES_OK, err, errlen);
+	if (ev == NULL) {
+		rc = -1;
+		goto rollback;
+	}
+	PQclear(ev);
+	rc = query_one(c, "SELECT mf_api_message(m, true)::text FROM messages m WHERE m.id = $1::uuid", 1, v, json, err,
+		       errlen);
+	if (rc <= 0)
+		goto rollback;
+	if (db_exec(c, "COMMIT", err, errlen) < 0) {
+		free(*json);
+		*json = NULL;
+		rc = -1;
+	}
+	goto out;
+rollback:
+	db_exec(c, "ROLLBACK", rb_err, sizeof(rb_err));
+out:
+	db_conn_put(pool, c);
+	return rc;
+}

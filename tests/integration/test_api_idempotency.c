@@ -1,0 +1,124 @@
+/*
+ * Integration tests of Idempotency-Key on POST /v1/messages: replay with
+ * the same id, conflict on another body, and concurrent identical
+ * requests from many threads creating exactly one message.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_helpers.h"
+#include "harness.h"
+
+#define BODY "{\"from\":\"a@shop.example\",\"to\":\"b@example.net\",\"subject\":\"once\",\"text\":\"x\"}"
+
+Test(api_idempotency, replay_and_conflict)
+{
+	struct api_srv s;
+	api_srv_start(&s, NULL, NULL);
+	struct th_http r;
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "order-1001", BODY, &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	json_t *first = t_json(&r);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "order-1001", BODY, &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	json_t *again = t_json(&r);
+	cr_assert_str_eq(t_str(again, "id"), t_str(first, "id"));
+	cr_assert(json_equal(first, again), "replay differs: %s", r.body);
+	cr_assert(strstr(r.headers, "Location: /v1/messages/"), "%s", r.headers);
+	th_http_free(&r);
+	/* Same key, another body: 422, nothing new. */
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "order-1001",
+			      "{\"from\":\"a@shop.example\",\"to\":\"c@example.net\",\"text\":\"x\"}", &r), 0);
+	cr_assert_eq(r.status, 422, "%s", r.body);
+	cr_assert(strstr(r.body, "\"code\":\"idempotency_conflict\""), "%s", r.body);
+	th_http_free(&r);
+	/* Another key is another message. */
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "order-1002", BODY, &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 2);
+	/* Keys are per API key: another key may reuse the string. */
+	char other[160];
+	cr_assert_eq(api_make_key(s.db, "send", other, sizeof(other)), 0);
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", other, "order-1001", BODY, &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	json_t *third = t_json(&r);
+	cr_assert_str_neq(t_str(third, "id"), t_str(first, "id"));
+	th_http_free(&r);
+	/* After 24 hours the key is forgotten. */
+	free(th_sql(s.db, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'order-1002'"));
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "order-1002",
+			      "{\"from\":\"a@shop.example\",\"to\":\"d@example.net\",\"text\":\"new\"}", &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 4);
+	json_decref(first);
+	json_decref(again);
+	json_decref(third);
+	api_srv_stop(&s, 1);
+}
+
+#define THREADS 16
+
+struct racer {
+	struct api_srv *s;
+	const char *key;
+	pthread_barrier_t *start;
+	long status;
+	char id[64];
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	pthread_barrier_wait(r->start);
+	struct th_http h;
+	if (api_call(r->s, "POST", "/v1/messages", NULL, r->key, BODY, &h) == 0) {
+		r->status = h.status;
+		const char *p = strstr(h.body, "\"id\": \"");
+		if (p)
+			snprintf(r->id, sizeof(r->id), "%.36s", p + 7);
+	}
+	th_http_free(&h);
+	return NULL;
+}
+
+Test(api_idempotency, concurrent_identical_requests_make_one_message)
+{
+	struct api_srv s;
+	api_srv_start(&s, NULL, NULL);
+	for (int round = 0; round < 3; round++) {
+		char key[32];
+		snprintf(key, sizeof(key), "round-%d", round);
+		pthread_barrier_t b;
+		pthread_barrier_init(&b, NULL, THREADS);
+		struct racer rs[THREADS];
+		pthread_t th[THREADS];
+		for (int i = 0; i < THREADS; i++) {
+			rs[i] = (struct racer){ .s = &s, .key = key, .start = &b };
+			pthread_create(&th[i], NULL, race, &rs[i]);
+		}
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&b);
+		const char *winner = NULL;
+		int ok = 0;
+		for (int i = 0; i < THREADS; i++) {
+			cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
+			if (rs[i].status == 202) {
+				ok++;
+				if (winner)
+					cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
+				winner = rs[i].id;
+			}
+		}
+		cr_assert_geq(ok, 1);
+	}
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 3);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients"), 3);
+	api_srv_stop(&s, 1);
+}
