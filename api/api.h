@@ -25,6 +25,7 @@ struct api_deps {
 	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
 	struct dkim_signer *dkim;       /* signs composed messages; api_server_new loads it when configured */
 	volatile int draining; /* set on shutdown: /readyz answers 503 */
+	int health_only;       /* no api role: only the public /healthz, /readyz, /metrics */
 };
 
 struct api_server;

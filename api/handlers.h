@@ -12,6 +12,9 @@ enum api_result api_get_healthz(struct api_req *req);
 enum api_result api_get_readyz(struct api_req *req);
 enum api_result api_get_metrics(struct api_req *req);
 
+/* api/replays.c */
+enum api_result api_post_message_retry(struct api_req *req);
+enum api_result api_post_replays(struct api_req *req);
 /* api/messages.c */
 enum api_result api_post_message(struct api_req *req);
 enum api_result api_post_message_batch(struct api_req *req);

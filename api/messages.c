@@ -29,6 +29,8 @@
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/uuid.h"
 #include "util/xmalloc.h"
 
@@ -295,12 +297,25 @@ static void answer_batch(struct send_unit *u)
 	api_json(u->req, 202, body);
 }
 
+/* The accepted-messages hook (util/metrics_names.h, docs/operations.md). */
+static void count_accepted(struct api_req *req, const struct db_write *w)
+{
+	long rcpts = 0;
+	if (req->deps->metrics == NULL)
+		return;
+	for (int i = 0; i < w->nmsgs; i++)
+		rcpts += w->msgs[i].nrcpts;
+	metrics_counter_add(req->deps->metrics, MF_M_MESSAGES_ACCEPTED, NULL, (double)w->nmsgs);
+	metrics_counter_add(req->deps->metrics, MF_M_RECIPIENTS_ACCEPTED, NULL, (double)rcpts);
+}
+
 static void write_done(struct db_write *w)
 {
 	struct send_unit *u = w->arg;
 	struct api_req *req = u->req;
 	switch (w->status) {
 	case DB_WRITE_OK:
+		count_accepted(req, w);
 		if (u->batch) {
 			answer_batch(u);
 		} else {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "api/handlers.h"
 #include "util/config.h"
 #include "util/limits.h"
@@ -17,6 +18,8 @@ static const struct api_route routes[] = {
 	{ "GET", "/healthz", API_SCOPE_NONE, BODY_SMALL, api_get_healthz },
 	{ "GET", "/readyz", API_SCOPE_NONE, BODY_SMALL, api_get_readyz },
 	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics },
+	{ "POST", "/v1/messages/{id}/retry", API_SCOPE_SEND, BODY_SMALL, api_post_message_retry },
+	{ "POST", "/v1/replays", API_SCOPE_ADMIN, BODY_SMALL, api_post_replays },
 	{ "POST", "/v1/messages", API_SCOPE_SEND, BODY_MESSAGE, api_post_message },
 	{ "GET", "/v1/messages", API_SCOPE_READ, BODY_SMALL, api_list_messages },
 	{ "POST", "/v1/messages/batch", API_SCOPE_SEND, BODY_BATCH, api_post_message_batch },
@@ -79,6 +82,9 @@ const struct api_route *api_route_match(const char *method, const char *path, st
 	*path_known = 0;
 	for (size_t i = 0; i < NROUTES; i++) {
 		struct api_req probe = { 0 };
+		/* A process without the api role serves only health and metrics. */
+		if (req->deps && req->deps->health_only && routes[i].scope != API_SCOPE_NONE)
+			continue;
 		if (!match(routes[i].pattern, path, &probe))
 			continue;
 		if (strcmp(routes[i].method, method) == 0) {

@@ -5,7 +5,8 @@
  * (refuse an unmigrated or newer schema), then the roles' components.
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigwait(): SIGTERM/SIGINT stop the process (readyz turns 503
- * first), SIGHUP is logged (reload comes with the operations work).
+ * first; a watchdog makes sure it exits within shutdown_grace), SIGHUP
+ * reloads log_level and log_format (cli/lifecycle.c).
  * SIGPIPE is ignored: a peer closing a socket is an error return, not death.
  */
 #include <getopt.h>
@@ -18,7 +19,10 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cli/lifecycle.h"
 #include "db/db.h"
+#include "queue/gauges.h"
+#include "queue/retention.h"
 #include "relay/bounce_listener.h"
 #include "queue/webhook_dispatch.h"
 #include "queue/queue.h"
@@ -35,7 +39,8 @@ static const char usage[] =
 	"Runs the relay: the HTTP API on http_listen, the SMTP delivery workers,\n"
 	"the webhook sender and the bounce listener (the roles; all by default).\n"
 	"Refuses to start against an unmigrated or newer database schema.\n"
-	"SIGTERM or SIGINT stops it cleanly.\n";
+	"SIGTERM or SIGINT stops it cleanly within shutdown_grace (readyz answers 503\n"
+	"at once); SIGHUP reloads log_level and log_format.\n";
 
 struct app {
 	struct config cfg;
@@ -43,6 +48,9 @@ struct app {
 	struct metrics *metrics;
 	struct api_deps deps;
 	struct api_server *api;
+	/* operations (issue 7) */
+	struct gauges_ctx *gauges;
+	struct retention *retention;
 	struct bounce_listener *bounces;
 	struct webhook_dispatcher *webhooks;
 	struct relay *relay;
@@ -81,12 +89,18 @@ static int app_start(struct app *app)
 	app->deps.cfg = &app->cfg;
 	app->deps.pool = app->pool;
 	app->deps.metrics = app->metrics;
-	if (has_role(app->cfg.roles, "api")) {
+	app->gauges = queue_gauges_register(app->metrics, app->pool, app->cfg.db_pool_size, MF_VERSION);
+	if (has_role(app->cfg.roles, "delivery"))
+		app->retention = retention_start(&app->cfg, app->pool, app->metrics);
+	/* Without the api role the listener still serves /healthz, /readyz and
+	 * /metrics, so that workers can be probed and scraped. */
+	app->deps.health_only = !has_role(app->cfg.roles, "api");
+	{
 		app->api = api_server_new(&app->deps, err, sizeof(err));
 		if (app->api == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
-		log_info("event=api_listening addr=%s port=%d threads=%d", app->cfg.http_listen,
-			 api_server_port(app->api), app->cfg.http_threads);
+		log_info("event=api_listening addr=%s port=%d threads=%d health_only=%d", app->cfg.http_listen,
+			 api_server_port(app->api), app->cfg.http_threads, app->deps.health_only);
 	}
 	if (has_role(app->cfg.roles, "bounces") && app->cfg.bounce_listen) {
 		struct bounce_listener_params bp = {
@@ -141,22 +155,25 @@ static void app_stop(struct app *app)
 	app->bounce_proc = NULL;
 	api_server_free(app->api);
 	app->api = NULL;
+	retention_stop(app->retention);
+	app->retention = NULL;
 	webhook_dispatcher_free(app->webhooks);
 	app->webhooks = NULL;
 	db_pool_free(app->pool);
 	metrics_free(app->metrics);
+	queue_gauges_free(app->gauges);
 	config_cleanup(&app->cfg);
 }
 
-/* Blocks until SIGTERM or SIGINT; returns the signal. */
-static int wait_for_stop(const sigset_t *set)
+/* Blocks until SIGTERM or SIGINT; returns the signal.  SIGHUP reloads. */
+static int wait_for_stop(const sigset_t *set, const char *config_path)
 {
 	for (;;) {
 		int sig = 0;
 		if (sigwait(set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("event=sighup note=\"nothing to reload\"");
+			lifecycle_reload(config_path);
 			continue;
 		}
 		return sig;
@@ -209,8 +226,10 @@ int cmd_serve(int argc, char **argv)
 		return rc;
 	}
 	log_info("event=started");
-	int sig = wait_for_stop(&set);
-	log_info("event=stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	int sig = wait_for_stop(&set, path);
+	log_info("event=stopping signal=%s grace=%ld", sig == SIGTERM ? "SIGTERM" : "SIGINT", app.cfg.shutdown_grace);
+	app.deps.draining = 1;
+	lifecycle_watchdog_start(app.cfg.shutdown_grace);
 	app_stop(&app);
 	log_info("event=stopped");
 	return 0;

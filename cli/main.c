@@ -19,6 +19,10 @@ static const char usage[] =
 	"  migrate      apply database schema migrations (idempotent)\n"
 	"  keys         create, list and revoke API keys\n"
 	"  config check print the effective configuration (secrets redacted)\n"
+	"  send         send one message through the HTTP API\n"
+	"  status       show a message, its recipients and its timeline\n"
+	"  list         list recent messages\n"
+	"  replay       requeue failed, bounced or deferred recipients\n"
 	"  sink         capture SMTP server for development (messages to a directory)\n"
 	"  suppressions list, add and remove suppressed addresses\n"
 	"  version      print the version\n"
@@ -49,6 +53,10 @@ static const struct command commands[] = {
 	{ "sink", cmd_sink },
 	{ "suppressions", cmd_suppressions },
 	{ "version", cmd_version },
+	{ "send", cmd_send },
+	{ "status", cmd_status },
+	{ "list", cmd_list },
+	{ "replay", cmd_replay },
 };
 
 int main(int argc, char **argv)

@@ -90,6 +90,20 @@
 /* A recipient row id never needs more than this in a VERP address. */
 #define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
 
+/* Replay: recipients requeued per transaction, and dry-run sample size. */
+#define MF_REPLAY_BATCH 1000
+#define MF_REPLAY_SAMPLE_MAX 100
+/* Retention: rows deleted or cleared per transaction, and the pause
+ * between housekeeping rounds in seconds. */
+#define MF_RETENTION_BATCH 500
+#define MF_RETENTION_INTERVAL 60
+/* Idempotency keys are kept this many seconds (INTERFACE.md: 24 h). */
+#define MF_IDEMPOTENCY_TTL (24 * 3600)
+/* Shutdown: the watchdog ends a stopping process this many seconds after
+ * shutdown_grace, in case a component overran its own grace period. */
+#define MF_SHUTDOWN_MARGIN 2
+/* CLI: HTTP response bodies read by "mailferry send". */
+#define MF_CLI_RESPONSE_MAX (1024 * 1024)
 /* Parsing bounces (relay/mime_parse.c, relay/dsn.c): outside input, so
  * every dimension is bounded. */
 #define MF_BOUNCE_SIZE_MAX (10u * 1024u * 1024u)

@@ -1,0 +1,53 @@
+/*
+ * metrics_names.h - the names of mailferry's Prometheus metrics, in one
+ * place, so that every module counts under the same names (documented in
+ * docs/operations.md "Metrics").  Each macro expands to  "name", "help"
+ * for the metrics_* calls, e.g.
+ *
+ *     metrics_counter_add(m, MF_M_MESSAGES_ACCEPTED, NULL, 1);
+ *     metrics_counter_add(m, MF_M_DELIVERIES,
+ *                         "outcome=\"delivered\",destination=\"mx\"", 1);
+ *
+ * Label values are fixed small sets (listed here) - never addresses,
+ * domains, message ids or free text, which would explode the series count.
+ */
+#ifndef MF_METRICS_NAMES_H
+#define MF_METRICS_NAMES_H
+
+/* API (api/): counters. */
+#define MF_M_MESSAGES_ACCEPTED "mailferry_messages_accepted_total", "Messages accepted by the API (answered 202)."
+#define MF_M_RECIPIENTS_ACCEPTED "mailferry_recipients_accepted_total", "Recipients of the messages accepted by the API."
+/* Set by api/server.c: labels method, route (the pattern), status. */
+#define MF_M_HTTP_REQUESTS "mailferry_http_requests_total", "HTTP API requests."
+#define MF_M_HTTP_DURATION "mailferry_http_request_duration_seconds", "HTTP API request latency."
+
+/* Delivery (queue/, relay/).  outcome: delivered|deferred|bounced|failed;
+ * destination: mx|route|smarthost. */
+#define MF_M_DELIVERIES "mailferry_deliveries_total", "Delivery attempts per recipient by outcome and destination class."
+/* Histogram, label destination: one SMTP session, connect to QUIT. */
+#define MF_M_SMTP_SESSION "mailferry_smtp_session_duration_seconds", "SMTP client session duration."
+/* tls: none|TLSv1.2|TLSv1.3; verified: yes|no. */
+#define MF_M_SMTP_TLS "mailferry_smtp_sessions_total", "SMTP client sessions by TLS use."
+
+/* Bounces (dsn/, inbound/): type permanent|transient, category as classified. */
+#define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."
+
+/* Webhooks (queue/webhook_dispatch.c): outcome as decided by the retry
+ * policy (the dispatcher's dec.status).  The dispatcher's own collector
+ * sets the gauge mailferry_webhook_deliveries{status="pending|sending"}. */
+#define MF_M_WEBHOOK_ATTEMPTS "mailferry_webhook_attempts_total", "Webhook delivery attempts."
+#define MF_M_WEBHOOK_BACKLOG "mailferry_webhook_deliveries", "Webhook deliveries by status."
+
+/* Operations (this file's own users). */
+#define MF_M_REPLAY_REQUEUED "mailferry_replay_requeued_total", "Recipients requeued by retry or replay, by channel (api)."
+#define MF_M_RETENTION "mailferry_retention_rows_total", "Rows cleared or deleted by retention, by kind."
+
+/* Gauges set by collectors at every scrape (queue/gauges.c). */
+#define MF_M_QUEUE_DEPTH "mailferry_queue_recipients", "Recipients waiting or in flight, by status (from the database)."
+#define MF_M_QUEUE_OLDEST "mailferry_queue_oldest_due_seconds", "Age of the oldest due recipient not yet claimed (from the database)."
+#define MF_M_DB_UP "mailferry_database_up", "1 when the last database query of the metrics collector succeeded."
+#define MF_M_DB_POOL "mailferry_db_pool_connections", "Database pool connections by state (open, busy, max)."
+#define MF_M_BUILD "mailferry_build_info", "Build information (always 1)."
+#define MF_M_START "mailferry_process_start_time_seconds", "Start time of the process since the Unix epoch."
+
+#endif
