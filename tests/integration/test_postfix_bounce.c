@@ -50,7 +50,7 @@ Test(postfix_e2e, unknown_user_bounces_to_the_listener)
 	struct db_pool *pool = db_pool_new(url, 1);
 	unsigned char key[VERP_KEY_LEN];
 	char err[256], verp[128];
-	cr_assert_eq(db_settings_secret(pool, "verp_key", key, sizeof(key), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(pool, DB_SETTING_VERP_KEY, key, sizeof(key), err, sizeof(err)), 0, "%s", err);
 	db_pool_free(pool);
 	cr_assert_eq(verp_encode(key, strtoll(rid, NULL, 10), BDOMAIN, verp, sizeof(verp)), 0);
 
