@@ -8,7 +8,6 @@
 #include "db/bounces.h"
 
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,55 +289,3 @@ int db_bounce_mark(struct db_pool *pool, int64_t id, const char *outcome, char *
 	return rc;
 }
 
-/* --- LISTEN --------------------------------------------------------------- */
-
-struct db_bounce_listener {
-	char *conninfo;
-	PGconn *conn;
-};
-
-struct db_bounce_listener *db_bounce_listener_new(const char *conninfo)
-{
-	struct db_bounce_listener *l = xcalloc(1, sizeof(*l));
-	l->conninfo = xstrdup(conninfo);
-	return l;
-}
-
-void db_bounce_listener_free(struct db_bounce_listener *l)
-{
-	if (l == NULL)
-		return;
-	PQfinish(l->conn);
-	free(l->conninfo);
-	free(l);
-}
-
-int db_bounce_listener_wait(struct db_bounce_listener *l, int timeout_ms)
-{
-	char err[256];
-	if (l->conn == NULL) {
-		l->conn = db_connect(l->conninfo, err, sizeof(err));
-		if (l->conn == NULL || db_exec(l->conn, "LISTEN mailferry_bounces", err, sizeof(err)) < 0) {
-			PQfinish(l->conn);
-			l->conn = NULL;
-			return -1;
-		}
-		return 1; /* look at what arrived while we were not listening */
-	}
-	struct pollfd pfd = { .fd = PQsocket(l->conn), .events = POLLIN };
-	int r = poll(&pfd, 1, timeout_ms);
-	if (r < 0)
-		return 0;
-	if (r > 0 && (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK)) {
-		PQfinish(l->conn);
-		l->conn = NULL;
-		return -1;
-	}
-	int got = 0;
-	PGnotify *n;
-	while ((n = PQnotifies(l->conn)) != NULL) {
-		got = 1;
-		PQfreemem(n);
-	}
-	return got;
-}

@@ -83,12 +83,5 @@ void db_bounce_tx_abort(struct db_bounce_tx *tx);
 /* Marks row id processed with outcome (outside any claim); 0 or -1. */
 int db_bounce_mark(struct db_pool *pool, int64_t id, const char *outcome, char *err, size_t errlen);
 
-/* LISTEN mailferry_bounces on a connection of its own. */
-struct db_bounce_listener;
-struct db_bounce_listener *db_bounce_listener_new(const char *conninfo);
-void db_bounce_listener_free(struct db_bounce_listener *l);
-/* Waits up to timeout_ms: 1 notified (or just (re)connected), 0 timeout,
- * -1 connection trouble (the caller sleeps and calls again). */
-int db_bounce_listener_wait(struct db_bounce_listener *l, int timeout_ms);
 
 #endif

@@ -5,7 +5,6 @@
 #include "db/webhooks.h"
 
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,56 +384,3 @@ int db_webhook_backlog(struct db_pool *pool, long *pending, long *sending, char 
 	return ok ? 0 : -1;
 }
 
-/* --- LISTEN --------------------------------------------------------------- */
-
-struct db_webhook_listener {
-	char *conninfo;
-	PGconn *conn;
-};
-
-struct db_webhook_listener *db_webhook_listener_new(const char *conninfo)
-{
-	struct db_webhook_listener *l = xcalloc(1, sizeof(*l));
-	l->conninfo = xstrdup(conninfo);
-	return l;
-}
-
-void db_webhook_listener_free(struct db_webhook_listener *l)
-{
-	if (l == NULL)
-		return;
-	PQfinish(l->conn);
-	free(l->conninfo);
-	free(l);
-}
-
-int db_webhook_listener_wait(struct db_webhook_listener *l, int timeout_ms)
-{
-	char err[256];
-	if (l->conn == NULL) {
-		l->conn = db_connect(l->conninfo, err, sizeof(err));
-		if (l->conn == NULL || db_exec(l->conn, "LISTEN mailferry_webhooks", err, sizeof(err)) < 0) {
-			PQfinish(l->conn);
-			l->conn = NULL;
-			return -1;
-		}
-		/* Whatever happened while we were not listening: look now. */
-		return 1;
-	}
-	struct pollfd pfd = { .fd = PQsocket(l->conn), .events = POLLIN };
-	int r = poll(&pfd, 1, timeout_ms);
-	if (r < 0)
-		return 0;
-	if (r > 0 && (!PQconsumeInput(l->conn) || PQstatus(l->conn) != CONNECTION_OK)) {
-		PQfinish(l->conn);
-		l->conn = NULL;
-		return -1;
-	}
-	int got = 0;
-	PGnotify *n;
-	while ((n = PQnotifies(l->conn)) != NULL) {
-		got = 1;
-		PQfreemem(n);
-	}
-	return got;
-}

@@ -127,12 +127,5 @@ int db_webhook_release(struct db_pool *pool, int64_t delivery_id, const char *ow
 /* Deliveries waiting and in flight, for metrics. */
 int db_webhook_backlog(struct db_pool *pool, long *pending, long *sending, char *err, size_t errlen);
 
-/* LISTEN mailferry_webhooks on a dedicated connection. */
-struct db_webhook_listener;
-struct db_webhook_listener *db_webhook_listener_new(const char *conninfo);
-void db_webhook_listener_free(struct db_webhook_listener *l);
-/* Waits up to timeout_ms: 1 notified, 0 timed out, -1 connection trouble
- * (reconnects on the next call). */
-int db_webhook_listener_wait(struct db_webhook_listener *l, int timeout_ms);
 
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "db/bounces.h"
+#include "db/listen.h"
 #include "db/settings.h"
 #include "relay/classify.h"
 #include "relay/verp.h"
@@ -274,13 +275,13 @@ static int stopping(struct bounce_processor *bp)
 static void *processor_main(void *arg)
 {
 	struct bounce_processor *bp = arg;
-	struct db_bounce_listener *l = db_bounce_listener_new(bp->cfg->database_url);
+	struct db_listener *l = db_listener_new(bp->cfg->database_url, "mailferry_bounces");
 	struct bounce_result *res = xmalloc(sizeof(*res));
 	int64_t failed_id = 0;
 	int failures = 0;
 	long waited = BOUNCE_SWEEP_MS;
 	while (!stopping(bp)) {
-		int w = db_bounce_listener_wait(l, 500);
+		int w = db_listener_wait(l, 500);
 		if (w == 0 && (waited += 500) < BOUNCE_SWEEP_MS)
 			continue;
 		waited = 0;
@@ -314,7 +315,7 @@ static void *processor_main(void *arg)
 			break;
 		}
 	}
-	db_bounce_listener_free(l);
+	db_listener_free(l);
 	free(res);
 	return NULL;
 }

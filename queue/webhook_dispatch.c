@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "db/webhooks.h"
+#include "db/listen.h"
 #include "relay/webhook_http.h"
 #include "relay/webhook_sign.h"
 #include "util/config.h"
@@ -99,10 +100,10 @@ static void wake_all(struct webhook_dispatcher *d)
 static void *listener_main(void *arg)
 {
 	struct webhook_dispatcher *d = arg;
-	struct db_webhook_listener *l = db_webhook_listener_new(d->cfg->database_url);
+	struct db_listener *l = db_listener_new(d->cfg->database_url, "mailferry_webhooks");
 	int down = 0;
 	while (!d->stop) {
-		int r = db_webhook_listener_wait(l, 500);
+		int r = db_listener_wait(l, 500);
 		if (r < 0) {
 			if (!down)
 				log_warn("event=webhook_listen_failed note=\"polling every second until it is back\"");
@@ -115,7 +116,7 @@ static void *listener_main(void *arg)
 		if (r > 0)
 			wake_all(d);
 	}
-	db_webhook_listener_free(l);
+	db_listener_free(l);
 	return NULL;
 }
 
