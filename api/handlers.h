@@ -33,4 +33,11 @@ enum api_result api_get_webhook_deliveries(struct api_req *req);
 enum api_result api_post_webhook_delivery_retry(struct api_req *req);
 enum api_result api_get_events(struct api_req *req);
 
+/* api/suppressions.c */
+enum api_result api_get_suppressions(struct api_req *req);
+enum api_result api_post_suppressions(struct api_req *req);
+enum api_result api_get_suppression(struct api_req *req);
+enum api_result api_delete_suppression(struct api_req *req);
+enum api_result api_post_bounces(struct api_req *req);
+
 #endif

@@ -69,10 +69,14 @@ const char *api_req_query(struct api_req *req, const char *name)
 void api_req_complete(struct api_req *req)
 {
 	struct conn_state *cs = req->conn;
+	struct MHD_Connection *mc = cs->mc;
+	/* Taking the lock waits until dispatch() has suspended the connection.
+	 * The resume comes after the unlock: once resumed, an MHD thread may
+	 * answer and free cs (mutex included) at any moment. */
 	pthread_mutex_lock(&cs->mu);
 	cs->done = 1;
-	MHD_resume_connection(cs->mc);
 	pthread_mutex_unlock(&cs->mu);
+	MHD_resume_connection(mc);
 }
 
 /* --- responses ---------------------------------------------------------- */

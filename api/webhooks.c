@@ -37,6 +37,7 @@ static const char *const event_types[] = {
 	"message.queued",  "message.delivered",  "message.deferred", "message.bounced",
 	"message.failed",  "message.suppressed", "message.canceled", "webhook.disabled",
 	"message.requeued", /* replay and retry (api/replays.c) */
+	"suppression.created", "suppression.removed",
 };
 #define NEVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]))
 

@@ -23,6 +23,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_suppressions(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
 /*

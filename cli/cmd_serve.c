@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -24,6 +25,8 @@
 #include "queue/retention.h"
 #include "relay/bounce_listener.h"
 #include "queue/webhook_dispatch.h"
+#include "queue/queue.h"
+#include "relay/delivery.h"
 #include "queue/bounces.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -50,8 +53,16 @@ struct app {
 	struct retention *retention;
 	struct bounce_listener *bounces;
 	struct webhook_dispatcher *webhooks;
+	struct relay *relay;
+	struct queue *queue;
 	struct bounce_processor *bounce_proc;
 };
+
+/* queue_deliver_fn over relay_deliver(). */
+static void deliver_via_relay(void *arg, struct delivery_job *job)
+{
+	relay_deliver(arg, job);
+}
 
 static int has_role(const char *roles, const char *role)
 {
@@ -112,12 +123,32 @@ static int app_start(struct app *app)
 		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool);
 	if (has_role(app->cfg.roles, "webhooks"))
 		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
+	if (has_role(app->cfg.roles, "delivery")) {
+		app->relay = relay_new(&app->cfg, err, sizeof(err));
+		if (app->relay == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+		struct queue_params qp = { .cfg = &app->cfg, .pool = app->pool, .metrics = app->metrics,
+					   .deliver = deliver_via_relay, .deliver_arg = app->relay };
+		app->queue = queue_new(&qp, err, sizeof(err));
+		if (app->queue == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+	}
 	return 0;
 }
 
 static void app_stop(struct app *app)
 {
 	app->deps.draining = 1;
+	if (queue_free(app->queue) < 0) {
+		/* Deliveries still running after shutdown_grace use the relay,
+		 * the pool and the config: leave now, their leases expire. */
+		log_warn("event=stopped note=\"exiting with deliveries in flight\"");
+		fflush(NULL);
+		_exit(0);
+	}
+	app->queue = NULL;
+	relay_free(app->relay);
+	app->relay = NULL;
 	bounce_listener_free(app->bounces);
 	app->bounces = NULL;
 	bounce_processor_free(app->bounce_proc);

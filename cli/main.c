@@ -24,6 +24,7 @@ static const char usage[] =
 	"  list         list recent messages\n"
 	"  replay       requeue failed, bounced or deferred recipients\n"
 	"  sink         capture SMTP server for development (messages to a directory)\n"
+	"  suppressions list, add and remove suppressed addresses\n"
 	"  version      print the version\n"
 	"\n"
 	"Run 'mailferry COMMAND --help' for a command's options.\n"
@@ -50,6 +51,7 @@ static const struct command commands[] = {
 	{ "keys", cmd_keys },
 	{ "config", cmd_config },
 	{ "sink", cmd_sink },
+	{ "suppressions", cmd_suppressions },
 	{ "version", cmd_version },
 	{ "send", cmd_send },
 	{ "status", cmd_status },

@@ -276,6 +276,20 @@ int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err,
 	return 0;
 }
 
+int db_bounce_mark(struct db_pool *pool, int64_t id, const char *outcome, char *err, size_t errlen)
+{
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	const char *params[] = { idbuf, outcome };
+	int rc = exec_params(c, "UPDATE bounces_raw SET processed_at = now(), outcome = $2"
+				" WHERE id = $1 AND processed_at IS NULL", 2, params, PGRES_COMMAND_OK, NULL, err, errlen);
+	db_conn_put(pool, c);
+	return rc;
+}
+
 /* --- LISTEN --------------------------------------------------------------- */
 
 struct db_bounce_listener {

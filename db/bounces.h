@@ -80,6 +80,9 @@ int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err,
 /* Rolls back and frees tx (NULL: no-op). */
 void db_bounce_tx_abort(struct db_bounce_tx *tx);
 
+/* Marks row id processed with outcome (outside any claim); 0 or -1. */
+int db_bounce_mark(struct db_pool *pool, int64_t id, const char *outcome, char *err, size_t errlen);
+
 /* LISTEN mailferry_bounces on a connection of its own. */
 struct db_bounce_listener;
 struct db_bounce_listener *db_bounce_listener_new(const char *conninfo);

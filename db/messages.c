@@ -5,11 +5,12 @@
  * statements whatever its size: idempotency keys are claimed with one
  * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
  * one INSERT over unnest()ed arrays (suppressed addresses are marked
- * there), events through mf_record_event() and the message status through
- * mf_refresh_message_status(), and the 202 bodies (stored for idempotent
- * replay in the same transaction) come from mf_api_accepted().
+ * there), events set-based with mf_event_payload() (the one payload
+ * definition), the message status through mf_refresh_message_status(),
+ * and the 202 bodies (stored for idempotent replay in the same
+ * transaction) come from mf_api_accepted().  Cancel uses mf_record_event().
  * Parameterised queries only: values travel as parameters or as array
- * literals built by array_put(), never inside SQL text.
+ * literals built by array_add(), never inside SQL text.
  */
 #include "db/messages.h"
 

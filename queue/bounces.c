@@ -31,6 +31,9 @@
 #include "util/xmalloc.h"
 
 #define BOUNCE_SWEEP_MS 5000
+/* A row whose processing fails this many times in a row is set aside
+ * (outcome "error") so that it cannot block the rows after it. */
+#define BOUNCE_MAX_FAILURES 3
 
 /* "bounce+...@bounce_domain": the shape of a VERP address (verified later). */
 static int verp_shaped(const char *addr, const char *domain)
@@ -272,6 +275,9 @@ static void *processor_main(void *arg)
 {
 	struct bounce_processor *bp = arg;
 	struct db_bounce_listener *l = db_bounce_listener_new(bp->cfg->database_url);
+	struct bounce_result *res = xmalloc(sizeof(*res));
+	int64_t failed_id = 0;
+	int failures = 0;
 	long waited = BOUNCE_SWEEP_MS;
 	while (!stopping(bp)) {
 		int w = db_bounce_listener_wait(l, 500);
@@ -285,17 +291,31 @@ static void *processor_main(void *arg)
 		/* Drain: every unprocessed row, one transaction each. */
 		while (!stopping(bp)) {
 			char err[512];
-			int rc = bounce_process(bp->pool, bp->cfg, 0, NULL, err, sizeof(err));
+			int rc = bounce_process(bp->pool, bp->cfg, 0, res, err, sizeof(err));
 			if (rc == 0)
 				break;
-			if (rc < 0) {
-				log_error("event=bounce_process_failed error=\"%s\"", err);
-				sleep(1);
-				break;
+			if (rc > 0) {
+				failures = 0;
+				continue;
 			}
+			log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=\"%s\"", res->bounce_id, err);
+			if (res->bounce_id > 0) {
+				failures = res->bounce_id == failed_id ? failures + 1 : 1;
+				failed_id = res->bounce_id;
+				if (failures >= BOUNCE_MAX_FAILURES &&
+				    db_bounce_mark(bp->pool, failed_id, "error", err, sizeof(err)) == 0) {
+					log_error("event=bounce_set_aside bounce_id=%" PRId64 " failures=%d", failed_id, failures);
+					failures = 0;
+					continue;
+				}
+			}
+			sleep(1);
+			waited = BOUNCE_SWEEP_MS - 1000; /* retry soon, not at the next sweep */
+			break;
 		}
 	}
 	db_bounce_listener_free(l);
+	free(res);
 	return NULL;
 }
 

@@ -59,6 +59,54 @@ void dsn_report_cleanup(struct dsn_report *r)
 	r->nrcpts = 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629 §4: no overlongs, no
+ * surrogates, at most U+10FFFF), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t n;
+	unsigned lo = 0x80, hi = 0xbf;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		if (s[0] == 0xe0)
+			lo = 0xa0;
+		if (s[0] == 0xed)
+			hi = 0x9f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		if (s[0] == 0xf0)
+			lo = 0x90;
+		if (s[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* Replaces every octet that is not part of valid UTF-8 with '?': the fields
+ * go to PostgreSQL text columns and JSON, which take UTF-8 only, and
+ * bounces arrive in any charset (or truncated mid-character). */
+static void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 /* Copies at most n octets of s into dst[dstsz], collapsing runs of white
  * space (and control characters) into one space and trimming both ends. */
 static void copy_field(char *dst, size_t dstsz, const char *s, size_t n)
@@ -77,8 +125,10 @@ static void copy_field(char *dst, size_t dstsz, const char *s, size_t n)
 		if (o + 1 < dstsz)
 			dst[o++] = (char)c;
 	}
-	if (dstsz > 0)
+	if (dstsz > 0) {
 		dst[o] = '\0';
+		utf8_sanitize(dst);
+	}
 }
 
 /* Appends a space and the collapsed s[n] to the field in dst (truncating). */

@@ -68,6 +68,3 @@ LANGUAGE sql STABLE AS $$
                            FROM events e WHERE e.message_id = m.id), '[]'::jsonb))
            ELSE '{}'::jsonb END
 $$;
-
--- Idempotency keys are looked up by (api_key_id, key); expiry scans by age.
--- Both indexes exist from 0001.

@@ -194,6 +194,9 @@ struct th_proc *th_serve_start(const char *dburl, const char *const *env)
 		setenv("MAILFERRY_HTTP_LISTEN", listen, 1);
 		setenv("MAILFERRY_LOG_FORMAT", "text", 0);
 		setenv("MAILFERRY_LOG_LEVEL", "debug", 0);
+		/* No delivery unless a test asks for it (MAILFERRY_ROLES in env):
+		 * API tests look at recipients while they are still queued. */
+		setenv("MAILFERRY_ROLES", "api,webhooks,bounces", 0);
 		for (const char *const *e = env; e && *e; e++) {
 			char *kv = xstrdup(*e);
 			char *eq = strchr(kv, '=');

@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,5 +330,117 @@ Test(bounces, thread_processes_notified_rows)
 	bounce_processor_free(bp);
 	expect_sql(&f, "bounced", "SELECT outcome FROM bounces_raw");
 	expect_sql(&f, "bad_mailbox", "SELECT bounce_category FROM recipients WHERE id = %" PRId64, rid);
+	fix_done(&f);
+}
+
+Test(bounces, status_transitions_and_lease)
+{
+	struct fix f;
+	fix_init(&f);
+	/* A recipient still "sending" (a worker holds the lease): bounced, and
+	 * the lease is cleared so the worker's late report is dropped. */
+	int64_t sending = add_rcpt(&f, M1, M1 "@shop.example", "nobody@example.org", "sending");
+	free(sqlf(&f, "UPDATE recipients SET lease_owner = 'w1', lease_expires_at = now() + interval '1 minute'"
+		      " WHERE id = %" PRId64, sending));
+	/* A canceled recipient is never revived by a bounce. */
+	int64_t canceled = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0c", "c@shop.example", "nobody@example.org",
+				    "canceled");
+	char addr[128];
+	struct bounce_result *res = malloc(sizeof(*res));
+	verp(&f, sending, addr, sizeof(addr));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	cr_expect_str_eq(res->outcome, "bounced");
+	expect_sql(&f, "bounced|-|-", "SELECT concat_ws('|', status, coalesce(lease_owner, '-'),"
+				     " coalesce(lease_expires_at::text, '-')) FROM recipients WHERE id = %" PRId64, sending);
+	verp(&f, canceled, addr, sizeof(addr));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	cr_expect_str_eq(res->outcome, "unchanged");
+	expect_sql(&f, "canceled", "SELECT status FROM recipients WHERE id = %" PRId64, canceled);
+	expect_sql(&f, "1", "SELECT count(*) FROM events WHERE type = 'message.bounced'");
+	free(res);
+	fix_done(&f);
+}
+
+Test(bounces, two_recipients_message_becomes_partial)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t a = add_rcpt(&f, M1, M1 "@shop.example", "nobody@example.org", "delivered");
+	free(sqlf(&f, "INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		      " VALUES ('" M1 "', 1, 'ok@example.org', 'example.org', 'cc', 'delivered')"));
+	char addr[128];
+	verp(&f, a, addr, sizeof(addr));
+	struct bounce_result *res = malloc(sizeof(*res));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	expect_sql(&f, "partial", "SELECT status FROM messages WHERE id = '" M1 "'");
+	expect_sql(&f, "delivered", "SELECT status FROM recipients WHERE email = 'ok@example.org'");
+	free(res);
+	fix_done(&f);
+}
+
+Test(bounces, latin1_diagnostic_is_stored)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t rid = add_rcpt(&f, M1, M1 "@shop.example", "jean@example.fr", "delivered");
+	char addr[128];
+	verp(&f, rid, addr, sizeof(addr));
+	char raw[1024];
+	int n = snprintf(raw, sizeof(raw),
+			 "From: MAILER-DAEMON@mx.example.fr\r\nTo: %s\r\n"
+			 "Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+			 "--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.fr\r\n\r\n"
+			 "Final-Recipient: rfc822; jean@example.fr\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+			 "Diagnostic-Code: smtp; 550 5.1.1 Bo\xeete aux lettres inconnue\r\n--x--\r\n", addr);
+	char err[512];
+	int64_t id;
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", addr, raw, (size_t)n, &id, err, sizeof(err)), 0, "%s", err);
+	struct bounce_result *res = malloc(sizeof(*res));
+	cr_assert_eq(bounce_process(f.pool, &f.cfg, id, res, err, sizeof(err)), 1, "%s", err);
+	cr_expect_str_eq(res->outcome, "bounced");
+	expect_sql(&f, "550 5.1.1 Bo?te aux lettres inconnue", "SELECT last_text FROM recipients WHERE id = %" PRId64, rid);
+	free(res);
+	fix_done(&f);
+}
+
+Test(bounces, failing_row_is_set_aside_and_does_not_block)
+{
+	struct fix f;
+	fix_init(&f);
+	/* A trigger makes every update of one recipient fail. */
+	free(sqlf(&f, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS"
+		      " $$ BEGIN RAISE EXCEPTION 'boom'; END $$"));
+	free(sqlf(&f, "CREATE TRIGGER boom BEFORE UPDATE ON recipients FOR EACH ROW"
+		      " WHEN (NEW.email = 'poison@example.org') EXECUTE FUNCTION boom()"));
+	int64_t bad = add_rcpt(&f, M1, M1 "@shop.example", "poison@example.org", "delivered");
+	int64_t good = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0d", "d@shop.example", "gone@example.biz",
+				"delivered");
+	char a1[128], a2[128], err[256];
+	verp(&f, bad, a1, sizeof(a1));
+	verp(&f, good, a2, sizeof(a2));
+	size_t len;
+	int64_t id1, id2;
+	char *raw = corpus("qmail.eml", a1, &len);
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", a1, raw, len, &id1, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	raw = corpus("qmail.eml", a2, &len);
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", a2, raw, len, &id2, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool);
+	char *st = NULL;
+	for (int i = 0; i < 300; i++) { /* at most 30 s; about 5 s expected */
+		free(st);
+		st = sqlf(&f, "SELECT count(*) FROM bounces_raw WHERE processed_at IS NOT NULL");
+		if (strcmp(st, "2") == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	bounce_processor_free(bp);
+	cr_expect_str_eq(st, "2");
+	free(st);
+	expect_sql(&f, "error", "SELECT outcome FROM bounces_raw WHERE id = 1");
+	expect_sql(&f, "bounced", "SELECT outcome FROM bounces_raw WHERE id = 2");
+	expect_sql(&f, "delivered", "SELECT status FROM recipients WHERE email = 'poison@example.org'");
+	expect_sql(&f, "bounced", "SELECT status FROM recipients WHERE email = 'gone@example.biz'");
 	fix_done(&f);
 }

@@ -296,3 +296,22 @@ Test(mime_parse, deep_nesting_and_header_flood_are_bounded)
 	mime_part_free(p);
 	free(m);
 }
+
+Test(dsn, fields_are_valid_utf8)
+{
+	/* Latin-1 in the diagnostic, a truncated UTF-8 sequence in the address,
+	 * a valid "é" that must survive. */
+	static const char msg[] =
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n"
+		"--x\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.caf\xc3\xa9.example\n\n"
+		"Final-Recipient: rfc822; j\xc3@example.com\nAction: failed\nStatus: 5.1.1\n"
+		"Diagnostic-Code: smtp; 550 5.1.1 Bo\xeete inconnue\n--x--\n";
+	struct dsn_report r;
+	char err[128];
+	cr_assert_eq(dsn_parse(msg, sizeof(msg) - 1, &r, err, sizeof(err)), 0);
+	cr_assert_eq(r.nrcpts, 1);
+	cr_expect_str_eq(r.reporting_mta, "mx.caf\xc3\xa9.example");
+	cr_expect_str_eq(r.rcpts[0].final_rcpt, "j?@example.com");
+	cr_expect_str_eq(r.rcpts[0].diagnostic, "550 5.1.1 Bo?te inconnue");
+	dsn_report_cleanup(&r);
+}

@@ -1,0 +1,257 @@
+/*
+ * suppressions.c - the suppression list and bounce submission endpoints.
+ *
+ *   GET    /v1/suppressions?reason=R&limit=N&after=CURSOR   (read)
+ *   POST   /v1/suppressions {"email","reason"?}              (send) 201 / 200
+ *   GET    /v1/suppressions/{email}                          (read)
+ *   DELETE /v1/suppressions/{email}                          (admin) 204
+ *   POST   /v1/bounces  (message/rfc822 body)                (send) 202
+ *
+ * Addresses are compared in lower case (db/suppressions.h).  Adding an
+ * address already listed answers 200 with the existing entry (idempotent).
+ * POST /v1/bounces stores the message in bounces_raw (source 'api') and
+ * processes it at once (queue/bounces.h), answering with what matched.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "db/bounces.h"
+#include "db/suppressions.h"
+#include "queue/bounces.h"
+#include "util/limits.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define SUPPRESSIONS_PAGE_MAX 100
+
+static void db_fail(struct api_req *req, const char *op, const char *err)
+{
+	char q[300];
+	log_error("event=db_error op=%s error=%s", op, log_quote(q, sizeof(q), err));
+	api_problem(req, 503, "unavailable", "the database is not available");
+}
+
+static json_t *suppression_json(const struct db_suppression *s)
+{
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "email", s->email, "reason", s->reason, "message_id",
+			 *s->message_id ? s->message_id : NULL, "diagnostic", *s->diagnostic ? s->diagnostic : NULL,
+			 "created_at", s->created_at);
+}
+
+static void collect(const struct db_suppression *s, void *arg)
+{
+	json_array_append_new((json_t *)arg, suppression_json(s));
+}
+
+static void keep_one(const struct db_suppression *s, void *arg)
+{
+	json_t **out = arg;
+	json_decref(*out);
+	*out = suppression_json(s);
+}
+
+static int valid_reason(const char *r)
+{
+	return strcmp(r, "manual") == 0 || strcmp(r, "bounce") == 0 || strcmp(r, "complaint") == 0 ||
+	       strcmp(r, "unsubscribe") == 0;
+}
+
+/* An addr-spec we can store: local@domain, RFC 5321 §4.5.3.1 lengths, no
+ * white space, controls or address syntax characters. */
+static int valid_email(const char *s)
+{
+	size_t n = strlen(s);
+	const char *at = strrchr(s, '@');
+	if (n == 0 || n > MF_ADDRESS_MAX || at == NULL || at == s || at[1] == '\0')
+		return 0;
+	if ((size_t)(at - s) > MF_LOCAL_PART_MAX || strlen(at + 1) > MF_DOMAIN_MAX)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= 32 || *p == 127 || strchr("<>()[],;:\\\"", *p) || (*p == '@' && p != at))
+			return 0;
+	return 1;
+}
+
+enum api_result api_get_suppressions(struct api_req *req)
+{
+	const char *reason = api_req_query(req, "reason");
+	const char *after = api_req_query(req, "after");
+	const char *ls = api_req_query(req, "limit");
+	long limit = 50;
+	if (ls) {
+		char *end = NULL;
+		limit = strtol(ls, &end, 10);
+		if (*ls == '\0' || *end || limit < 1 || limit > SUPPRESSIONS_PAGE_MAX) {
+			api_problem_errors(req, 422, "validation_failed", "invalid query parameter",
+					   json_pack("[o]", api_field_error("limit", "invalid",
+									    "limit must be a whole number from 1 to 100")));
+			return API_DONE;
+		}
+	}
+	if (reason && !valid_reason(reason)) {
+		api_problem_errors(req, 422, "validation_failed", "invalid query parameter",
+				   json_pack("[o]", api_field_error("reason", "invalid",
+								    "reason must be bounce, manual, complaint or unsubscribe")));
+		return API_DONE;
+	}
+	json_t *data = json_array();
+	char err[512];
+	int n = db_suppression_list(req->deps->pool, reason, after, (int)limit + 1, collect, data, err, sizeof(err));
+	if (n < 0) {
+		json_decref(data);
+		db_fail(req, "suppression_list", err);
+		return API_DONE;
+	}
+	int has_more = n > limit;
+	if (has_more)
+		json_array_remove(data, (size_t)limit);
+	json_t *last = json_array_get(data, json_array_size(data) - 1);
+	json_t *cursor = has_more && last ? json_incref(json_object_get(last, "email")) : json_null();
+	api_json(req, 200, json_pack("{s:o, s:b, s:o}", "data", data, "has_more", has_more, "next_cursor", cursor));
+	return API_DONE;
+}
+
+enum api_result api_post_suppressions(struct api_req *req)
+{
+	json_error_t jerr;
+	json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (body == NULL || !json_is_object(body)) {
+		json_decref(body);
+		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+		return API_DONE;
+	}
+	json_t *errors = json_array();
+	const char *email = NULL, *reason = "manual", *key;
+	json_t *v;
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "email") == 0) {
+			email = json_string_value(v);
+			if (email == NULL || !valid_email(email))
+				json_array_append_new(errors, api_field_error("email", "invalid", "must be an address local@domain"));
+		} else if (strcmp(key, "reason") == 0) {
+			reason = json_string_value(v);
+			if (reason == NULL || !valid_reason(reason))
+				json_array_append_new(errors, api_field_error("reason", "invalid",
+									      "must be manual, bounce, complaint or unsubscribe"));
+		} else {
+			json_array_append_new(errors, api_field_error(key, "unknown_field", "unknown field"));
+		}
+	}
+	if (email == NULL && json_array_size(errors) == 0)
+		json_array_append_new(errors, api_field_error("email", "required", "email is required"));
+	if (json_array_size(errors) > 0) {
+		api_problem_errors(req, 422, "validation_failed", "the suppression is not valid", errors);
+		json_decref(body);
+		return API_DONE;
+	}
+	json_decref(errors);
+	json_t *row = NULL;
+	char err[512];
+	int added = db_suppression_add(req->deps->pool, email, reason, "api", keep_one, &row, err, sizeof(err));
+	json_decref(body);
+	if (added < 0 || row == NULL) {
+		json_decref(row);
+		db_fail(req, "suppression_add", err);
+		return API_DONE;
+	}
+	if (added) {
+		char loc[MF_ADDRESS_MAX + 32];
+		snprintf(loc, sizeof(loc), "/v1/suppressions/%s", json_string_value(json_object_get(row, "email")));
+		api_header(req, "Location", loc);
+	}
+	api_json(req, added ? 201 : 200, row);
+	return API_DONE;
+}
+
+enum api_result api_get_suppression(struct api_req *req)
+{
+	json_t *row = NULL;
+	char err[512];
+	int rc = db_suppression_get(req->deps->pool, req->params[0], keep_one, &row, err, sizeof(err));
+	if (rc < 0)
+		db_fail(req, "suppression_get", err);
+	else if (rc == 0)
+		api_problem(req, 404, "not_found", "this address is not on the suppression list");
+	else
+		api_json(req, 200, row), row = NULL;
+	json_decref(row);
+	return API_DONE;
+}
+
+enum api_result api_delete_suppression(struct api_req *req)
+{
+	char err[512];
+	int rc = db_suppression_remove(req->deps->pool, req->params[0], "api", err, sizeof(err));
+	if (rc < 0) {
+		db_fail(req, "suppression_remove", err);
+	} else if (rc == 0) {
+		api_problem(req, 404, "not_found", "this address is not on the suppression list");
+	} else {
+		char q[MF_ADDRESS_MAX + 8];
+		log_info("event=suppression_removed email=%s source=api key_id=%" PRId64,
+			 log_quote(q, sizeof(q), req->params[0]), req->api_key_id);
+		api_text(req, 204, NULL, "");
+	}
+	return API_DONE;
+}
+
+static json_t *rcpt_result_json(const struct bounce_rcpt_result *x)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "recipient", x->recipient, "action",
+			      dsn_action_name(x->action), "status", x->status, "result", x->result ? x->result : "",
+			      "suppressed", x->suppressed);
+	json_object_set_new(o, "matched_by", x->matched_by ? json_string(x->matched_by) : json_null());
+	json_object_set_new(o, "message_id", x->message_id[0] ? json_string(x->message_id) : json_null());
+	json_object_set_new(o, "bounce",
+			    x->bounce_type ? json_pack("{s:s, s:s?}", "type", x->bounce_type, "category", x->category)
+					   : json_null());
+	return o;
+}
+
+enum api_result api_post_bounces(struct api_req *req)
+{
+	const char *ct = api_req_header(req, "Content-Type");
+	if (ct == NULL || strncasecmp(ct, "message/rfc822", 14) != 0) {
+		api_problem(req, 415, "unsupported_media_type", "the body must be a raw message sent as message/rfc822");
+		return API_DONE;
+	}
+	if (req->body.len == 0) {
+		api_problem_errors(req, 422, "validation_failed", "the bounce is empty",
+				   json_pack("[o]", api_field_error("body", "required", "send the raw message")));
+		return API_DONE;
+	}
+	if (req->body.len > MF_BOUNCE_SIZE_MAX) {
+		api_problem(req, 413, "payload_too_large", "a bounce is at most 10 MiB");
+		return API_DONE;
+	}
+	char err[512];
+	int64_t id;
+	if (db_bounce_insert(req->deps->pool, "api", NULL, "", req->body.data, req->body.len, &id, err, sizeof(err)) < 0) {
+		db_fail(req, "bounce_insert", err);
+		return API_DONE;
+	}
+	struct bounce_result *res = xmalloc(sizeof(*res));
+	int rc = bounce_process(req->deps->pool, req->deps->cfg, id, res, err, sizeof(err));
+	if (rc < 0) {
+		/* Stored: the bounce processor will retry it. */
+		char q[300];
+		log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=%s", id, log_quote(q, sizeof(q), err));
+		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
+	} else if (rc == 0) {
+		/* Another processor took it first. */
+		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
+	} else {
+		json_t *rcpts = json_array();
+		for (int i = 0; i < res->nrcpts; i++)
+			json_array_append_new(rcpts, rcpt_result_json(&res->rcpts[i]));
+		api_json(req, 202, json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)id, "kind", dsn_kind_name(res->kind),
+					     "outcome", res->outcome, "recipients", rcpts));
+	}
+	free(res);
+	return API_DONE;
+}

@@ -1,0 +1,70 @@
+/*
+ * queue.h - the delivery engine of the "delivery" role: a scheduler thread
+ * that claims due recipients under a lease, delivery worker threads that
+ * hand them to the relay, a recorder that writes outcomes in batches, and
+ * a housekeeper that reaps expired leases.
+ *
+ * Strategy (after Postfix's qmgr, DESIGN.md "Process and threads"):
+ *  - The scheduler LISTENs on mailferry_queue (the recipients insert
+ *    trigger NOTIFYs it) and otherwise sleeps until the earliest
+ *    next_attempt_at (at most QUEUE_IDLE_WAIT_MS, for rows other processes
+ *    deferred), so new mail leaves within a few milliseconds, with no poll.
+ *  - It claims only what the workers can start soon (at most twice
+ *    `workers` jobs pending or in flight), so leases do not run out while
+ *    jobs wait in memory.  Recipients of one message and one domain form one
+ *    job (one SMTP transaction); with VERP (bounce_domain set) every
+ *    recipient has its own return path and so its own job.
+ *  - Workers take the oldest job whose destination domain has fewer than
+ *    destination_concurrency jobs in flight, so one slow domain cannot hold
+ *    every worker.
+ *  - The failure policy (queue/policy.h) turns each outcome into the next
+ *    state; the recorder writes a batch of them in one transaction, only
+ *    for rows whose lease this process still holds (db/queue.h).
+ *  - A process that dies leaves 'sending' rows; any process's housekeeper
+ *    returns them to 'deferred' once lease_time has passed.
+ * queue_free() stops gracefully: no new claims, unstarted jobs are given
+ * back, jobs in flight get shutdown_grace to finish and be recorded.
+ */
+#ifndef MF_QUEUE_QUEUE_H
+#define MF_QUEUE_QUEUE_H
+
+#include <stddef.h>
+
+struct config;
+struct db_pool;
+struct metrics;
+struct delivery_job;
+
+/* Delivers one job, filling every job->rcpts[i].out (relay_deliver()). */
+typedef void (*queue_deliver_fn)(void *arg, struct delivery_job *job);
+
+struct queue_params {
+	const struct config *cfg;   /* borrowed, outlives the queue */
+	struct db_pool *pool;       /* borrowed: reaper, release, VERP key */
+	struct metrics *metrics;    /* may be NULL */
+	queue_deliver_fn deliver;
+	void *deliver_arg;
+};
+
+#define QUEUE_IDLE_WAIT_MS 2000L
+#define QUEUE_CLAIM_MAX 200       /* recipients per claim */
+#define QUEUE_RECORD_MAX 500      /* outcomes per recorder transaction */
+#define QUEUE_REAP_EVERY_MS 2000L
+#define QUEUE_JITTER_PCT 10
+
+struct queue;
+
+/* Starts the threads; NULL with err set when a thread cannot start. */
+struct queue *queue_new(const struct queue_params *p, char *err, size_t errlen);
+/*
+ * Stops gracefully and frees.  Returns 0, or -1 when jobs were still in
+ * flight after shutdown_grace: then the threads are left running and
+ * nothing is freed, and the caller must exit the process without freeing
+ * what the queue borrows (their leases expire and another process
+ * finishes the work).
+ */
+int queue_free(struct queue *q);
+/* The lease owner prefix of this process, "host:pid:random". */
+const char *queue_owner(const struct queue *q);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * worker.c - delivery workers and the outcome recorder (see queue.h).
+ *
+ * A worker takes the oldest pending job whose destination domain is under
+ * its concurrency limit, builds the envelope (VERP return path when
+ * bounce_domain is set, else the message's sender), calls the deliver
+ * function (relay_deliver), asks the failure policy what each outcome
+ * means and hands the results to the recorder.  The recorder writes every
+ * outcome waiting at that moment in one transaction (db_queue_record), so
+ * one commit serves many deliveries; if the database is down it keeps the
+ * outcomes and tries again (their leases protect against a reclaim).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/internal.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/xmalloc.h"
+
+/* Under q->lock: the slot of domain (creating it), or NULL when full. */
+static struct qdomain *domain_slot(struct queue *q, const char *domain, int create)
+{
+	struct qdomain *free_slot = NULL;
+	for (int i = 0; i < q->nworkers; i++) {
+		if (q->domains[i].inflight > 0 && strcmp(q->domains[i].name, domain) == 0)
+			return &q->domains[i];
+		if (q->domains[i].inflight == 0 && free_slot == NULL)
+			free_slot = &q->domains[i];
+	}
+	if (create && free_slot)
+		snprintf(free_slot->name, sizeof(free_slot->name), "%s", domain);
+	return create ? free_slot : NULL;
+}
+
+/* Under q->lock: unlinks the first startable job, or NULL. */
+static struct qjob *take_job(struct queue *q)
+{
+	struct qjob *prev = NULL;
+	for (struct qjob *j = q->head; j; prev = j, j = j->next) {
+		struct qdomain *d = domain_slot(q, j->domain, 0);
+		if (d && d->inflight >= q->domain_limit)
+			continue;
+		if (prev)
+			prev->next = j->next;
+		else
+			q->head = j->next;
+		if (q->tail == j)
+			q->tail = prev;
+		j->next = NULL;
+		q->pending--;
+		q->inflight++;
+		domain_slot(q, j->domain, 1)->inflight++;
+		return j;
+	}
+	return NULL;
+}
+
+static unsigned rnd32(void)
+{
+	static __thread unsigned state;
+	if (state == 0)
+		state = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&state ^ (unsigned)getpid();
+	/* xorshift32: jitter only, not security. */
+	state ^= state << 13;
+	state ^= state >> 17;
+	state ^= state << 5;
+	return state;
+}
+
+/* The outcome for recipients of a message whose body is gone. */
+static void no_body_outcome(struct smtp_outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->scope = SCOPE_MESSAGE;
+	o->cls = OUT_LOCAL;
+	o->kind = KIND_INTERNAL;
+	o->permanent = 1;
+	snprintf(o->text, sizeof(o->text), "the message body is no longer stored (body_retention)");
+}
+
+static struct qout *make_out(struct queue *q, const struct qjob *j, const struct qrcpt *r,
+			     const struct smtp_outcome *so)
+{
+	struct qout *o = xcalloc(1, sizeof(*o));
+	o->so = *so;
+	snprintf(o->owner, sizeof(o->owner), "%s", j->owner);
+	struct policy_decision d;
+	policy_decide(&q->policy, so, r->attempts, r->age_secs, rnd32(), &d);
+	o->status = policy_next_name(d.next);
+	struct db_outcome *db = &o->db;
+	db->id = r->id;
+	db->lease_owner = o->owner;
+	db->status = o->status;
+	db->delay_ms = d.delay_ms;
+	db->code = o->so.code;
+	db->enhanced = o->so.enhanced;
+	db->text = o->so.text;
+	db->mx = o->so.mx;
+	db->tls_version = o->so.tls_version;
+	db->tls_cipher = o->so.tls_cipher;
+	db->tls_verified = o->so.tls_version[0] ? (o->so.tls_verified != 0) : -1;
+	if (d.next == NEXT_BOUNCED || d.next == NEXT_FAILED) {
+		db->bounce_type = bounce_type_name(d.cls.type);
+		db->bounce_category = d.cls.category;
+	}
+	log_debug("event=queue_outcome msg_id=%s rcpt_id=%" PRId64 " attempt=%d status=%s delay_ms=%ld",
+		  j->msg->id, r->id, r->attempts, o->status, d.delay_ms);
+	return o;
+}
+
+static void run_job(struct queue *q, struct qjob *j)
+{
+	struct delivery_rcpt rc[MF_RECIPIENTS_MAX];
+	memset(rc, 0, sizeof(rc));
+	for (int i = 0; i < j->n; i++) {
+		rc[i].id = j->r[i].id;
+		rc[i].addr = j->r[i].email;
+	}
+	char verp[MF_ADDRESS_MAX + 1];
+	const char *mail_from = j->msg->mail_from;
+	if (q->verp) {
+		/* One recipient per job with VERP (see claim_row). */
+		if (verp_encode(q->verp_key, j->r[0].id, q->p.cfg->bounce_domain, verp, sizeof(verp)) == 0)
+			mail_from = verp;
+		else
+			log_warn("event=verp_encode_failed rcpt_id=%" PRId64 " note=\"using the sender\"", j->r[0].id);
+	}
+	if (j->msg->has_body) {
+		struct delivery_job dj = { .mail_from = mail_from, .domain = j->domain, .msg = j->msg->body,
+					   .len = j->msg->len, .log_id = j->msg->id, .rcpts = rc, .nrcpts = j->n };
+		q->p.deliver(q->p.deliver_arg, &dj);
+	} else {
+		for (int i = 0; i < j->n; i++)
+			no_body_outcome(&rc[i].out);
+	}
+	/* Outcomes go to the recorder at once: the window between the
+	 * server's 250 and the commit is what a crash can deliver twice. */
+	struct qout *first = NULL, *last = NULL;
+	for (int i = 0; i < j->n; i++) {
+		struct qout *o = make_out(q, j, &j->r[i], &rc[i].out);
+		if (last)
+			last->next = o;
+		else
+			first = o;
+		last = o;
+		if (q->p.metrics) {
+			char labels[64];
+			snprintf(labels, sizeof(labels), "status=\"%s\"", o->status);
+			metrics_counter_add(q->p.metrics, "mailferry_delivery_outcomes_total",
+					    "Delivery attempts by resulting recipient status.", labels, 1);
+		}
+	}
+	pthread_mutex_lock(&q->lock);
+	last->next = q->outs;
+	q->outs = first;
+	q->nouts += j->n;
+	pthread_cond_signal(&q->rec);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void *queue_worker_main(void *arg)
+{
+	struct queue *q = arg;
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		struct qjob *j = take_job(q);
+		if (j == NULL) {
+			if (q->workers_exit)
+				break;
+			pthread_cond_wait(&q->work, &q->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&q->lock);
+		run_job(q, j);
+		pthread_mutex_lock(&q->lock);
+		struct qdomain *d = domain_slot(q, j->domain, 0);
+		if (d)
+			d->inflight--;
+		q->inflight--;
+		/* A domain slot freed may make another pending job startable. */
+		pthread_cond_broadcast(&q->work);
+		if (q->inflight == 0)
+			pthread_cond_broadcast(&q->idle);
+		pthread_mutex_unlock(&q->lock);
+		queue_job_free(q, j);
+		queue_wake_scheduler(q);  /* room to claim more */
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static void free_outs(struct qout *o)
+{
+	while (o) {
+		struct qout *next = o->next;
+		free(o);
+		o = next;
+	}
+}
+
+void *queue_recorder_main(void *arg)
+{
+	struct queue *q = arg;
+	struct db_session *s = db_session_new(q->p.cfg->database_url);
+	struct db_outcome *batch = xcalloc(QUEUE_RECORD_MAX, sizeof(*batch));
+	struct qout *retry = NULL;
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (q->outs == NULL && retry == NULL && !q->recorder_exit)
+			pthread_cond_wait(&q->rec, &q->lock);
+		if (q->outs == NULL && retry == NULL)
+			break;  /* exiting with nothing left */
+		/* Take up to QUEUE_RECORD_MAX outcomes, oldest retry first. */
+		struct qout *take = retry, *tail = NULL;
+		int n = 0;
+		for (struct qout *o = retry; o; o = o->next)
+			tail = o, n++;
+		while (q->outs && n < QUEUE_RECORD_MAX) {
+			struct qout *o = q->outs;
+			q->outs = o->next;
+			q->nouts--;
+			o->next = NULL;
+			if (tail)
+				tail->next = o;
+			else
+				take = o;
+			tail = o;
+			n++;
+		}
+		retry = NULL;
+		pthread_mutex_unlock(&q->lock);
+
+		int k = 0;
+		for (struct qout *o = take; o && k < QUEUE_RECORD_MAX; o = o->next) {
+			batch[k++] = o->db;
+		}
+		int applied = 0;
+		char err[512];
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int rec = db_queue_record(s, batch, k, &applied, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (rec < 0) {
+			log_warn("event=queue_record_failed outcomes=%d error=\"%s\" note=\"retrying\"", k, err);
+			retry = take;
+			/* Give the database a moment; a stop still waits for us. */
+			usleep(500000);
+		} else {
+			if (applied < k)
+				log_warn("event=queue_lease_lost outcomes=%d applied=%d note=\"lease expired and the"
+					 " rows were reclaimed; outcomes dropped\"", k, applied);
+			log_debug("event=queue_recorded outcomes=%d applied=%d ms=%ld", k, applied, ms);
+			free_outs(take);
+			/* Room to claim again; maybe a new earliest next_attempt_at. */
+			queue_wake_scheduler(q);
+		}
+		pthread_mutex_lock(&q->lock);
+		if (retry && q->recorder_exit && q->outs == NULL) {
+			/* Stopping and the database is gone: the leases expire. */
+			static int tries;
+			if (++tries > 5) {
+				log_warn("event=queue_record_abandoned note=\"leases will expire\"");
+				free_outs(retry);
+				retry = NULL;
+			}
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(batch);
+	db_session_free(s);
+	return NULL;
+}

@@ -1,0 +1,141 @@
+/*
+ * Tests of the group committer (db/committer.c) against a real
+ * PostgreSQL: units queued while a group is committing are written
+ * together in the next group, and a unit the database refuses inside such
+ * a group fails alone (the group is retried one unit per transaction).
+ * A lock held by another connection makes the grouping deterministic.
+ */
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/committer.h"
+#include "harness.h"
+
+#define UNITS 8
+
+struct unit {
+	struct db_write w;
+	struct db_msg_row m;
+	struct db_rcpt_row r;
+	char subject[32];
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int ndone;
+
+static void done(struct db_write *w)
+{
+	(void)w;
+	pthread_mutex_lock(&mu);
+	ndone++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+static void unit_init(struct unit *u, int i, const char *subject)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->subject, sizeof(u->subject), "%s", subject);
+	uuid_v7(u->m.id);
+	u->m.mail_from = "a@shop.example";
+	u->m.from_header = "a@shop.example";
+	u->m.subject = u->subject;
+	u->m.message_id_hdr = u->m.id;
+	u->m.request_json = "{}";
+	u->m.body = "Subject: x\r\n\r\nbody\r\n";
+	u->m.body_len = strlen(u->m.body);
+	u->r = (struct db_rcpt_row){ "b@example.net", "example.net", "to" };
+	u->m.rcpts = &u->r;
+	u->m.nrcpts = 1;
+	u->w.msgs = &u->m;
+	u->w.nmsgs = 1;
+	u->w.done = done;
+	(void)i;
+}
+
+static void wait_done(int n)
+{
+	pthread_mutex_lock(&mu);
+	while (ndone < n)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+}
+
+Test(committer, queued_units_share_a_group_and_a_refused_one_fails_alone)
+{
+	char *db = th_db_create(1);
+	cr_assert_not_null(db);
+	free(th_sql(db, "CREATE FUNCTION t_poison() RETURNS trigger LANGUAGE plpgsql AS $$"
+			" BEGIN IF NEW.subject = 'poison' THEN RAISE EXCEPTION 'poisoned message'; END IF;"
+			" RETURN NEW; END $$"));
+	free(th_sql(db, "CREATE TRIGGER t_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION t_poison()"));
+	PGconn *lock = PQconnectdb(db);
+	cr_assert_eq(PQstatus(lock), CONNECTION_OK);
+	PQclear(PQexec(lock, "BEGIN"));
+	PQclear(PQexec(lock, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"));
+
+	struct db_committer *c = db_committer_new(db);
+	struct unit *u = calloc(UNITS, sizeof(*u));
+	ndone = 0;
+	/* The first unit blocks on the lock; the others queue behind it. */
+	unit_init(&u[0], 0, "first");
+	cr_assert_eq(db_committer_submit(c, &u[0].w), 0);
+	usleep(300000);
+	for (int i = 1; i < UNITS; i++) {
+		unit_init(&u[i], i, i == 3 ? "poison" : "fine");
+		cr_assert_eq(db_committer_submit(c, &u[i].w), 0);
+	}
+	usleep(100000);
+	PQclear(PQexec(lock, "COMMIT"));
+	PQfinish(lock);
+	wait_done(UNITS);
+
+	for (int i = 0; i < UNITS; i++) {
+		if (i == 3) {
+			cr_assert_eq(u[i].w.status, DB_WRITE_FAILED);
+			cr_assert(strstr(u[i].w.err, "poisoned") != NULL, "%s", u[i].w.err);
+		} else {
+			cr_assert_eq(u[i].w.status, DB_WRITE_OK, "unit %d: %d %s", i, u[i].w.status, u[i].w.err);
+			cr_assert_not_null(u[i].m.result_json);
+			cr_assert(strstr(u[i].m.result_json, u[i].m.id) != NULL);
+		}
+	}
+	char *n = th_sql(db, "SELECT count(*) FROM messages");
+	cr_assert_str_eq(n, "7");
+	free(n);
+	n = th_sql(db, "SELECT count(*) FROM events WHERE type = 'message.queued'");
+	cr_assert_str_eq(n, "7");
+	free(n);
+	/* Same idempotency key twice while the first is queued: 409 at once. */
+	struct unit k1, k2;
+	unit_init(&k1, 0, "k");
+	unit_init(&k2, 0, "k");
+	free(th_sql(db, "INSERT INTO api_keys (name, public_id, salt, hash, scopes)"
+			" VALUES ('t', 'p', '\\x00', '\\x00', '{send}')"));
+	k1.w.api_key_id = k2.w.api_key_id = 1;
+	k1.w.idem_key = k2.w.idem_key = "same";
+	PGconn *lock2 = PQconnectdb(db);
+	PQclear(PQexec(lock2, "BEGIN"));
+	PQclear(PQexec(lock2, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"));
+	cr_assert_eq(db_committer_submit(c, &k1.w), 0);
+	cr_assert_eq(db_committer_submit(c, &k2.w), -1);
+	cr_assert_eq(k2.w.status, DB_WRITE_IDEM_IN_FLIGHT);
+	PQclear(PQexec(lock2, "COMMIT"));
+	PQfinish(lock2);
+	db_committer_free(c); /* answers what is queued first */
+	cr_assert_eq(ndone, UNITS + 1);
+	cr_assert_eq(k1.w.status, DB_WRITE_OK, "%s", k1.w.err);
+	for (int i = 0; i < UNITS; i++)
+		free(u[i].m.result_json);
+	free(k1.m.result_json);
+	free(k1.w.replay_body);
+	free(u);
+	th_db_drop(db);
+	free(db);
+}
