@@ -36,8 +36,8 @@
 static const char *const event_types[] = {
 	"message.queued",  "message.delivered",  "message.deferred", "message.bounced",
 	"message.failed",  "message.suppressed", "message.canceled", "webhook.disabled",
-	"message.requeued", /* replay and retry (api/replays.c) */
 	"suppression.created", "suppression.removed",
+	"message.requeued", /* replay and retry (api/replays.c) */
 };
 #define NEVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]))
 

@@ -19,11 +19,11 @@ int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_suppressions(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_send(int argc, char **argv);
-int cmd_suppressions(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
 /*
