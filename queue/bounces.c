@@ -227,7 +227,7 @@ int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_
 	unsigned char key[VERP_KEY_LEN];
 	int have_key = 0;
 	if (cfg->bounce_domain && *cfg->bounce_domain) {
-		if (db_settings_secret(pool, "verp_key", key, sizeof(key), err, errlen) < 0) {
+		if (db_settings_secret(pool, DB_SETTING_VERP_KEY, key, sizeof(key), err, errlen) < 0) {
 			free(mine);
 			return -1;
 		}

@@ -215,7 +215,7 @@ Test(bounces_api, post_bounce_matches_and_suppresses)
 	struct db_pool *pool = db_pool_new(s.url, 1);
 	unsigned char key[VERP_KEY_LEN];
 	char err[256], addr[128];
-	cr_assert_eq(db_settings_secret(pool, "verp_key", key, sizeof(key), err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(pool, DB_SETTING_VERP_KEY, key, sizeof(key), err, sizeof(err)), 0, "%s", err);
 	db_pool_free(pool);
 	cr_assert_eq(verp_encode(key, strtoll(rid, NULL, 10), "bounces.shop.example", addr, sizeof(addr)), 0);
 	free(rid);

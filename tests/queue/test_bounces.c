@@ -43,7 +43,7 @@ static void fix_init(struct fix *f)
 	f->cfg.bounce_domain = BDOMAIN;
 	f->cfg.database_url = f->url;
 	char err[256];
-	cr_assert_eq(db_settings_secret(f->pool, "verp_key", f->key, VERP_KEY_LEN, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_settings_secret(f->pool, DB_SETTING_VERP_KEY, f->key, VERP_KEY_LEN, err, sizeof(err)), 0, "%s", err);
 }
 
 static void fix_done(struct fix *f)
