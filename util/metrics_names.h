@@ -21,15 +21,19 @@
 #define MF_M_HTTP_REQUESTS "mailferry_http_requests_total", "HTTP API requests."
 #define MF_M_HTTP_DURATION "mailferry_http_request_duration_seconds", "HTTP API request latency."
 
-/* Delivery (queue/, relay/).  outcome: delivered|deferred|bounced|failed;
- * destination: mx|route|smarthost. */
-#define MF_M_DELIVERIES "mailferry_deliveries_total", "Delivery attempts per recipient by outcome and destination class."
+/* Delivery (queue/worker.c): status = the recipient's resulting status
+ * (delivered|deferred|bounced|failed|...); a destination label
+ * (mx|route|smarthost) may be added, never the domain itself. */
+#define MF_M_DELIVERIES "mailferry_delivery_outcomes_total", "Delivery attempts by resulting recipient status."
+#define MF_M_CLAIMED "mailferry_queue_claimed_total", "Recipients claimed for delivery."
 /* Histogram, label destination: one SMTP session, connect to QUIT. */
 #define MF_M_SMTP_SESSION "mailferry_smtp_session_duration_seconds", "SMTP client session duration."
 /* tls: none|TLSv1.2|TLSv1.3; verified: yes|no. */
 #define MF_M_SMTP_TLS "mailferry_smtp_sessions_total", "SMTP client sessions by TLS use."
 
-/* Bounces (dsn/, inbound/): type permanent|transient, category as classified. */
+/* Bounces (dsn/, inbound/): type permanent|transient, category as classified.
+ * The bounce listener also counts mailferry_bounce_listener_messages_total
+ * and mailferry_bounce_listener_rcpt_refused_total. */
 #define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."
 
 /* Webhooks (queue/webhook_dispatch.c): outcome as decided by the retry

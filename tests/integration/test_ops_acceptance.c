@@ -53,6 +53,14 @@ static int sql_wait(const char *url, const char *sql, const char *want, int time
 	}
 }
 
+/* "status:count,..." of all recipients, for failure messages (caller frees). */
+static char *status_counts(const char *url)
+{
+	char *s = th_sql(url, "SELECT coalesce(string_agg(status || ':' || n || ' ' || coalesce(t, ''), ', '), 'none') FROM"
+			      " (SELECT status, count(*) n, max(last_code || ' ' || last_text) t FROM recipients GROUP BY 1) x");
+	return s ? s : strdup("?");
+}
+
 static int port_open(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port),
@@ -140,12 +148,14 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 	char *rej[] = { "/usr/sbin/smtp-sink", "-u", "nobody", "-f", "RCPT", "-B", "550 5.7.1 Rejected by policy", bad, "128", NULL };
 	pid_t reject = spawn_server(rej, log1, p_bad);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=x.test=127.0.0.1:%d", p_bad);
-	const char *env1[] = { routes, "MAILFERRY_TLS_POLICY=none", "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=16", NULL };
+	const char *env1[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none", "MAILFERRY_WORKERS=16", NULL };
 	struct th_proc *p = th_serve_start(url, env1);
 	cr_assert_not_null(p);
 	seed(url, 200, "x.test", "acc");
 	int waited = sql_wait(url, "SELECT count(*) FROM recipients WHERE status = 'bounced'", "200", 60000);
-	cr_assert_geq(waited, 0, "200 recipients did not bounce on the 5xx route");
+	char *st = status_counts(url);
+	cr_assert_geq(waited, 0, "200 recipients did not bounce on the 5xx route: %s", st);
+	free(st);
 	sql_eq(url, "SELECT count(*) FROM recipients WHERE last_code = 550 AND last_enhanced = '5.7.1'", "200");
 	sql_eq(url, "SELECT count(*) FROM suppressions", "0");
 	cr_assert_eq(th_proc_stop(p, 15000), 0);
@@ -157,7 +167,7 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 	char *good[] = { (char *)th_bin(), "sink", "--listen", listen, "--dir", cap, NULL };
 	pid_t sink = spawn_server(good, log2, p_good);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=x.test=127.0.0.1:%d", p_good);
-	const char *env2[] = { routes, "MAILFERRY_TLS_POLICY=none", "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=16", NULL };
+	const char *env2[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none", "MAILFERRY_WORKERS=16", NULL };
 	p = th_serve_start(url, env2);
 	cr_assert_not_null(p);
 
@@ -221,7 +231,7 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	char *sargv[] = { "/usr/sbin/smtp-sink", "-u", "nobody", "-w", "2", "-d", dumpt, slow, "256", NULL };
 	pid_t slow_pid = spawn_server(sargv, log1, p_slow);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=x.test=127.0.0.1:%d", p_slow);
-	const char *env1[] = { routes, "MAILFERRY_TLS_POLICY=none", "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=100",
+	const char *env1[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none", "MAILFERRY_WORKERS=100",
 			       "MAILFERRY_SHUTDOWN_GRACE=6s", NULL };
 	struct th_proc *p = th_serve_start(url, env1);
 	cr_assert_not_null(p);
@@ -229,7 +239,9 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	/* Wait until deliveries are in flight, then stop. */
 	int waited = sql_wait(url, "SELECT (count(*) >= 50)::text FROM recipients WHERE status = 'sending'", "true",
 			      30000);
-	cr_assert_geq(waited, 0, "deliveries never went in flight");
+	char *st = status_counts(url);
+	cr_assert_geq(waited, 0, "deliveries never went in flight: %s", st);
+	free(st);
 	long t0 = th_now_ms();
 	int rc = th_proc_stop(p, 20000);
 	long ms = th_now_ms() - t0;
@@ -249,7 +261,7 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	char *fargv[] = { (char *)th_bin(), "sink", "--listen", listen, "--dir", cap, NULL };
 	pid_t fast = spawn_server(fargv, log2, p_fast);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=x.test=127.0.0.1:%d", p_fast);
-	const char *env2[] = { routes, "MAILFERRY_TLS_POLICY=none", "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=32",
+	const char *env2[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none", "MAILFERRY_WORKERS=32",
 			       "MAILFERRY_LEASE_TIME=5s", NULL };
 	p = th_serve_start(url, env2);
 	cr_assert_not_null(p);
@@ -274,7 +286,7 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 
 Test(ops_acceptance, needs_the_delivery_engine)
 {
-	cr_log_warn("queue/queue.h is not in the tree yet: the replay and SIGTERM acceptance tests are compiled out");
+	cr_log_info("queue/queue.h is not in the tree yet: the replay and SIGTERM acceptance tests are compiled out");
 }
 
 #endif
