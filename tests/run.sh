@@ -25,6 +25,7 @@ export MAILFERRY_TEST_SRCDIR=$here
 export MAILFERRY_TEST_TMP=$tmp
 
 rc=0
+set -f  # CRITERION_OPTS patterns such as --filter deploy/* are for Criterion, not the shell
 for build in "$@"; do
   if [ "$build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$build/bin/mailferry; fi
   echo "==> test suite: $build"
