@@ -11,7 +11,9 @@
 set -euo pipefail
 cmd=${1:?usage}; d=${2:?usage}
 if [ "$cmd" = stop ]; then
+  log=$(postconf -c "$d/conf" -h maillog_file 2>/dev/null || true)
   postfix -c "$d/conf" stop >/dev/null 2>&1 || true
+  case "$log" in /var/log/mailferry-test-postfix-*.log) rm -f "$log" ;; esac
   exit 0
 fi
 in_port=${3:?usage}; bdomain=${4:?usage}; bport=${5:?usage}
