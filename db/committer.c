@@ -8,6 +8,13 @@
  * MF_COMMIT_LINGER_US for more before starting; a lone request on an idle
  * server pays no waiting.
  *
+ * MF_COMMIT_THREADS threads, each with its own connection, take groups from
+ * the one queue: while one group's transaction writes or waits for its
+ * fsync the next group is already being written by another thread, and
+ * PostgreSQL's own group commit can flush several of them with one fsync.
+ * Units with the same idempotency key never run at the same time (submit
+ * refuses the second one while the first is queued or in any group).
+ *
  * Failure handling: a group whose transaction fails with the connection
  * still good is rolled back and its units are retried one per transaction,
  * so a unit the database refuses fails alone.  A lost connection answers
@@ -29,18 +36,26 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-struct db_committer {
+struct db_committer;
+
+/* One committer thread and its connection. */
+struct committer_worker {
+	struct db_committer *c;
 	pthread_t thread;
+	PGconn *conn;
+	struct db_write *active[MF_COMMIT_BATCH_MAX]; /* the group being committed */
+	int nactive; /* under c->mu */
+};
+
+struct db_committer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	char *conninfo;
-	PGconn *conn;
 	struct db_write *head, *tail;
 	int queued;
-	struct db_write *active[MF_COMMIT_BATCH_MAX]; /* the group being committed */
-	int nactive;
 	int last_group;
 	int stop;
+	struct committer_worker workers[MF_COMMIT_THREADS];
 };
 
 static int same_key(const struct db_write *a, const struct db_write *b)
@@ -62,8 +77,9 @@ int db_committer_submit(struct db_committer *c, struct db_write *w)
 		int busy = 0;
 		for (struct db_write *q = c->head; q && !busy; q = q->next)
 			busy = same_key(q, w);
-		for (int i = 0; i < c->nactive && !busy; i++)
-			busy = same_key(c->active[i], w);
+		for (int k = 0; k < MF_COMMIT_THREADS && !busy; k++)
+			for (int i = 0; i < c->workers[k].nactive && !busy; i++)
+				busy = same_key(c->workers[k].active[i], w);
 		if (busy) {
 			pthread_mutex_unlock(&c->mu);
 			w->status = DB_WRITE_IDEM_IN_FLIGHT;
@@ -76,7 +92,7 @@ int db_committer_submit(struct db_committer *c, struct db_write *w)
 		c->head = w;
 	c->tail = w;
 	c->queued++;
-	pthread_cond_signal(&c->cv);
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }
@@ -89,12 +105,12 @@ static void set_all(struct db_write **w, int n, enum db_write_status st, const c
 	}
 }
 
-static int conn_ok(struct db_committer *c)
+static int conn_ok(struct committer_worker *c)
 {
 	return c->conn && PQstatus(c->conn) == CONNECTION_OK;
 }
 
-static void conn_drop(struct db_committer *c)
+static void conn_drop(struct committer_worker *c)
 {
 	PQfinish(c->conn);
 	c->conn = NULL;
@@ -102,7 +118,7 @@ static void conn_drop(struct db_committer *c)
 
 /* An idle connection the server closed (e.g. on restart) shows up as a
  * readable socket: notice it before writing, when retrying is still safe. */
-static int conn_alive(struct db_committer *c)
+static int conn_alive(struct committer_worker *c)
 {
 	if (!conn_ok(c))
 		return 0;
@@ -116,12 +132,12 @@ static int conn_alive(struct db_committer *c)
 }
 
 /* Commits one group; every unit's status is set on return. */
-static void run_group(struct db_committer *c, struct db_write **w, int n)
+static void run_group(struct committer_worker *c, struct db_write **w, int n)
 {
 	char err[512] = "";
 	if (!conn_alive(c)) {
 		conn_drop(c);
-		c->conn = db_connect(c->conninfo, err, sizeof(err));
+		c->conn = db_connect(c->c->conninfo, err, sizeof(err));
 		if (c->conn && db_messages_prepare(c->conn, err, sizeof(err)) < 0)
 			conn_drop(c);
 		if (c->conn == NULL) {
@@ -166,7 +182,8 @@ static void run_group(struct db_committer *c, struct db_write **w, int n)
 
 static void *committer_main(void *arg)
 {
-	struct db_committer *c = arg;
+	struct committer_worker *wk = arg;
+	struct db_committer *c = wk->c;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (c->head == NULL && !c->stop)
@@ -185,26 +202,28 @@ static void *committer_main(void *arg)
 			while (c->queued < MF_COMMIT_BATCH_MAX && !c->stop)
 				if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0)
 					break;
+			if (c->head == NULL) /* another thread took them meanwhile */
+				continue;
 		}
-		c->nactive = 0;
-		while (c->head && c->nactive < MF_COMMIT_BATCH_MAX) {
+		wk->nactive = 0;
+		while (c->head && wk->nactive < MF_COMMIT_BATCH_MAX) {
 			struct db_write *w = c->head;
 			c->head = w->next;
-			c->active[c->nactive++] = w;
+			wk->active[wk->nactive++] = w;
 			c->queued--;
 		}
 		if (c->head == NULL)
 			c->tail = NULL;
-		int n = c->nactive;
+		int n = wk->nactive;
 		c->last_group = n;
 		pthread_mutex_unlock(&c->mu);
 
-		run_group(c, c->active, n);
+		run_group(wk, wk->active, n);
 
 		struct db_write *done[MF_COMMIT_BATCH_MAX];
 		pthread_mutex_lock(&c->mu);
-		memcpy(done, c->active, (size_t)n * sizeof(done[0]));
-		c->nactive = 0;
+		memcpy(done, wk->active, (size_t)n * sizeof(done[0]));
+		wk->nactive = 0;
 		pthread_mutex_unlock(&c->mu);
 		/* The units are answered outside the lock: done() may free w. */
 		for (int i = 0; i < n; i++)
@@ -221,9 +240,12 @@ struct db_committer *db_committer_new(const char *conninfo)
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	c->conninfo = xstrdup(conninfo);
-	if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
-		log_error("event=committer_thread_failed");
-		abort();
+	for (int k = 0; k < MF_COMMIT_THREADS; k++) {
+		c->workers[k].c = c;
+		if (pthread_create(&c->workers[k].thread, NULL, committer_main, &c->workers[k]) != 0) {
+			log_error("event=committer_thread_failed");
+			abort();
+		}
 	}
 	return c;
 }
@@ -234,10 +256,12 @@ void db_committer_free(struct db_committer *c)
 		return;
 	pthread_mutex_lock(&c->mu);
 	c->stop = 1;
-	pthread_cond_signal(&c->cv);
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
-	conn_drop(c);
+	for (int k = 0; k < MF_COMMIT_THREADS; k++) {
+		pthread_join(c->workers[k].thread, NULL);
+		conn_drop(&c->workers[k]);
+	}
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	free(c->conninfo);

@@ -55,6 +55,11 @@
  * committer waits for more once one has arrived (microseconds). */
 #define MF_COMMIT_BATCH_MAX 512
 #define MF_COMMIT_LINGER_US 1000
+/* Committer threads, each with its own connection, taking groups from one
+ * queue: while one group waits for its fsync the next is being written.
+ * 1 on the 2-core reference machine: 3 made groups smaller and cost more
+ * CPU per message (ingest bench, commit message); raise on bigger hosts. */
+#define MF_COMMIT_THREADS 1
 /* API key rows are cached this long (a revocation takes effect within it). */
 #define MF_AUTH_CACHE_TTL_MS 1000
 /* Config file line length. */

@@ -9,13 +9,15 @@
 #   5. 202 -> delivered p50 to a healthy local sink
 #   6. claim cost with 10k and 1M queued rows
 # Results are printed as "name value" lines and ratios; BENCH_N sets the
-# delivery message count (default 20000), BENCH_SECONDS the pgbench time.
+# delivery message count (default 20000), BENCH_SECONDS the pgbench time;
+# BENCH_ONLY=ingest stops after the ingest part (1-3); MAILFERRY_BIN picks
+# the binary (default bin/mailferry).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 N=${BENCH_N:-20000}
 SECS=${BENCH_SECONDS:-10}
-bin=$here/bin/mailferry
+bin=${MAILFERRY_BIN:-$here/bin/mailferry}
 tmp=$(mktemp -d /tmp/mailferry-bench.XXXXXX); chmod 755 "$tmp"
 pids=()
 cleanup() {
@@ -81,6 +83,13 @@ echo "mailferry_post_messages_at_2000_rps $r"
 p99=$(echo "$r" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
 stop_serve
 PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+if [ "${BENCH_ONLY:-}" = ingest ]; then
+  echo "== summary (ratios measured in this run)"
+  awk -v a="$mf_rps" -v b="$pg_one" 'BEGIN { printf "ingest: mailferry %.0f req/s vs PostgreSQL one-row insert %.0f tps at 32 clients = %.2fx (target >= 1.0x)\n", a, b, a / b }'
+  awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x)\n", a, b, a / b }'
+  echo "latency: p99 POST /v1/messages at 2000 req/s = ${p99} ms (target < 10 ms)"
+  exit 0
+fi
 
 echo "== delivery: $N messages, API -> mailferry -> smtp-sink"
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 1024 & pids+=($!)
