@@ -9,12 +9,18 @@
 #   5. 202 -> delivered p50 to a healthy local sink
 #   6. claim cost with 10k and 1M queued rows
 # Results are printed as "name value" lines and ratios; BENCH_N sets the
-# delivery message count (default 20000), BENCH_SECONDS the pgbench time.
+# delivery message count (default 20000), BENCH_SECONDS the pgbench time,
+# BENCH_ONLY=ingest|delivery runs only sections 1-3 or 4-7:
+#   7. scale: the queue filled through the API, then drained by one and by
+#      two `mailferry serve --roles delivery` processes on one database
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 N=${BENCH_N:-20000}
 SECS=${BENCH_SECONDS:-10}
+ONLY=${BENCH_ONLY:-all}
+want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+mf_rps=; pg_one=; mf_batch_rows=; pg_fifty_rows=; p99=
 bin=$here/bin/mailferry
 tmp=$(mktemp -d /tmp/mailferry-bench.XXXXXX); chmod 755 "$tmp"
 pids=()
@@ -32,6 +38,7 @@ pgsock=$tmp/run
 PSQL() { runuser -u postgres -- psql -h "$pgsock" -U postgres -d mailferry -Atq "$@"; }
 PGBENCH() { runuser -u postgres -- pgbench -h "$pgsock" -U postgres -n "$@" mailferry; }
 
+if want ingest; then
 echo "== baselines (PostgreSQL $(PSQL -c 'SHOW server_version'), fsync on, synchronous_commit on)"
 PSQL -c "CREATE TABLE bench_ins (id bigserial PRIMARY KEY, created_at timestamptz DEFAULT now(), payload text)"
 echo "INSERT INTO bench_ins (payload) VALUES (repeat('x', 2000));" > "$tmp/one.sql"
@@ -42,6 +49,7 @@ pg_fifty=$(PGBENCH -M prepared -c 8 -j 2 -T "$SECS" -f "$tmp/fifty.sql" | sed -n
 pg_fifty_rows=$(awk -v t="$pg_fifty" 'BEGIN { printf "%.0f", t * 50 }')
 echo "pgbench_one_row_insert_tps_32_clients $pg_one"
 echo "pgbench_50_row_insert_rows_per_sec_8_clients $pg_fifty_rows"
+fi
 
 export MAILFERRY_DATABASE_URL=$url
 "$bin" migrate >/dev/null
@@ -50,13 +58,16 @@ port=$((30000 + RANDOM % 10000)); sink_port=$((port + 1))
 export MAILFERRY_HTTP_LISTEN=127.0.0.1:$port MAILFERRY_LOG_LEVEL=warn
 api=http://127.0.0.1:$port
 
-start_serve() { # roles
-  MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
+start_serve() { # roles [http port]
+  local p=${2:-$port}
+  MAILFERRY_HTTP_LISTEN=127.0.0.1:$p MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" \
+    MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
   serve_pid=$!; pids+=("$serve_pid")
-  for _ in $(seq 100); do curl -fs "$api/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "serve did not start"; cat "$tmp/serve.log"; exit 1
 }
 stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+delivered() { PSQL -c "SELECT count(*) FROM recipients WHERE status = 'delivered'"; }
 
 cat > "$tmp/one.json" <<'J'
 {"from":"Shop <orders@shop.example>","to":"customer@example.net","subject":"Your order #1001","text":"Thank you for your order. It ships tomorrow.\nOrder: 1001\nTotal: 42.00 EUR\n","html":"<p>Thank you for your order. It ships tomorrow.</p><p>Order: 1001<br>Total: 42.00 EUR</p>","tags":["order"]}
@@ -67,6 +78,7 @@ one = json.load(open(sys.argv[1]))
 json.dump({"messages": [dict(one, to="customer%d@example.net" % i) for i in range(50)]}, open(sys.argv[2], "w"))
 P
 
+if want ingest; then
 echo "== ingest (API role only)"
 start_serve api
 "$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 2000 >/dev/null   # warm-up
@@ -81,7 +93,9 @@ echo "mailferry_post_messages_at_2000_rps $r"
 p99=$(echo "$r" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
 stop_serve
 PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+fi
 
+if want delivery; then
 echo "== delivery: $N messages, API -> mailferry -> smtp-sink"
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 1024 & pids+=($!)
 sleep 0.3
@@ -89,7 +103,7 @@ start_serve api,delivery
 t0=$(date +%s.%N)
 per=$((N / 50))
 "$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 "$per" >/dev/null
-while [ "$(PSQL -c "SELECT count(*) FROM recipients WHERE status = 'delivered'")" -lt "$N" ]; do sleep 0.2; done
+while [ "$(delivered)" -lt "$N" ]; do sleep 0.2; done
 t1=$(date +%s.%N)
 mf_del=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
 echo "mailferry_delivery_msgs_per_sec $mf_del"
@@ -105,6 +119,23 @@ echo "== Postfix relaying the same $N messages to smtp-sink"
 pf=$(tests/bench/postfix_relay.sh "$N" 2048 | sed -n 's/^postfix_relay_msgs_per_sec //p')
 echo "postfix_relay_msgs_per_sec $pf"
 
+echo "== scale: $N queued messages drained by one, then two delivery processes"
+drain() { # processes
+  PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+  start_serve api
+  "$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 "$per" >/dev/null
+  stop_serve
+  local t0 t1 dp=()
+  t0=$(date +%s.%N)
+  for i in $(seq "$1"); do start_serve delivery $((port + 1 + i)); dp+=("$serve_pid"); done
+  while [ "$(delivered)" -lt "$N" ]; do sleep 0.2; done
+  t1=$(date +%s.%N)
+  for p in "${dp[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
+  awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }'
+}
+drain1=$(drain 1); echo "mailferry_drain_msgs_per_sec_1_process $drain1"
+drain2=$(drain 2); echo "mailferry_drain_msgs_per_sec_2_processes $drain2"
+
 echo "== claim cost vs queue size"
 for rows in 10000 1000000; do
   PSQL -c "TRUNCATE messages, recipients, events CASCADE"
@@ -115,11 +146,19 @@ for rows in 10000 1000000; do
   PSQL -c "ANALYZE recipients"
   ms=$(PSQL -c "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE recipients SET status = 'sending', lease_owner = 'bench', lease_expires_at = now() + interval '5 minutes' WHERE id IN (SELECT id FROM recipients WHERE status IN ('queued','scheduled','deferred') AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED)" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])')
   echo "claim_50_ms_with_${rows}_queued $ms"
+  eval "claim_$rows=\$ms"
 done
+fi
 
 echo "== summary (ratios measured in this run)"
+if want ingest; then
 awk -v a="$mf_rps" -v b="$pg_one" 'BEGIN { printf "ingest: mailferry %.0f req/s vs PostgreSQL one-row insert %.0f tps at 32 clients = %.2fx (target >= 1.0x)\n", a, b, a / b }'
 awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x)\n", a, b, a / b }'
 echo "latency: p99 POST /v1/messages at 2000 req/s = ${p99} ms (target < 10 ms)"
+fi
+if want delivery; then
 awk -v a="$mf_del" -v b="$pf" 'BEGIN { printf "delivery: mailferry %.0f msg/s vs Postfix %.0f msg/s = %.2fx (target >= 5x)\n", a, b, a / b }'
 echo "accept->delivered p50: ${lat} ms (target < 100 ms)"
+awk -v a="$claim_10000" -v b="$claim_1000000" 'BEGIN { printf "claim 50: %.2f ms at 10k queued, %.2f ms at 1M queued = %.2fx (target flat)\n", a, b, b / a }'
+awk -v a="$drain1" -v b="$drain2" 'BEGIN { printf "scale: one process %.0f msg/s, two processes %.0f msg/s = %.2fx (target >= 1.6x; 2 cores shared)\n", a, b, b / a }'
+fi
