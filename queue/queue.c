@@ -179,6 +179,11 @@ static void *scheduler_main(void *arg)
 		 * crash would deliver twice, and hold back claims when the
 		 * database is slower than the SMTP peers. */
 		int room = 2 * q->nworkers - q->pending - q->inflight - q->nouts;
+		/* Claim in batches: while the workers still have jobs waiting,
+		 * let room grow to half the workers before the next claim
+		 * (one claim per finished job cost a round trip per message);
+		 * with nothing waiting, claim at once (latency). */
+		int batch_ok = q->pending == 0 || room >= (q->nworkers + 1) / 2;
 		pthread_mutex_unlock(&q->lock);
 		if (stop)
 			break;
@@ -193,7 +198,7 @@ static void *scheduler_main(void *arg)
 		}
 		if (!listening || (need_verp && !q->verp && load_verp_key(q) < 0)) {
 			wait_ms = 1000;
-		} else if (room > 0) {
+		} else if (room > 0 && batch_ok) {
 			int limit = room < QUEUE_CLAIM_MAX ? room : QUEUE_CLAIM_MAX;
 			int n = claim(q, s, limit);
 			if (n == limit)

@@ -9,14 +9,19 @@
 #   5. 202 -> delivered p50 to a healthy local sink
 #   6. claim cost with 10k and 1M queued rows
 # Results are printed as "name value" lines and ratios; BENCH_N sets the
-# delivery message count (default 20000), BENCH_SECONDS the pgbench time;
-# BENCH_ONLY=ingest stops after the ingest part (1-3); MAILFERRY_BIN picks
-# the binary (default bin/mailferry).
+# delivery message count (default 20000), BENCH_SECONDS the pgbench time,
+# BENCH_ONLY=ingest|delivery runs only sections 1-3 or 4-7:
+# MAILFERRY_BIN picks the binary (default bin/mailferry).
+#   7. scale: the queue filled through the API, then drained by one and by
+#      two `mailferry serve --roles delivery` processes on one database
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 N=${BENCH_N:-20000}
 SECS=${BENCH_SECONDS:-10}
+ONLY=${BENCH_ONLY:-all}
+want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+mf_rps=; pg_one=; mf_batch_rows=; pg_fifty_rows=; p99=
 bin=${MAILFERRY_BIN:-$here/bin/mailferry}
 tmp=$(mktemp -d /tmp/mailferry-bench.XXXXXX); chmod 755 "$tmp"
 pids=()
@@ -31,9 +36,10 @@ trap cleanup EXIT
 cc -O2 -o "$tmp/loadgen" tests/bench/loadgen.c -lcurl
 url=$(deploy/pg.sh --dir "$tmp" start)
 pgsock=$tmp/run
-PSQL() { runuser -u postgres -- psql -h "$pgsock" -U postgres -d mailferry -Atq "$@"; }
+PSQL() { PGOPTIONS='-c client_min_messages=warning' runuser -u postgres -- psql -h "$pgsock" -U postgres -d mailferry -Atq "$@"; }
 PGBENCH() { runuser -u postgres -- pgbench -h "$pgsock" -U postgres -n "$@" mailferry; }
 
+if want ingest; then
 echo "== baselines (PostgreSQL $(PSQL -c 'SHOW server_version'), fsync on, synchronous_commit on)"
 PSQL -c "CREATE TABLE bench_ins (id bigserial PRIMARY KEY, created_at timestamptz DEFAULT now(), payload text)"
 echo "INSERT INTO bench_ins (payload) VALUES (repeat('x', 2000));" > "$tmp/one.sql"
@@ -44,6 +50,7 @@ pg_fifty=$(PGBENCH -M prepared -c 8 -j 2 -T "$SECS" -f "$tmp/fifty.sql" | sed -n
 pg_fifty_rows=$(awk -v t="$pg_fifty" 'BEGIN { printf "%.0f", t * 50 }')
 echo "pgbench_one_row_insert_tps_32_clients $pg_one"
 echo "pgbench_50_row_insert_rows_per_sec_8_clients $pg_fifty_rows"
+fi
 
 export MAILFERRY_DATABASE_URL=$url
 "$bin" migrate >/dev/null
@@ -52,13 +59,16 @@ port=$((30000 + RANDOM % 10000)); sink_port=$((port + 1))
 export MAILFERRY_HTTP_LISTEN=127.0.0.1:$port MAILFERRY_LOG_LEVEL=warn
 api=http://127.0.0.1:$port
 
-start_serve() { # roles
-  MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
+start_serve() { # roles [http port]
+  local p=${2:-$port}
+  MAILFERRY_HTTP_LISTEN=127.0.0.1:$p MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" \
+    MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
   serve_pid=$!; pids+=("$serve_pid")
-  for _ in $(seq 100); do curl -fs "$api/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "serve did not start"; cat "$tmp/serve.log"; exit 1
 }
 stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+delivered() { PSQL -c "SELECT count(*) FROM recipients WHERE status = 'delivered'"; }
 
 cat > "$tmp/one.json" <<'J'
 {"from":"Shop <orders@shop.example>","to":"customer@example.net","subject":"Your order #1001","text":"Thank you for your order. It ships tomorrow.\nOrder: 1001\nTotal: 42.00 EUR\n","html":"<p>Thank you for your order. It ships tomorrow.</p><p>Order: 1001<br>Total: 42.00 EUR</p>","tags":["order"]}
@@ -69,6 +79,7 @@ one = json.load(open(sys.argv[1]))
 json.dump({"messages": [dict(one, to="customer%d@example.net" % i) for i in range(50)]}, open(sys.argv[2], "w"))
 P
 
+if want ingest; then
 echo "== ingest (API role only)"
 start_serve api
 "$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 2000 >/dev/null   # warm-up
@@ -83,14 +94,9 @@ echo "mailferry_post_messages_at_2000_rps $r"
 p99=$(echo "$r" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
 stop_serve
 PSQL -c "TRUNCATE messages, recipients, events CASCADE"
-if [ "${BENCH_ONLY:-}" = ingest ]; then
-  echo "== summary (ratios measured in this run)"
-  awk -v a="$mf_rps" -v b="$pg_one" 'BEGIN { printf "ingest: mailferry %.0f req/s vs PostgreSQL one-row insert %.0f tps at 32 clients = %.2fx (target >= 1.0x)\n", a, b, a / b }'
-  awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x)\n", a, b, a / b }'
-  echo "latency: p99 POST /v1/messages at 2000 req/s = ${p99} ms (target < 10 ms)"
-  exit 0
 fi
 
+if want delivery; then
 echo "== delivery: $N messages, API -> mailferry -> smtp-sink"
 /usr/sbin/smtp-sink -u nobody 127.0.0.1:$sink_port 1024 & pids+=($!)
 sleep 0.3
@@ -98,7 +104,7 @@ start_serve api,delivery
 t0=$(date +%s.%N)
 per=$((N / 50))
 "$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 "$per" >/dev/null
-while [ "$(PSQL -c "SELECT count(*) FROM recipients WHERE status = 'delivered'")" -lt "$N" ]; do sleep 0.2; done
+while [ "$(delivered)" -lt "$N" ]; do sleep 0.2; done
 t1=$(date +%s.%N)
 mf_del=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
 echo "mailferry_delivery_msgs_per_sec $mf_del"
@@ -114,21 +120,60 @@ echo "== Postfix relaying the same $N messages to smtp-sink"
 pf=$(tests/bench/postfix_relay.sh "$N" 2048 | sed -n 's/^postfix_relay_msgs_per_sec //p')
 echo "postfix_relay_msgs_per_sec $pf"
 
+echo "== scale: $N queued messages drained by one, then two delivery processes"
+drain() { # processes
+  PSQL -c "TRUNCATE messages, recipients, events CASCADE"
+  start_serve api
+  "$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 "$per" >/dev/null
+  stop_serve
+  local t0 t1 dp=()
+  t0=$(date +%s.%N)
+  for i in $(seq "$1"); do start_serve delivery $((port + 1 + i)); dp+=("$serve_pid"); done
+  while [ "$(delivered)" -lt "$N" ]; do sleep 0.2; done
+  t1=$(date +%s.%N)
+  for p in "${dp[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
+  awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }'
+}
+drain1=$(drain 1); echo "mailferry_drain_msgs_per_sec_1_process $drain1"
+drain2=$(drain 2); echo "mailferry_drain_msgs_per_sec_2_processes $drain2"
+
 echo "== claim cost vs queue size"
 for rows in 10000 1000000; do
   PSQL -c "TRUNCATE messages, recipients, events CASCADE"
   PSQL -c "INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size, body) SELECT gen_random_uuid(), 'a@b.c', 'a@b.c', 'x@y', 1, 'x' FROM generate_series(1, $rows / 50)"
   PSQL -c "INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at) SELECT m.id, g, 'r' || g || '@example.net', 'example.net', 'to', 'queued', now() - interval '1 minute' FROM messages m, generate_series(1, 50) g"
-  # Half of them already delivered: the claim must not scan past them.
+  # Half of them already delivered: the claim must not scan past them
+  # (VACUUM as autovacuum would in steady state).
   PSQL -c "UPDATE recipients SET status = 'delivered' WHERE id % 2 = 0"
-  PSQL -c "ANALYZE recipients"
-  ms=$(PSQL -c "EXPLAIN (ANALYZE, FORMAT JSON) UPDATE recipients SET status = 'sending', lease_owner = 'bench', lease_expires_at = now() + interval '5 minutes' WHERE id IN (SELECT id FROM recipients WHERE status IN ('queued','scheduled','deferred') AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED)" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Execution Time"])')
+  PSQL -c "VACUUM ANALYZE recipients"
+  # Median of 9 claims: the time (noisy on shared cores) and the buffers
+  # touched (independent of load: flat means no scan past dead rows).
+  read -r ms bufs < <(for _ in $(seq 9); do
+    PSQL -c "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) UPDATE recipients SET status = 'sending', lease_owner = 'bench', lease_expires_at = now() + interval '5 minutes' WHERE id IN (SELECT id FROM recipients WHERE status IN ('queued','scheduled','deferred') AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED)"
+  done | python3 -c '
+import json, sys, statistics
+text, dec, runs, i = sys.stdin.read(), json.JSONDecoder(), [], 0
+while text[i:].strip():
+    v, i = dec.raw_decode(text, len(text) - len(text[i:].lstrip()))
+    runs.append(v[0])
+ms = statistics.median(r["Execution Time"] for r in runs)
+b = statistics.median(r["Plan"]["Shared Hit Blocks"] + r["Plan"]["Shared Read Blocks"] for r in runs)
+print("%.3f %d" % (ms, b))')
   echo "claim_50_ms_with_${rows}_queued $ms"
+  echo "claim_50_buffers_with_${rows}_queued $bufs"
+  eval "claim_$rows=\$ms claimbuf_$rows=\$bufs"
 done
+fi
 
 echo "== summary (ratios measured in this run)"
+if want ingest; then
 awk -v a="$mf_rps" -v b="$pg_one" 'BEGIN { printf "ingest: mailferry %.0f req/s vs PostgreSQL one-row insert %.0f tps at 32 clients = %.2fx (target >= 1.0x)\n", a, b, a / b }'
 awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x)\n", a, b, a / b }'
 echo "latency: p99 POST /v1/messages at 2000 req/s = ${p99} ms (target < 10 ms)"
+fi
+if want delivery; then
 awk -v a="$mf_del" -v b="$pf" 'BEGIN { printf "delivery: mailferry %.0f msg/s vs Postfix %.0f msg/s = %.2fx (target >= 5x)\n", a, b, a / b }'
 echo "accept->delivered p50: ${lat} ms (target < 100 ms)"
+awk -v a="$claim_10000" -v b="$claim_1000000" -v c="$claimbuf_10000" -v d="$claimbuf_1000000" 'BEGIN { printf "claim 50: %.2f ms / %d buffers at 10k queued, %.2f ms / %d buffers at 1M queued = %.2fx time, %.2fx buffers (target flat)\n", a, c, b, d, b / a, d / c }'
+awk -v a="$drain1" -v b="$drain2" 'BEGIN { printf "scale: one process %.0f msg/s, two processes %.0f msg/s = %.2fx (target >= 1.6x; 2 cores shared)\n", a, b, b / a }'
+fi
