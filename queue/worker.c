@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/xmalloc.h"
 
 /* Under q->lock: the slot of domain (creating it), or NULL when full. */
@@ -114,8 +116,62 @@ static struct qout *make_out(struct queue *q, const struct qjob *j, const struct
 	return o;
 }
 
+/*
+ * The destination class of a domain for metrics: the big mailbox providers
+ * by name, everything else "other" (never the domain itself: unbounded
+ * label values would make the series count grow with the mail).
+ */
+static const char *destination_class(const char *domain)
+{
+	static const struct { const char *suffix, *cls; } classes[] = {
+		{ "gmail.com", "google" }, { "googlemail.com", "google" },
+		{ "outlook.com", "microsoft" }, { "hotmail.com", "microsoft" }, { "live.com", "microsoft" },
+		{ "yahoo.com", "yahoo" }, { "icloud.com", "apple" }, { "me.com", "apple" },
+	};
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strcasecmp(domain, classes[i].suffix) == 0)
+			return classes[i].cls;
+	return "other";
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Session-level metrics of one delivery job (docs/operations.md names). */
+static void job_metrics(struct queue *q, const struct qjob *j, const struct smtp_outcome *first, double secs)
+{
+	char labels[128];
+	const char *dest = destination_class(j->domain);
+	snprintf(labels, sizeof(labels), "destination=\"%s\"", dest);
+	metrics_observe(q->p.metrics, MF_M_SMTP_SESSION, labels, secs);
+	snprintf(labels, sizeof(labels), "tls=\"%s\",verified=\"%s\"",
+		 first->tls_version[0] ? first->tls_version : "none",
+		 first->tls_version[0] && first->tls_verified ? "yes" : "no");
+	metrics_counter_add(q->p.metrics, MF_M_SMTP_TLS, labels, 1);
+}
+
+/* Per-recipient metrics: outcome by destination class, bounces by category. */
+static void outcome_metrics(struct queue *q, const struct qjob *j, const struct qout *o)
+{
+	char labels[160];
+	snprintf(labels, sizeof(labels), "status=\"%s\",destination=\"%s\"", o->status,
+		 destination_class(j->domain));
+	metrics_counter_add(q->p.metrics, MF_M_DELIVERIES, labels, 1);
+	if (o->db.bounce_category && strcmp(o->status, "bounced") == 0) {
+		snprintf(labels, sizeof(labels), "type=\"%s\",category=\"%s\",source=\"smtp\"",
+			 o->db.bounce_type ? o->db.bounce_type : "permanent", o->db.bounce_category);
+		metrics_counter_add(q->p.metrics, MF_M_BOUNCES, labels, 1);
+	}
+}
+
 static void run_job(struct queue *q, struct qjob *j)
 {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct delivery_rcpt rc[MF_RECIPIENTS_MAX];
 	memset(rc, 0, sizeof(rc));
 	for (int i = 0; i < j->n; i++) {
@@ -135,6 +191,8 @@ static void run_job(struct queue *q, struct qjob *j)
 		struct delivery_job dj = { .mail_from = mail_from, .domain = j->domain, .msg = j->msg->body,
 					   .len = j->msg->len, .log_id = j->msg->id, .rcpts = rc, .nrcpts = j->n };
 		q->p.deliver(q->p.deliver_arg, &dj);
+		if (q->p.metrics)
+			job_metrics(q, j, &rc[0].out, seconds_since(&t0));
 	} else {
 		for (int i = 0; i < j->n; i++)
 			no_body_outcome(&rc[i].out);
@@ -149,12 +207,8 @@ static void run_job(struct queue *q, struct qjob *j)
 		else
 			first = o;
 		last = o;
-		if (q->p.metrics) {
-			char labels[64];
-			snprintf(labels, sizeof(labels), "status=\"%s\"", o->status);
-			metrics_counter_add(q->p.metrics, "mailferry_delivery_outcomes_total",
-					    "Delivery attempts by resulting recipient status.", labels, 1);
-		}
+		if (q->p.metrics)
+			outcome_metrics(q, j, o);
 	}
 	pthread_mutex_lock(&q->lock);
 	last->next = q->outs;

@@ -22,8 +22,8 @@
 #define MF_M_HTTP_DURATION "mailferry_http_request_duration_seconds", "HTTP API request latency."
 
 /* Delivery (queue/worker.c): status = the recipient's resulting status
- * (delivered|deferred|bounced|failed|...); a destination label
- * (mx|route|smarthost) may be added, never the domain itself. */
+ * (delivered|deferred|bounced|failed|...), destination = the domain's
+ * class (google|microsoft|yahoo|apple|other), never the domain itself. */
 #define MF_M_DELIVERIES "mailferry_delivery_outcomes_total", "Delivery attempts by resulting recipient status."
 #define MF_M_CLAIMED "mailferry_queue_claimed_total", "Recipients claimed for delivery."
 /* Histogram, label destination: one SMTP session, connect to QUIT. */
@@ -31,7 +31,8 @@
 /* tls: none|TLSv1.2|TLSv1.3; verified: yes|no. */
 #define MF_M_SMTP_TLS "mailferry_smtp_sessions_total", "SMTP client sessions by TLS use."
 
-/* Bounces (dsn/, inbound/): type permanent|transient, category as classified.
+/* Bounces: type permanent|transient, category as classified, source smtp
+ * (synchronous rejection, queue/worker.c).
  * The bounce listener also counts mailferry_bounce_listener_messages_total
  * and mailferry_bounce_listener_rcpt_refused_total. */
 #define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."

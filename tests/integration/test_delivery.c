@@ -188,6 +188,21 @@ Test(delivery, three_recipients_two_delivered_one_bounced)
 	free(v);
 	cr_assert_eq(ql(url, "SELECT count(*) FROM recipients WHERE last_mx LIKE '127.0.0.1%%'"), 3);
 
+	/* /metrics counts what happened: outcomes by destination class, one
+	 * session per destination with its TLS use and latency, the bounce
+	 * by category. */
+	char murl[128];
+	snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", p->port);
+	struct th_http mr;
+	cr_assert_eq(th_http("GET", murl, NULL, NULL, &mr), 0);
+	cr_assert(strstr(mr.body, "mailferry_delivery_outcomes_total{status=\"delivered\",destination=\"other\"} 2\n"),
+		  "%s", mr.body);
+	cr_assert(strstr(mr.body, "mailferry_delivery_outcomes_total{status=\"bounced\",destination=\"other\"} 1\n"));
+	cr_assert(strstr(mr.body, "mailferry_bounces_total{type=\"permanent\",category=\"bad_mailbox\",source=\"smtp\"} 1\n"));
+	cr_assert(strstr(mr.body, "mailferry_smtp_sessions_total{tls=\"none\",verified=\"no\"} 2\n"), "%s", mr.body);
+	cr_assert(strstr(mr.body, "mailferry_smtp_session_duration_seconds_count{destination=\"other\"} 2\n"));
+	th_http_free(&mr);
+
 	/* Both accepted recipients in one transaction, the message intact. */
 	int seen[4] = { 0 }, files = 0;
 	long t0 = th_now_ms();
