@@ -120,7 +120,7 @@ static int app_start(struct app *app)
 			 bounce_listener_port(app->bounces), app->cfg.bounce_domain);
 	}
 	if (has_role(app->cfg.roles, "bounces"))
-		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool);
+		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool, app->metrics);
 	if (has_role(app->cfg.roles, "webhooks"))
 		app->webhooks = webhook_dispatcher_new(&app->cfg, app->pool, app->metrics);
 	if (has_role(app->cfg.roles, "delivery")) {

@@ -29,6 +29,8 @@
 #include "relay/verp.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/xmalloc.h"
 
 #define BOUNCE_SWEEP_MS 5000
@@ -259,6 +261,7 @@ int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_
 struct bounce_processor {
 	const struct config *cfg;
 	struct db_pool *pool;
+	struct metrics *metrics; /* may be NULL */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	int stop;
@@ -270,6 +273,22 @@ static int stopping(struct bounce_processor *bp)
 	int s = bp->stop;
 	pthread_mutex_unlock(&bp->mu);
 	return s;
+}
+
+/* mailferry_bounces_total{source="dsn"} for each recipient a DSN bounced. */
+static void count_bounces(struct metrics *m, const struct bounce_result *res)
+{
+	if (m == NULL)
+		return;
+	for (int i = 0; i < res->nrcpts; i++) {
+		const struct bounce_rcpt_result *r = &res->rcpts[i];
+		if (r->result == NULL || strcmp(r->result, "bounced") != 0 || r->category == NULL)
+			continue;
+		char labels[160];
+		snprintf(labels, sizeof(labels), "type=\"%s\",category=\"%s\",source=\"dsn\"",
+			 r->bounce_type ? r->bounce_type : "permanent", r->category);
+		metrics_counter_add(m, MF_M_BOUNCES, labels, 1);
+	}
 }
 
 static void *processor_main(void *arg)
@@ -297,6 +316,7 @@ static void *processor_main(void *arg)
 				break;
 			if (rc > 0) {
 				failures = 0;
+				count_bounces(bp->metrics, res);
 				continue;
 			}
 			log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=\"%s\"", res->bounce_id, err);
@@ -320,11 +340,13 @@ static void *processor_main(void *arg)
 	return NULL;
 }
 
-struct bounce_processor *bounce_processor_new(const struct config *cfg, struct db_pool *pool)
+struct bounce_processor *bounce_processor_new(const struct config *cfg, struct db_pool *pool,
+					      struct metrics *metrics)
 {
 	struct bounce_processor *bp = xcalloc(1, sizeof(*bp));
 	bp->cfg = cfg;
 	bp->pool = pool;
+	bp->metrics = metrics;
 	pthread_mutex_init(&bp->mu, NULL);
 	int e = pthread_create(&bp->thread, NULL, processor_main, bp);
 	if (e != 0) {

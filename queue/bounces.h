@@ -60,7 +60,10 @@ int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_
 		   char *err, size_t errlen);
 
 struct bounce_processor;
-struct bounce_processor *bounce_processor_new(const struct config *cfg, struct db_pool *pool);
+struct metrics;
+/* metrics may be NULL; it counts mailferry_bounces_total{source="dsn"}. */
+struct bounce_processor *bounce_processor_new(const struct config *cfg, struct db_pool *pool,
+					      struct metrics *metrics);
 /* Stops the thread (after the bounce in hand) and frees; NULL: no-op. */
 void bounce_processor_free(struct bounce_processor *bp);
 

@@ -206,6 +206,12 @@ Test(bounce_postfix, delivered_then_bounced_suppressed_and_forged_ignored, .fini
 	cr_expect(r.body && strstr(r.body, "\"reason\":\"bounce\"") && strstr(r.body, id), "%s", r.body ? r.body : "");
 	th_http_free(&r);
 
+	/* /metrics counts the DSN bounce by category. */
+	cr_assert_eq(api_call(&g_srv, "GET", "/metrics", "", NULL, NULL, &r), 0);
+	cr_expect(r.body && strstr(r.body, "mailferry_bounces_total{type=\"permanent\",category=\"bad_mailbox\","
+					   "source=\"dsn\"} 1\n"), "%s", r.body ? r.body : "");
+	th_http_free(&r);
+
 	/* 3. A second send: suppressed, never an SMTP connection to Postfix. */
 	long connects = postfix_count(PF_CONNECT), received = postfix_count(PF_MESSAGE);
 	cr_expect_eq(connects, 1, "postfix saw %ld SMTP sessions for one delivery", connects);

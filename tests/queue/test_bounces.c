@@ -309,7 +309,7 @@ Test(bounces, thread_processes_notified_rows)
 	int64_t rid = add_rcpt(&f, M1, M1 "@shop.example", "gone@example.biz", "delivered");
 	char addr[128];
 	verp(&f, rid, addr, sizeof(addr));
-	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool);
+	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool, NULL);
 	cr_assert_not_null(bp);
 	size_t len;
 	char *raw = corpus("qmail.eml", addr, &len);
@@ -426,7 +426,7 @@ Test(bounces, failing_row_is_set_aside_and_does_not_block)
 	raw = corpus("qmail.eml", a2, &len);
 	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", a2, raw, len, &id2, err, sizeof(err)), 0, "%s", err);
 	free(raw);
-	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool);
+	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool, NULL);
 	char *st = NULL;
 	for (int i = 0; i < 300; i++) { /* at most 30 s; about 5 s expected */
 		free(st);
