@@ -15,6 +15,12 @@ cd "$here"
 tmp=$(mktemp -d /tmp/mailferry-test.XXXXXX)
 chmod 755 "$tmp"
 cleanup() {
+  # A test that fails half-way may leave its servers behind: every process
+  # started under this run carries MAILFERRY_TEST_TMP=$tmp in its environment.
+  for p in $(pgrep -x 'mailferry|smtp-sink|smtp-source|swaks' || true); do
+    [ "$p" = "$$" ] && continue
+    if grep -qa "MAILFERRY_TEST_TMP=$tmp" "/proc/$p/environ" 2>/dev/null; then kill -9 "$p" 2>/dev/null || true; fi
+  done
   deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
