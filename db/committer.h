@@ -2,9 +2,9 @@
  * committer.h - group commit for the send API (DESIGN.md "committer").
  *
  * MF_COMMIT_THREADS threads, each with its own connection, take the pending
- * struct db_write units from one queue; a thread takes a group (up to
- * MF_COMMIT_BATCH_MAX, or what arrives within MF_COMMIT_LINGER_US of the
- * first), runs it in one transaction, commits once, then calls each unit's
+ * struct db_write units from one queue; a thread takes a group (whatever
+ * is queued, up to MF_COMMIT_BATCH_MAX), runs it in one transaction,
+ * commits once, then calls each unit's
  * done() with its own result.  A unit the database refuses is
  * retried alone so that it cannot fail the others.  If the database is
  * unreachable, every unit of the group is answered DB_WRITE_UNAVAILABLE

@@ -6,9 +6,12 @@
  * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
  * one INSERT over unnest()ed arrays (suppressed addresses are marked
  * there), events set-based with mf_event_payload() (the one payload
- * definition), the message status through mf_refresh_message_status(),
- * and the 202 bodies (stored for idempotent replay in the same
- * transaction) come from mf_api_accepted().  Cancel uses mf_record_event().
+ * definition), the message status through mf_refresh_message_status().
+ * The 202 bodies are built here, in C, from what those statements return
+ * (only the statuses that are not 'queued' come back); a unit with an
+ * Idempotency-Key has its body stored in the same transaction, before
+ * COMMIT, so that a replay returns the very same bytes.  Cancel uses
+ * mf_record_event().
  * Parameterised queries only: values travel as parameters or as array
  * literals built by array_add(), never inside SQL text.
  */
@@ -175,8 +178,10 @@ out:
 static const int msg_chunk[] = { 64, 16, 4, 1 };
 #define NCHUNK ((int)(sizeof(msg_chunk) / sizeof(msg_chunk[0])))
 
+/* Returns the recipients whose status is not 'queued' (suppressed,
+ * scheduled): the 202 bodies need them, and they are rare. */
 static const char sql_recipients[] =
-	"INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
+	"WITH ins AS (INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
 	" SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
 	"        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
 	"             WHEN m.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
@@ -184,7 +189,9 @@ static const char sql_recipients[] =
 	"   FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY"
 	"        AS u(mid, pos, email, domain, kind, ord)"
 	"   JOIN messages m ON m.id = u.mid"
-	"  ORDER BY u.ord";
+	"  ORDER BY u.ord"
+	"  RETURNING message_id, position, status)"
+	" SELECT message_id::text, position, status FROM ins WHERE status <> 'queued'";
 
 static const char sql_events[] =
 	"INSERT INTO events (id, message_id, recipient_id, type, payload)"
@@ -196,17 +203,22 @@ static const char sql_events[] =
 	"   CROSS JOIN LATERAL (SELECT q.eid, CASE WHEN r.status = 'suppressed' THEN 'message.suppressed'"
 	"                                          ELSE 'message.queued' END AS type) v";
 
+/* Refreshes, and returns, the status of the messages with a recipient
+ * that is not 'queued' (the others stay 'queued', as inserted). */
 static const char sql_refresh[] =
-	"SELECT count(mf_refresh_message_status(x.message_id))"
+	"SELECT x.message_id::text, mf_message_status(x.message_id),"
+	"       mf_refresh_message_status(x.message_id) IS NULL"
 	"  FROM (SELECT DISTINCT message_id FROM recipients"
 	"         WHERE message_id = ANY($1::uuid[]) AND status <> 'queued') x";
 
+/* The transaction's timestamp: every message's created_at (its default). */
+static const char sql_now[] = "SELECT mf_ts(now())";
+
+/* The 202 bodies of the units with an Idempotency-Key, for replay. */
 static const char sql_resp[] =
-	"WITH resp AS (SELECT m.id, mf_api_accepted(m) AS body FROM messages m WHERE m.id = ANY($1::uuid[])),"
-	" upd AS (UPDATE idempotency_keys k SET status_code = 202, response = resp.body"
-	"           FROM unnest($2::bigint[], $3::text[], $4::uuid[]) AS u(kid, key, mid), resp"
-	"          WHERE resp.id = u.mid AND k.api_key_id = u.kid AND k.key = u.key)"
-	" SELECT id::text, body::text FROM resp";
+	"UPDATE idempotency_keys k SET status_code = 202, response = u.body"
+	"  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(kid, key, body)"
+	" WHERE k.api_key_id = u.kid AND k.key = u.key";
 
 /* The multi-row message INSERT for rows rows. */
 static void messages_sql(struct buf *sql, int rows)
@@ -237,7 +249,8 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 	PGconn *c = conn;
 	if (prepare(c, "mf_rcpts", sql_recipients, err, errlen) < 0 ||
 	    prepare(c, "mf_events", sql_events, err, errlen) < 0 ||
-	    prepare(c, "mf_refresh", sql_refresh, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0)
+	    prepare(c, "mf_refresh", sql_refresh, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0 ||
+	    prepare(c, "mf_now", sql_now, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < NCHUNK; i++) {
 		struct buf sql;
@@ -253,10 +266,13 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 	return 0;
 }
 
-/* A message with the unit it belongs to. */
+/* A message with the unit it belongs to, and the statuses the
+ * statements returned for it (NULL: 'queued'). */
 struct flat {
 	struct db_write *u;
 	struct db_msg_row *m;
+	char *status;
+	char **rstatus; /* [m->nrcpts], allocated when one is not 'queued' */
 };
 
 /*
@@ -270,7 +286,9 @@ struct pipe {
 	PGconn *c;
 	int n, cap;
 	ExecStatusType *want;
-	int resp_at;  /* index of the statement whose rows are the 202 bodies */
+	/* Indexes of the statements whose rows are read (-1: none). */
+	int now_at, rcpts_at, refresh_at;
+	char created_at[40]; /* from now_at */
 };
 
 /* Sends a prepared statement (name) or, with name NULL, the text sql. */
@@ -345,12 +363,12 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err
 	return rc;
 }
 
-/* Steps 3-6: recipients (suppressed ones marked), their events, the
- * message status, and the 202 bodies (stored with the idempotency keys). */
+/* Steps 3-6: the transaction's timestamp, recipients (suppressed ones
+ * marked), their events and the message status. */
 static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
 {
-	struct buf mid, pos, email, domain, kind, ids, ukid, ukey, umid;
-	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &ids, &ukid, &ukey, &umid };
+	struct buf mid, pos, email, domain, kind, ids;
+	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &ids };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		array_start(all[i]);
 	for (int i = 0; i < n; i++) {
@@ -363,21 +381,20 @@ static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, si
 			array_add(&domain, x->rcpts[r].domain);
 			array_add(&kind, x->rcpts[r].kind);
 		}
-		if (f[i].u->idem_key && f[i].u->nmsgs == 1) {
-			array_add_int(&ukid, f[i].u->api_key_id);
-			array_add(&ukey, f[i].u->idem_key);
-			array_add(&umid, x->id);
-		}
 	}
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		array_end(all[i]);
 
 	int rc = -1;
+	pp->now_at = pp->n;
+	if (pipe_send(pp, "mf_now", NULL, 0, NULL, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
+		goto out;
 	const char *p1[] = { mid.data, pos.data, email.data, domain.data, kind.data };
 	/* The recipients: suppressed addresses (the table is keyed by the
 	 * lower-cased address) are recorded as such at once; a future send_at
 	 * makes the recipient 'scheduled' until then. */
-	if (pipe_send(pp, "mf_rcpts", NULL, 5, p1, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
+	pp->rcpts_at = pp->n;
+	if (pipe_send(pp, "mf_rcpts", NULL, 5, p1, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
 	const char *p2[] = { ids.data };
 	/* One event per recipient, payload from mf_event_payload() (the one
@@ -386,12 +403,8 @@ static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, si
 		goto out;
 	/* A message is inserted 'queued'; only those with another recipient
 	 * status (suppressed, scheduled) need their summary refreshed. */
+	pp->refresh_at = pp->n;
 	if (pipe_send(pp, "mf_refresh", NULL, 1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
-		goto out;
-	/* The 202 bodies, stored with their idempotency keys. */
-	const char *p3[] = { ids.data, ukid.data, ukey.data, umid.data };
-	pp->resp_at = pp->n;
-	if (pipe_send(pp, "mf_resp", NULL, 4, p3, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -400,24 +413,96 @@ out:
 	return rc;
 }
 
-/* Matches the 202 bodies to the messages; rows usually come back in the
- * order of f, so the search mostly stops at its first probe. */
-static void take_bodies(PGresult *res, const struct flat *f, int n)
+/* The message of f with this id; rows come back in the order of f, so
+ * the search starting at *hint mostly stops at its first probe. */
+static struct flat *find_flat(struct flat *f, int n, const char *id, int *hint)
 {
-	for (int r = 0; r < PQntuples(res); r++) {
-		const char *id = PQgetvalue(res, r, 0);
-		for (int i = 0; i < n; i++) {
-			int k = (r + i) % n;
-			if (f[k].m->result_json == NULL && strcmp(f[k].m->id, id) == 0) {
-				f[k].m->result_json = xstrdup(PQgetvalue(res, r, 1));
-				break;
-			}
+	for (int i = 0; i < n; i++) {
+		int k = (*hint + i) % n;
+		if (strcmp(f[k].m->id, id) == 0) {
+			*hint = k;
+			return &f[k];
 		}
+	}
+	return NULL;
+}
+
+/* Keeps the statuses a statement returned: rows (id, status) from
+ * mf_refresh, or (id, position, status) from mf_rcpts. */
+static void take_statuses(PGresult *res, struct flat *f, int n, int per_rcpt)
+{
+	int hint = 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		struct flat *x = find_flat(f, n, PQgetvalue(res, r, 0), &hint);
+		if (x == NULL)
+			continue;
+		if (!per_rcpt) {
+			free(x->status);
+			x->status = xstrdup(PQgetvalue(res, r, 1));
+			continue;
+		}
+		long pos = strtol(PQgetvalue(res, r, 1), NULL, 10);
+		if (pos < 0 || pos >= x->m->nrcpts)
+			continue;
+		if (x->rstatus == NULL)
+			x->rstatus = xcalloc((size_t)x->m->nrcpts, sizeof(char *));
+		free(x->rstatus[pos]);
+		x->rstatus[pos] = xstrdup(PQgetvalue(res, r, 2));
 	}
 }
 
+static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, int nf)
+{
+	if (i == pp->now_at && PQntuples(res) == 1)
+		snprintf(pp->created_at, sizeof(pp->created_at), "%s", PQgetvalue(res, 0, 0));
+	else if (i == pp->rcpts_at)
+		take_statuses(res, f, nf, 1);
+	else if (i == pp->refresh_at)
+		take_statuses(res, f, nf, 0);
+}
+
+static void json_member(struct buf *b, const char *sep, const char *name, const char *value)
+{
+	buf_puts(b, sep);
+	buf_put_json_string(b, name, strlen(name));
+	buf_putc(b, ':');
+	buf_put_json_string(b, value, strlen(value));
+}
+
+/* The 202 body (INTERFACE.md): {"id","status","created_at","recipients":
+ * [{"email","kind","status"}]}, recipients in request order. */
+static char *accepted_body(const struct flat *x, const char *created_at)
+{
+	struct buf b;
+	buf_init(&b, ARRAY_MAX);
+	json_member(&b, "{", "id", x->m->id);
+	json_member(&b, ",", "status", x->status ? x->status : "queued");
+	json_member(&b, ",", "created_at", created_at);
+	buf_puts(&b, ",\"recipients\":[");
+	for (int r = 0; r < x->m->nrcpts; r++) {
+		const char *st = x->rstatus && x->rstatus[r] ? x->rstatus[r] : "queued";
+		json_member(&b, r ? ",{" : "{", "email", x->m->rcpts[r].email);
+		json_member(&b, ",", "kind", x->m->rcpts[r].kind);
+		json_member(&b, ",", "status", st);
+		buf_putc(&b, '}');
+	}
+	buf_puts(&b, "]}");
+	return buf_steal(&b, NULL);
+}
+
+static void flat_free(struct flat *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(f[i].status);
+		for (int r = 0; f[i].rstatus && r < f[i].m->nrcpts; r++)
+			free(f[i].rstatus[r]);
+		free(f[i].rstatus);
+	}
+	free(f);
+}
+
 /* Reads every result of the pipeline; 0 when each statement succeeded. */
-static int pipe_finish(struct pipe *pp, const struct flat *f, int nf, char *err, size_t errlen)
+static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_t errlen)
 {
 	int rc = 0;
 	for (int i = 0; i < pp->n; i++) {
@@ -430,8 +515,8 @@ static int pipe_finish(struct pipe *pp, const struct flat *f, int nf, char *err,
 			if (rc == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
 				db_set_error(pp->c, res, err, errlen);
 			rc = -1;
-		} else if (i == pp->resp_at) {
-			take_bodies(res, f, nf);
+		} else {
+			take_result(pp, i, res, f, nf);
 		}
 		PQclear(res);
 		/* Each statement's results end with a NULL. */
@@ -445,6 +530,43 @@ static int pipe_finish(struct pipe *pp, const struct flat *f, int nf, char *err,
 		rc = -1;
 	}
 	PQclear(sync);
+	return rc;
+}
+
+/* Ends a round of the pipeline (rc: how sending went) with a sync and
+ * reads its results. */
+static int pipe_round(struct pipe *pp, int rc, struct flat *f, int nf, char *err, size_t errlen)
+{
+	if (rc == 0 && !PQpipelineSync(pp->c)) {
+		db_set_error(pp->c, NULL, err, errlen);
+		rc = -1;
+	}
+	return rc == 0 ? pipe_finish(pp, f, nf, err, errlen) : rc;
+}
+
+/* Stores the 202 bodies of the units with an Idempotency-Key (single
+ * messages) with their claimed keys, for an identical replay. */
+static int send_replay_bodies(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
+{
+	struct buf kid, key, body;
+	array_start(&kid);
+	array_start(&key);
+	array_start(&body);
+	for (int i = 0; i < n; i++) {
+		if (f[i].u->idem_key == NULL || f[i].u->nmsgs != 1)
+			continue;
+		array_add_int(&kid, f[i].u->api_key_id);
+		array_add(&key, f[i].u->idem_key);
+		array_add(&body, f[i].m->result_json);
+	}
+	array_end(&kid);
+	array_end(&key);
+	array_end(&body);
+	const char *p[] = { kid.data, key.data, body.data };
+	int rc = pipe_send(pp, "mf_resp", NULL, 3, p, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	buf_cleanup(&kid);
+	buf_cleanup(&key);
+	buf_cleanup(&body);
 	return rc;
 }
 
@@ -472,8 +594,11 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 	int k = 0;
 	for (int i = 0; i < n; i++)
 		for (int j = 0; w[i]->status == DB_WRITE_OK && j < w[i]->nmsgs; j++)
-			f[k++] = (struct flat){ w[i], &w[i]->msgs[j] };
-	struct pipe pp = { .c = c, .resp_at = -1 };
+			f[k++] = (struct flat){ .u = w[i], .m = &w[i]->msgs[j] };
+	int keyed = 0;
+	for (int i = 0; i < nm; i++)
+		keyed |= f[i].u->idem_key != NULL && f[i].u->nmsgs == 1;
+	struct pipe pp = { .c = c, .now_at = -1, .rcpts_at = -1, .refresh_at = -1 };
 	int rc = PQenterPipelineMode(c) ? 0 : -1;
 	if (rc < 0)
 		db_set_error(c, NULL, err, errlen);
@@ -483,14 +608,20 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 		rc = send_messages(&pp, f, nm, err, errlen);
 	if (rc == 0 && nm > 0)
 		rc = send_rest(&pp, f, nm, err, errlen);
-	if (rc == 0)
+	/* With no body to store, COMMIT goes in the same round trip. */
+	if (rc == 0 && !keyed)
 		rc = pipe_send(&pp, NULL, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
-	if (rc == 0 && !PQpipelineSync(c)) {
-		db_set_error(c, NULL, err, errlen);
-		rc = -1;
+	rc = pipe_round(&pp, rc, f, nm, err, errlen);
+	for (int i = 0; rc == 0 && i < nm; i++)
+		f[i].m->result_json = accepted_body(&f[i], pp.created_at);
+	if (rc == 0 && keyed) {
+		pp.n = 0;
+		pp.now_at = pp.rcpts_at = pp.refresh_at = -1;
+		rc = send_replay_bodies(&pp, f, nm, err, errlen);
+		if (rc == 0)
+			rc = pipe_send(&pp, NULL, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+		rc = pipe_round(&pp, rc, f, nm, err, errlen);
 	}
-	if (rc == 0)
-		rc = pipe_finish(&pp, f, nm, err, errlen);
 	if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
 		/* Results left unread after a send failure: this connection is
 		 * in an unknown state; the caller drops it. */
@@ -498,7 +629,7 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 		rc = -2;
 	}
 	free(pp.want);
-	free(f);
+	flat_free(f, nm);
 	return rc;
 }
 

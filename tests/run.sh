@@ -17,7 +17,8 @@ chmod 755 "$tmp"
 cleanup() {
   # A test that fails half-way may leave its servers behind: every process
   # started under this run carries MAILFERRY_TEST_TMP=$tmp in its environment.
-  for p in $(pgrep -x 'mailferry|smtp-sink|smtp-source|swaks' || true); do
+  # (one pgrep per name: pgrep refuses patterns longer than 15 characters)
+  for p in $(for n in mailferry smtp-sink smtp-source swaks; do pgrep -x "$n"; done || true); do
     [ "$p" = "$$" ] && continue
     if grep -qa "MAILFERRY_TEST_TMP=$tmp" "/proc/$p/environ" 2>/dev/null; then kill -9 "$p" 2>/dev/null || true; fi
   done

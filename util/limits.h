@@ -51,10 +51,8 @@
 /* GET /v1/messages page size. */
 #define MF_LIST_LIMIT_MAX 100
 #define MF_LIST_LIMIT_DEFAULT 20
-/* Group commit: writes taken into one transaction, and how long the
- * committer waits for more once one has arrived (microseconds). */
+/* Group commit: the most writes taken into one transaction. */
 #define MF_COMMIT_BATCH_MAX 512
-#define MF_COMMIT_LINGER_US 1000
 /* Committer threads, each with its own connection, taking groups from one
  * queue: while one group waits for its fsync the next is being written.
  * 1 on the 2-core reference machine: 3 made groups smaller and cost more

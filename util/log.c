@@ -69,21 +69,6 @@ const char *log_quote(char *out, size_t outsz, const char *s)
 	return out;
 }
 
-static void json_string(struct buf *b, const char *s, size_t n)
-{
-	buf_putc(b, '"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_putc(b, (char)c);
-	}
-	buf_putc(b, '"');
-}
-
 /* Reads one logfmt value at *pp into out (unescaped); advances *pp. */
 static void logfmt_value(const char **pp, struct buf *out)
 {
@@ -134,13 +119,13 @@ static void logfmt_to_json(struct buf *b, const char *line)
 		buf_reset(&val);
 		logfmt_value(&p, &val);
 		buf_putc(b, ',');
-		json_string(b, k, klen);
+		buf_put_json_string(b, k, klen);
 		buf_putc(b, ':');
-		json_string(b, buf_cstr(&val), val.len);
+		buf_put_json_string(b, buf_cstr(&val), val.len);
 	}
 	if (msg.len) {
 		buf_puts(b, ",\"msg\":");
-		json_string(b, buf_cstr(&msg), msg.len);
+		buf_put_json_string(b, buf_cstr(&msg), msg.len);
 	}
 	buf_cleanup(&val);
 	buf_cleanup(&msg);

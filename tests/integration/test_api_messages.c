@@ -202,8 +202,25 @@ Test(api_messages, suppressed_scheduled_and_cancel)
 	json_t *rc = json_object_get(j, "recipients");
 	cr_assert_str_eq(t_str(json_array_get(rc, 0), "status"), "suppressed");
 	cr_assert_str_eq(t_str(json_array_get(rc, 1), "status"), "queued");
+	/* The summary of one suppressed and one queued recipient (INTERFACE.md
+	 * "Statuses"), the same in the 202 as in the database. */
+	cr_assert_str_eq(t_str(j, "status"), "sending");
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM messages WHERE id = '%s' AND status = 'sending'", t_str(j, "id"));
+	cr_assert_eq(t_count(s.db, q), 1);
 	json_decref(j);
 	th_http_free(&r);
+	/* With an Idempotency-Key the replay repeats those statuses exactly. */
+	const char *mixed = "{\"from\":\"a@shop.example\",\"to\":[\"ok@example.net\",\"gone@example.net\"],\"text\":\"y\"}";
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "mixed-1", mixed, &r), 0);
+	cr_assert_eq(r.status, 202, "%s", r.body);
+	char *raw = strdup(r.body);
+	th_http_free(&r);
+	cr_assert(strstr(raw, "\"email\":\"gone@example.net\",\"kind\":\"to\",\"status\":\"suppressed\""), "%s", raw);
+	cr_assert_eq(api_call(&s, "POST", "/v1/messages", NULL, "mixed-1", mixed, &r), 0);
+	cr_assert_str_eq(r.body, raw);
+	th_http_free(&r);
+	free(raw);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM events WHERE type = 'message.suppressed'"
 				   " AND payload->'data'->>'recipient' = 'Gone@Example.NET'"), 1);
 	/* Every recipient suppressed: the message summary says so. */
@@ -220,6 +237,7 @@ Test(api_messages, suppressed_scheduled_and_cancel)
 	cr_assert_eq(r.status, 202, "%s", r.body);
 	j = t_json(&r);
 	cr_assert_str_eq(t_str(j, "status"), "scheduled");
+	cr_assert_str_eq(t_str(json_array_get(json_object_get(j, "recipients"), 0), "status"), "scheduled");
 	id = strdup(t_str(j, "id"));
 	json_decref(j);
 	th_http_free(&r);
