@@ -495,6 +495,55 @@ Test(delivery, new_mail_is_picked_up_on_notify)
 	free(url);
 }
 
+/* An API-only process and a delivery-only process: the committer's NOTIFY,
+ * sent after its COMMIT (db/messages.c send_commit), wakes the other
+ * process's scheduler, so mail posted while it sleeps leaves at once. */
+Test(delivery, api_commit_wakes_another_process)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	int port = th_free_port();
+	pid_t sink = sink_start(port, "");
+	char routes[128];
+	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	const char *env_api[] = { "MAILFERRY_ROLES=api", NULL };
+	const char *env_del[] = { routes, "MAILFERRY_ROLES=delivery", NULL };
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name wake --scopes send --json", url,
+			    th_bin()), 0, "%s", out);
+	char key[160] = "", auth[200], api[128];
+	char *k = strstr(out, "\"key\":\"");
+	cr_assert_not_null(k, "%s", out);
+	sscanf(k + 7, "%159[^\"]", key);
+	free(out);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	struct th_proc *pa = th_serve_start(url, env_api);
+	struct th_proc *pd = th_serve_start(url, env_del);
+	cr_assert(pa && pd);
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d/v1/messages", pa->port);
+	const char *hdr[] = { auth, "Content-Type: application/json", NULL };
+	for (int i = 0; i < 5; i++) {
+		usleep(700000); /* the delivery process is asleep (up to 2 s) */
+		struct th_http r;
+		cr_assert_eq(th_http("POST", api, hdr, "{\"from\":\"a@shop.example\",\"to\":\"w@wake.test\",\"text\":\"x\"}",
+				     &r), 0);
+		cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+		th_http_free(&r);
+	}
+	cr_assert_eq(wait_count(url, 5, 10000, "SELECT count(*) FROM recipients WHERE status = 'delivered'"), 5);
+	long p50 = ql(url, "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.updated_at - m.created_at) * 1000)"
+			   " FROM recipients r JOIN messages m ON m.id = r.message_id");
+	fprintf(stderr, "api commit wake: p50 from 202 to delivered %ld ms\n", p50);
+	cr_assert_lt(p50, 500, "p50 %ld ms: the delivery process is not woken by the API's commit", p50);
+	cr_assert_eq(th_proc_stop(pa, 10000), 0);
+	cr_assert_eq(th_proc_stop(pd, 10000), 0);
+	th_proc_free(pa);
+	th_proc_free(pd);
+	sink_stop(sink);
+	th_db_drop(url);
+	free(url);
+}
+
 Test(delivery, api_post_three_recipients_end_to_end)
 {
 	char *url = th_db_create(1);
