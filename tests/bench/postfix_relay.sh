@@ -30,6 +30,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 maillog_file = $log
 smtp_tls_security_level = none
 default_process_limit = 100
+default_destination_concurrency_limit = 64
 CF
 cleanup() {
   postfix -c "$d/conf" stop >/dev/null 2>&1 || true
