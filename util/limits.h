@@ -55,9 +55,10 @@
 #define MF_COMMIT_BATCH_MAX 512
 /* Committer threads, each with its own connection, taking groups from one
  * queue: while one group waits for its fsync the next is being written.
- * 1 on the 2-core reference machine: 3 made groups smaller and cost more
- * CPU per message (ingest bench, commit message); raise on bigger hosts. */
-#define MF_COMMIT_THREADS 1
+ * Threads after the first take work only when MF_COMMIT_SPILL_MSGS
+ * messages are queued (db/committer.c; measured there). */
+#define MF_COMMIT_THREADS 2
+#define MF_COMMIT_SPILL_MSGS 64
 /* API key rows are cached this long (a revocation takes effect within it). */
 #define MF_AUTH_CACHE_TTL_MS 1000
 /* Config file line length. */

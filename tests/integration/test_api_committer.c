@@ -76,3 +76,71 @@ Test(api_committer, refused_unit_fails_alone)
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients"), fine);
 	api_srv_stop(&s, 1);
 }
+
+struct batcher {
+	struct api_srv *s;
+	pthread_barrier_t *start;
+	int batch; /* 0: one single message */
+	long status;
+};
+
+static void *batcher(void *arg)
+{
+	struct batcher *c = arg;
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+	if (c->batch == 0) {
+		fputs("{\"from\":\"a@shop.example\",\"to\":\"single@example.net\",\"subject\":\"spill\",\"text\":\"x\"}", f);
+	} else {
+		fputs("{\"messages\":[", f);
+		for (int i = 0; i < c->batch; i++)
+			fprintf(f, "%s{\"from\":\"a@shop.example\",\"to\":\"r%d@example.net\",\"subject\":\"spill\",\"text\":\"x\"}",
+				i ? "," : "", i);
+		fputs("]}", f);
+	}
+	fclose(f);
+	pthread_barrier_wait(c->start);
+	struct th_http r;
+	if (api_call(c->s, "POST", c->batch ? "/v1/messages/batch" : "/v1/messages", NULL, NULL, body, &r) == 0)
+		c->status = r.status;
+	th_http_free(&r);
+	free(body);
+	return NULL;
+}
+
+/* Batches queue more than MF_COMMIT_SPILL_MSGS messages, so the second
+ * committer thread joins the first: with both writing groups at once
+ * (and single messages in between), every message is stored exactly once. */
+Test(api_committer, batches_spill_to_a_second_committer)
+{
+	struct api_srv s;
+	api_srv_start(&s, NULL, NULL);
+	enum { N = 12, BATCH = 100, ROUNDS = 3 };
+	int singles = 0, batched = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		pthread_barrier_t b;
+		pthread_barrier_init(&b, NULL, N);
+		struct batcher cs[N];
+		pthread_t th[N];
+		for (int i = 0; i < N; i++) {
+			cs[i] = (struct batcher){ .s = &s, .start = &b, .batch = i % 3 == 2 ? 0 : BATCH };
+			pthread_create(&th[i], NULL, batcher, &cs[i]);
+		}
+		for (int i = 0; i < N; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&b);
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(cs[i].status, 202, "client %d: %ld", i, cs[i].status);
+			if (cs[i].batch)
+				batched += cs[i].batch;
+			else
+				singles++;
+		}
+	}
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages WHERE subject = 'spill'"), singles + batched);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients"), singles + batched);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM events WHERE type = 'message.queued'"), singles + batched);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM (SELECT message_id FROM recipients GROUP BY 1 HAVING count(*) > 1) x"), 0);
+	api_srv_stop(&s, 1);
+}
