@@ -117,7 +117,8 @@ fuzz-build: $(LIB_OBJ) $(GEN_SRC)
 			-o $(BUILD)/fuzz/$$n $$f $(LIB_OBJ) $(PKG_LIBS) $(LDLIBS) || exit 1; \
 	done
 
-bench: bootstrap-test
+bench:
+	@deploy/bootstrap.sh bench
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
 

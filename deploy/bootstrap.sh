@@ -2,9 +2,10 @@
 # bootstrap.sh - install what mailferry needs to build, run and test on Debian 12.
 #
 # Idempotent and fast when everything is present: it only calls apt-get when a
-# package is missing.  Usage: deploy/bootstrap.sh [run|test]
+# package is missing.  Usage: deploy/bootstrap.sh [run|test|bench]
 #   run   - packages to build and run the relay
 #   test  - additionally the test peers (postfix tools, swaks, python3-dkim, ...)
+#   bench - additionally the HTTP load generator of make bench (wrk)
 set -euo pipefail
 
 mode=${1:-run}
@@ -13,7 +14,10 @@ pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libssl-dev
 pkgs_test="libcriterion-dev postfix swaks python3 python3-dkim clang
   libclang-rt-14-dev python3-yaml curl iproute2 procps libnet-ssleay-perl prometheus systemd"
 pkgs=$pkgs_run
-[ "$mode" = test ] && pkgs="$pkgs $pkgs_test"
+case "$mode" in
+  test) pkgs="$pkgs $pkgs_test" ;;
+  bench) pkgs="$pkgs $pkgs_test wrk" ;;
+esac
 
 missing=()
 for p in $pkgs; do

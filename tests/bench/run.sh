@@ -10,6 +10,7 @@
 #   6. claim cost with 10k and 1M queued rows
 # Results are printed as "name value" lines and ratios; BENCH_N sets the
 # delivery message count (default 20000), BENCH_SECONDS the pgbench time,
+# BENCH_WRK_SECONDS the time of each wrk run (default 5),
 # BENCH_ONLY=ingest|delivery runs only sections 1-3 or 4-7:
 # MAILFERRY_BIN picks the binary (default bin/mailferry).
 #   7. scale: the queue filled through the API, then drained by one and by
@@ -19,6 +20,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 N=${BENCH_N:-20000}
 SECS=${BENCH_SECONDS:-10}
+WRK_SECS=${BENCH_WRK_SECONDS:-5}
 ONLY=${BENCH_ONLY:-all}
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 mf_rps=; pg_one=; pg_ceiling=; mf_batch_rows=; pg_fifty_rows=; p99=
@@ -78,6 +80,33 @@ start_serve() { # roles [http port]
   echo "serve did not start"; cat "$tmp/serve.log"; exit 1
 }
 stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+
+# Closed-loop throughput with wrk (BENCHMARKS.md: an efficient generator;
+# it takes ~8% of a core where loadgen's libcurl took ~20%), one thread,
+# CONNS keep-alive connections for SECS seconds.  Every answer must be a
+# 2xx: any other status or socket error fails the bench.  Prints
+# "requests=N seconds=S rps=R p50=.. p99=.. wrk_cpu_s=C".  loadgen stays
+# for the open-loop latency run (it measures from the scheduled start)
+# and for exact message counts.
+wrk_post() { # URL BODYFILE CONNS SECS
+  cat > "$tmp/post.lua" <<LUA
+wrk.method = "POST"
+local f = io.open("$2", "rb"); wrk.body = f:read("*a"); f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
+LUA
+  local out
+  out=$( { /usr/bin/time -f "wrk_cpu_s=%U+%S" wrk -t1 -c"$3" -d"$4"s --latency -s "$tmp/post.lua" "$1"; } 2>&1)
+  if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
+    echo "wrk: errors in the run:" >&2; echo "$out" >&2; exit 1
+  fi
+  echo "$out" | awk '
+    / requests in / { n = $1; secs = $4; sub(/s,$/, "", secs) }
+    /^Requests\/sec:/ { rps = $2 }
+    /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+    /^wrk_cpu_s=/ { split(substr($0, 11), c, "+"); cpu = c[1] + c[2] }
+    END { printf "requests=%s seconds=%s rps=%s p50=%s p99=%s wrk_cpu_s=%.2f\n", n, secs, rps, p50, p99, cpu }'
+}
 # Waits inside one database session (each plpgsql statement sees a fresh
 # snapshot): spawning runuser+psql every 0.2 s cost ~10% of a core that
 # the measured mailferry then lacked (Postfix's side greps its log).
@@ -104,13 +133,22 @@ PSQL -c "TRUNCATE messages, recipients, events CASCADE"
 PSQL -c "CHECKPOINT"
 echo "== ingest (API role only)"
 start_serve api
-"$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 2000 >/dev/null   # warm-up
-r=$("$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 32 20000)
+reqs() { echo "$1" | sed -n 's/^requests=\([0-9]*\).*/\1/p'; }
+r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 1)   # warm-up
+stored=$(reqs "$r")
+r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 "$WRK_SECS")
 echo "mailferry_post_messages_32_clients $r"
 mf_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
-r=$("$tmp/loadgen" "$api/v1/messages/batch" "$tmp/batch.json" "$key" 8 400)
+stored=$((stored + $(reqs "$r")))
+r=$(wrk_post "$api/v1/messages/batch" "$tmp/batch.json" 8 "$WRK_SECS")
 echo "mailferry_post_batch_50_8_clients $r"
 mf_batch_rows=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 * 50 }')
+stored=$((stored + 50 * $(reqs "$r")))
+# Every 202 counted above is a stored message with its recipient (wrk may
+# also have sent requests it never saw answered, cut off at the end).
+in_db=$(PSQL -c "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id")
+echo "accepted_${stored}_stored_${in_db}"
+[ "$in_db" -ge "$stored" ] || { echo "bench: fewer messages stored ($in_db) than accepted ($stored)" >&2; exit 1; }
 PSQL -c "CHECKPOINT"  # the same clean start for the latency run
 r=$("$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 256 20000 2000)
 echo "mailferry_post_messages_at_2000_rps $r"
