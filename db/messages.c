@@ -5,8 +5,8 @@
  * statements whatever its size: idempotency keys are claimed with one
  * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
  * one INSERT over unnest()ed arrays (suppressed addresses are marked
- * there), events set-based with mf_event_payload() (the one payload
- * definition), the message status through mf_refresh_message_status().
+ * there), their events set-based (no stored payload: mf_event_doc() builds
+ * it on read), the message status through mf_refresh_message_status().
  * The 202 bodies are built here, in C, from what those statements return
  * (only the statuses that are not 'queued' come back); a unit with an
  * Idempotency-Key has its body stored in the same transaction, before
@@ -204,15 +204,13 @@ static const char sql_recipients[] =
 	"  RETURNING message_id, position, status)"
 	" SELECT message_id::text, position, status FROM ins WHERE status <> 'queued'";
 
+/* The accept events store no payload: mf_event_doc() builds it on read
+ * from what is fixed at accept time (migration 0012). */
 static const char sql_events[] =
-	"INSERT INTO events (id, message_id, recipient_id, type, payload)"
-	" SELECT v.eid, r.message_id, r.id, v.type, mf_event_payload(v.eid, v.type, r, mm.m)"
-	"   FROM (SELECT r0, nextval('events_id_seq') AS eid FROM recipients r0"
-	"          WHERE r0.message_id = ANY($1::uuid[]) ORDER BY r0.id) q"
-	"   CROSS JOIN LATERAL (SELECT (q.r0).*) r"
-	"   CROSS JOIN LATERAL (SELECT m FROM messages m WHERE m.id = r.message_id OFFSET 0) mm"
-	"   CROSS JOIN LATERAL (SELECT q.eid, CASE WHEN r.status = 'suppressed' THEN 'message.suppressed'"
-	"                                          ELSE 'message.queued' END AS type) v";
+	"INSERT INTO events (message_id, recipient_id, type)"
+	" SELECT r.message_id, r.id,"
+	"        CASE WHEN r.status = 'suppressed' THEN 'message.suppressed' ELSE 'message.queued' END"
+	"   FROM recipients r WHERE r.message_id = ANY($1::uuid[]) ORDER BY r.id";
 
 /* Refreshes, and returns, the status of the messages with a recipient
  * that is not 'queued' (the others stay 'queued', as inserted). */
@@ -426,8 +424,8 @@ static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, si
 	if (pipe_send(pp, "mf_rcpts", NULL, 6, p1, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
 	const char *p2[] = { ids.data };
-	/* One event per recipient, payload from mf_event_payload() (the one
-	 * definition), set-based rather than a plpgsql call per row. */
+	/* One event per recipient, set-based; its document is built on read
+	 * (mf_event_doc, migration 0012). */
 	if (pipe_send(pp, "mf_events", NULL, 1, p2, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
 		goto out;
 	/* A message is inserted 'queued'; only those with another recipient

@@ -85,11 +85,12 @@ int db_msgview_get(struct db_pool *pool, const char *message_id, const struct db
 	}
 	PQclear(res);
 	res = query(c,
-		    "SELECT e.id, e.type, " TS("e.created_at") ", coalesce(e.payload->'data'->>'recipient', ''),"
-		    " concat_ws(' ', e.payload->'data'->'smtp'->>'code', e.payload->'data'->'smtp'->>'enhanced_code',"
-		    " e.payload->'data'->'smtp'->>'text',"
-		    " CASE WHEN e.payload->'data' ? 'requested_by' THEN 'requested_by=' || (e.payload->'data'->>'requested_by') END)"
-		    " FROM events e WHERE e.message_id = $1::uuid ORDER BY e.id",
+		    "SELECT e.id, e.type, " TS("e.created_at") ", coalesce(d.doc->'data'->>'recipient', ''),"
+		    " concat_ws(' ', d.doc->'data'->'smtp'->>'code', d.doc->'data'->'smtp'->>'enhanced_code',"
+		    " d.doc->'data'->'smtp'->>'text',"
+		    " CASE WHEN d.doc->'data' ? 'requested_by' THEN 'requested_by=' || (d.doc->'data'->>'requested_by') END)"
+		    " FROM events e CROSS JOIN LATERAL (SELECT mf_event_doc(e) AS doc) d"
+		    " WHERE e.message_id = $1::uuid ORDER BY e.id",
 		    1, params, err, errlen);
 	if (res == NULL)
 		goto done;

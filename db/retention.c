@@ -32,10 +32,16 @@ static const struct {
 		"DELETE FROM events WHERE id IN ("
 		" SELECT id FROM events WHERE created_at < now() - $1::bigint * interval '1 second'"
 		" ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
+	/* Events that outlive their message keep their document: an accept
+	 * event stores none (mf_event_doc builds it from the message), so it
+	 * is stored now, from the same snapshot the DELETE works on. */
 	[DB_RET_MESSAGES] = { "messages",
-		"DELETE FROM messages WHERE id IN ("
+		"WITH doomed AS ("
 		" SELECT m.id FROM messages m WHERE m.created_at < now() - $1::bigint * interval '1 second'" MSG_SETTLED
-		" ORDER BY m.created_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
+		" ORDER BY m.created_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
+		" kept AS (UPDATE events e SET payload = mf_event_doc(e) FROM doomed d"
+		"           WHERE e.message_id = d.id AND e.payload IS NULL)"
+		" DELETE FROM messages WHERE id IN (SELECT id FROM doomed)" },
 	[DB_RET_BOUNCES] = { "bounces_raw",
 		"DELETE FROM bounces_raw WHERE id IN ("
 		" SELECT id FROM bounces_raw WHERE received_at < now() - $1::bigint * interval '1 second'"

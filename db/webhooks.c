@@ -226,7 +226,7 @@ int db_events_feed(struct db_pool *pool, const char *after_txid, int64_t after_i
 	 * finished; a running one may still commit an event with a smaller
 	 * txid, so the feed stops short of it (events_feed_idx). */
 	PGresult *res = PQexecParams(c,
-		"SELECT txid::text, id, payload::text FROM events"
+		"SELECT txid::text, id, mf_event_doc(e)::text FROM events e"
 		" WHERE (txid, id) > ($1::xid8, $2::bigint)"
 		"   AND txid < pg_snapshot_xmin(pg_current_snapshot())"
 		" ORDER BY txid, id LIMIT $3::integer",
@@ -298,7 +298,7 @@ int db_webhook_claim(struct db_pool *pool, const char *owner, long lease_secs, i
 		" WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id"
 		" RETURNING d.id, d.webhook_id, d.attempts, w.url, w.secret,"
 		"   CASE WHEN w.old_secret_expires_at > now() THEN w.old_secret END,"
-		"   e.payload->>'id', e.payload::text",
+		"   'evt_' || e.id, mf_event_doc(e)::text",
 		3, NULL, params, NULL, NULL, 0);
 	int n = -1;
 	if (db_res_ok(res, PGRES_TUPLES_OK)) {

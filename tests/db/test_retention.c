@@ -100,6 +100,29 @@ Test(retention, batches_clear_old_and_keep_recent_and_queued)
 	free(url);
 }
 
+/* An accept event stores no payload (mf_event_doc builds it from its
+ * message); when the message goes before the event, the document is
+ * stored first, the same as it read before. */
+Test(retention, deleted_message_leaves_its_accept_events_whole)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	seed(url, 3, "100 days", "bounced");
+	sql_do(url, "INSERT INTO events (message_id, recipient_id, type)"
+		    " SELECT r.message_id, r.id, 'message.queued' FROM recipients r");
+	sql_do(url, "CREATE TABLE before AS SELECT e.id, mf_event_doc(e) AS doc FROM events e WHERE e.payload IS NULL");
+	sql_eq(url, "SELECT count(*) FROM before WHERE doc->'data'->>'recipient' = 'u@x.test'", "3");
+	struct db_pool *pool = db_pool_new(url, 1);
+	char err[512];
+	cr_assert_eq(db_retention_batch(pool, DB_RET_MESSAGES, 90 * 86400L, 100, err, sizeof(err)), 3, "%s", err);
+	sql_eq(url, "SELECT count(*) FROM messages", "0");
+	sql_eq(url, "SELECT count(*) FROM events WHERE payload IS NULL", "0");
+	sql_eq(url, "SELECT count(*) FROM events e JOIN before b ON b.id = e.id WHERE mf_event_doc(e) = b.doc", "3");
+	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}
+
 Test(retention, housekeeper_thread_runs_and_stops)
 {
 	char *url = th_db_create(1);
