@@ -21,6 +21,7 @@
 
 #include "db/db.h"
 #include "db/settings.h"
+#include "api_helpers.h"
 #include "harness.h"
 #include "relay/verp.h"
 #include "relay/smtp_server.h"
@@ -508,14 +509,8 @@ Test(delivery, api_commit_wakes_another_process)
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
 	const char *env_api[] = { "MAILFERRY_ROLES=api", NULL };
 	const char *env_del[] = { routes, "MAILFERRY_ROLES=delivery", NULL };
-	char *out = NULL;
-	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name wake --scopes send --json", url,
-			    th_bin()), 0, "%s", out);
-	char key[160] = "", auth[200], api[128];
-	char *k = strstr(out, "\"key\":\"");
-	cr_assert_not_null(k, "%s", out);
-	sscanf(k + 7, "%159[^\"]", key);
-	free(out);
+	char key[160], auth[200], api[128];
+	cr_assert_eq(api_make_key(url, "send", key, sizeof(key)), 0);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	struct th_proc *pa = th_serve_start(url, env_api);
 	struct th_proc *pd = th_serve_start(url, env_del);
@@ -558,14 +553,8 @@ Test(delivery, api_post_three_recipients_end_to_end)
 	char routes[128];
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=ok.test=127.0.0.1:%d,bad.test=127.0.0.1:%d", okp, badp);
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", NULL };
-	char *out = NULL;
-	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s keys create --name e2e --scopes send,read --json",
-			    url, th_bin()), 0, "%s", out);
-	char key[160] = "", auth[200];
-	char *k = strstr(out, "\"key\":\"");
-	cr_assert_not_null(k, "%s", out);
-	sscanf(k + 7, "%159[^\"]", key);
-	free(out);
+	char key[160], auth[200];
+	cr_assert_eq(api_make_key(url, "send,read", key, sizeof(key)), 0);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
 	struct th_proc *p = th_serve_start(url, env);
 	cr_assert_not_null(p);
