@@ -5,8 +5,8 @@
  * statements whatever its size: idempotency keys are claimed with one
  * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
  * one INSERT over unnest()ed arrays (suppressed addresses are marked
- * there), their events set-based (no stored payload: mf_event_doc() builds
- * it on read), the message status through mf_refresh_message_status().
+ * there), their events (no stored payload: mf_event_doc() builds it on
+ * read) and the message statuses in one statement (sql_accept).
  * The 202 bodies are built here, in C, from what those statements return
  * (only the statuses that are not 'queued' come back); a unit with an
  * Idempotency-Key has its body stored in the same transaction, before
@@ -190,38 +190,43 @@ out:
 static const int msg_chunk[] = { 64, 16, 4, 1 };
 #define NCHUNK ((int)(sizeof(msg_chunk) / sizeof(msg_chunk[0])))
 
-/* Returns the recipients whose status is not 'queued' (suppressed,
- * scheduled): the 202 bodies need them, and they are rare. */
-static const char sql_recipients[] =
-	"WITH ins AS (INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
-	" SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
-	"        CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
-	"             WHEN u.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
-	"        greatest(coalesce(u.send_at, now()), now())"
-	"   FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
-	"        WITH ORDINALITY AS u(mid, pos, email, domain, kind, send_at, ord)"
-	"  ORDER BY u.ord"
-	"  RETURNING message_id, position, status)"
-	" SELECT message_id::text, position, status FROM ins WHERE status <> 'queued'";
-
-/* The accept events store no payload: mf_event_doc() builds it on read
- * from what is fixed at accept time (migration 0012). */
-static const char sql_events[] =
-	"INSERT INTO events (message_id, recipient_id, type)"
-	" SELECT r.message_id, r.id,"
-	"        CASE WHEN r.status = 'suppressed' THEN 'message.suppressed' ELSE 'message.queued' END"
-	"   FROM recipients r WHERE r.message_id = ANY($1::uuid[]) ORDER BY r.id";
-
-/* Refreshes, and returns, the status of the messages with a recipient
- * that is not 'queued' (the others stay 'queued', as inserted). */
-static const char sql_refresh[] =
-	"SELECT x.message_id::text, mf_message_status(x.message_id),"
-	"       mf_refresh_message_status(x.message_id) IS NULL"
-	"  FROM (SELECT DISTINCT message_id FROM recipients"
-	"         WHERE message_id = ANY($1::uuid[]) AND status <> 'queued') x";
-
-/* The transaction's timestamp: every message's created_at (its default). */
-static const char sql_now[] = "SELECT mf_ts(now())";
+/*
+ * Everything after the message rows, in one statement: the recipients
+ * (suppressed addresses - the table is keyed by the lower-cased address -
+ * recorded as such at once; a future send_at makes them 'scheduled'),
+ * one accept event each (no stored payload: mf_event_doc() builds it on
+ * read, migration 0012), and the status of the messages with a recipient
+ * that is not 'queued' (mf_status_summary over the rows just inserted: a
+ * message's recipients all arrive in this statement).  It returns what
+ * the 202 bodies need and is rare - ('r', message, position, status) per
+ * non-queued recipient, ('m', message, -, status) per such message - and
+ * ('t', -, -, the transaction's timestamp, every message's created_at).
+ */
+static const char sql_accept[] =
+	"WITH ins AS ("
+	"  INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
+	"  SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
+	"         CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
+	"              WHEN u.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
+	"         greatest(coalesce(u.send_at, now()), now())"
+	"    FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
+	"         WITH ORDINALITY AS u(mid, pos, email, domain, kind, send_at, ord)"
+	"   ORDER BY u.ord"
+	"  RETURNING id, message_id, position, status),"
+	" ev AS ("
+	"  INSERT INTO events (message_id, recipient_id, type)"
+	"  SELECT message_id, id, CASE WHEN status = 'suppressed' THEN 'message.suppressed' ELSE 'message.queued' END"
+	"    FROM ins ORDER BY id),"
+	" summary AS ("
+	"  SELECT message_id,"
+	"         mf_status_summary(count(DISTINCT status), min(status), bool_and(mf_status_terminal(status))) AS st"
+	"    FROM ins GROUP BY message_id HAVING bool_or(status <> 'queued')),"
+	" upd AS ("
+	"  UPDATE messages m SET status = s.st, updated_at = now() FROM summary s"
+	"   WHERE m.id = s.message_id AND m.status IS DISTINCT FROM s.st)"
+	" SELECT 'r', message_id::text, position, status FROM ins WHERE status <> 'queued'"
+	" UNION ALL SELECT 'm', message_id::text, NULL, st FROM summary"
+	" UNION ALL SELECT 't', NULL, NULL, mf_ts(now())";
 
 /* The 202 bodies of the units with an Idempotency-Key, for replay. */
 static const char sql_resp[] =
@@ -269,10 +274,7 @@ static int prepare(PGconn *c, const char *name, const char *sql, char *err, size
 int db_messages_prepare(void *conn, char *err, size_t errlen)
 {
 	PGconn *c = conn;
-	if (prepare(c, "mf_rcpts", sql_recipients, err, errlen) < 0 ||
-	    prepare(c, "mf_events", sql_events, err, errlen) < 0 ||
-	    prepare(c, "mf_refresh", sql_refresh, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0 ||
-	    prepare(c, "mf_now", sql_now, err, errlen) < 0 ||
+	if (prepare(c, "mf_accept", sql_accept, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0 ||
 	    prepare(c, "mf_wake", "SELECT pg_notify('mailferry_queue', '')", err, errlen) < 0 ||
 	    db_exec(c, "SET mailferry.defer_notify = on", err, errlen) < 0 ||
 	    db_exec(c, "SET enable_seqscan = off", err, errlen) < 0)
@@ -312,9 +314,9 @@ struct pipe {
 	int n, cap;
 	ExecStatusType *want;
 	/* Indexes of the statements whose rows are read (-1: none). */
-	int now_at, rcpts_at, refresh_at;
+	int accept_at;
 	int wake_at; /* the wake-up after COMMIT, whose failure is ignored */
-	char created_at[40]; /* from now_at */
+	char created_at[40]; /* from accept_at */
 };
 
 /* Sends a prepared statement (name) or, with name NULL, the text sql. */
@@ -389,17 +391,15 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err
 	return rc;
 }
 
-/* Steps 3-6: the transaction's timestamp, recipients (suppressed ones
- * marked), their events and the message status. */
+/* Step 3: recipients, their events and the message statuses (sql_accept). */
 static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
 {
-	struct buf mid, pos, email, domain, kind, sendat, ids;
-	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &sendat, &ids };
+	struct buf mid, pos, email, domain, kind, sendat;
+	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &sendat };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		array_start(all[i]);
 	for (int i = 0; i < n; i++) {
 		const struct db_msg_row *x = f[i].m;
-		array_add(&ids, x->id);
 		for (int r = 0; r < x->nrcpts; r++) {
 			array_add(&mid, x->id);
 			array_add_int(&pos, r);
@@ -413,25 +413,9 @@ static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, si
 		array_end(all[i]);
 
 	int rc = -1;
-	pp->now_at = pp->n;
-	if (pipe_send(pp, "mf_now", NULL, 0, NULL, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
-		goto out;
-	const char *p1[] = { mid.data, pos.data, email.data, domain.data, kind.data, sendat.data };
-	/* The recipients: suppressed addresses (the table is keyed by the
-	 * lower-cased address) are recorded as such at once; a future send_at
-	 * makes the recipient 'scheduled' until then. */
-	pp->rcpts_at = pp->n;
-	if (pipe_send(pp, "mf_rcpts", NULL, 6, p1, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
-		goto out;
-	const char *p2[] = { ids.data };
-	/* One event per recipient, set-based; its document is built on read
-	 * (mf_event_doc, migration 0012). */
-	if (pipe_send(pp, "mf_events", NULL, 1, p2, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
-		goto out;
-	/* A message is inserted 'queued'; only those with another recipient
-	 * status (suppressed, scheduled) need their summary refreshed. */
-	pp->refresh_at = pp->n;
-	if (pipe_send(pp, "mf_refresh", NULL, 1, p2, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
+	const char *p[] = { mid.data, pos.data, email.data, domain.data, kind.data, sendat.data };
+	pp->accept_at = pp->n;
+	if (pipe_send(pp, "mf_accept", NULL, 6, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -454,38 +438,40 @@ static struct flat *find_flat(struct flat *f, int n, const char *id, int *hint)
 	return NULL;
 }
 
-/* Keeps the statuses a statement returned: rows (id, status) from
- * mf_refresh, or (id, position, status) from mf_rcpts. */
-static void take_statuses(PGresult *res, struct flat *f, int n, int per_rcpt)
+/* Keeps one status row of mf_accept: kind 'm' (a message's), or 'r' (a
+ * recipient's, by position). */
+static void take_status(struct flat *x, char kind, const char *pos_s, const char *status)
 {
-	int hint = 0;
-	for (int r = 0; r < PQntuples(res); r++) {
-		struct flat *x = find_flat(f, n, PQgetvalue(res, r, 0), &hint);
-		if (x == NULL)
-			continue;
-		if (!per_rcpt) {
-			free(x->status);
-			x->status = xstrdup(PQgetvalue(res, r, 1));
-			continue;
-		}
-		long pos = strtol(PQgetvalue(res, r, 1), NULL, 10);
-		if (pos < 0 || pos >= x->m->nrcpts)
-			continue;
-		if (x->rstatus == NULL)
-			x->rstatus = xcalloc((size_t)x->m->nrcpts, sizeof(char *));
-		free(x->rstatus[pos]);
-		x->rstatus[pos] = xstrdup(PQgetvalue(res, r, 2));
+	if (kind == 'm') {
+		free(x->status);
+		x->status = xstrdup(status);
+		return;
 	}
+	long pos = strtol(pos_s, NULL, 10);
+	if (pos < 0 || pos >= x->m->nrcpts)
+		return;
+	if (x->rstatus == NULL)
+		x->rstatus = xcalloc((size_t)x->m->nrcpts, sizeof(char *));
+	free(x->rstatus[pos]);
+	x->rstatus[pos] = xstrdup(status);
 }
 
+/* Reads the rows of mf_accept (see sql_accept). */
 static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, int nf)
 {
-	if (i == pp->now_at && PQntuples(res) == 1)
-		snprintf(pp->created_at, sizeof(pp->created_at), "%s", PQgetvalue(res, 0, 0));
-	else if (i == pp->rcpts_at)
-		take_statuses(res, f, nf, 1);
-	else if (i == pp->refresh_at)
-		take_statuses(res, f, nf, 0);
+	if (i != pp->accept_at)
+		return;
+	int hint = 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		char kind = PQgetvalue(res, r, 0)[0];
+		if (kind == 't') {
+			snprintf(pp->created_at, sizeof(pp->created_at), "%s", PQgetvalue(res, r, 3));
+			continue;
+		}
+		struct flat *x = find_flat(f, nf, PQgetvalue(res, r, 1), &hint);
+		if (x != NULL)
+			take_status(x, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+	}
 }
 
 static void json_member(struct buf *b, const char *sep, const char *name, const char *value)
@@ -648,7 +634,7 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 	int keyed = 0;
 	for (int i = 0; i < nm; i++)
 		keyed |= f[i].u->idem_key != NULL && f[i].u->nmsgs == 1;
-	struct pipe pp = { .c = c, .now_at = -1, .rcpts_at = -1, .refresh_at = -1, .wake_at = -1 };
+	struct pipe pp = { .c = c, .accept_at = -1, .wake_at = -1 };
 	int rc = PQenterPipelineMode(c) ? 0 : -1;
 	if (rc < 0)
 		db_set_error(c, NULL, err, errlen);
@@ -666,7 +652,7 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 		f[i].m->result_json = accepted_body(&f[i], pp.created_at);
 	if (rc == 0 && keyed) {
 		pp.n = 0;
-		pp.now_at = pp.rcpts_at = pp.refresh_at = pp.wake_at = -1;
+		pp.accept_at = pp.wake_at = -1;
 		rc = send_replay_bodies(&pp, f, nm, err, errlen);
 		if (rc == 0)
 			rc = send_commit(&pp, nm, err, errlen);
