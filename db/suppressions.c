@@ -76,6 +76,22 @@ int db_suppression_get(struct db_pool *pool, const char *email,
 	return n;
 }
 
+/* Runs sql on c (which goes back to pool): 1 when it returned a row, 0
+ * when none, -1 with err set on failure. */
+static int exec_any_row(struct db_pool *pool, PGconn *c, const char *sql, int n, const char *const *params,
+			char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	int found = -1;
+	if (db_res_ok(res, PGRES_TUPLES_OK))
+		found = PQntuples(res) > 0;
+	else
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	db_conn_put(pool, c);
+	return found;
+}
+
 int db_suppression_add(struct db_pool *pool, const char *email, const char *reason, const char *source,
 		       void (*fn)(const struct db_suppression *s, void *arg), void *arg, char *err, size_t errlen)
 {
@@ -84,19 +100,12 @@ int db_suppression_add(struct db_pool *pool, const char *email, const char *reas
 		return -1;
 	const char *params[] = { email, reason, source };
 	/* One statement, so the row and its event commit together. */
-	PGresult *res = PQexecParams(c,
+	int added = exec_any_row(pool, c,
 		"WITH ins AS (INSERT INTO suppressions (email, reason) VALUES (lower($1), $2)"
 		"   ON CONFLICT (email) DO NOTHING RETURNING *),"
 		" ev AS (SELECT nextval('events_id_seq') AS id, ins.* FROM ins),"
 		" e AS (" EVENT_SQL("suppression.created", "$3::text") " RETURNING 1)"
-		" SELECT 1 FROM e", 3, NULL, params, NULL, NULL, 0);
-	int added = -1;
-	if (db_res_ok(res, PGRES_TUPLES_OK))
-		added = PQntuples(res) > 0;
-	else
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
-	db_conn_put(pool, c);
+		" SELECT 1 FROM e", 3, params, err, errlen);
 	if (added >= 0 && db_suppression_get(pool, email, fn, arg, err, errlen) < 0)
 		added = -1;
 	return added;
@@ -108,17 +117,9 @@ int db_suppression_remove(struct db_pool *pool, const char *email, const char *s
 	if (c == NULL)
 		return -1;
 	const char *params[] = { email, source };
-	PGresult *res = PQexecParams(c,
+	return exec_any_row(pool, c,
 		"WITH d AS (DELETE FROM suppressions WHERE email = lower($1) RETURNING *),"
 		" ev AS (SELECT nextval('events_id_seq') AS id, d.* FROM d),"
 		" e AS (" EVENT_SQL("suppression.removed", "$2::text") " RETURNING 1)"
-		" SELECT 1 FROM e", 2, NULL, params, NULL, NULL, 0);
-	int removed = -1;
-	if (db_res_ok(res, PGRES_TUPLES_OK))
-		removed = PQntuples(res) > 0;
-	else
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
-	db_conn_put(pool, c);
-	return removed;
+		" SELECT 1 FROM e", 2, params, err, errlen);
 }

@@ -14,22 +14,7 @@
 #include "db/db.h"
 #include "db/replay.h"
 #include "harness.h"
-
-/* Asserts that th_sql(sql) returns want. */
-static void sql_eq(const char *url, const char *sql, const char *want)
-{
-	char *got = th_sql(url, sql);
-	cr_assert_not_null(got, "%s", sql);
-	cr_assert_str_eq(got, want, "%s: got %s, want %s", sql, got, want);
-	free(got);
-}
-
-static void sql_do(const char *url, const char *sql)
-{
-	char *r = th_sql(url, sql);
-	cr_assert_not_null(r, "%s", sql);
-	free(r);
-}
+#include "th_assert.h"
 
 /*
  * n messages created at (now - g hours), each with recipients
@@ -47,7 +32,7 @@ static void seed(const char *url, int n, int per, const char *domain, const char
 		 " SELECT m.id, p, 'U' || p || '.' || substr(m.id::text, 1, 8) || '@%s', '%s', 'to', '%s', 3, 'permanent', 'mailbox', 550, NULL"
 		 " FROM m, generate_series(1, %d) p",
 		 tag, st, n, domain, domain, st, per);
-	sql_do(url, sql);
+	th_sql_do(url, sql);
 }
 
 Test(replay, filters_suppressions_idempotency_and_events)
@@ -58,9 +43,9 @@ Test(replay, filters_suppressions_idempotency_and_events)
 	seed(url, 5, 1, "y.test", "failed", "receipts");
 	seed(url, 3, 1, "x.test", "delivered", "news");
 	/* One bounced x.test address is suppressed; one message's body has expired. */
-	sql_do(url, "INSERT INTO suppressions (email, reason) SELECT lower(email), 'bounce' FROM recipients"
+	th_sql_do(url, "INSERT INTO suppressions (email, reason) SELECT lower(email), 'bounce' FROM recipients"
 		    " WHERE domain = 'x.test' AND status = 'bounced' ORDER BY id LIMIT 1");
-	sql_do(url, "UPDATE messages SET body = NULL WHERE id = (SELECT message_id FROM recipients"
+	th_sql_do(url, "UPDATE messages SET body = NULL WHERE id = (SELECT message_id FROM recipients"
 		    " WHERE domain = 'x.test' AND status = 'bounced' ORDER BY id DESC LIMIT 1)");
 
 	struct db_pool *pool = db_pool_new(url, 2);
@@ -74,7 +59,7 @@ Test(replay, filters_suppressions_idempotency_and_events)
 	cr_assert_eq(r.skipped_suppressed, 1);
 	cr_assert_eq(r.skipped_expired, 2);
 	cr_assert_eq(r.requeued, 0);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
 
 	/* The wrong status set or domain matches nothing. */
 	struct db_replay_filter none = { .statuses = DB_REPLAY_FAILED, .domain = "x.test" };
@@ -88,22 +73,22 @@ Test(replay, filters_suppressions_idempotency_and_events)
 	cr_assert_eq(r.skipped_suppressed, 1);
 	cr_assert_eq(r.skipped_expired, 2);
 	cr_assert_eq(r.batches, 3, "20 rows in batches of 7: %ld", r.batches);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND domain = 'x.test' AND attempts = 3"
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND domain = 'x.test' AND attempts = 3"
 		    " AND bounce_type IS NULL AND bounce_category IS NULL AND next_attempt_at <= now()"
 		    " AND first_attempt_at IS NULL", "17");
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'failed'", "5");
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'delivered'", "3");
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'failed'", "5");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'delivered'", "3");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
 		    " AND payload->'data'->>'requested_by' = 'cli' AND payload->'data'->>'status' = 'queued'"
 		    " AND (payload->'data'->>'attempt')::int = 3", "17");
 	/* Message status follows the recipients. */
-	sql_eq(url, "SELECT count(*) FROM messages WHERE status = 'queued'", "8");
+	th_sql_eq(url, "SELECT count(*) FROM messages WHERE status = 'queued'", "8");
 
 	/* Posting the same replay again requeues nothing new. */
 	cr_assert_eq(db_replay_run(pool, &f, "cli", 7, NULL, NULL, &r, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(r.requeued, 0);
 	cr_assert_eq(r.matched, 3, "only the skipped ones still match: %ld", r.matched);
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "17");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "17");
 
 	/* Tag and created window. */
 	struct db_replay_filter tagf = { .statuses = DB_REPLAY_ALL, .tag = "receipts",
@@ -122,7 +107,7 @@ Test(replay, filters_suppressions_idempotency_and_events)
 	struct db_replay_filter one = { .statuses = DB_REPLAY_ALL, .message_id = mid };
 	cr_assert_eq(db_replay_run(pool, &one, "api_key:1", 0, NULL, NULL, &r, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(r.requeued, 1);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'failed'", "4");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'failed'", "4");
 	free(mid);
 
 	/* A bad filter is an error, not a replay of everything. */
@@ -153,7 +138,7 @@ Test(replay, bulk_100k_in_bounded_batches)
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
 	seed(url, 20000, 5, "bulk.test", "bounced", "bulk");
-	sql_eq(url, "SELECT count(*) FROM recipients", "100000");
+	th_sql_eq(url, "SELECT count(*) FROM recipients", "100000");
 	struct db_pool *pool = db_pool_new(url, 2);
 	char err[512];
 	struct db_replay_result r;
@@ -169,12 +154,12 @@ Test(replay, bulk_100k_in_bounded_batches)
 	cr_assert_eq(seen.calls, 100);
 	cr_assert(seen.monotonic);
 	/* Every row touched exactly once: one event each, all queued. */
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND attempts = 3", "100000");
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "100000");
-	sql_eq(url, "SELECT count(DISTINCT recipient_id) FROM events WHERE type = 'message.requeued'", "100000");
-	sql_eq(url, "SELECT count(*) FROM messages WHERE status <> 'queued'", "0");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND attempts = 3", "100000");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "100000");
+	th_sql_eq(url, "SELECT count(DISTINCT recipient_id) FROM events WHERE type = 'message.requeued'", "100000");
+	th_sql_eq(url, "SELECT count(*) FROM messages WHERE status <> 'queued'", "0");
 	/* Batches are separate transactions: the events carry 100 distinct txids. */
-	sql_eq(url, "SELECT count(DISTINCT txid) FROM events WHERE type = 'message.requeued'", "100");
+	th_sql_eq(url, "SELECT count(DISTINCT txid) FROM events WHERE type = 'message.requeued'", "100");
 	db_pool_free(pool);
 	th_db_drop(url);
 	free(url);
@@ -241,8 +226,8 @@ Test(replay, deadlock_victim_batch_is_retried)
 	cr_assert_eq(t.r.requeued, 3);
 	cr_assert_eq(t.r.matched, 3);
 	cr_assert_eq(t.r.batches, 1);
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "3");
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "3");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'", "3");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "3");
 	char *dl = th_sql(url, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
 	cr_assert_geq(t.r.retries, 1, "the replay was not the deadlock victim (deadlocks %s, err %s)", dl, t.err);
 	free(dl);

@@ -12,25 +12,11 @@
 #include "db/db.h"
 #include "db/retention.h"
 #include "harness.h"
+#include "th_assert.h"
 #include "queue/retention.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
-
-static void sql_eq(const char *url, const char *sql, const char *want)
-{
-	char *got = th_sql(url, sql);
-	cr_assert_not_null(got, "%s", sql);
-	cr_assert_str_eq(got, want, "%s: got %s want %s", sql, got, want);
-	free(got);
-}
-
-static void sql_do(const char *url, const char *sql)
-{
-	char *r = th_sql(url, sql);
-	cr_assert_not_null(r, "%s", sql);
-	free(r);
-}
 
 /* n messages aged `age` (an interval), one recipient in status st, one event each. */
 static void seed(const char *url, int n, const char *age, const char *st)
@@ -45,7 +31,7 @@ static void seed(const char *url, int n, const char *age, const char *st)
 		 " INSERT INTO events (message_id, recipient_id, type, created_at, payload)"
 		 " SELECT r.message_id, r.id, 'message.%s', m.created_at, '{}' FROM r JOIN m ON m.id = r.message_id",
 		 age, n, st, st);
-	sql_do(url, sql);
+	th_sql_do(url, sql);
 }
 
 Test(retention, batches_clear_old_and_keep_recent_and_queued)
@@ -56,10 +42,10 @@ Test(retention, batches_clear_old_and_keep_recent_and_queued)
 	seed(url, 3, "100 days", "bounced");    /* everything goes */
 	seed(url, 2, "100 days", "deferred");   /* still in the queue: kept whole */
 	seed(url, 4, "1 day", "delivered");     /* recent: kept */
-	sql_do(url, "INSERT INTO api_keys (name, public_id, salt, hash, scopes) VALUES ('k', 'p', '\\x00', '\\x00', '{send}')");
-	sql_do(url, "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at)"
+	th_sql_do(url, "INSERT INTO api_keys (name, public_id, salt, hash, scopes) VALUES ('k', 'p', '\\x00', '\\x00', '{send}')");
+	th_sql_do(url, "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at)"
 		    " SELECT 1, 'k' || g, '\\x00', now() - (g || ' hours')::interval FROM generate_series(1, 30) g");
-	sql_do(url, "INSERT INTO bounces_raw (received_at, source, raw)"
+	th_sql_do(url, "INSERT INTO bounces_raw (received_at, source, raw)"
 		    " SELECT now() - (g * 20 || ' days')::interval, 'smtp', 'x' FROM generate_series(1, 6) g");
 
 	struct db_pool *pool = db_pool_new(url, 1);
@@ -74,27 +60,27 @@ Test(retention, batches_clear_old_and_keep_recent_and_queued)
 	cr_assert_eq(k, 3);
 	cr_assert_eq(seen[0] + seen[1] + seen[2], 10);
 	cr_assert_eq(seen[0], 4);
-	sql_eq(url, "SELECT count(*) FROM messages WHERE body IS NULL AND request IS NULL", "10");
-	sql_eq(url, "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id"
+	th_sql_eq(url, "SELECT count(*) FROM messages WHERE body IS NULL AND request IS NULL", "10");
+	th_sql_eq(url, "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id"
 		    " WHERE m.body IS NOT NULL AND (r.status = 'deferred' OR m.created_at > now() - interval '2 days')", "6");
 	/* Events, messages, raw bounces after 90 days. */
 	cr_assert_eq(db_retention_batch(pool, DB_RET_EVENTS, 90 * day, 100, err, sizeof(err)), 5, "%s", err);
 	cr_assert_eq(db_retention_batch(pool, DB_RET_MESSAGES, 90 * day, 100, err, sizeof(err)), 3, "%s", err);
 	cr_assert_eq(db_retention_batch(pool, DB_RET_BOUNCES, 90 * day, 100, err, sizeof(err)), 2, "%s", err);
 	cr_assert_eq(db_retention_batch(pool, DB_RET_IDEMPOTENCY, 24 * 3600, 100, err, sizeof(err)), 7, "%s", err);
-	sql_eq(url, "SELECT count(*) FROM messages", "13");
-	sql_eq(url, "SELECT count(*) FROM recipients", "13");
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'deferred'", "2");
-	sql_eq(url, "SELECT count(*) FROM events", "11");
-	sql_eq(url, "SELECT count(*) FROM bounces_raw", "4");
-	sql_eq(url, "SELECT count(*) FROM idempotency_keys", "23");
+	th_sql_eq(url, "SELECT count(*) FROM messages", "13");
+	th_sql_eq(url, "SELECT count(*) FROM recipients", "13");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'deferred'", "2");
+	th_sql_eq(url, "SELECT count(*) FROM events", "11");
+	th_sql_eq(url, "SELECT count(*) FROM bounces_raw", "4");
+	th_sql_eq(url, "SELECT count(*) FROM idempotency_keys", "23");
 	/* Idempotent: a second pass finds nothing. */
 	for (int kind = 0; kind < DB_RET_KINDS; kind++)
 		cr_assert_eq(db_retention_batch(pool, (enum db_retention_kind)kind, kind == DB_RET_BODIES ? 30 * day :
 			     kind == DB_RET_IDEMPOTENCY ? 24 * 3600 : 90 * day, 100, err, sizeof(err)), 0,
 			     "%s: %s", db_retention_name((enum db_retention_kind)kind), err);
 	/* The body index of 0006 serves the body query. */
-	sql_eq(url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'messages_body_kept_idx'", "1");
+	th_sql_eq(url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'messages_body_kept_idx'", "1");
 	db_pool_free(pool);
 	th_db_drop(url);
 	free(url);
@@ -108,16 +94,16 @@ Test(retention, deleted_message_leaves_its_accept_events_whole)
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
 	seed(url, 3, "100 days", "bounced");
-	sql_do(url, "INSERT INTO events (message_id, recipient_id, type)"
+	th_sql_do(url, "INSERT INTO events (message_id, recipient_id, type)"
 		    " SELECT r.message_id, r.id, 'message.queued' FROM recipients r");
-	sql_do(url, "CREATE TABLE before AS SELECT e.id, mf_event_doc(e) AS doc FROM events e WHERE e.payload IS NULL");
-	sql_eq(url, "SELECT count(*) FROM before WHERE doc->'data'->>'recipient' = 'u@x.test'", "3");
+	th_sql_do(url, "CREATE TABLE before AS SELECT e.id, mf_event_doc(e) AS doc FROM events e WHERE e.payload IS NULL");
+	th_sql_eq(url, "SELECT count(*) FROM before WHERE doc->'data'->>'recipient' = 'u@x.test'", "3");
 	struct db_pool *pool = db_pool_new(url, 1);
 	char err[512];
 	cr_assert_eq(db_retention_batch(pool, DB_RET_MESSAGES, 90 * 86400L, 100, err, sizeof(err)), 3, "%s", err);
-	sql_eq(url, "SELECT count(*) FROM messages", "0");
-	sql_eq(url, "SELECT count(*) FROM events WHERE payload IS NULL", "0");
-	sql_eq(url, "SELECT count(*) FROM events e JOIN before b ON b.id = e.id WHERE mf_event_doc(e) = b.doc", "3");
+	th_sql_eq(url, "SELECT count(*) FROM messages", "0");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE payload IS NULL", "0");
+	th_sql_eq(url, "SELECT count(*) FROM events e JOIN before b ON b.id = e.id WHERE mf_event_doc(e) = b.doc", "3");
 	db_pool_free(pool);
 	th_db_drop(url);
 	free(url);

@@ -40,6 +40,7 @@ struct th_receiver {
 	int script[16];
 	int nscript;
 	int delay_ms;
+	int hold; /* answer nothing until released (th_receiver_hold) */
 	int retry_after;
 	int requests, bad;
 	struct seen ids[MAX_IDS];
@@ -149,8 +150,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	buf_init(&hdrs, 1 << 16);
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hdrs);
 
-	if (r->delay_ms > 0)
-		usleep((useconds_t)r->delay_ms * 1000);
+	/* Wait out the delay, and any hold, in short steps. */
+	for (long waited = 0;; waited += 10) {
+		pthread_mutex_lock(&r->mu);
+		int wait = r->hold || waited < r->delay_ms;
+		pthread_mutex_unlock(&r->mu);
+		if (!wait)
+			break;
+		usleep(10000);
+	}
 	pthread_mutex_lock(&r->mu);
 	int verified = 0;
 	if (id && ts && sig) {
@@ -288,6 +296,13 @@ void th_receiver_set_script(struct th_receiver *r, const char *script)
 {
 	pthread_mutex_lock(&r->mu);
 	parse_script(r, script);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void th_receiver_hold(struct th_receiver *r, int on)
+{
+	pthread_mutex_lock(&r->mu);
+	r->hold = on;
 	pthread_mutex_unlock(&r->mu);
 }
 

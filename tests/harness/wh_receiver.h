@@ -23,6 +23,10 @@ int th_receiver_port(struct th_receiver *r);
 void th_receiver_set_secrets(struct th_receiver *r, const char *secret, const char *other);
 void th_receiver_set_script(struct th_receiver *r, const char *script);
 void th_receiver_set_delay_ms(struct th_receiver *r, int ms);
+/* With on set, requests (those in progress and new ones) get no answer
+ * until it is cleared: deliveries stay in flight for as long as a test
+ * needs them there. */
+void th_receiver_hold(struct th_receiver *r, int on);
 /* Non-2xx answers carry "Retry-After: secs" when secs > 0; 3xx answers
  * always carry a Location pointing back at the receiver. */
 void th_receiver_set_retry_after(struct th_receiver *r, int secs);

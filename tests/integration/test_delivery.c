@@ -94,6 +94,16 @@ static pid_t sink_start(int port, const char *args)
 	return pid;
 }
 
+/* A sink on a free port, and the MAILFERRY_ROUTES=... entry that sends
+ * all mail to it (written to routes). */
+static pid_t sink_routed(const char *args, char *routes, size_t n)
+{
+	int port = th_free_port();
+	pid_t pid = sink_start(port, args);
+	snprintf(routes, n, "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	return pid;
+}
+
 static void sink_stop(pid_t pid)
 {
 	/* pid is timeout(1), which passes SIGTERM on to smtp-sink; a child of
@@ -311,12 +321,10 @@ Test(delivery, kill9_with_1000_in_flight_loses_nothing)
 	cr_assert_not_null(url);
 	char *dir = th_tmpdir("killsink");
 	chmod(dir, 0777);
-	int port = th_free_port();
 	char args[512];
 	snprintf(args, sizeof(args), "-d '%s/%%H%%M%%S.'", dir);
-	pid_t sink = sink_start(port, args);
 	char routes[128];
-	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	pid_t sink = sink_routed(args, routes, sizeof(routes));
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=2s",
 			      "MAILFERRY_RETRY_SCHEDULE=1s", "MAILFERRY_LOG_LEVEL=warn", NULL };
 	insert_messages(url, N, "k@kill.test");
@@ -372,11 +380,9 @@ Test(delivery, graceful_stop_releases_unstarted_work)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
-	int port = th_free_port();
 	/* A slow sink: each DATA waits 1 s, so most work is still queued. */
-	pid_t sink = sink_start(port, "-w 1");
 	char routes[128];
-	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	pid_t sink = sink_routed("-w 1", routes, sizeof(routes));
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=2",
 			      "MAILFERRY_SHUTDOWN_GRACE=8s", NULL };
 	insert_messages(url, 20, "s@slow.test");
@@ -471,10 +477,8 @@ Test(delivery, new_mail_is_picked_up_on_notify)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
-	int port = th_free_port();
-	pid_t sink = sink_start(port, "");
 	char routes[128];
-	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	pid_t sink = sink_routed("", routes, sizeof(routes));
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", NULL };
 	struct th_proc *p = th_serve_start(url, env);
 	cr_assert_not_null(p);
@@ -503,10 +507,8 @@ Test(delivery, api_commit_wakes_another_process)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
-	int port = th_free_port();
-	pid_t sink = sink_start(port, "");
 	char routes[128];
-	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	pid_t sink = sink_routed("", routes, sizeof(routes));
 	const char *env_api[] = { "MAILFERRY_ROLES=api", NULL };
 	const char *env_del[] = { routes, "MAILFERRY_ROLES=delivery", NULL };
 	char key[160], auth[200], api[128];
@@ -614,10 +616,8 @@ Test(delivery, deferred_until_max_queue_lifetime_then_failed)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
-	int port = th_free_port();
-	pid_t sink = sink_start(port, "-r RCPT");  /* 450 4.3.0 to every RCPT */
 	char routes[128];
-	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
+	pid_t sink = sink_routed("-r RCPT", routes, sizeof(routes));  /* 450 4.3.0 to every RCPT */
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_RETRY_SCHEDULE=1s",
 			      "MAILFERRY_MAX_QUEUE_LIFETIME=2s", NULL };
 	struct th_proc *p = th_serve_start(url, env);

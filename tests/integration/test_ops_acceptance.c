@@ -28,14 +28,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
-
-static void sql_eq(const char *url, const char *sql, const char *want)
-{
-	char *got = th_sql(url, sql);
-	cr_assert_not_null(got, "%s", sql);
-	cr_assert_str_eq(got, want, "%s: got %s want %s", sql, got, want);
-	free(got);
-}
+#include "th_assert.h"
 
 /* Polls sql until it returns want; the ms waited or -1. */
 static int sql_wait(const char *url, const char *sql, const char *want, int timeout_ms)
@@ -156,8 +149,8 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 	char *st = status_counts(url);
 	cr_assert_geq(waited, 0, "200 recipients did not bounce on the 5xx route: %s", st);
 	free(st);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE last_code = 550 AND last_enhanced = '5.7.1'", "200");
-	sql_eq(url, "SELECT count(*) FROM suppressions", "0");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE last_code = 550 AND last_enhanced = '5.7.1'", "200");
+	th_sql_eq(url, "SELECT count(*) FROM suppressions", "0");
 	cr_assert_eq(th_proc_stop(p, 15000), 0);
 	th_proc_free(p);
 	stop_server(reject);
@@ -176,7 +169,7 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 			    url, th_bin()), 0, "%s", out);
 	cr_assert(strstr(out, "matched:            200"), "%s", out);
 	free(out);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'bounced'", "200");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'bounced'", "200");
 	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s replay --status bounced --domain x.test --json", url,
 			    th_bin()), 0, "%s", out);
 	cr_assert(strstr(out, "\"requeued\":200"), "%s", out);
@@ -187,13 +180,13 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 		usleep(100 * 1000);
 	cr_assert_eq(count_files(cap, ".eml"), 200);
 	/* Every recipient: bounced, then requeued by the cli, then delivered. */
-	sql_eq(url, "SELECT count(*) FROM recipients r WHERE"
+	th_sql_eq(url, "SELECT count(*) FROM recipients r WHERE"
 		    " (SELECT min(id) FROM events WHERE recipient_id = r.id AND type = 'message.bounced') <"
 		    " (SELECT min(id) FROM events WHERE recipient_id = r.id AND type = 'message.requeued'"
 		    "   AND payload->'data'->>'requested_by' = 'cli') AND"
 		    " (SELECT min(id) FROM events WHERE recipient_id = r.id AND type = 'message.requeued') <"
 		    " (SELECT max(id) FROM events WHERE recipient_id = r.id AND type = 'message.delivered')", "200");
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE attempts >= 2", "200");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE attempts >= 2", "200");
 	/* A second replay finds nothing. */
 	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s replay --status bounced --domain x.test --json", url,
 			    th_bin()), 0, "%s", out);
@@ -250,7 +243,7 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	cr_assert_lt(ms, 6000 + 1000, "SIGTERM took %ld ms with shutdown_grace 6s", ms);
 	stop_server(slow_pid);
 	/* Nothing is lost: each recipient is delivered or back in the queue. */
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status IN ('delivered', 'queued', 'deferred', 'sending')",
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status IN ('delivered', 'queued', 'deferred', 'sending')",
 	       "1000");
 	char *before = th_sql(url, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
 	cr_log_info("delivered before the restart: %s", before);

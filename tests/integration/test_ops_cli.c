@@ -14,14 +14,7 @@
 #include <sys/socket.h>
 
 #include "harness.h"
-
-static void sql_eq(const char *url, const char *sql, const char *want)
-{
-	char *got = th_sql(url, sql);
-	cr_assert_not_null(got, "%s", sql);
-	cr_assert_str_eq(got, want, "%s", sql);
-	free(got);
-}
+#include "th_assert.h"
 
 static void seed(const char *url, int n, const char *domain, const char *st)
 {
@@ -64,7 +57,7 @@ Test(ops_cli, replay_status_list)
 	cr_assert(strstr(out, "matched:            30"), "%s", out);
 	cr_assert(strstr(out, "@x.test") && !strstr(out, "@y.test"), "sample: %s", out);
 	free(out);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
 	cr_assert_eq(th_run(&out, "%s='%s' %s replay --status bounced,failed --domain x.test --dry-run --json", env,
 			    url, th_bin()), 0, "%s", out);
 	cr_assert(strstr(out, "\"matched\":34") && strstr(out, "\"dry_run\":true"), "%s", out);
@@ -79,7 +72,7 @@ Test(ops_cli, replay_status_list)
 		     out);
 	cr_assert(strstr(out, "requeued:           0"), "%s", out);
 	free(out);
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
 		    " AND payload->'data'->>'requested_by' = 'cli'", "30");
 
 	/* By message id. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "th_assert.h"
 
 /* Creates a key with scopes; writes "Authorization: Bearer ..." into hdr. */
 static void make_key(const char *url, const char *scopes, char *hdr, size_t hdrsz)
@@ -22,14 +23,6 @@ static void make_key(const char *url, const char *scopes, char *hdr, size_t hdrs
 	sscanf(k + 7, "%159[^\"]", key);
 	snprintf(hdr, hdrsz, "Authorization: Bearer %s", key);
 	free(out);
-}
-
-static void sql_eq(const char *url, const char *sql, const char *want)
-{
-	char *got = th_sql(url, sql);
-	cr_assert_not_null(got, "%s", sql);
-	cr_assert_str_eq(got, want, "%s", sql);
-	free(got);
 }
 
 /* n bounced messages of key_id to domain, 1 recipient each. */
@@ -92,7 +85,7 @@ Test(replay_api, retry_and_bulk_replay)
 	cr_assert(strstr(r.body, "\"sample\":[{"), "%s", r.body);
 	cr_assert(strstr(r.body, "@x.test") && !strstr(r.body, "@y.test"), "%s", r.body);
 	th_http_free(&r);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued'", "0");
 
 	/* The real replay, twice. */
 	const char *body = "{\"status\":[\"bounced\"],\"recipient_domain\":\"x.test\"}";
@@ -104,8 +97,8 @@ Test(replay_api, retry_and_bulk_replay)
 	cr_assert_eq(r.status, 202, "%s", r.body);
 	cr_assert(strstr(r.body, "\"matched\":0") && strstr(r.body, "\"requeued\":0"), "%s", r.body);
 	th_http_free(&r);
-	sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND domain = 'x.test'", "12");
-	sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
+	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status = 'queued' AND domain = 'x.test'", "12");
+	th_sql_eq(url, "SELECT count(*) FROM events WHERE type = 'message.requeued'"
 		    " AND payload->'data'->>'requested_by' = 'api_key:1'", "12");
 
 	/* Retry: a send key may retry its own message only. */
@@ -124,9 +117,9 @@ Test(replay_api, retry_and_bulk_replay)
 	th_http_free(&r);
 	char q[256];
 	snprintf(q, sizeof(q), "SELECT status FROM messages WHERE id = '%s'", mid);
-	sql_eq(url, q, "queued");
+	th_sql_eq(url, q, "queued");
 	snprintf(q, sizeof(q), "SELECT payload->'data'->>'requested_by' FROM events WHERE message_id = '%s'", mid);
-	sql_eq(url, q, "api_key:3");
+	th_sql_eq(url, q, "api_key:3");
 	free(mid);
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/v1/messages/00000000-0000-7000-8000-000000000000/retry", p->port);
 	cr_assert_eq(th_http("POST", u, h_admin, "", &r), 0);

@@ -490,12 +490,17 @@ Test(webhooks, kill_during_dispatch_loses_nothing)
 	while (th_receiver_requests(rx) < 6 && th_now_ms() - t0 < 15000)
 		usleep(10000);
 	cr_assert_geq(th_receiver_requests(rx), 6);
-	/* Mid-dispatch: kill while deliveries are leased and in flight. */
+	/* Mid-dispatch: the receiver stops answering, so the deliveries in
+	 * flight stay leased, and the process is killed holding them (without
+	 * the hold the kill could land between two batches, with nothing
+	 * leased, and test nothing). */
+	th_receiver_hold(rx, 1);
 	cr_assert_eq(wait_sql(e.db, "SELECT count(*) > 0 FROM webhook_deliveries WHERE status = 'sending'", "t", 5000), 0);
 	kill(e.serve->pid, SIGKILL);
 	waitpid(e.serve->pid, NULL, 0);
 	e.serve->pid = 0;
 	int got_before = th_receiver_distinct_ok(rx);
+	th_receiver_hold(rx, 0);
 	cr_assert_lt(got_before, 40, "the kill came too late to test anything");
 	char *leased = th_sql(e.db, "SELECT count(*) > 0 FROM webhook_deliveries WHERE status = 'sending'");
 	cr_assert_str_eq(leased, "t", "the dead process held leases");
