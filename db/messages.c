@@ -184,11 +184,11 @@ out:
 /*
  * The group's statements are prepared once per connection
  * (db_messages_prepare) so that a commit pays no parse or plan.  The
- * message INSERT is prepared for a few row counts; a group is cut into
- * chunks of those sizes.
+ * message INSERT is prepared for every row count up to MSG_CHUNK_MAX, so
+ * a group of up to that many messages is one statement (larger groups are
+ * cut into chunks of MSG_CHUNK_MAX and one for the rest).
  */
-static const int msg_chunk[] = { 64, 16, 4, 1 };
-#define NCHUNK ((int)(sizeof(msg_chunk) / sizeof(msg_chunk[0])))
+#define MSG_CHUNK_MAX 64
 
 /*
  * Everything after the message rows, in one statement: the recipients
@@ -279,12 +279,12 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 	    db_exec(c, "SET mailferry.defer_notify = on", err, errlen) < 0 ||
 	    db_exec(c, "SET enable_seqscan = off", err, errlen) < 0)
 		return -1;
-	for (int i = 0; i < NCHUNK; i++) {
+	for (int rows = 1; rows <= MSG_CHUNK_MAX; rows++) {
 		struct buf sql;
 		char name[32];
 		buf_init(&sql, ARRAY_MAX);
-		messages_sql(&sql, msg_chunk[i]);
-		snprintf(name, sizeof(name), "mf_msgs_%d", msg_chunk[i]);
+		messages_sql(&sql, rows);
+		snprintf(name, sizeof(name), "mf_msgs_%d", rows);
 		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);
 		buf_cleanup(&sql);
 		if (rc < 0)
@@ -342,10 +342,7 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err
 {
 	int rc = 0;
 	for (int base = 0; base < n && rc == 0;) {
-		int ci = 0;
-		while (msg_chunk[ci] > n - base)
-			ci++;
-		int rows = msg_chunk[ci];
+		int rows = n - base < MSG_CHUNK_MAX ? n - base : MSG_CHUNK_MAX;
 		int np = rows * MSG_COLS;
 		const char **v = xcalloc((size_t)np, sizeof(char *));
 		int *lens = xcalloc((size_t)np, sizeof(int));
