@@ -172,9 +172,12 @@ static void sha256(const void *p, size_t n, unsigned char out[DB_IDEM_HASH_LEN])
 /* --- building a message ------------------------------------------------ */
 
 /* The request as stored in messages.request: attachments without their
- * bytes (their decoded size instead). */
+ * bytes (their decoded size instead).  Without attachments it is the
+ * request as it is (no copy). */
 static char *request_for_storage(const json_t *root, const struct mail_request *mr)
 {
+	if (json_object_get(root, "attachments") == NULL)
+		return json_dumps(root, JSON_COMPACT);
 	json_t *copy = json_deep_copy(root);
 	json_t *atts = json_object_get(copy, "attachments");
 	size_t i;
@@ -268,15 +271,20 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 
 /* --- committer answers ------------------------------------------------- */
 
-static void answer_location(struct api_req *req, const char *body)
+static void answer_location(struct api_req *req, const char *id)
+{
+	char loc[64];
+	snprintf(loc, sizeof(loc), "/v1/messages/%s", id);
+	api_header(req, "Location", loc);
+}
+
+/* A replayed answer names its message only in its body. */
+static void answer_replay_location(struct api_req *req, const char *body)
 {
 	json_t *j = json_loads(body, 0, NULL);
 	const char *id = json_string_value(json_object_get(j, "id"));
-	if (id) {
-		char loc[64];
-		snprintf(loc, sizeof(loc), "/v1/messages/%s", id);
-		api_header(req, "Location", loc);
-	}
+	if (id)
+		answer_location(req, id);
 	json_decref(j);
 }
 
@@ -321,12 +329,12 @@ static void write_done(struct db_write *w)
 		} else {
 			const char *body = w->msgs[0].result_json ? w->msgs[0].result_json : "{}";
 			api_text(req, 202, "application/json", body);
-			answer_location(req, body);
+			answer_location(req, w->msgs[0].id);
 		}
 		break;
 	case DB_WRITE_REPLAY:
 		api_text(req, w->replay_status ? w->replay_status : 202, "application/json", w->replay_body);
-		answer_location(req, w->replay_body);
+		answer_replay_location(req, w->replay_body);
 		api_header(req, "Idempotent-Replayed", "true");
 		break;
 	case DB_WRITE_IDEM_CONFLICT:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db/internal.h"
+#include "util/uuid.h"
 #include "util/xmalloc.h"
 
 struct db_bounce_tx {
@@ -148,14 +149,29 @@ int db_bounce_tx_recipient(struct db_bounce_tx *tx, int64_t recipient_id, struct
 	return rcpt_row(tx->conn, res, out, err, errlen);
 }
 
+/*
+ * mailferry makes every Message-ID "<message id>@<helo_name>" (api/messages.c),
+ * so the message is found by its primary key (there is no index on the
+ * header, migration 0013) and the whole header is checked; a Message-ID
+ * of another form was never ours.
+ */
 int db_bounce_tx_find(struct db_bounce_tx *tx, const char *message_id_hdr, const char *email,
 		      struct db_bounce_rcpt *out, char *err, size_t errlen)
 {
-	const char *params[] = { message_id_hdr, email };
+	char id[UUID_STR_LEN];
+	const char *at = strchr(message_id_hdr, '@');
+	size_t n = at ? (size_t)(at - message_id_hdr) : 0;
+	if (n != UUID_STR_LEN - 1)
+		return 0;
+	memcpy(id, message_id_hdr, n);
+	id[n] = '\0';
+	if (!uuid_valid(id))
+		return 0;
+	const char *params[] = { message_id_hdr, email, id };
 	PGresult *res = PQexecParams(tx->conn,
 		"SELECT r.id, r.message_id, r.email, r.status FROM messages m JOIN recipients r ON r.message_id = m.id"
-		" WHERE m.message_id_hdr = $1 AND lower(r.email) = lower($2)"
-		" ORDER BY r.id LIMIT 1 FOR UPDATE OF r", 2, NULL, params, NULL, NULL, 0);
+		" WHERE m.id = $3::uuid AND m.message_id_hdr = $1 AND lower(r.email) = lower($2)"
+		" ORDER BY r.id LIMIT 1 FOR UPDATE OF r", 3, NULL, params, NULL, NULL, 0);
 	return rcpt_row(tx->conn, res, out, err, errlen);
 }
 

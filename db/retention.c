@@ -32,7 +32,9 @@ static const struct {
 		"DELETE FROM events WHERE id IN ("
 		" SELECT id FROM events WHERE created_at < now() - $1::bigint * interval '1 second'"
 		" ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
-	/* Events that outlive their message keep their document: an accept
+	/* A message goes with its recipients (no foreign key cascades them
+	 * since migration 0013).  Events that outlive their message keep
+	 * their document: an accept
 	 * event stores none (mf_event_doc builds it from the message), so it
 	 * is stored now, from the same snapshot the DELETE works on. */
 	[DB_RET_MESSAGES] = { "messages",
@@ -40,7 +42,8 @@ static const struct {
 		" SELECT m.id FROM messages m WHERE m.created_at < now() - $1::bigint * interval '1 second'" MSG_SETTLED
 		" ORDER BY m.created_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
 		" kept AS (UPDATE events e SET payload = mf_event_doc(e) FROM doomed d"
-		"           WHERE e.message_id = d.id AND e.payload IS NULL)"
+		"           WHERE e.message_id = d.id AND e.payload IS NULL),"
+		" rcpts AS (DELETE FROM recipients r USING doomed d WHERE r.message_id = d.id)"
 		" DELETE FROM messages WHERE id IN (SELECT id FROM doomed)" },
 	[DB_RET_BOUNCES] = { "bounces_raw",
 		"DELETE FROM bounces_raw WHERE id IN ("
