@@ -603,9 +603,10 @@ static int send_replay_bodies(struct pipe *pp, const struct flat *f, int n, char
 	return rc;
 }
 
-int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen)
+/* Marks every unit OK and clears earlier results; 1 if any unit has an
+ * Idempotency-Key. */
+static int units_reset(struct db_write **w, int n)
 {
-	PGconn *c = conn;
 	int any_key = 0;
 	for (int i = 0; i < n; i++) {
 		w[i]->status = DB_WRITE_OK;
@@ -615,19 +616,35 @@ int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t
 			w[i]->msgs[k].result_json = NULL;
 		}
 	}
-	/* Idempotency keys decide which units are written, so they are
-	 * claimed first, synchronously. */
-	if (any_key && (db_exec(c, "BEGIN", err, errlen) < 0 || claim_keys(c, w, n, err, errlen) < 0))
-		return -1;
-	int nm = 0;
+	return any_key;
+}
+
+/* The messages of the units still to be written, in order (*nm of them). */
+static struct flat *units_flatten(struct db_write **w, int n, int *nm)
+{
+	int total = 0;
 	for (int i = 0; i < n; i++)
 		if (w[i]->status == DB_WRITE_OK)
-			nm += w[i]->nmsgs;
-	struct flat *f = xcalloc((size_t)nm + 1, sizeof(*f));
+			total += w[i]->nmsgs;
+	struct flat *f = xcalloc((size_t)total + 1, sizeof(*f));
 	int k = 0;
 	for (int i = 0; i < n; i++)
 		for (int j = 0; w[i]->status == DB_WRITE_OK && j < w[i]->nmsgs; j++)
 			f[k++] = (struct flat){ .u = w[i], .m = &w[i]->msgs[j] };
+	*nm = total;
+	return f;
+}
+
+int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen)
+{
+	PGconn *c = conn;
+	int any_key = units_reset(w, n);
+	/* Idempotency keys decide which units are written, so they are
+	 * claimed first, synchronously. */
+	if (any_key && (db_exec(c, "BEGIN", err, errlen) < 0 || claim_keys(c, w, n, err, errlen) < 0))
+		return -1;
+	int nm;
+	struct flat *f = units_flatten(w, n, &nm);
 	int keyed = 0;
 	for (int i = 0; i < nm; i++)
 		keyed |= f[i].u->idem_key != NULL && f[i].u->nmsgs == 1;
@@ -798,4 +815,88 @@ rollback:
 out:
 	db_conn_put(pool, c);
 	return rc;
+}
+
+/*
+ * Pipelined groups (db_group_send / db_group_finish).  A group without
+ * Idempotency-Keys needs no answer from the server before its rows are
+ * sent, so the committer sends the next group while the previous one
+ * commits: the server starts on it as soon as the fsync returns instead
+ * of waiting for the committer to read the results, answer the requests
+ * and build the next statements (measured: docs/benchmarks.md).  Each
+ * group is an implicit transaction - its statements up to a Sync, which
+ * commits them or, after an error, rolls them back without touching the
+ * groups around it - followed by the queue wake-up in a transaction of
+ * its own (see send_commit).
+ */
+struct db_group {
+	struct flat *f;
+	int nm;
+	struct pipe rows; /* the group's statements, committed at their Sync */
+	struct pipe wake; /* the wake-up, whose failure is only logged */
+};
+
+struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err, size_t errlen)
+{
+	PGconn *c = conn;
+	units_reset(w, n);
+	struct db_group *g = xcalloc(1, sizeof(*g));
+	g->f = units_flatten(w, n, &g->nm);
+	g->rows = (struct pipe){ .c = c, .accept_at = -1, .wake_at = -1 };
+	g->wake = (struct pipe){ .c = c, .accept_at = -1, .wake_at = 0 };
+	int rc = PQpipelineStatus(c) != PQ_PIPELINE_OFF || PQenterPipelineMode(c) ? 0 : -1;
+	if (rc < 0)
+		db_set_error(c, NULL, err, errlen);
+	if (rc == 0 && g->nm > 0)
+		rc = send_messages(&g->rows, g->f, g->nm, err, errlen);
+	if (rc == 0 && g->nm > 0)
+		rc = send_rest(&g->rows, g->f, g->nm, err, errlen);
+	if (rc == 0 && !PQpipelineSync(c)) {
+		db_set_error(c, NULL, err, errlen);
+		rc = -1;
+	}
+	if (rc == 0 && g->nm > 0) {
+		rc = pipe_send(&g->wake, "mf_wake", NULL, 0, NULL, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+		if (rc == 0 && !PQpipelineSync(c)) {
+			db_set_error(c, NULL, err, errlen);
+			rc = -1;
+		}
+	}
+	if (rc < 0) {
+		/* Part of the group may be on its way: the connection's state
+		 * is unknown, and the caller drops it. */
+		db_group_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+int db_group_finish(struct db_group *g, char *err, size_t errlen)
+{
+	int rc = pipe_finish(&g->rows, g->f, g->nm, err, errlen);
+	for (int i = 0; rc == 0 && i < g->nm; i++)
+		g->f[i].m->result_json = accepted_body(&g->f[i], g->rows.created_at);
+	if (g->wake.n > 0) {
+		char werr[256]; /* a failed wake-up is logged by pipe_finish */
+		(void)pipe_finish(&g->wake, NULL, 0, werr, sizeof(werr));
+	}
+	if (rc < 0 && PQstatus(g->rows.c) != CONNECTION_OK)
+		rc = -2;
+	return rc;
+}
+
+void db_group_free(struct db_group *g)
+{
+	if (g == NULL)
+		return;
+	free(g->rows.want);
+	free(g->wake.want);
+	flat_free(g->f, g->nm);
+	free(g);
+}
+
+int db_group_idle(void *conn)
+{
+	PGconn *c = conn;
+	return PQpipelineStatus(c) == PQ_PIPELINE_OFF || PQexitPipelineMode(c) ? 0 : -1;
 }

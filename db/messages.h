@@ -85,6 +85,24 @@ struct db_write {
  */
 int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen);
 
+/*
+ * The same write, pipelined: db_group_send() sends a group of units with
+ * no Idempotency-Key (the connection enters libpq pipeline mode) and
+ * returns at once; db_group_finish() reads its results - groups finish in
+ * the order they were sent - and returns like db_messages_commit(): 0
+ * committed, -1 refused (rolled back, the connection still good), -2 the
+ * connection lost or in an unknown state (the outcome unknown).
+ * db_group_send() returns NULL when the group could not be sent whole
+ * (drop the connection).  Free each group with db_group_free().
+ * db_group_idle() leaves pipeline mode once every group is finished, before
+ * db_messages_commit() or any other query; 0 or -1.
+ */
+struct db_group;
+struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err, size_t errlen);
+int db_group_finish(struct db_group *g, char *err, size_t errlen);
+void db_group_free(struct db_group *g);
+int db_group_idle(void *conn);
+
 /* Prepares db_messages_commit()'s statements on a new connection; 0 or -1. */
 int db_messages_prepare(void *conn, char *err, size_t errlen);
 

@@ -107,6 +107,24 @@ LUA
     /^wrk_cpu_s=/ { split(substr($0, 11), c, "+"); cpu = c[1] + c[2] }
     END { printf "requests=%s seconds=%s rps=%s p50=%s p99=%s wrk_cpu_s=%.2f\n", n, secs, rps, p50, p99, cpu }'
 }
+# Where the CPU of a closed-loop run goes: "mailferry postgres idle" in
+# clock ticks (the serve process; every postgres process; idle time of
+# all cores, from /proc/stat).  cpu_per_request prints them as
+# microseconds per request, with wrk's own from wrk_post's line.
+cpu_mark() {
+  local pg=0 p
+  for p in $(pgrep -x postgres); do
+    pg=$((pg + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$(awk '{ print $14 + $15 }' "/proc/$serve_pid/stat") $pg $(awk '/^cpu / { print $5 + $6 }' /proc/stat)"
+}
+cpu_per_request() { # MARK0 MARK1 WRK_LINE
+  read -r m0 p0 i0 < "$1"; read -r m1 p1 i1 < "$2"
+  echo "$3" | awk -v m=$((m1 - m0)) -v p=$((p1 - p0)) -v i=$((i1 - i0)) -v hz="$(getconf CLK_TCK)" '
+    { for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] } }
+    END { n = v["requests"]; printf "cpu_us_per_request mailferry=%.1f postgres=%.1f wrk=%.1f idle=%.1f\n",
+          m * 1e6 / hz / n, p * 1e6 / hz / n, v["wrk_cpu_s"] * 1e6 / n, i * 1e6 / hz / n }'
+}
 # Waits inside one database session (each plpgsql statement sees a fresh
 # snapshot): spawning runuser+psql every 0.2 s cost ~10% of a core that
 # the measured mailferry then lacked (Postfix's side greps its log).
@@ -126,9 +144,16 @@ P
 if want ingest; then
 echo "== PostgreSQL alone writing mailferry's rows (tests/bench/schema_ceiling.sql, 2 clients)"
 cp tests/bench/schema_ceiling.sql "$tmp/ceiling.sql"; chmod 644 "$tmp/ceiling.sql"
+# A UUIDv7 (RFC 9562 §5.7) like util/uuid.c's: 48-bit Unix milliseconds,
+# version 7, variant 10, the rest random.
+PSQL -c "CREATE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS \$\$
+  SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
+         substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+         52, 1), 53, 1), 'hex')::uuid \$\$"
 ceil_tps=$(PGBENCH -c 2 -j 2 -T "$SECS" -f "$tmp/ceiling.sql" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
 pg_ceiling=$(awk -v t="$ceil_tps" 'BEGIN { printf "%.0f", t * 25 }')
 echo "pgbench_mailferry_schema_msgs_per_sec $pg_ceiling"
+PSQL -c "DROP FUNCTION bench_uuid7()"
 PSQL -c "TRUNCATE messages, recipients, events CASCADE"
 PSQL -c "CHECKPOINT"
 echo "== ingest (API role only)"
@@ -136,8 +161,11 @@ start_serve api
 reqs() { echo "$1" | sed -n 's/^requests=\([0-9]*\).*/\1/p'; }
 r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 1)   # warm-up
 stored=$(reqs "$r")
+cpu_mark > "$tmp/cpu0"
 r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 "$WRK_SECS")
+cpu_mark > "$tmp/cpu1"
 echo "mailferry_post_messages_32_clients $r"
+cpu_per_request "$tmp/cpu0" "$tmp/cpu1" "$r"
 mf_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
 stored=$((stored + $(reqs "$r")))
 r=$(wrk_post "$api/v1/messages/batch" "$tmp/batch.json" 8 "$WRK_SECS")
