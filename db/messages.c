@@ -242,7 +242,7 @@ static void messages_sql(struct buf *sql, int rows)
 	for (int r = 0; r < rows; r++) {
 		int k = r * MSG_COLS;
 		buf_printf(sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
-			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d::jsonb)",
+			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d)",
 			   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10, k + 11,
 			   k + 12);
 	}

@@ -67,10 +67,12 @@ Test(api_messages, send_then_get_shows_queued_recipients)
 	json_decref(j);
 	th_http_free(&r);
 
-	/* Stored durably: the composed body, one row per recipient, events. */
-	char sql[256];
+	/* Stored durably: the composed body, one row per recipient, events,
+	 * and the request as accepted. */
+	char sql[320];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE id = '%s' AND size > 0 AND length(body) = size"
-		 " AND message_id_hdr LIKE '%s@%%'", idc, idc);
+		 " AND message_id_hdr LIKE '%s@%%' AND request::jsonb->>'subject' = 'Your order'"
+		 " AND request::jsonb->'metadata'->>'order_id' = '1001'", idc, idc);
 	cr_assert_eq(t_count(s.db, sql), 1);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients WHERE status = 'queued'"), 3);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients WHERE domain = 'example.org'"), 1);
@@ -82,6 +84,17 @@ Test(api_messages, send_then_get_shows_queued_recipients)
 				   " JOIN messages m ON m.id = r.message_id WHERE e.payload IS NULL"
 				   " AND mf_event_doc(e) - 'timestamp' = mf_event_payload(e.id, e.type, r, m) - 'timestamp'"
 				   " AND mf_event_doc(e)->>'timestamp' = mf_ts(e.created_at)"), 3);
+	/* An attachment is stored in the composed body only: the request
+	 * keeps its name and decoded size, not its bytes. */
+	char *aid = api_send_ok(&s, "{\"from\":\"orders@shop.example\",\"to\":\"a@example.net\",\"subject\":\"S\","
+			       "\"text\":\"T\",\"attachments\":[{\"filename\":\"a.txt\",\"content_type\":\"text/plain\","
+			       "\"content\":\"aGVsbG8=\"}]}");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE id = '%s'"
+		 " AND request::jsonb->'attachments'->0->>'filename' = 'a.txt'"
+		 " AND request::jsonb->'attachments'->0->>'size' = '5'"
+		 " AND NOT request::jsonb->'attachments'->0 ? 'content'", aid);
+	cr_assert_eq(t_count(s.db, sql), 1);
+	free(aid);
 	free(idc);
 	api_srv_stop(&s, 1);
 }
