@@ -288,21 +288,36 @@ static void answer_replay_location(struct api_req *req, const char *body)
 	json_decref(j);
 }
 
-/* The batch's 202: {"data":[{"index","id",...}],"errors":[...]}. */
+/*
+ * The batch's 202: {"data":[{"id",...,"index"}],"errors":[...]}.  Each item
+ * is the message's own 202 body (db/messages.c builds it) with its index
+ * added at the end, spliced as text: parsing and dumping the items again
+ * with jansson was a sixth of the process's CPU for batches.
+ */
 static void answer_batch(struct send_unit *u)
 {
-	json_t *data = json_array();
+	struct buf b;
+	buf_init(&b, (size_t)1 << 30);
+	buf_puts(&b, "{\"data\":[");
 	for (int i = 0; i < u->nmsgs; i++) {
-		json_t *item = json_loads(u->w.msgs[i].result_json ? u->w.msgs[i].result_json : "{}", 0, NULL);
-		if (item == NULL)
-			item = json_object();
-		json_object_set_new(item, "index", json_integer(u->index[i]));
-		json_array_append_new(data, item);
+		const char *item = u->w.msgs[i].result_json;
+		size_t len = item ? strlen(item) : 0;
+		if (i)
+			buf_putc(&b, ',');
+		if (len >= 2 && item[len - 1] == '}') {
+			buf_append(&b, item, len - 1);
+			buf_printf(&b, "%s\"index\":%d}", len > 2 ? "," : "", u->index[i]);
+		} else {
+			buf_printf(&b, "{\"index\":%d}", u->index[i]);
+		}
 	}
-	json_t *body = json_object();
-	json_object_set_new(body, "data", data);
-	json_object_set_new(body, "errors", u->errors ? json_incref(u->errors) : json_array());
-	api_json(u->req, 202, body);
+	char *errors = u->errors ? json_dumps(u->errors, JSON_COMPACT) : NULL;
+	buf_puts(&b, "],\"errors\":");
+	buf_puts(&b, errors ? errors : "[]");
+	buf_putc(&b, '}');
+	free(errors);
+	api_text(u->req, 202, "application/json", buf_cstr(&b));
+	buf_cleanup(&b);
 }
 
 /* The accepted-messages hook (util/metrics_names.h, docs/operations.md). */

@@ -8,18 +8,14 @@
 #include <string.h>
 
 #include "db/internal.h"
+#include "util/hex.h"
 
 /* Hex-encodes bytea parameters: '\x...' input form. */
 static void to_hex_bytea(const unsigned char *p, size_t n, char *out)
 {
-	static const char hx[] = "0123456789abcdef";
-	*out++ = '\\';
-	*out++ = 'x';
-	for (size_t i = 0; i < n; i++) {
-		*out++ = hx[p[i] >> 4];
-		*out++ = hx[p[i] & 15];
-	}
-	*out = '\0';
+	out[0] = '\\';
+	out[1] = 'x';
+	hex_encode(p, n, out + 2);
 }
 
 int db_key_insert(struct db_pool *pool, const char *name, const char *public_id,

@@ -24,6 +24,7 @@
 
 #include "db/internal.h"
 #include "util/buf.h"
+#include "util/hex.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -73,16 +74,6 @@ static void array_add_int(struct buf *b, int64_t v)
 	array_add(b, num);
 }
 
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[p[i] >> 4];
-		out[2 * i + 1] = hx[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *const *v, const int *lens,
 			     const int *fmts, ExecStatusType want, char *err, size_t errlen)
 {
@@ -110,7 +101,7 @@ static int claim_keys(PGconn *c, struct db_write **w, int n, char *err, size_t e
 		if (w[i]->idem_key == NULL)
 			continue;
 		char hx[2 * DB_IDEM_HASH_LEN + 1];
-		hex(w[i]->idem_hash, DB_IDEM_HASH_LEN, hx);
+		hex_encode(w[i]->idem_hash, DB_IDEM_HASH_LEN, hx);
 		array_add_int(&kid, w[i]->api_key_id);
 		array_add(&key, w[i]->idem_key);
 		array_add(&hash, hx);

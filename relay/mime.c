@@ -28,6 +28,7 @@
 
 #include "relay/dkim.h"
 #include "relay/encode.h"
+#include "util/hex.h"
 #include "util/limits.h"
 #include "util/xmalloc.h"
 
@@ -264,9 +265,10 @@ static int pick_boundary(char *b, size_t blen, struct buf *const *kids, int nkid
 				return -1;
 			got += (size_t)r;
 		}
-		size_t k = (size_t)snprintf(b, blen, "=_mf_");
-		for (size_t i = 0; i < sizeof(rnd) && k + 2 < blen; i++)
-			k += (size_t)snprintf(b + k, blen - k, "%02x", rnd[i]);
+		if (blen < 6 + 2 * sizeof(rnd))
+			return -1;
+		memcpy(b, "=_mf_", 5);
+		hex_encode(rnd, sizeof(rnd), b + 5);
 		int clash = 0;
 		for (int i = 0; i < nkids && !clash; i++)
 			clash = memmem(kids[i]->data, kids[i]->len, b, strlen(b)) != NULL;

@@ -10,6 +10,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "util/hex.h"
+
 void uuid_v7(char out[UUID_STR_LEN])
 {
 	unsigned char b[16];
@@ -26,9 +28,17 @@ void uuid_v7(char out[UUID_STR_LEN])
 		b[i] = (unsigned char)(ms >> (40 - 8 * i));
 	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
 	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
-	snprintf(out, UUID_STR_LEN,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	/* 8-4-4-4-12 hex digits (RFC 9562 §4). */
+	static const int group[] = { 4, 2, 2, 2, 6 };
+	char *o = out;
+	const unsigned char *p = b;
+	for (int g = 0; g < 5; g++) {
+		if (g)
+			*o++ = '-';
+		hex_encode(p, (size_t)group[g], o);
+		o += 2 * group[g];
+		p += group[g];
+	}
 }
 
 int uuid_valid(const char *s)
