@@ -173,11 +173,12 @@ static void sha256(const void *p, size_t n, unsigned char out[DB_IDEM_HASH_LEN])
 
 /* The request as stored in messages.request: attachments without their
  * bytes (their decoded size instead).  Without attachments it is the
- * request as it is (no copy). */
-static char *request_for_storage(const json_t *root, const struct mail_request *mr)
+ * request as it came (raw: the body of a single send, NULL for a batch
+ * item), or else as jansson writes it back. */
+static char *request_for_storage(const json_t *root, const struct mail_request *mr, const struct buf *raw)
 {
 	if (json_object_get(root, "attachments") == NULL)
-		return json_dumps(root, JSON_COMPACT);
+		return raw ? xstrdup(buf_cstr(raw)) : json_dumps(root, JSON_COMPACT);
 	json_t *copy = json_deep_copy(root);
 	json_t *atts = json_object_get(copy, "attachments");
 	size_t i;
@@ -213,11 +214,12 @@ static char *from_header(const struct mail_address *a)
 }
 
 /*
- * Composes m (already validated into m->mr) and fills row.  Returns 0, or
+ * Composes m (already validated into m->mr) and fills row; raw is the body of
+ * a single send (kept as the stored request), NULL for a batch item.  Returns 0, or
  * -1 with code and msg set ("payload_too_large" or "internal").
  */
-static int build_message(struct api_req *req, const json_t *root, struct send_msg *m, struct db_msg_row *row,
-			 const char **code, char *msg, size_t msglen)
+static int build_message(struct api_req *req, const json_t *root, const struct buf *raw, struct send_msg *m,
+			 struct db_msg_row *row, const char **code, char *msg, size_t msglen)
 {
 	const struct config *cfg = req->deps->cfg;
 	uuid_v7(row->id);
@@ -241,7 +243,7 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	m->from_header = from_header(&mr->from);
 	json_t *md = json_object_get(root, "metadata");
 	m->metadata_json = json_is_object(md) ? json_dumps(md, JSON_COMPACT) : xstrdup("{}");
-	m->request_json = request_for_storage(root, mr);
+	m->request_json = request_for_storage(root, mr, raw);
 	m->domains = xcalloc((size_t)mr->nrcpts + 1, sizeof(*m->domains));
 	m->rcpts = xcalloc((size_t)mr->nrcpts + 1, sizeof(*m->rcpts));
 	for (int i = 0; i < mr->nrcpts; i++) {
@@ -425,7 +427,7 @@ enum api_result api_post_message(struct api_req *req)
 	u->w.nmsgs = 1;
 	const char *code;
 	char msg[256];
-	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &code, msg, sizeof(msg));
+	int rc = build_message(req, root, &req->body, &u->msgs[0], &u->w.msgs[0], &code, msg, sizeof(msg));
 	json_decref(root);
 	if (rc < 0) {
 		api_problem(req, strcmp(code, "payload_too_large") == 0 ? 413 : 500, code, msg);
@@ -496,7 +498,7 @@ enum api_result api_post_message_batch(struct api_req *req)
 		val_errors_cleanup(&e);
 		const char *code;
 		char msg[256];
-		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &code, msg, sizeof(msg)) < 0) {
+		if (build_message(req, item, NULL, m, &u->w.msgs[u->nmsgs], &code, msg, sizeof(msg)) < 0) {
 			json_t *x = api_field_error("", code, msg);
 			json_object_set_new(x, "index", json_integer((json_int_t)i));
 			json_array_append_new(u->errors, x);
