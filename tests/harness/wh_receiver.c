@@ -41,6 +41,7 @@ struct th_receiver {
 	int nscript;
 	int delay_ms;
 	int hold; /* answer nothing until released (th_receiver_hold) */
+	int held; /* requests waiting for the hold to end */
 	int retry_after;
 	int requests, bad;
 	struct seen ids[MAX_IDS];
@@ -151,9 +152,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &hdrs);
 
 	/* Wait out the delay, and any hold, in short steps. */
+	int counted = 0;
 	for (long waited = 0;; waited += 10) {
 		pthread_mutex_lock(&r->mu);
 		int wait = r->hold || waited < r->delay_ms;
+		if (r->hold && !counted) {
+			r->held++;
+			counted = 1;
+		}
+		if (!wait && counted)
+			r->held--;
 		pthread_mutex_unlock(&r->mu);
 		if (!wait)
 			break;
@@ -304,6 +312,14 @@ void th_receiver_hold(struct th_receiver *r, int on)
 	pthread_mutex_lock(&r->mu);
 	r->hold = on;
 	pthread_mutex_unlock(&r->mu);
+}
+
+int th_receiver_held(struct th_receiver *r)
+{
+	pthread_mutex_lock(&r->mu);
+	int n = r->held;
+	pthread_mutex_unlock(&r->mu);
+	return n;
 }
 
 void th_receiver_set_delay_ms(struct th_receiver *r, int ms)

@@ -27,6 +27,9 @@ void th_receiver_set_delay_ms(struct th_receiver *r, int ms);
  * until it is cleared: deliveries stay in flight for as long as a test
  * needs them there. */
 void th_receiver_hold(struct th_receiver *r, int on);
+/* Requests that have reached the hold and wait in it: their deliveries
+ * cannot finish until the hold ends. */
+int th_receiver_held(struct th_receiver *r);
 /* Non-2xx answers carry "Retry-After: secs" when secs > 0; 3xx answers
  * always carry a Location pointing back at the receiver. */
 void th_receiver_set_retry_after(struct th_receiver *r, int secs);

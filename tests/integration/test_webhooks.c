@@ -495,6 +495,14 @@ Test(webhooks, kill_during_dispatch_loses_nothing)
 	 * the hold the kill could land between two batches, with nothing
 	 * leased, and test nothing). */
 	th_receiver_hold(rx, 1);
+	/* A request caught by the hold is a delivery that cannot finish: its
+	 * row stays leased through the kill.  (Seeing a 'sending' row was not
+	 * enough: the requests answered just before the hold could be recorded
+	 * between that look and the kill, before the next batch was leased.) */
+	t0 = th_now_ms();
+	while (th_receiver_held(rx) < 1 && th_now_ms() - t0 < 10000)
+		usleep(5000);
+	cr_assert_geq(th_receiver_held(rx), 1, "no request reached the hold");
 	cr_assert_eq(wait_sql(e.db, "SELECT count(*) > 0 FROM webhook_deliveries WHERE status = 'sending'", "t", 5000), 0);
 	kill(e.serve->pid, SIGKILL);
 	waitpid(e.serve->pid, NULL, 0);
