@@ -19,19 +19,18 @@
  * Units with the same idempotency key never run at the same time (submit
  * refuses the second one while the first is queued or in any group).
  *
- * Groups without Idempotency-Keys are pipelined (fly_loop): the moment a
- * group's results are in, what queued meanwhile goes out as the next group,
- * and only then are the first group's requests answered, so the server
- * starts the next transaction while this thread answers (one group in
- * flight at a time: each is its own implicit transaction, db/messages.c).
- * A group with a key is committed synchronously (sync_group): its keys are
- * claimed before anything else is sent.
+ * Groups are pipelined (fly_loop): the moment a group's results are in,
+ * what queued meanwhile goes out as the next group, and only then are the
+ * first group's requests answered, so the server starts the next
+ * transaction while this thread answers (one group in flight at a time:
+ * each is its own implicit transaction, its Idempotency-Keys claimed
+ * inside it; db/messages.c).
  *
  * Failure handling: a group whose transaction fails with the connection
  * still good is rolled back and its units are retried one per transaction,
  * so a unit the database refuses fails alone.  A lost connection answers
  * the group DB_WRITE_UNAVAILABLE; the next group reconnects.  If the
- * connection breaks during COMMIT the outcome is unknown to us; the units
+ * connection breaks during the commit the outcome is unknown to us; the units
  * are answered unavailable, and a client that retries with its
  * Idempotency-Key gets the stored answer if the commit did happen.
  */
@@ -55,7 +54,7 @@ struct committer_worker {
 	struct db_committer *c;
 	pthread_t thread;
 	PGconn *conn;
-	struct db_write *active[MF_COMMIT_BATCH_MAX]; /* a group with Idempotency-Keys being committed */
+	struct db_write *active[MF_COMMIT_BATCH_MAX]; /* the units taken, not yet decided */
 	int nactive; /* under c->mu */
 	struct db_group *g;                        /* the pipelined group in flight, or NULL */
 	struct db_write *fly[MF_COMMIT_BATCH_MAX]; /* its units */
@@ -171,53 +170,18 @@ static int conn_alive(struct committer_worker *c)
 	return PQconsumeInput(c->conn) && conn_ok(c);
 }
 
-/* Commits one group; every unit's status is set on return. */
-static void run_group(struct committer_worker *c, struct db_write **w, int n)
+/* A connection for the next group: the one in use if the server has not
+ * closed it, else a new one with its statements prepared.  0, or -1 with
+ * err set. */
+static int conn_ready(struct committer_worker *c, char *err, size_t errlen)
 {
-	char err[512] = "";
-	if (!conn_alive(c)) {
+	if (conn_alive(c))
+		return 0;
+	conn_drop(c);
+	c->conn = db_connect(c->c->conninfo, err, errlen);
+	if (c->conn && db_messages_prepare(c->conn, err, errlen) < 0)
 		conn_drop(c);
-		c->conn = db_connect(c->c->conninfo, err, sizeof(err));
-		if (c->conn && db_messages_prepare(c->conn, err, sizeof(err)) < 0)
-			conn_drop(c);
-		if (c->conn == NULL) {
-			set_all(w, n, DB_WRITE_UNAVAILABLE, err);
-			return;
-		}
-	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = db_messages_commit(c->conn, w, n, err, sizeof(err));
-	int ok = rc == 0;
-	if (rc == -2)
-		conn_drop(c);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (log_enabled(MF_LOG_DEBUG))
-		log_debug("event=group_commit units=%d ms=%.2f ok=%d", n,
-			  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6, ok);
-	if (ok)
-		return;
-	if (!conn_ok(c)) {
-		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
-		set_all(w, n, DB_WRITE_UNAVAILABLE, err);
-		conn_drop(c);
-		return;
-	}
-	char rb[256];
-	if (PQtransactionStatus(c->conn) != PQTRANS_IDLE && db_exec(c->conn, "ROLLBACK", rb, sizeof(rb)) < 0) {
-		set_all(w, n, DB_WRITE_UNAVAILABLE, rb);
-		conn_drop(c);
-		return;
-	}
-	if (n == 1) {
-		log_warn("event=commit_refused error=\"%s\"", err);
-		set_all(w, n, DB_WRITE_FAILED, err);
-		return;
-	}
-	/* Isolate the unit the database refused: one transaction each. */
-	log_warn("event=group_commit_failed units=%d error=\"%s\" note=\"retrying one by one\"", n, err);
-	for (int i = 0; i < n; i++)
-		run_group(c, &w[i], 1);
+	return c->conn ? 0 : -1;
 }
 
 static void answer(struct db_write **w, int n)
@@ -228,21 +192,19 @@ static void answer(struct db_write **w, int n)
 }
 
 /*
- * Under c->mu: moves the queued units (up to MF_COMMIT_BATCH_MAX) into
- * w[0..*n-1].  Returns 1 when one of them has an Idempotency-Key; such a
- * group is also listed in wk->active, where submit looks for a key in
- * flight.
+ * Under c->mu: moves the queued units (up to MF_COMMIT_BATCH_MAX) into w
+ * and returns how many.  They are listed in wk->active, where submit looks
+ * for an Idempotency-Key in flight, until the next group is taken or the
+ * list is cleared before they are answered.
  */
-static int take_group(struct committer_worker *wk, struct db_write **w, int *n)
+static int take_group(struct committer_worker *wk, struct db_write **w)
 {
 	struct db_committer *c = wk->c;
-	int keyed = 0;
-	*n = 0;
-	while (c->head && *n < MF_COMMIT_BATCH_MAX) {
+	int n = 0;
+	while (c->head && n < MF_COMMIT_BATCH_MAX) {
 		struct db_write *x = c->head;
 		c->head = x->next;
-		w[(*n)++] = x;
-		keyed |= x->idem_key != NULL;
+		w[n++] = x;
 		c->queued--;
 		c->queued_msgs -= x->nmsgs;
 	}
@@ -250,52 +212,44 @@ static int take_group(struct committer_worker *wk, struct db_write **w, int *n)
 		c->tail = NULL;
 	else
 		wake_one(c); /* what this group left may be another's */
-	if (keyed) {
-		memcpy(wk->active, w, (size_t)*n * sizeof(*w));
-		wk->nactive = *n;
-	}
-	return keyed;
+	memcpy(wk->active, w, (size_t)n * sizeof(*w));
+	wk->nactive = n;
+	return n;
 }
 
-/* A group committed synchronously (idempotency keys are claimed first and
- * decide what is written; a new connection is made here), then answered. */
-static void sync_group(struct committer_worker *wk, struct db_write **w, int n)
+static void clear_active(struct committer_worker *wk)
 {
-	if (wk->conn && db_group_idle(wk->conn) < 0)
-		conn_drop(wk);
-	run_group(wk, w, n);
 	pthread_mutex_lock(&wk->c->mu);
 	wk->nactive = 0;
 	pthread_mutex_unlock(&wk->c->mu);
-	answer(w, n);
 }
 
-/* Sends w as the pipelined group in flight.  -1 when it could not be sent:
- * the units are answered unavailable and the connection dropped. */
+/* Sends w as the group in flight.  -1 when it could not be sent: the
+ * units are set unavailable (not answered) and the connection dropped. */
 static int fly_send(struct committer_worker *wk, struct db_write **w, int n)
 {
 	char err[512] = "";
-	wk->g = db_group_send(wk->conn, w, n, err, sizeof(err));
-	if (wk->g == NULL) {
-		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
-		set_all(w, n, DB_WRITE_UNAVAILABLE, err);
+	if (conn_ready(wk, err, sizeof(err)) == 0) {
+		wk->g = db_group_send(wk->conn, w, n, err, sizeof(err));
+		if (wk->g != NULL) {
+			memcpy(wk->fly, w, (size_t)n * sizeof(*w));
+			wk->nfly = n;
+			return 0;
+		}
 		conn_drop(wk);
-		answer(w, n);
-		return -1;
 	}
-	memcpy(wk->fly, w, (size_t)n * sizeof(*w));
-	wk->nfly = n;
-	return 0;
+	log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
+	set_all(w, n, DB_WRITE_UNAVAILABLE, err);
+	return -1;
 }
 
 /*
- * Reads the results of the group in flight.  0: committed, its units not
- * yet answered (wk->fly).  -1: it failed and was dealt with here, as
- * run_group() does - the connection lost: unavailable; refused (its
- * implicit transaction rolled back): each unit again on its own - and
- * answered.
+ * Reads the outcome of the group in flight; every unit's status is set on
+ * return.  The connection lost: unavailable.  Refused by the database (its
+ * transaction rolled back): each unit again on its own, so that the one
+ * refused fails alone.
  */
-static int fly_finish(struct committer_worker *wk)
+static void fly_finish(struct committer_worker *wk)
 {
 	char err[512] = "";
 	int n = wk->nfly;
@@ -303,23 +257,25 @@ static int fly_finish(struct committer_worker *wk)
 	db_group_free(wk->g);
 	wk->g = NULL;
 	if (rc == 0)
-		return 0;
+		return;
 	if (rc == -2 || !conn_ok(wk)) {
 		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
 		set_all(wk->fly, n, DB_WRITE_UNAVAILABLE, err);
 		conn_drop(wk);
-	} else if (n == 1) {
+		return;
+	}
+	if (n == 1) {
 		log_warn("event=commit_refused error=\"%s\"", err);
 		set_all(wk->fly, n, DB_WRITE_FAILED, err);
-	} else {
-		log_warn("event=group_commit_failed units=%d error=\"%s\" note=\"retrying one by one\"", n, err);
-		if (db_group_idle(wk->conn) < 0)
-			conn_drop(wk);
-		for (int i = 0; i < n; i++)
-			run_group(wk, &wk->fly[i], 1);
+		return;
 	}
-	answer(wk->fly, n);
-	return -1;
+	log_warn("event=group_commit_failed units=%d error=\"%s\" note=\"retrying one by one\"", n, err);
+	struct db_write **w = xcalloc((size_t)n, sizeof(*w));
+	memcpy(w, wk->fly, (size_t)n * sizeof(*w));
+	for (int i = 0; i < n; i++)
+		if (fly_send(wk, &w[i], 1) == 0)
+			fly_finish(wk);
+	free(w);
 }
 
 /*
@@ -333,20 +289,24 @@ static void fly_loop(struct committer_worker *wk, int k)
 	struct db_committer *c = wk->c;
 	struct db_write *next[MF_COMMIT_BATCH_MAX], *done[MF_COMMIT_BATCH_MAX];
 	while (wk->g) {
+		/* Copied first: a refused group is retried through wk->fly. */
 		int ndone = wk->nfly;
-		if (fly_finish(wk) < 0)
-			return;
 		memcpy(done, wk->fly, (size_t)ndone * sizeof(*done));
-		int n = 0, keyed = 0;
+		fly_finish(wk);
+		int n = 0;
 		pthread_mutex_lock(&c->mu);
 		if (has_work(c, k))
-			keyed = take_group(wk, next, &n);
+			n = take_group(wk, next);
+		else
+			wk->nactive = 0;
 		pthread_mutex_unlock(&c->mu);
-		if (n > 0 && !keyed)
-			fly_send(wk, next, n);
+		if (n > 0 && fly_send(wk, next, n) < 0) {
+			clear_active(wk);
+			answer(done, ndone);
+			answer(next, n);
+			return;
+		}
 		answer(done, ndone);
-		if (n > 0 && keyed)
-			sync_group(wk, next, n);
 	}
 }
 
@@ -365,12 +325,14 @@ static void *committer_main(void *arg)
 		}
 		if (c->head == NULL)
 			break;
-		int n, keyed = take_group(wk, w, &n);
+		int n = take_group(wk, w);
 		pthread_mutex_unlock(&c->mu);
-		if (keyed || !conn_alive(wk))
-			sync_group(wk, w, n);
-		else if (fly_send(wk, w, n) == 0)
+		if (fly_send(wk, w, n) == 0) {
 			fly_loop(wk, k);
+		} else {
+			clear_active(wk);
+			answer(w, n);
+		}
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);

@@ -1,16 +1,18 @@
 /*
  * messages.c - the SQL of the send API (see messages.h).
  *
- * db_messages_commit() writes a whole group of units with a handful of
- * statements whatever its size: idempotency keys are claimed with one
- * INSERT .. ON CONFLICT, messages go in multi-row INSERTs, recipients in
- * one INSERT over unnest()ed arrays (suppressed addresses are marked
- * there), their events (no stored payload: mf_event_doc() builds it on
- * read) and the message statuses in one statement (sql_accept).
- * The 202 bodies are built here, in C, from what those statements return
- * (only the statuses that are not 'queued' come back); a unit with an
- * Idempotency-Key has its body stored in the same transaction, before
- * COMMIT, so that a replay returns the very same bytes.  Cancel uses
+ * db_group_send() writes a whole group of units with a handful of
+ * statements whatever its size, in one pipelined round trip: idempotency
+ * keys are claimed with one INSERT .. ON CONFLICT (sql_claim), messages go
+ * in one multi-row INSERT, recipients in one INSERT over unnest()ed arrays
+ * (suppressed addresses are marked there), their events (no stored
+ * payload: mf_event_doc() builds it on read) and the message statuses in
+ * one statement (sql_accept); units whose key was already used are left
+ * out of both.  The 202 bodies of units without a key are built here, in
+ * C, from what those statements return (only the statuses that are not
+ * 'queued' come back); those of units with a key are built by
+ * sql_accept_keyed in the same format and stored with the key before the
+ * commit, so that a replay returns the very same bytes.  Cancel uses
  * mf_record_event().
  * Parameterised queries only: values travel as parameters or as array
  * literals built by array_add(), never inside SQL text.
@@ -86,90 +88,6 @@ static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *cons
 	return res;
 }
 
-/* Step 1: claim the idempotency keys.  Units whose key already exists (and
- * is younger than 24 h) are decided here: replay, conflict or in flight;
- * the others stay DB_WRITE_OK candidates. */
-static int claim_keys(PGconn *c, struct db_write **w, int n, char *err, size_t errlen)
-{
-	struct buf kid, key, hash;
-	array_start(&kid);
-	array_start(&key);
-	array_start(&hash);
-	int nk = 0, rc = 0;
-	int *unit_of = xcalloc((size_t)n + 1, sizeof(int));
-	for (int i = 0; i < n; i++) {
-		if (w[i]->idem_key == NULL)
-			continue;
-		char hx[2 * DB_IDEM_HASH_LEN + 1];
-		hex_encode(w[i]->idem_hash, DB_IDEM_HASH_LEN, hx);
-		array_add_int(&kid, w[i]->api_key_id);
-		array_add(&key, w[i]->idem_key);
-		array_add(&hash, hx);
-		unit_of[nk++] = i;
-	}
-	array_end(&kid);
-	array_end(&key);
-	array_end(&hash);
-	if (nk == 0)
-		goto out;
-	const char *p[] = { kid.data, key.data, hash.data };
-	/* An expired key (kept 24 h, INTERFACE.md) is taken over as if new. */
-	PGresult *res = exec_params(c,
-		"INSERT INTO idempotency_keys (api_key_id, key, request_hash)"
-		" SELECT u.kid, u.key, decode(u.hash, 'hex')"
-		"   FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(kid, key, hash)"
-		" ON CONFLICT (api_key_id, key) DO UPDATE"
-		"   SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()"
-		"   WHERE idempotency_keys.created_at < now() - interval '24 hours'"
-		" RETURNING api_key_id",
-		3, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL) {
-		rc = -1;
-		goto out;
-	}
-	int claimed_all = PQntuples(res) == nk;
-	PQclear(res);
-	if (claimed_all)
-		goto out;
-	/* Keys we did not claim belong to committed requests (ours still have
-	 * no status_code).  A new statement sees rows committed by another
-	 * process while our INSERT waited on them. */
-	res = exec_params(c,
-		"SELECT u.ord, k.status_code IS NOT NULL, k.request_hash = decode(u.hash, 'hex'),"
-		"       coalesce(k.status_code, 0), coalesce(k.response::text, '')"
-		"  FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY AS u(kid, key, hash, ord)"
-		"  LEFT JOIN idempotency_keys k ON k.api_key_id = u.kid AND k.key = u.key"
-		" WHERE k.key IS NULL OR k.status_code IS NOT NULL",
-		3, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL) {
-		rc = -1;
-		goto out;
-	}
-	for (int r = 0; r < PQntuples(res); r++) {
-		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
-		if (ord < 1 || ord > nk)
-			continue;
-		struct db_write *u = w[unit_of[ord - 1]];
-		if (PQgetvalue(res, r, 1)[0] != 't') {
-			u->status = DB_WRITE_IDEM_IN_FLIGHT;
-		} else if (PQgetvalue(res, r, 2)[0] != 't') {
-			u->status = DB_WRITE_IDEM_CONFLICT;
-		} else {
-			u->status = DB_WRITE_REPLAY;
-			u->replay_status = (int)strtol(PQgetvalue(res, r, 3), NULL, 10);
-			free(u->replay_body);
-			u->replay_body = xstrdup(PQgetvalue(res, r, 4));
-		}
-	}
-	PQclear(res);
-out:
-	free(unit_of);
-	buf_cleanup(&kid);
-	buf_cleanup(&key);
-	buf_cleanup(&hash);
-	return rc;
-}
-
 #define MSG_COLS 12
 
 /*
@@ -193,49 +111,122 @@ out:
  * non-queued recipient, ('m', message, -, status) per such message - and
  * ('t', -, -, the transaction's timestamp, every message's created_at).
  */
-static const char sql_accept[] =
-	"WITH ins AS ("
-	"  INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"
-	"  SELECT u.mid, u.pos, u.email, u.domain, u.kind,"
-	"         CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'"
-	"              WHEN u.send_at > now() THEN 'scheduled' ELSE 'queued' END,"
-	"         greatest(coalesce(u.send_at, now()), now())"
-	"    FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
-	"         WITH ORDINALITY AS u(mid, pos, email, domain, kind, send_at, ord)"
-	"   ORDER BY u.ord"
-	"  RETURNING id, message_id, position, status),"
-	" ev AS ("
-	"  INSERT INTO events (message_id, recipient_id, type)"
-	"  SELECT message_id, id, CASE WHEN status = 'suppressed' THEN 'message.suppressed' ELSE 'message.queued' END"
-	"    FROM ins ORDER BY id),"
-	" summary AS ("
-	"  SELECT message_id,"
-	"         mf_status_summary(count(DISTINCT status), min(status), bool_and(mf_status_terminal(status))) AS st"
-	"    FROM ins GROUP BY message_id HAVING bool_or(status <> 'queued')),"
-	" upd AS ("
-	"  UPDATE messages m SET status = s.st, updated_at = now() FROM summary s"
+/* The units (message id, api key id, key) whose key this transaction did
+ * not win, as an array: computed once per statement (an InitPlan), each
+ * key found by its primary key. */
+#define SQL_LOSERS(mid, kid, key)                                                                         \
+	"ARRAY(SELECT k.mid FROM unnest(" mid "::uuid[], " kid "::bigint[], " key "::text[]) AS k(mid, kid, key)" \
+	" WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys i"                                             \
+	"                    WHERE i.api_key_id = k.kid AND i.key = k.key AND i.message_id = k.mid OFFSET 0))"
+
+#define SQL_ACCEPT_INS(filter)                                                                            \
+	"WITH ins AS ("                                                                                   \
+	"  INSERT INTO recipients (message_id, position, email, domain, kind, status, next_attempt_at)"   \
+	"  SELECT u.mid, u.pos, u.email, u.domain, u.kind,"                                              \
+	"         CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(u.email)) THEN 'suppressed'" \
+	"              WHEN u.send_at > now() THEN 'scheduled' ELSE 'queued' END,"                       \
+	"         greatest(coalesce(u.send_at, now()), now())"                                           \
+	"    FROM unnest($1::uuid[], $2::smallint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])" \
+	"         WITH ORDINALITY AS u(mid, pos, email, domain, kind, send_at, ord)"                     \
+	filter                                                                                            \
+	"   ORDER BY u.ord"                                                                              \
+	"  RETURNING id, message_id, position, status, email, kind),"                                    \
+	" ev AS ("                                                                                        \
+	"  INSERT INTO events (message_id, recipient_id, type)"                                          \
+	"  SELECT message_id, id, CASE WHEN status = 'suppressed' THEN 'message.suppressed' ELSE 'message.queued' END" \
+	"    FROM ins ORDER BY id),"                                                                      \
+	" summary AS ("                                                                                   \
+	"  SELECT message_id,"                                                                            \
+	"         mf_status_summary(count(DISTINCT status), min(status), bool_and(mf_status_terminal(status))) AS st" \
+	"    FROM ins GROUP BY message_id HAVING bool_or(status <> 'queued')),"                           \
+	" upd AS ("                                                                                       \
+	"  UPDATE messages m SET status = s.st, updated_at = now() FROM summary s"                        \
 	"   WHERE m.id = s.message_id AND m.status IS DISTINCT FROM s.st)"
-	" SELECT 'r', message_id::text, position, status FROM ins WHERE status <> 'queued'"
-	" UNION ALL SELECT 'm', message_id::text, NULL, st FROM summary"
-	" UNION ALL SELECT 't', NULL, NULL, mf_ts(now())";
 
-/* The 202 bodies of the units with an Idempotency-Key, for replay. */
-static const char sql_resp[] =
-	"UPDATE idempotency_keys k SET status_code = 202, response = u.body"
-	"  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(kid, key, body)"
-	" WHERE k.api_key_id = u.kid AND k.key = u.key";
+#define SQL_ACCEPT_ROWS                                                                                   \
+	" SELECT 'r', message_id::text, position, status FROM ins WHERE status <> 'queued'"              \
+	" UNION ALL SELECT 'm', message_id::text, NULL, st FROM summary"                                  \
+	" UNION ALL SELECT 't', NULL, NULL, mf_ts(now())"
 
-/* The multi-row message INSERT for rows rows. */
-static void messages_sql(struct buf *sql, int rows)
+static const char sql_accept[] = SQL_ACCEPT_INS("") SQL_ACCEPT_ROWS;
+
+/*
+ * Groups with Idempotency-Keys (migration 0015).  sql_claim inserts each
+ * key with the id of the message its unit would create; a key already
+ * there and younger than 24 hours (INTERFACE.md) is left alone - ON
+ * CONFLICT first waits for another transaction that holds it - and an
+ * expired one is taken over as if new.  The units that lost their claim
+ * are thus those whose key row names another message: the keyed variants
+ * of the message INSERT and of sql_accept leave their rows out
+ * (SQL_LOSERS), sql_accept_keyed builds the 202 of each winner from the
+ * rows it just wrote - the format of accepted_body() - stores it with the
+ * key (found by ctid) and returns it ('k', message, -, body), so that a
+ * replay is those very bytes, and sql_losers returns what each loser
+ * gets: (unit, same request?, status code or 0 while in flight, stored
+ * answer).  Every lookup is by primary key or ctid, whatever the
+ * statistics the plans were made with (db_messages_prepare).
+ * $7..$9 of sql_accept_keyed (and the last three of the message INSERT)
+ * are the keyed units' message ids, api key ids and keys.
+ */
+static const char sql_claim[] =
+	"INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id)"
+	" SELECT u.kid, u.key, decode(u.hash, 'hex'), u.mid"
+	"   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) AS u(kid, key, hash, mid)"
+	" ON CONFLICT (api_key_id, key) DO UPDATE"
+	"   SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL,"
+	"       message_id = EXCLUDED.message_id, created_at = now()"
+	"   WHERE idempotency_keys.created_at < now() - interval '24 hours'";
+
+static const char sql_accept_keyed[] =
+	SQL_ACCEPT_INS("   WHERE u.mid <> ALL (" SQL_LOSERS("$7", "$8", "$9") ")") ","
+	" kb AS ("
+	"  SELECT i.message_id,"
+	"         '{\"id\":' || to_json(i.message_id::text)"
+	"         || ',\"status\":' || to_json(coalesce((SELECT s.st FROM summary s WHERE s.message_id = i.message_id), 'queued'))"
+	"         || ',\"created_at\":' || to_json(mf_ts(now())) || ',\"recipients\":['"
+	"         || string_agg('{\"email\":' || to_json(i.email) || ',\"kind\":' || to_json(i.kind)"
+	"                       || ',\"status\":' || to_json(i.status) || '}', ',' ORDER BY i.position) || ']}' AS b"
+	"    FROM ins i WHERE i.message_id = ANY ($7::uuid[]) GROUP BY i.message_id),"
+	" kst AS ("
+	"  UPDATE idempotency_keys x SET status_code = 202, response = z.b"
+	"    FROM (SELECT kb.b, t.tid FROM kb"
+	"            JOIN unnest($7::uuid[], $8::bigint[], $9::text[]) AS k(mid, kid, key) ON k.mid = kb.message_id,"
+	"            LATERAL (SELECT i.ctid AS tid FROM idempotency_keys i"
+	"                      WHERE i.api_key_id = k.kid AND i.key = k.key OFFSET 0) t) z"
+	"   WHERE x.ctid = z.tid)"
+	SQL_ACCEPT_ROWS
+	" UNION ALL SELECT 'k', message_id::text, NULL, b FROM kb";
+
+static const char sql_losers[] =
+	"SELECT u.ord, coalesce(x.request_hash = decode(u.hash, 'hex'), false), coalesce(x.status_code, 0),"
+	"       coalesce(x.response, '')"
+	"  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS u(kid, key, hash, mid, ord)"
+	"  LEFT JOIN LATERAL (SELECT i.message_id, i.request_hash, i.status_code, i.response FROM idempotency_keys i"
+	"                      WHERE i.api_key_id = u.kid AND i.key = u.key OFFSET 0) x ON true"
+	" WHERE x.message_id IS DISTINCT FROM u.mid";
+
+/* The multi-row message INSERT for rows rows; keyed: without the units
+ * that lost their key (three more parameters, see sql_claim). */
+static void messages_sql(struct buf *sql, int rows, int keyed)
 {
 	buf_puts(sql, "INSERT INTO messages (id, api_key_id, send_at, mail_from, from_header, subject,"
-		      " message_id_hdr, tags, metadata, size, body, request) VALUES ");
+		      " message_id_hdr, tags, metadata, size, body, request) ");
+	buf_puts(sql, keyed ? "SELECT * FROM (VALUES " : "VALUES ");
 	for (int r = 0; r < rows; r++) {
 		int k = r * MSG_COLS;
 		buf_printf(sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
 			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d)",
 			   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10, k + 11,
 			   k + 12);
+	}
+	if (keyed) {
+		int p = rows * MSG_COLS;
+		char a[3][8];
+		for (int i = 0; i < 3; i++)
+			snprintf(a[i], sizeof(a[i]), "$%d", p + 1 + i);
+		buf_puts(sql, ") AS v(id) WHERE v.id <> ALL (");
+		buf_printf(sql, SQL_LOSERS("%s", "%s", "%s"), a[0], a[1], a[2]);
+		buf_putc(sql, ')');
 	}
 }
 
@@ -265,17 +256,20 @@ static int prepare(PGconn *c, const char *name, const char *sql, char *err, size
 int db_messages_prepare(void *conn, char *err, size_t errlen)
 {
 	PGconn *c = conn;
-	if (prepare(c, "mf_accept", sql_accept, err, errlen) < 0 || prepare(c, "mf_resp", sql_resp, err, errlen) < 0 ||
+	if (prepare(c, "mf_accept", sql_accept, err, errlen) < 0 ||
+	    prepare(c, "mf_accept_keyed", sql_accept_keyed, err, errlen) < 0 ||
+	    prepare(c, "mf_claim", sql_claim, err, errlen) < 0 || prepare(c, "mf_losers", sql_losers, err, errlen) < 0 ||
 	    prepare(c, "mf_wake", "SELECT pg_notify('mailferry_queue', '')", err, errlen) < 0 ||
 	    db_exec(c, "SET mailferry.defer_notify = on", err, errlen) < 0 ||
 	    db_exec(c, "SET enable_seqscan = off", err, errlen) < 0)
 		return -1;
-	for (int rows = 1; rows <= MSG_CHUNK_MAX; rows++) {
+	for (int i = 0; i < 2 * MSG_CHUNK_MAX; i++) {
+		int rows = i % MSG_CHUNK_MAX + 1, keyed = i >= MSG_CHUNK_MAX;
 		struct buf sql;
 		char name[32];
 		buf_init(&sql, ARRAY_MAX);
-		messages_sql(&sql, rows);
-		snprintf(name, sizeof(name), "mf_msgs_%d", rows);
+		messages_sql(&sql, rows, keyed);
+		snprintf(name, sizeof(name), "mf_msgs_%s%d", keyed ? "k" : "", rows);
 		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);
 		buf_cleanup(&sql);
 		if (rc < 0)
@@ -306,8 +300,10 @@ struct pipe {
 	ExecStatusType *want;
 	/* Indexes of the statements whose rows are read (-1: none). */
 	int accept_at;
-	int wake_at; /* the wake-up after COMMIT, whose failure is ignored */
+	int losers_at;       /* sql_losers, whose result is kept in losers */
+	int wake_at;         /* the wake-up after the commit, whose failure is ignored */
 	char created_at[40]; /* from accept_at */
+	PGresult *losers;
 };
 
 /* Sends a prepared statement (name) or, with name NULL, the text sql. */
@@ -328,16 +324,57 @@ static int pipe_send(struct pipe *p, const char *name, const char *sql, int n, c
 	return 0;
 }
 
-/* Step 2: the message rows, in chunks of the prepared sizes. */
-static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
+/* The keyed units' arrays (api key ids, keys, request hashes, message
+ * ids), for sql_claim, sql_losers and the keyed statements; a unit with a
+ * key is a single message (api/messages.c). */
+struct key_arrays {
+	int n;
+	struct buf kid, key, hash, mid;
+};
+
+static void key_arrays_build(struct key_arrays *a, struct db_write *const *keyed, int n)
+{
+	struct buf *all[] = { &a->kid, &a->key, &a->hash, &a->mid };
+	a->n = n;
+	for (size_t i = 0; i < 4; i++)
+		array_start(all[i]);
+	for (int i = 0; i < n; i++) {
+		char hx[2 * DB_IDEM_HASH_LEN + 1];
+		hex_encode(keyed[i]->idem_hash, DB_IDEM_HASH_LEN, hx);
+		array_add_int(&a->kid, keyed[i]->api_key_id);
+		array_add(&a->key, keyed[i]->idem_key);
+		array_add(&a->hash, hx);
+		array_add(&a->mid, keyed[i]->msgs[0].id);
+	}
+	for (size_t i = 0; i < 4; i++)
+		array_end(all[i]);
+}
+
+static void key_arrays_cleanup(struct key_arrays *a)
+{
+	buf_cleanup(&a->kid);
+	buf_cleanup(&a->key);
+	buf_cleanup(&a->hash);
+	buf_cleanup(&a->mid);
+}
+
+/* The message rows, in chunks of up to MSG_CHUNK_MAX; with keys (ka not
+ * NULL), the keyed variant, which leaves out the units that lost. */
+static int send_messages(struct pipe *pp, const struct flat *f, int n, const struct key_arrays *ka, char *err,
+			 size_t errlen)
 {
 	int rc = 0;
 	for (int base = 0; base < n && rc == 0;) {
 		int rows = n - base < MSG_CHUNK_MAX ? n - base : MSG_CHUNK_MAX;
-		int np = rows * MSG_COLS;
+		int np = rows * MSG_COLS + (ka ? 3 : 0);
 		const char **v = xcalloc((size_t)np, sizeof(char *));
 		int *lens = xcalloc((size_t)np, sizeof(int));
 		int *fmts = xcalloc((size_t)np, sizeof(int));
+		if (ka) {
+			v[np - 3] = ka->mid.data;
+			v[np - 2] = ka->kid.data;
+			v[np - 1] = ka->key.data;
+		}
 		char (*nums)[2][24] = xcalloc((size_t)rows, sizeof(*nums));
 		struct buf *tags = xcalloc((size_t)rows, sizeof(struct buf));
 		for (int r = 0; r < rows; r++) {
@@ -365,7 +402,7 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err
 			v[k + 11] = x->request_json;
 		}
 		char name[32];
-		snprintf(name, sizeof(name), "mf_msgs_%d", rows);
+		snprintf(name, sizeof(name), "mf_msgs_%s%d", ka ? "k" : "", rows);
 		rc = pipe_send(pp, name, NULL, np, v, lens, fmts, PGRES_COMMAND_OK, err, errlen);
 		free(v);
 		free(lens);
@@ -379,8 +416,10 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, char *err
 	return rc;
 }
 
-/* Step 3: recipients, their events and the message statuses (sql_accept). */
-static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
+/* Recipients, their events and the message statuses (sql_accept, or with
+ * keys sql_accept_keyed). */
+static int send_rest(struct pipe *pp, const struct flat *f, int n, const struct key_arrays *ka, char *err,
+		     size_t errlen)
 {
 	struct buf mid, pos, email, domain, kind, sendat;
 	struct buf *all[] = { &mid, &pos, &email, &domain, &kind, &sendat };
@@ -401,9 +440,11 @@ static int send_rest(struct pipe *pp, const struct flat *f, int n, char *err, si
 		array_end(all[i]);
 
 	int rc = -1;
-	const char *p[] = { mid.data, pos.data, email.data, domain.data, kind.data, sendat.data };
+	const char *p[] = { mid.data, pos.data, email.data, domain.data, kind.data, sendat.data,
+			    ka ? ka->mid.data : NULL, ka ? ka->kid.data : NULL, ka ? ka->key.data : NULL };
 	pp->accept_at = pp->n;
-	if (pipe_send(pp, "mf_accept", NULL, 6, p, NULL, NULL, PGRES_TUPLES_OK, err, errlen) < 0)
+	if (pipe_send(pp, ka ? "mf_accept_keyed" : "mf_accept", NULL, ka ? 9 : 6, p, NULL, NULL, PGRES_TUPLES_OK, err,
+		      errlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -457,8 +498,14 @@ static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, i
 			continue;
 		}
 		struct flat *x = find_flat(f, nf, PQgetvalue(res, r, 1), &hint);
-		if (x != NULL)
+		if (x == NULL)
+			continue;
+		if (kind == 'k') { /* the 202 stored with the unit's key */
+			free(x->m->result_json);
+			x->m->result_json = xstrdup(PQgetvalue(res, r, 3));
+		} else {
 			take_status(x, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+		}
 	}
 }
 
@@ -520,6 +567,9 @@ static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_
 			if (rc == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
 				db_set_error(pp->c, res, err, errlen);
 			rc = -1;
+		} else if (i == pp->losers_at) {
+			pp->losers = res;
+			res = NULL;
 		} else {
 			take_result(pp, i, res, f, nf);
 		}
@@ -535,62 +585,6 @@ static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_
 		rc = -1;
 	}
 	PQclear(sync);
-	return rc;
-}
-
-/*
- * COMMIT, then the schedulers' wake-up (LISTEN mailferry_queue) in a
- * transaction of its own.  NOTIFY holds a database-wide lock from
- * pre-commit until its transaction's commit record is flushed, so issued
- * inside the group (by the recipients trigger) it serialised every
- * commit and its fsync across committers; this session turns the
- * trigger off (mailferry.defer_notify, set by db_messages_prepare) and
- * notifies here instead, where the lock lasts microseconds and no fsync.
- */
-static int send_commit(struct pipe *pp, int nmsgs, char *err, size_t errlen)
-{
-	if (pipe_send(pp, NULL, "COMMIT", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen) < 0)
-		return -1;
-	if (nmsgs == 0)
-		return 0;
-	pp->wake_at = pp->n;
-	return pipe_send(pp, "mf_wake", NULL, 0, NULL, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-}
-
-/* Ends a round of the pipeline (rc: how sending went) with a sync and
- * reads its results. */
-static int pipe_round(struct pipe *pp, int rc, struct flat *f, int nf, char *err, size_t errlen)
-{
-	if (rc == 0 && !PQpipelineSync(pp->c)) {
-		db_set_error(pp->c, NULL, err, errlen);
-		rc = -1;
-	}
-	return rc == 0 ? pipe_finish(pp, f, nf, err, errlen) : rc;
-}
-
-/* Stores the 202 bodies of the units with an Idempotency-Key (single
- * messages) with their claimed keys, for an identical replay. */
-static int send_replay_bodies(struct pipe *pp, const struct flat *f, int n, char *err, size_t errlen)
-{
-	struct buf kid, key, body;
-	array_start(&kid);
-	array_start(&key);
-	array_start(&body);
-	for (int i = 0; i < n; i++) {
-		if (f[i].u->idem_key == NULL || f[i].u->nmsgs != 1)
-			continue;
-		array_add_int(&kid, f[i].u->api_key_id);
-		array_add(&key, f[i].u->idem_key);
-		array_add(&body, f[i].m->result_json);
-	}
-	array_end(&kid);
-	array_end(&key);
-	array_end(&body);
-	const char *p[] = { kid.data, key.data, body.data };
-	int rc = pipe_send(pp, "mf_resp", NULL, 3, p, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
-	buf_cleanup(&kid);
-	buf_cleanup(&key);
-	buf_cleanup(&body);
 	return rc;
 }
 
@@ -624,54 +618,6 @@ static struct flat *units_flatten(struct db_write **w, int n, int *nm)
 			f[k++] = (struct flat){ .u = w[i], .m = &w[i]->msgs[j] };
 	*nm = total;
 	return f;
-}
-
-int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen)
-{
-	PGconn *c = conn;
-	int any_key = units_reset(w, n);
-	/* Idempotency keys decide which units are written, so they are
-	 * claimed first, synchronously. */
-	if (any_key && (db_exec(c, "BEGIN", err, errlen) < 0 || claim_keys(c, w, n, err, errlen) < 0))
-		return -1;
-	int nm;
-	struct flat *f = units_flatten(w, n, &nm);
-	int keyed = 0;
-	for (int i = 0; i < nm; i++)
-		keyed |= f[i].u->idem_key != NULL && f[i].u->nmsgs == 1;
-	struct pipe pp = { .c = c, .accept_at = -1, .wake_at = -1 };
-	int rc = PQenterPipelineMode(c) ? 0 : -1;
-	if (rc < 0)
-		db_set_error(c, NULL, err, errlen);
-	if (rc == 0 && !any_key)
-		rc = pipe_send(&pp, NULL, "BEGIN", 0, NULL, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
-	if (rc == 0 && nm > 0)
-		rc = send_messages(&pp, f, nm, err, errlen);
-	if (rc == 0 && nm > 0)
-		rc = send_rest(&pp, f, nm, err, errlen);
-	/* With no body to store, COMMIT goes in the same round trip. */
-	if (rc == 0 && !keyed)
-		rc = send_commit(&pp, nm, err, errlen);
-	rc = pipe_round(&pp, rc, f, nm, err, errlen);
-	for (int i = 0; rc == 0 && i < nm; i++)
-		f[i].m->result_json = accepted_body(&f[i], pp.created_at);
-	if (rc == 0 && keyed) {
-		pp.n = 0;
-		pp.accept_at = pp.wake_at = -1;
-		rc = send_replay_bodies(&pp, f, nm, err, errlen);
-		if (rc == 0)
-			rc = send_commit(&pp, nm, err, errlen);
-		rc = pipe_round(&pp, rc, f, nm, err, errlen);
-	}
-	if (PQpipelineStatus(c) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
-		/* Results left unread after a send failure: this connection is
-		 * in an unknown state; the caller drops it. */
-		snprintf(err, errlen, "pipeline left in an unknown state");
-		rc = -2;
-	}
-	free(pp.want);
-	flat_free(f, nm);
-	return rc;
 }
 
 /* Runs a one-row, one-column query; 1 with *out (owned), 0 no row, -1 error. */
@@ -823,9 +769,34 @@ out:
 struct db_group {
 	struct flat *f;
 	int nm;
-	struct pipe rows; /* the group's statements, committed at their Sync */
-	struct pipe wake; /* the wake-up, whose failure is only logged */
+	struct db_write **keyed; /* the units with an Idempotency-Key, in claim order */
+	int nkeyed;
+	struct pipe rows;        /* the group's statements, committed at their Sync */
+	struct pipe wake;        /* the wake-up, whose failure is only logged */
 };
+
+/* [claim], messages, accept, [losers]: see sql_claim. */
+static int send_group(struct db_group *g, char *err, size_t errlen)
+{
+	if (g->nkeyed == 0) {
+		int rc = send_messages(&g->rows, g->f, g->nm, NULL, err, errlen);
+		return rc == 0 ? send_rest(&g->rows, g->f, g->nm, NULL, err, errlen) : rc;
+	}
+	struct key_arrays ka;
+	key_arrays_build(&ka, g->keyed, g->nkeyed);
+	const char *claim[] = { ka.kid.data, ka.key.data, ka.hash.data, ka.mid.data };
+	int rc = pipe_send(&g->rows, "mf_claim", NULL, 4, claim, NULL, NULL, PGRES_COMMAND_OK, err, errlen);
+	if (rc == 0)
+		rc = send_messages(&g->rows, g->f, g->nm, &ka, err, errlen);
+	if (rc == 0)
+		rc = send_rest(&g->rows, g->f, g->nm, &ka, err, errlen);
+	if (rc == 0) {
+		g->rows.losers_at = g->rows.n;
+		rc = pipe_send(&g->rows, "mf_losers", NULL, 4, claim, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
+	}
+	key_arrays_cleanup(&ka);
+	return rc;
+}
 
 struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err, size_t errlen)
 {
@@ -833,15 +804,17 @@ struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err
 	units_reset(w, n);
 	struct db_group *g = xcalloc(1, sizeof(*g));
 	g->f = units_flatten(w, n, &g->nm);
-	g->rows = (struct pipe){ .c = c, .accept_at = -1, .wake_at = -1 };
-	g->wake = (struct pipe){ .c = c, .accept_at = -1, .wake_at = 0 };
+	g->keyed = xcalloc((size_t)n + 1, sizeof(*g->keyed));
+	for (int i = 0; i < n; i++)
+		if (w[i]->idem_key != NULL && w[i]->nmsgs == 1)
+			g->keyed[g->nkeyed++] = w[i];
+	g->rows = (struct pipe){ .c = c, .accept_at = -1, .losers_at = -1, .wake_at = -1 };
+	g->wake = (struct pipe){ .c = c, .accept_at = -1, .losers_at = -1, .wake_at = 0 };
 	int rc = PQpipelineStatus(c) != PQ_PIPELINE_OFF || PQenterPipelineMode(c) ? 0 : -1;
 	if (rc < 0)
 		db_set_error(c, NULL, err, errlen);
 	if (rc == 0 && g->nm > 0)
-		rc = send_messages(&g->rows, g->f, g->nm, err, errlen);
-	if (rc == 0 && g->nm > 0)
-		rc = send_rest(&g->rows, g->f, g->nm, err, errlen);
+		rc = send_group(g, err, errlen);
 	if (rc == 0 && !PQpipelineSync(c)) {
 		db_set_error(c, NULL, err, errlen);
 		rc = -1;
@@ -862,11 +835,40 @@ struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err
 	return g;
 }
 
+/* sql_losers' rows: each unit that lost its key is a replay, a conflict,
+ * or - the key's first request not yet committed: no stored answer - in
+ * flight.  Its rows were not written. */
+static void take_losers(struct db_group *g, PGresult *res)
+{
+	for (int r = 0; res && r < PQntuples(res); r++) {
+		long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+		if (ord < 1 || ord > g->nkeyed)
+			continue;
+		struct db_write *u = g->keyed[ord - 1];
+		int code = (int)strtol(PQgetvalue(res, r, 2), NULL, 10);
+		if (code == 0) {
+			u->status = DB_WRITE_IDEM_IN_FLIGHT;
+		} else if (PQgetvalue(res, r, 1)[0] != 't') {
+			u->status = DB_WRITE_IDEM_CONFLICT;
+		} else {
+			u->status = DB_WRITE_REPLAY;
+			u->replay_status = code;
+			free(u->replay_body);
+			u->replay_body = xstrdup(PQgetvalue(res, r, 3));
+		}
+		free(u->msgs[0].result_json);
+		u->msgs[0].result_json = NULL;
+	}
+}
+
 int db_group_finish(struct db_group *g, char *err, size_t errlen)
 {
 	int rc = pipe_finish(&g->rows, g->f, g->nm, err, errlen);
+	if (rc == 0)
+		take_losers(g, g->rows.losers);
 	for (int i = 0; rc == 0 && i < g->nm; i++)
-		g->f[i].m->result_json = accepted_body(&g->f[i], g->rows.created_at);
+		if (g->f[i].u->status == DB_WRITE_OK && g->f[i].m->result_json == NULL)
+			g->f[i].m->result_json = accepted_body(&g->f[i], g->rows.created_at);
 	if (g->wake.n > 0) {
 		char werr[256]; /* a failed wake-up is logged by pipe_finish */
 		(void)pipe_finish(&g->wake, NULL, 0, werr, sizeof(werr));
@@ -882,12 +884,8 @@ void db_group_free(struct db_group *g)
 		return;
 	free(g->rows.want);
 	free(g->wake.want);
+	PQclear(g->rows.losers);
 	flat_free(g->f, g->nm);
+	free(g->keyed);
 	free(g);
-}
-
-int db_group_idle(void *conn)
-{
-	PGconn *c = conn;
-	return PQpipelineStatus(c) == PQ_PIPELINE_OFF || PQexitPipelineMode(c) ? 0 : -1;
 }

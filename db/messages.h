@@ -5,7 +5,8 @@
  * db_write is one unit that commits or fails as a whole - one message for
  * POST /v1/messages, all the valid items for POST /v1/messages/batch.  The
  * committer runs many units in one transaction and reports each unit's own
- * result; db_messages_commit() is the SQL it runs for a group of units.
+ * result; db_group_send() and db_group_finish() are the SQL it runs for a
+ * group of units.
  *
  * JSON returned by these functions (the API's representation of a message,
  * defined once in SQL by migration 0002) is text owned by the caller.
@@ -74,36 +75,25 @@ struct db_write {
 };
 
 /*
- * Writes the units w[0..n-1] in one transaction on conn (a PGconn *, void *
- * here so that callers need not see libpq): BEGIN, the idempotency claims,
- * the inserts and COMMIT.  Returns 0 when committed, each unit's status
- * set (units decided by their idempotency key are not written); or -1
- * with err set when something failed: nothing is committed, and the
- * connection may be left inside the failed transaction (roll it back) or
- * broken; -2 when the connection is in an unknown state (drop it; nothing
- * was committed).
- */
-int db_messages_commit(void *conn, struct db_write **w, int n, char *err, size_t errlen);
-
-/*
- * The same write, pipelined: db_group_send() sends a group of units with
- * no Idempotency-Key (the connection enters libpq pipeline mode) and
- * returns at once; db_group_finish() reads its results - groups finish in
- * the order they were sent - and returns like db_messages_commit(): 0
- * committed, -1 refused (rolled back, the connection still good), -2 the
- * connection lost or in an unknown state (the outcome unknown).
- * db_group_send() returns NULL when the group could not be sent whole
- * (drop the connection).  Free each group with db_group_free().
- * db_group_idle() leaves pipeline mode once every group is finished, before
- * db_messages_commit() or any other query; 0 or -1.
+ * Writes a group of units in one transaction on conn (a PGconn *, void *
+ * here so that callers need not see libpq), pipelined: db_group_send()
+ * sends the group (the connection enters libpq pipeline mode and stays in
+ * it) and returns at once; db_group_finish() reads its results - groups
+ * finish in the order they were sent - and returns 0 when committed, each
+ * unit's status set (a unit whose Idempotency-Key was used before is not
+ * written: its status says replay, conflict or in flight); -1 with err
+ * when the database refused the group (rolled back; the connection still
+ * good); -2 when the connection was lost or is in an unknown state (the
+ * outcome unknown).  db_group_send() returns NULL when the group could not
+ * be sent whole (drop the connection).  Free each group with
+ * db_group_free().
  */
 struct db_group;
 struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err, size_t errlen);
 int db_group_finish(struct db_group *g, char *err, size_t errlen);
 void db_group_free(struct db_group *g);
-int db_group_idle(void *conn);
 
-/* Prepares db_messages_commit()'s statements on a new connection; 0 or -1. */
+/* Prepares the group's statements on a new connection; 0 or -1. */
 int db_messages_prepare(void *conn, char *err, size_t errlen);
 
 /* 1 with *json (GET /v1/messages/{id}), 0 when there is no such message, -1 on error. */

@@ -123,5 +123,10 @@ Test(api_idempotency, concurrent_identical_requests_make_one_message)
 	}
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 3);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients"), 3);
+	/* The requests that lost their key wrote nothing: one accept event
+	 * per message, and each key names its message. */
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM events"), 3);
+	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM idempotency_keys k JOIN messages m ON m.id = k.message_id"
+				   " WHERE k.status_code = 202 AND k.response LIKE '{\"id\":\"' || m.id || '\"%'"), 3);
 	api_srv_stop(&s, 1);
 }
