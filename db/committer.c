@@ -59,6 +59,7 @@ struct committer_worker {
 	struct db_group *g;                        /* the pipelined group in flight, or NULL */
 	struct db_write *fly[MF_COMMIT_BATCH_MAX]; /* its units */
 	int nfly;
+	struct timespec sent;                      /* when it was sent */
 	pthread_cond_t cv; /* signalled when this thread has work (under c->mu) */
 	int waiting;       /* blocked on cv */
 };
@@ -234,6 +235,7 @@ static int fly_send(struct committer_worker *wk, struct db_write **w, int n)
 		if (wk->g != NULL) {
 			memcpy(wk->fly, w, (size_t)n * sizeof(*w));
 			wk->nfly = n;
+			clock_gettime(CLOCK_MONOTONIC, &wk->sent);
 			return 0;
 		}
 		conn_drop(wk);
@@ -256,6 +258,13 @@ static void fly_finish(struct committer_worker *wk)
 	int rc = db_group_finish(wk->g, err, sizeof(err));
 	db_group_free(wk->g);
 	wk->g = NULL;
+	if (log_enabled(MF_LOG_DEBUG)) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		log_debug("event=group_commit units=%d ms=%.2f ok=%d", n,
+			  (double)(t.tv_sec - wk->sent.tv_sec) * 1e3 + (double)(t.tv_nsec - wk->sent.tv_nsec) / 1e6,
+			  rc == 0);
+	}
 	if (rc == 0)
 		return;
 	if (rc == -2 || !conn_ok(wk)) {

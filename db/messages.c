@@ -163,8 +163,8 @@ static const char sql_accept[] = SQL_ACCEPT_INS("") SQL_ACCEPT_ROWS;
  * key (found by ctid) and returns it ('k', message, -, body), so that a
  * replay is those very bytes, and sql_losers returns what each loser
  * gets: (unit, same request?, status code or 0 while in flight, stored
- * answer).  Every lookup is by primary key or ctid, whatever the
- * statistics the plans were made with (db_messages_prepare).
+ * answer).  Every lookup these add is by primary key or ctid, whatever
+ * the statistics the plans were made with (db_messages_prepare).
  * $7..$9 of sql_accept_keyed (and the last three of the message INSERT)
  * are the keyed units' message ids, api key ids and keys.
  */
