@@ -17,3 +17,10 @@ ALTER TABLE idempotency_keys ADD COLUMN message_id uuid;
 -- 10% of the committer's backend under keyed load; API keys are never
 -- deleted (migration 0013 dropped messages' key for the same reason).
 ALTER TABLE idempotency_keys DROP CONSTRAINT IF EXISTS idempotency_keys_api_key_id_fkey;
+
+-- A key row is written twice in its transaction: claimed, then given its
+-- stored answer.  At the default fillfactor the second version rarely
+-- found room on its page (measured: 2% HOT updates), so every keyed
+-- request added two more index entries; with half of each page kept free
+-- 98-99% of those updates are HOT.  Keys live 24 hours.
+ALTER TABLE idempotency_keys SET (fillfactor = 50);
