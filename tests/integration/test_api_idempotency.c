@@ -69,6 +69,7 @@ Test(api_idempotency, replay_and_conflict)
 
 struct racer {
 	struct api_srv *s;
+	const char *api_key; /* NULL: the server's own */
 	const char *key;
 	pthread_barrier_t *start;
 	long status;
@@ -80,11 +81,13 @@ static void *race(void *arg)
 	struct racer *r = arg;
 	pthread_barrier_wait(r->start);
 	struct th_http h;
-	if (api_call(r->s, "POST", "/v1/messages", NULL, r->key, BODY, &h) == 0) {
+	if (api_call(r->s, "POST", "/v1/messages", r->api_key, r->key, BODY, &h) == 0) {
 		r->status = h.status;
-		const char *p = strstr(h.body, "\"id\": \"");
-		if (p)
-			snprintf(r->id, sizeof(r->id), "%.36s", p + 7);
+		json_t *j = json_loads(h.body ? h.body : "", 0, NULL);
+		const char *id = json_string_value(json_object_get(j, "id"));
+		if (id)
+			snprintf(r->id, sizeof(r->id), "%s", id);
+		json_decref(j);
 	}
 	th_http_free(&h);
 	return NULL;
@@ -114,6 +117,7 @@ Test(api_idempotency, concurrent_identical_requests_make_one_message)
 			cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
 			if (rs[i].status == 202) {
 				ok++;
+				cr_assert_eq(strlen(rs[i].id), 36, "202 without an id");
 				if (winner)
 					cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
 				winner = rs[i].id;
@@ -129,4 +133,48 @@ Test(api_idempotency, concurrent_identical_requests_make_one_message)
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM idempotency_keys k JOIN messages m ON m.id = k.message_id"
 				   " WHERE k.status_code = 202 AND k.response LIKE '{\"id\":\"' || m.id || '\"%'"), 3);
 	api_srv_stop(&s, 1);
+}
+
+/* Two processes on one database: the later claim waits for the first
+ * transaction holding the key and then replays its answer (no 409 across
+ * processes: neither knows the other's queue). */
+Test(api_idempotency, same_key_on_two_processes_makes_one_message)
+{
+	struct api_srv a, b;
+	api_srv_start(&a, NULL, NULL);
+	api_srv_start(&b, a.db, NULL);
+	for (int round = 0; round < 3; round++) {
+		char key[32];
+		snprintf(key, sizeof(key), "both-%d", round);
+		pthread_barrier_t bar;
+		pthread_barrier_init(&bar, NULL, THREADS);
+		struct racer rs[THREADS];
+		pthread_t th[THREADS];
+		for (int i = 0; i < THREADS; i++) {
+			rs[i] = (struct racer){ .s = i % 2 ? &b : &a, .api_key = a.key, .key = key, .start = &bar };
+			pthread_create(&th[i], NULL, race, &rs[i]);
+		}
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&bar);
+		const char *winner = NULL;
+		int ok[2] = { 0, 0 };
+		for (int i = 0; i < THREADS; i++) {
+			cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
+			if (rs[i].status != 202)
+				continue;
+			ok[i % 2]++;
+			cr_assert_eq(strlen(rs[i].id), 36, "202 without an id");
+			if (winner)
+				cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
+			winner = rs[i].id;
+		}
+		cr_assert_geq(ok[0], 1, "process a answered no 202");
+		cr_assert_geq(ok[1], 1, "process b answered no 202");
+	}
+	cr_assert_eq(t_count(a.db, "SELECT count(*) FROM messages"), 3);
+	cr_assert_eq(t_count(a.db, "SELECT count(*) FROM recipients"), 3);
+	cr_assert_eq(t_count(a.db, "SELECT count(*) FROM events"), 3);
+	api_srv_stop(&b, 0);
+	api_srv_stop(&a, 1);
 }
