@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
+
+#include <openssl/rand.h>
 
 #include "relay/dkim.h"
 #include "relay/encode.h"
@@ -258,13 +259,8 @@ static int pick_boundary(char *b, size_t blen, struct buf *const *kids, int nkid
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
 		unsigned char rnd[16];
-		size_t got = 0;
-		while (got < sizeof(rnd)) {
-			ssize_t r = getrandom(rnd + got, sizeof(rnd) - got, 0);
-			if (r < 0)
-				return -1;
-			got += (size_t)r;
-		}
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return -1;
 		if (blen < 6 + 2 * sizeof(rnd))
 			return -1;
 		memcpy(b, "=_mf_", 5);
