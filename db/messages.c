@@ -251,7 +251,7 @@ static int prepare(PGconn *c, const char *name, const char *sql, char *err, size
  * wrong: per-row lookups are LATERAL subqueries kept from being pulled up
  * (OFFSET 0), so each is an index probe.  (force_custom_plan was measured
  * too: planning every execution cost a third of the throughput.)  The
- * session also defers its queue NOTIFY (see send_commit).
+ * session also defers its queue NOTIFY (see db_group_send).
  */
 int db_messages_prepare(void *conn, char *err, size_t errlen)
 {
@@ -288,9 +288,9 @@ struct flat {
 };
 
 /*
- * The statements after the idempotency claim go out in libpq pipeline mode
- * (PostgreSQL 14+): all of them, COMMIT included, are sent before any
- * result is read, so a whole group costs one round trip to the server.
+ * A group's statements go out in libpq pipeline mode (PostgreSQL 14+):
+ * all of them, and the Sync that commits them, are sent before any result
+ * is read, so a whole group costs one round trip to the server.
  * PQsendQueryParams copies the parameters into libpq's output buffer, so
  * they may be freed right after each send.
  */
@@ -560,7 +560,7 @@ static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_
 			return -1;
 		}
 		if (i == pp->wake_at) {
-			/* After COMMIT: the group is written whatever happens here. */
+			/* After the commit: the group is written whatever happens here. */
 			if (PQresultStatus(res) != pp->want[i])
 				log_warn("event=queue_wake_failed error=\"%s\"", PQresultErrorMessage(res));
 		} else if (PQresultStatus(res) != pp->want[i]) {
@@ -588,20 +588,16 @@ static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_
 	return rc;
 }
 
-/* Marks every unit OK and clears earlier results; 1 if any unit has an
- * Idempotency-Key. */
-static int units_reset(struct db_write **w, int n)
+/* Marks every unit OK and clears earlier results. */
+static void units_reset(struct db_write **w, int n)
 {
-	int any_key = 0;
 	for (int i = 0; i < n; i++) {
 		w[i]->status = DB_WRITE_OK;
-		any_key |= w[i]->idem_key != NULL;
 		for (int k = 0; k < w[i]->nmsgs; k++) {
 			free(w[i]->msgs[k].result_json);
 			w[i]->msgs[k].result_json = NULL;
 		}
 	}
-	return any_key;
 }
 
 /* The messages of the units still to be written, in order (*nm of them). */
@@ -755,16 +751,21 @@ out:
 }
 
 /*
- * Pipelined groups (db_group_send / db_group_finish).  A group without
- * Idempotency-Keys needs no answer from the server before its rows are
- * sent, so the committer sends the next group while the previous one
- * commits: the server starts on it as soon as the fsync returns instead
- * of waiting for the committer to read the results, answer the requests
- * and build the next statements (measured: docs/benchmarks.md).  Each
- * group is an implicit transaction - its statements up to a Sync, which
- * commits them or, after an error, rolls them back without touching the
- * groups around it - followed by the queue wake-up in a transaction of
- * its own (see send_commit).
+ * Pipelined groups (db_group_send / db_group_finish).  A group needs no
+ * answer from the server before its statements are sent (its
+ * Idempotency-Keys are decided inside them, see sql_claim), so the
+ * committer sends the next group while the previous one commits: the
+ * server starts on it as soon as the fsync returns instead of waiting for
+ * the committer to read the results, answer the requests and build the
+ * next statements (measured: docs/benchmarks.md).  Each group is an
+ * implicit transaction - its statements up to a Sync, which commits them
+ * or, after an error, rolls them back without touching the groups around
+ * it - followed by the schedulers' wake-up in a transaction of its own:
+ * NOTIFY holds a database-wide lock from pre-commit until the commit is
+ * flushed, so issued inside the group (by the recipients trigger) it
+ * serialised every commit; this session turns the trigger off
+ * (mailferry.defer_notify) and notifies here, where the lock lasts
+ * microseconds and no fsync.
  */
 struct db_group {
 	struct flat *f;

@@ -93,36 +93,50 @@ static void *race(void *arg)
 	return NULL;
 }
 
+/*
+ * One round: THREADS racers send key at once, spread over the nsrv servers
+ * (all with api_key, or each server's own key when NULL).  Every answer is
+ * a 202 or a 409, every 202 carries the same id; ok[i] counts the 202s of
+ * server i.
+ */
+static void race_round(struct api_srv *const *srv, int nsrv, const char *api_key, const char *key, int *ok)
+{
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, THREADS);
+	struct racer rs[THREADS];
+	pthread_t th[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		rs[i] = (struct racer){ .s = srv[i % nsrv], .api_key = api_key, .key = key, .start = &bar };
+		pthread_create(&th[i], NULL, race, &rs[i]);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	const char *winner = NULL;
+	for (int i = 0; i < nsrv; i++)
+		ok[i] = 0;
+	for (int i = 0; i < THREADS; i++) {
+		cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
+		if (rs[i].status != 202)
+			continue;
+		ok[i % nsrv]++;
+		cr_assert_eq(strlen(rs[i].id), 36, "202 without an id");
+		if (winner)
+			cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
+		winner = rs[i].id;
+	}
+}
+
 Test(api_idempotency, concurrent_identical_requests_make_one_message)
 {
 	struct api_srv s;
 	api_srv_start(&s, NULL, NULL);
+	struct api_srv *srv[] = { &s };
 	for (int round = 0; round < 3; round++) {
 		char key[32];
+		int ok;
 		snprintf(key, sizeof(key), "round-%d", round);
-		pthread_barrier_t b;
-		pthread_barrier_init(&b, NULL, THREADS);
-		struct racer rs[THREADS];
-		pthread_t th[THREADS];
-		for (int i = 0; i < THREADS; i++) {
-			rs[i] = (struct racer){ .s = &s, .key = key, .start = &b };
-			pthread_create(&th[i], NULL, race, &rs[i]);
-		}
-		for (int i = 0; i < THREADS; i++)
-			pthread_join(th[i], NULL);
-		pthread_barrier_destroy(&b);
-		const char *winner = NULL;
-		int ok = 0;
-		for (int i = 0; i < THREADS; i++) {
-			cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
-			if (rs[i].status == 202) {
-				ok++;
-				cr_assert_eq(strlen(rs[i].id), 36, "202 without an id");
-				if (winner)
-					cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
-				winner = rs[i].id;
-			}
-		}
+		race_round(srv, 1, NULL, key, &ok);
 		cr_assert_geq(ok, 1);
 	}
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 3);
@@ -143,32 +157,12 @@ Test(api_idempotency, same_key_on_two_processes_makes_one_message)
 	struct api_srv a, b;
 	api_srv_start(&a, NULL, NULL);
 	api_srv_start(&b, a.db, NULL);
+	struct api_srv *srv[] = { &a, &b };
 	for (int round = 0; round < 3; round++) {
 		char key[32];
+		int ok[2];
 		snprintf(key, sizeof(key), "both-%d", round);
-		pthread_barrier_t bar;
-		pthread_barrier_init(&bar, NULL, THREADS);
-		struct racer rs[THREADS];
-		pthread_t th[THREADS];
-		for (int i = 0; i < THREADS; i++) {
-			rs[i] = (struct racer){ .s = i % 2 ? &b : &a, .api_key = a.key, .key = key, .start = &bar };
-			pthread_create(&th[i], NULL, race, &rs[i]);
-		}
-		for (int i = 0; i < THREADS; i++)
-			pthread_join(th[i], NULL);
-		pthread_barrier_destroy(&bar);
-		const char *winner = NULL;
-		int ok[2] = { 0, 0 };
-		for (int i = 0; i < THREADS; i++) {
-			cr_assert(rs[i].status == 202 || rs[i].status == 409, "status %ld", rs[i].status);
-			if (rs[i].status != 202)
-				continue;
-			ok[i % 2]++;
-			cr_assert_eq(strlen(rs[i].id), 36, "202 without an id");
-			if (winner)
-				cr_assert_str_eq(rs[i].id, winner, "two different ids for one key");
-			winner = rs[i].id;
-		}
+		race_round(srv, 2, a.key, key, ok);
 		cr_assert_geq(ok[0], 1, "process a answered no 202");
 		cr_assert_geq(ok[1], 1, "process b answered no 202");
 	}
