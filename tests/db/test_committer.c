@@ -139,3 +139,74 @@ Test(committer, queued_units_share_a_group_and_a_refused_one_fails_alone)
 	th_db_drop(db);
 	free(db);
 }
+
+/* The plan of a prepared statement of the committer's session, as text. */
+static char *plan_of(PGconn *c, const char *execute)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql), "EXPLAIN (COSTS OFF) EXECUTE %s", execute);
+	PGresult *res = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", execute, PQerrorMessage(c));
+	size_t len = 1;
+	for (int i = 0; i < PQntuples(res); i++)
+		len += strlen(PQgetvalue(res, i, 0)) + 1;
+	char *out = calloc(1, len);
+	for (int i = 0; i < PQntuples(res); i++) {
+		strcat(out, PQgetvalue(res, i, 0));
+		strcat(out, "\n");
+	}
+	PQclear(res);
+	return out;
+}
+
+/*
+ * db_messages_prepare() forces generic plans (one plan per statement,
+ * never replanned), made here on an empty, never-analysed database - a
+ * fresh installation, the worst statistics they can be made from.  Every
+ * lookup must still be a probe by key: no sequential scan, no hash or
+ * merge join, and the suppression probe on the primary key (an
+ * index-only walk of suppressions_reason_idx is what such statistics
+ * picked before).
+ */
+Test(committer, generic_plans_on_an_empty_database_probe_by_key)
+{
+	char *db = th_db_create(1);
+	cr_assert_not_null(db);
+	PGconn *c = PQconnectdb(db);
+	cr_assert_eq(PQstatus(c), CONNECTION_OK);
+	char err[256];
+	cr_assert_eq(db_messages_prepare(c, err, sizeof(err)), 0, "%s", err);
+	PGresult *res = PQexec(c, "SHOW plan_cache_mode");
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "force_generic_plan");
+	PQclear(res);
+
+	const char *mid = "'{018f0000-0000-7000-8000-000000000001}'";
+	char accept[512], keyed[512], claim[256];
+	snprintf(accept, sizeof(accept), "mf_accept(%s, '{0}', '{a@example.net}', '{example.net}', '{to}', '{NULL}')",
+		 mid);
+	snprintf(keyed, sizeof(keyed),
+		 "mf_accept_keyed(%s, '{0}', '{a@example.net}', '{example.net}', '{to}', '{NULL}', %s, '{1}', '{k}')",
+		 mid, mid);
+	snprintf(claim, sizeof(claim), "%%s('{1}', '{k}', '{00}', %s)", mid);
+	char claim_x[256], losers_x[256];
+	snprintf(claim_x, sizeof(claim_x), claim, "mf_claim");
+	snprintf(losers_x, sizeof(losers_x), claim, "mf_losers");
+	const char *stmts[] = { accept, keyed, claim_x, losers_x };
+	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+		char *plan = plan_of(c, stmts[i]);
+		cr_assert_null(strstr(plan, "Seq Scan"), "%s", plan);
+		cr_assert_null(strstr(plan, "Hash Join"), "%s", plan);
+		cr_assert_null(strstr(plan, "Merge Join"), "%s", plan);
+		cr_assert_null(strstr(plan, "Index Only Scan"), "%s", plan);
+		if (i < 2) {
+			cr_assert_not_null(strstr(plan, "Index Scan using suppressions_pkey"), "%s", plan);
+			cr_assert_not_null(strstr(plan, "Index Scan using messages_pkey"), "%s", plan);
+		} else {
+			cr_assert_not_null(strstr(plan, "idempotency_keys_pkey"), "%s", plan);
+		}
+		free(plan);
+	}
+	PQfinish(c);
+	th_db_drop(db);
+	free(db);
+}
