@@ -25,12 +25,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/rand.h>
-
 #include "relay/dkim.h"
 #include "relay/encode.h"
 #include "util/hex.h"
 #include "util/limits.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 
 /* Headers the request may not set: the composer writes them. */
@@ -259,8 +258,7 @@ static int pick_boundary(char *b, size_t blen, struct buf *const *kids, int nkid
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
 		unsigned char rnd[16];
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			return -1;
+		rand_id_bytes(rnd, sizeof(rnd));
 		if (blen < 6 + 2 * sizeof(rnd))
 			return -1;
 		memcpy(b, "=_mf_", 5);

@@ -1,7 +1,7 @@
 /*
  * uuid.c - UUIDv7 generation (see uuid.h).  Randomness from OpenSSL's
- * RAND_bytes(): its DRBG is seeded from the kernel and needs no system
- * call per id (getrandom(2) per id was ~2% of the send path).
+ * DRBG, drawn through util/rand.h's per-thread pool (getrandom(2) per id
+ * was ~2% of the send path, RAND_bytes() per id more).
  */
 #include "util/uuid.h"
 
@@ -12,9 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/rand.h>
-
 #include "util/hex.h"
+#include "util/rand.h"
 
 void uuid_v7(char out[UUID_STR_LEN])
 {
@@ -22,8 +21,7 @@ void uuid_v7(char out[UUID_STR_LEN])
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-	if (RAND_bytes(b + 6, 10) != 1)
-		abort(); /* OpenSSL's DRBG failed: no id may be guessable */
+	rand_id_bytes(b + 6, 10);
 	for (int i = 0; i < 6; i++)
 		b[i] = (unsigned char)(ms >> (40 - 8 * i));
 	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
