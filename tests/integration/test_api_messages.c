@@ -68,11 +68,13 @@ Test(api_messages, send_then_get_shows_queued_recipients)
 	th_http_free(&r);
 
 	/* Stored durably: the composed body, one row per recipient, events,
-	 * and the request as accepted. */
-	char sql[320];
+	 * and the request as accepted, without the bodies (they are in the
+	 * composed message). */
+	char sql[400];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE id = '%s' AND size > 0 AND length(body) = size"
 		 " AND message_id_hdr LIKE '%s@%%' AND request::jsonb->>'subject' = 'Your order'"
-		 " AND request::jsonb->'metadata'->>'order_id' = '1001'", idc, idc);
+		 " AND request::jsonb->'metadata'->>'order_id' = '1001'"
+		 " AND NOT request::jsonb ?| '{text,html}'", idc, idc);
 	cr_assert_eq(t_count(s.db, sql), 1);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients WHERE status = 'queued'"), 3);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM recipients WHERE domain = 'example.org'"), 1);
@@ -93,6 +95,17 @@ Test(api_messages, send_then_get_shows_queued_recipients)
 		 " AND request::jsonb->'attachments'->0->>'filename' = 'a.txt'"
 		 " AND request::jsonb->'attachments'->0->>'size' = '5'"
 		 " AND NOT request::jsonb->'attachments'->0 ? 'content'", aid);
+	cr_assert_eq(t_count(s.db, sql), 1);
+	free(aid);
+	/* A message larger than the TOAST threshold is stored compressed
+	 * with lz4 (migration 0017), not pglz. */
+	char big[8192] = "{\"from\":\"orders@shop.example\",\"to\":\"a@example.net\",\"subject\":\"S\",\"text\":\"";
+	for (int i = 0; i < 100; i++)
+		strcat(big, "Your order ships tomorrow. ");
+	strcat(big, "\"}");
+	aid = api_send_ok(&s, big);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE id = '%s' AND size > 2700"
+		 " AND pg_column_compression(body) = 'lz4'", aid);
 	cr_assert_eq(t_count(s.db, sql), 1);
 	free(aid);
 	free(idc);
