@@ -19,7 +19,7 @@ BUILD        ?= build
 BINDIR       ?= bin
 SAN          ?=
 CC           ?= cc
-PKGS         := libmicrohttpd jansson openssl libpq libcurl
+PKGS         := libmicrohttpd jansson libcjson openssl libpq libcurl
 MODULES      := util db api relay queue cli
 
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/json_in.h"
 #include "relay/address.h"
 #include "util/limits.h"
 #include "util/xmalloc.h"
@@ -108,7 +109,7 @@ json_t *validate_parse_json(const char *body, size_t len, struct json_problem *p
 		return NULL;
 	}
 	json_error_t je;
-	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *v = json_in_parse(body, len, &je); /* json_loadb's result, faster */
 	if (v == NULL) {
 		p->line = je.line;
 		p->column = je.column;
