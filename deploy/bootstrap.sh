@@ -9,7 +9,7 @@
 set -euo pipefail
 
 mode=${1:-run}
-pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libssl-dev
+pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libjemalloc-dev libssl-dev
   libpq-dev libcurl4-openssl-dev postgresql postgresql-client ca-certificates"
 pkgs_test="libcriterion-dev postfix swaks python3 python3-dkim clang
   libclang-rt-14-dev python3-yaml curl iproute2 procps libnet-ssleay-perl prometheus systemd"
