@@ -202,7 +202,8 @@ P
 
 if want ingest; then
 echo "== PostgreSQL alone writing mailferry's rows (tests/bench/schema_ceiling.sql, 2 clients)"
-cp tests/bench/schema_ceiling.sql "$tmp/ceiling.sql"; chmod 644 "$tmp/ceiling.sql"
+body_hex=$(head -c 1100 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+sed "s/BODY_HEX/$body_hex/" tests/bench/schema_ceiling.sql > "$tmp/ceiling.sql"; chmod 644 "$tmp/ceiling.sql"
 # A UUIDv7 (RFC 9562 §5.7) like util/uuid.c's: 48-bit Unix milliseconds,
 # version 7, variant 10, the rest random.
 PSQL -c "CREATE FUNCTION bench_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS \$\$
