@@ -62,7 +62,7 @@ static int precheck(const unsigned char *s, size_t n)
 			} else if (c == '\\') {
 				if (i + 1 < n && s[i + 1] == 'u' && !unicode_escape_ok(s + i + 2, n - i - 2))
 					return -1;
-				i++; /* the escaped byte (a quote or backslash is not special) */
+				i++; /* skip the escaped byte: an escaped quote does not end the string */
 			}
 		} else if (c == '"') {
 			in_string = 1;

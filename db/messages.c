@@ -266,6 +266,11 @@ static int prepare(PGconn *c, const char *name, const char *sql, char *err, size
  * (tests/db/test_committer_plans.c).  The session also defers its queue
  * NOTIFY (see db_group_send).
  */
+/* The committer session's settings (see above), in one round trip. */
+static const char session_settings[] =
+	"SET mailferry.defer_notify = on; SET enable_seqscan = off; SET enable_hashjoin = off;"
+	" SET enable_mergejoin = off; SET enable_indexonlyscan = off; SET plan_cache_mode = force_generic_plan";
+
 int db_messages_prepare(void *conn, char *err, size_t errlen)
 {
 	PGconn *c = conn;
@@ -273,12 +278,7 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 	    prepare(c, "mf_accept_keyed", sql_accept_keyed, err, errlen) < 0 ||
 	    prepare(c, "mf_claim", sql_claim, err, errlen) < 0 || prepare(c, "mf_losers", sql_losers, err, errlen) < 0 ||
 	    prepare(c, "mf_wake", "SELECT pg_notify('mailferry_queue', '')", err, errlen) < 0 ||
-	    db_exec(c, "SET mailferry.defer_notify = on", err, errlen) < 0 ||
-	    db_exec(c, "SET enable_seqscan = off", err, errlen) < 0 ||
-	    db_exec(c, "SET enable_hashjoin = off", err, errlen) < 0 ||
-	    db_exec(c, "SET enable_mergejoin = off", err, errlen) < 0 ||
-	    db_exec(c, "SET enable_indexonlyscan = off", err, errlen) < 0 ||
-	    db_exec(c, "SET plan_cache_mode = force_generic_plan", err, errlen) < 0)
+	    db_exec(c, session_settings, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < 2 * MSG_CHUNK_MAX; i++) {
 		int rows = i % MSG_CHUNK_MAX + 1, keyed = i >= MSG_CHUNK_MAX;
