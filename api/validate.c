@@ -20,6 +20,7 @@
 #include "api/json_in.h"
 #include "relay/address.h"
 #include "util/limits.h"
+#include "util/scan.h"
 #include "util/xmalloc.h"
 
 /* --- error list -------------------------------------------------------- */
@@ -63,6 +64,9 @@ static long utf8_invalid_at(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
+		i += scan_ascii_prefix(s + i, n - i);
+		if (i == n)
+			break;
 		unsigned char c = s[i];
 		size_t len;
 		unsigned lo = 0x80, hi = 0xBF;

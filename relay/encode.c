@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/limits.h"
+#include "util/scan.h"
 #include "util/xmalloc.h"
 
 static const char b64_alphabet[] =
@@ -60,9 +61,7 @@ int enc_base64(struct buf *out, const unsigned char *p, size_t n, size_t line)
 /* Length of the line starting at p (up to end), and of its line break. */
 static size_t line_span(const char *p, const char *end, size_t *eol)
 {
-	const char *q = p;
-	while (q < end && *q != '\r' && *q != '\n')
-		q++;
+	const char *q = p + scan_eol(p, (size_t)(end - p));
 	*eol = 0;
 	if (q < end)
 		*eol = (*q == '\r' && q + 1 < end && q[1] == '\n') ? 2 : 1;
@@ -101,6 +100,15 @@ int enc_qp(struct buf *out, const char *p, size_t n)
 	while (p < end) {
 		size_t eol, len = line_span(p, end, &eol), col = 0;
 		for (size_t i = 0; i < len; i++) {
+			/* Eight literal octets at once while they fit before the
+			 * soft-break column and are not the line's last (whose
+			 * whitespace rule 3 encodes) nor a leading '.'. */
+			while (i + 8 < len && col + 8 <= MF_MIME_ENCODED_LINE - 1 && scan_word_plain(p + i) &&
+			       (col > 0 || p[i] != '.')) {
+				memcpy(line + col, p + i, 8);
+				col += 8;
+				i += 8;
+			}
 			unsigned char c = (unsigned char)p[i];
 			int last = i + 1 == len;
 			int enc = qp_must_encode(c, last, col);
@@ -136,7 +144,7 @@ int enc_qp(struct buf *out, const char *p, size_t n)
 
 int enc_is_ascii(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = scan_ascii_prefix((const unsigned char *)s, n); i < n; i++)
 		if ((unsigned char)s[i] > 127)
 			return 0;
 	return 1;
@@ -147,6 +155,15 @@ enum enc_cte enc_text_cte(const char *p, size_t n)
 	size_t col = 0, maxline = 0, encoded = 0;
 	int plain = 1;
 	for (size_t i = 0; i < n; i++) {
+		/* Printable octets other than '=' change nothing but the column. */
+		while (i + 8 <= n && scan_word_plain(p + i)) {
+			col += 8;
+			i += 8;
+		}
+		if (col > maxline)
+			maxline = col;
+		if (i == n)
+			break;
 		unsigned char c = (unsigned char)p[i];
 		if (c == '\r' || c == '\n') {
 			if (i > 0 && (p[i - 1] == ' ' || p[i - 1] == '\t'))

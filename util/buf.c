@@ -76,17 +76,33 @@ int buf_putc(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
+/* One formatting pass when the result fits the room already allocated
+ * (or a small first allocation), a second only when it does not. */
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;
-	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
-	va_end(cp);
-	if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+	if (b->cap - b->len < 256 && buf_reserve(b, b->max - b->len < 255 ? b->max - b->len : 255) < 0)
 		return -1;
+	va_copy(cp, ap);
+	int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		goto fail;
+	if ((size_t)n < b->cap - b->len) {
+		if ((size_t)n > b->max - b->len)
+			goto fail;
+		b->len += (size_t)n;
+		return 0;
+	}
+	if (buf_reserve(b, (size_t)n) < 0)
+		goto fail;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	b->len += (size_t)n;
 	return 0;
+fail:
+	if (b->data)
+		b->data[b->len] = '\0';
+	return -1;
 }
 
 int buf_printf(struct buf *b, const char *fmt, ...)

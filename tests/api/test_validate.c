@@ -254,6 +254,32 @@ Test(validate, json_body_problems)
 	cr_assert_null(validate_parse_json(nul, strlen(nul), &p));
 }
 
+Test(validate, utf8_errors_are_found_at_every_offset)
+{
+	/* The ASCII runs are skipped eight octets at a time: a bad octet, or a
+	 * good sequence, at each offset around those words. */
+	for (size_t k = 6; k < 60; k++) {
+		char body[128];
+		memset(body, 'a', sizeof(body));
+		memcpy(body, "{\"text\":\"", 9);
+		memcpy(body + 70, "\"}", 3);
+		struct json_problem p;
+		body[k] = (char)0xff;
+		cr_assert_null(validate_parse_json(body, 72, &p));
+		cr_assert(p.not_utf8);
+		cr_assert_eq(p.position, (long)k, "offset %zu", k);
+		if (k < 9)
+			continue;
+		memcpy(body + k, "\xc3\xa9", 2); /* é, then ASCII again */
+		json_t *v = validate_parse_json(body, 72, &p);
+		cr_assert_not_null(v, "offset %zu: %s", k, p.detail);
+		json_decref(v);
+		memcpy(body + k, "\xc3" "a", 2); /* a lead octet without its continuation */
+		cr_assert_null(validate_parse_json(body, 72, &p));
+		cr_assert_eq(p.position, (long)k);
+	}
+}
+
 Test(validate, content_type)
 {
 	cr_assert(validate_is_json_content_type("application/json"));

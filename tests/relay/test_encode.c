@@ -417,3 +417,126 @@ Test(encode, rfc2231_parameters)
 	buf_cleanup(&b);
 	buf_cleanup(&v);
 }
+
+/* Random text over an alphabet that exercises every quoted-printable rule:
+ * letters, space, tab, '=', '.', CR, LF, DEL and UTF-8 octets, with line
+ * lengths on both sides of 76 and word boundaries at every offset. */
+static size_t random_text(char *out, size_t max, unsigned *seed)
+{
+	static const char *const pieces[] = { "a", "b", "Z", " ", "\t", "=", ".", "\n", "\r\n", "\r",
+					      "\x7f", "\xc3\xa9", "\x01", "0123456789", "abcdefghijklmnop" };
+	size_t n = 0, want = (size_t)(rand_r(seed) % (max - 16));
+	while (n < want) {
+		const char *p = pieces[rand_r(seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+		/* Long runs of plain letters, so that lines pass 76. */
+		if (rand_r(seed) % 4 == 0)
+			p = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+		size_t l = strlen(p);
+		if (n + l >= max)
+			break;
+		memcpy(out + n, p, l);
+		n += l;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* Text with every line end as CRLF and a final CRLF (what enc_qp encodes). */
+static char *canonical(const char *s)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	cr_assert_eq(enc_crlf(&b, s, strlen(s)), 0);
+	return buf_steal(&b, NULL);
+}
+
+static int qp_needs_escape(unsigned char c, int line_start, int line_end)
+{
+	return c == '=' || c > 126 || (c < 32 && c != '\t') || ((c == ' ' || c == '\t') && line_end) ||
+	       (c == '.' && line_start);
+}
+
+Test(encode, qp_random_texts_round_trip_with_minimal_escapes)
+{
+	unsigned seed = 20261129;
+	static char in[4096];
+	for (int iter = 0; iter < 3000; iter++) {
+		size_t n = random_text(in, sizeof(in), &seed);
+		char *want = canonical(in);
+		qp_case(in, want);
+		free(want);
+		/* Every escape is one rule (1)-(3) requires, and every soft
+		 * break ends a line that had no room left. */
+		struct buf b;
+		buf_init(&b, 1 << 20);
+		cr_assert_eq(enc_qp(&b, in, n), 0);
+		const char *line = b.data;
+		for (const char *e; (e = strstr(line, "\r\n")) != NULL; line = e + 2) {
+			size_t len = (size_t)(e - line);
+			int soft = len > 0 && line[len - 1] == '=';
+			if (soft)
+				cr_assert_geq(len, 73, "soft break in a short line: %.*s", (int)len, line);
+			cr_assert(len == 0 || line[0] != '.', "a line starts with a literal '.': %.*s", (int)len, line);
+			for (size_t i = 0; i + (soft ? 1 : 0) < len; i++) {
+				unsigned char lit = (unsigned char)line[i];
+				if (lit != '=') {
+					cr_assert(!qp_needs_escape(lit, 0, !soft && i + 1 == len), "literal 0x%02x in %.*s",
+						  lit, (int)len, line);
+					continue;
+				}
+				unsigned char c = (unsigned char)(hexval(line[i + 1]) * 16 + hexval(line[i + 2]));
+				int at_end = !soft && i + 3 == len;
+				cr_assert(qp_needs_escape(c, i == 0, at_end), "needless escape %.3s in %.*s",
+					  line + i, (int)len, line);
+				i += 2;
+			}
+		}
+		buf_cleanup(&b);
+	}
+}
+
+/* The choice of enc_text_cte, computed octet by octet from its definition
+ * in encode.h. */
+static enum enc_cte cte_reference(const char *p, size_t n)
+{
+	size_t col = 0, maxline = 0, encoded = 0;
+	int plain = 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '\r' || c == '\n') {
+			if (i > 0 && (p[i - 1] == ' ' || p[i - 1] == '\t'))
+				plain = 0;
+			col = 0;
+			continue;
+		}
+		if (++col > maxline)
+			maxline = col;
+		int bad = c > 126 || (c < 32 && c != '\t');
+		plain &= !bad;
+		encoded += bad || c == '=';
+	}
+	if (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		plain = 0;
+	if (plain && maxline <= 78)
+		return ENC_7BIT;
+	return n + 2 * encoded > (n / 3 + 1) * 4 ? ENC_BASE64 : ENC_QP;
+}
+
+Test(encode, text_transfer_encoding_matches_its_definition)
+{
+	unsigned seed = 7;
+	static char in[1024];
+	int seen[3] = { 0 };
+	for (int iter = 0; iter < 20000; iter++) {
+		size_t n = random_text(in, 1 + (size_t)(rand_r(&seed) % 2) * 500 + 40, &seed);
+		/* Mostly-plain variants too, so that 7bit is chosen often. */
+		if (iter % 2)
+			for (size_t i = 0; i < n; i++)
+				if ((unsigned char)in[i] > 126 || in[i] == '\t' || in[i] == '\x01' || in[i] == '\r')
+					in[i] = 'x';
+		enum enc_cte want = cte_reference(in, n);
+		cr_assert_eq(enc_text_cte(in, n), want, "iteration %d: %s", iter, in);
+		seen[want]++;
+	}
+	cr_assert(seen[ENC_7BIT] > 0 && seen[ENC_QP] > 0 && seen[ENC_BASE64] > 0);
+}

@@ -43,3 +43,32 @@ Test(buf, steal_hands_over)
 	buf_free(b);
 	buf_free(NULL);
 }
+
+Test(buf, printf_longer_than_the_first_room_and_at_the_maximum)
+{
+	char big[1000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct buf b;
+	buf_init(&b, 2000);
+	cr_assert_eq(buf_printf(&b, "<%s>", big), 0);
+	cr_assert_eq(b.len, 1001);
+	cr_assert_eq(strlen(buf_cstr(&b)), b.len);
+	cr_assert_eq(buf_printf(&b, "%sx", big), -1, "1000 more would pass 2000");
+	cr_assert_eq(b.len, 1001);
+	cr_assert_eq(strlen(buf_cstr(&b)), b.len, "a refused printf leaves the old end");
+	cr_assert_eq(buf_printf(&b, "%.999s", big), 0, "exactly to the maximum");
+	cr_assert_eq(b.len, 2000);
+	cr_assert_eq(buf_printf(&b, "%s", ""), 0);
+	cr_assert_eq(buf_printf(&b, "%s", "y"), -1);
+	cr_assert_eq(b.len, 2000);
+	cr_assert_eq(b.data[2000], '\0');
+	buf_cleanup(&b);
+
+	buf_init(&b, 10); /* a small maximum: the first room is capped by it */
+	cr_assert_eq(buf_printf(&b, "%d", 1234567890), 0);
+	cr_assert_str_eq(buf_cstr(&b), "1234567890");
+	cr_assert_eq(buf_printf(&b, "%d", 1), -1);
+	cr_assert_str_eq(buf_cstr(&b), "1234567890");
+	buf_cleanup(&b);
+}
