@@ -38,6 +38,18 @@ static const char *const reserved_headers[] = {
 	"content-transfer-encoding", "dkim-signature", "subject", "reply-to", NULL,
 };
 
+/* Room made at once for the message's header block (its usual size is
+ * well under this; more is added by doubling when needed). */
+#define MIME_HEADER_ROOM 4096
+
+/* Makes room for about n more bytes in one allocation, within b's
+ * maximum: appends beyond it still fail where they would have. */
+static void room(struct buf *b, size_t n)
+{
+	size_t left = b->max - b->len;
+	(void)buf_reserve(b, n < left ? n : left);
+}
+
 /* Longest Message-ID, Content-ID or Content-Type value accepted. */
 #define MIME_ID_MAX 900
 
@@ -140,6 +152,9 @@ static int entity_text(struct buf *e, const char *subtype, const char *text)
 	enum enc_cte cte = enc_text_cte(text, n);
 	static const char *const names[] = {"7bit", "quoted-printable", "base64"};
 
+	/* Room for the headers and the body: QP grows text a little, base64
+	 * by a third. */
+	room(e, 128 + (cte == ENC_BASE64 ? n / 3 * 4 + n / 38 + 8 : n + n / 8));
 	if (buf_printf(e, "Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: %s\r\n\r\n",
 		       subtype, names[cte]))
 		return -1;
@@ -279,6 +294,10 @@ static int entity_multipart(struct buf *e, const char *subtype, struct buf *cons
 	char b[48];
 	if (pick_boundary(b, sizeof(b), kids, nkids))
 		return fail(err, errlen, "no multipart boundary could be chosen");
+	size_t need = 128;
+	for (int i = 0; i < nkids; i++)
+		need += kids[i]->len + strlen(b) + 8;
+	room(e, need);
 	if (buf_printf(e, "Content-Type: multipart/%s;\r\n boundary=\"%s\"\r\n\r\n", subtype, b))
 		return too_big(err, errlen, e);
 	for (int i = 0; i < nkids; i++) {
@@ -524,24 +543,29 @@ int mime_compose(const struct mail_request *req, const struct mime_params *p, st
 
 	if (check_request(req, p, err, errlen))
 		return -1;
+	/* Unsigned, the message is written straight into out; signed, it is
+	 * built on the side and the DKIM-Signature goes in front of it. */
 	buf_init(&msg, out->max);
-	if (put_headers(&msg, req, p, err, errlen))
+	struct buf *m = p->dkim != NULL ? &msg : out;
+	size_t base = m->len;
+	room(m, MIME_HEADER_ROOM);
+	if (put_headers(m, req, p, err, errlen))
 		goto done;
 	struct buf *body = build_body(&ps, req, err, errlen);
 	if (body == NULL)
 		goto done;
-	if (buf_append(&msg, body->data, body->len)) {
-		too_big(err, errlen, &msg);
+	if (buf_append(m, body->data, body->len)) {
+		too_big(err, errlen, m);
 		goto done;
 	}
-	if (!longest_line_ok(msg.data, msg.len)) {
+	if (!longest_line_ok(m->data + base, m->len - base)) {
 		fail(err, errlen, "internal: composed line longer than 998 octets");
 		goto done;
 	}
 	/* Signed once, here; delivery sends these bytes unchanged. */
 	if (p->dkim != NULL && dkim_sign(p->dkim, msg.data, msg.len, out, err, errlen))
 		goto done;
-	if (buf_append(out, msg.data, msg.len)) {
+	if (p->dkim != NULL && buf_append(out, msg.data, msg.len)) {
 		too_big(err, errlen, out);
 		goto done;
 	}

@@ -40,7 +40,7 @@ void buf_free(struct buf *b)
 }
 
 /* Makes room for n more bytes plus the terminating NUL. */
-static int buf_reserve(struct buf *b, size_t n)
+int buf_reserve(struct buf *b, size_t n)
 {
 	if (n > b->max || b->len > b->max - n)
 		return -1;

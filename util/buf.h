@@ -25,6 +25,9 @@ void buf_cleanup(struct buf *b);
 struct buf *buf_new(size_t max);
 void buf_free(struct buf *b);
 
+/* Makes room for n more bytes at once (one allocation instead of the
+ * doublings appends would make); -1 when they would pass the maximum. */
+int buf_reserve(struct buf *b, size_t n);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);

@@ -469,3 +469,34 @@ Test(mime, inline_part_without_html_and_many_recipients)
 	free(m);
 	mail_request_cleanup(&r);
 }
+
+Test(mime, appends_after_existing_bytes_up_to_the_exact_maximum)
+{
+	struct mail_request r;
+	base_request(&r);
+	r.text = xstrdup("Order 1001 ships tomorrow.\n");
+	struct mime_params p = {.message_id = "x@y", .date = 1, .dkim = NULL};
+	char err[256] = "";
+	struct buf one;
+	buf_init(&one, 1 << 20);
+	cr_assert_eq(mime_compose(&r, &p, &one, err, sizeof(err)), 0, "%s", err);
+	/* Written straight into out after what it held: exactly the same
+	 * bytes when the maximum leaves just enough room ... */
+	struct buf out;
+	buf_init(&out, 6 + one.len);
+	buf_puts(&out, "PREFIX");
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(out.len, 6 + one.len);
+	cr_assert(memcmp(out.data, "PREFIX", 6) == 0 && memcmp(out.data + 6, one.data, one.len) == 0);
+	buf_cleanup(&out);
+	/* ... and one byte less leaves out as it was. */
+	buf_init(&out, 6 + one.len - 1);
+	buf_puts(&out, "PREFIX");
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "max_message_size") != NULL, "%s", err);
+	cr_assert_eq(out.len, 6);
+	cr_assert_str_eq(buf_cstr(&out), "PREFIX");
+	buf_cleanup(&out);
+	buf_cleanup(&one);
+	mail_request_cleanup(&r);
+}
