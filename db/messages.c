@@ -158,51 +158,67 @@ static const char sql_accept[] = SQL_ACCEPT_INS("") SQL_ACCEPT_ROWS;
  * expired one is taken over as if new.  The units that lost their claim
  * are thus those whose key row names another message: the keyed variants
  * of the message INSERT and of sql_accept leave their rows out
- * (SQL_LOSERS), sql_accept_keyed builds the 202 of each winner from the
- * rows it just wrote - the format of accepted_body() - stores it with the
- * key (found by ctid) and returns it ('k', message, -, body), so that a
- * replay is those very bytes, and sql_losers returns what each loser
- * gets: (unit, same request?, status code or 0 while in flight, stored
- * answer).  Every lookup these add is by primary key or ctid, whatever
- * the statistics the plans were made with (db_messages_prepare).
- * $7..$9 of sql_accept_keyed (and the last three of the message INSERT)
- * are the keyed units' message ids, api key ids and keys.
+ * (SQL_LOSERS), and sql_losers returns what each loser gets: (unit, same
+ * request?, status code or 0 while in flight, stored answer, and the
+ * original message's accept-time answer).
+ *
+ * The 202 of a winner is built in C like any other (accepted_body), and
+ * nothing of it is stored: a key row commits with its message, so it says
+ * 202 from the start.  A replay is built again, by the same function,
+ * from what the original answer was made of - the message's id and
+ * created_at, and each recipient's status at accept, which its first
+ * event and send_at record (suppressed: 'message.suppressed'; scheduled:
+ * send_at after created_at; else queued) - with the replaying request's
+ * own recipients, which are the original's (same SHA-256 of the body): so
+ * the replay is the original answer byte for byte, whatever happened to
+ * the message since.  (Building the body in SQL and storing it with the
+ * key cost 12-16 us of the backend per message: docs/benchmarks.md.)  Key
+ * rows written before that change carry their stored answer, which wins.
+ * Every lookup these add is by primary key or by message id, whatever the
+ * statistics the plans were made with (db_messages_prepare).  $7..$9 of sql_accept_keyed
+ * (and the last three of the message INSERT) are the keyed units' message
+ * ids, api key ids and keys.
  */
 static const char sql_claim[] =
-	"INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id)"
-	" SELECT u.kid, u.key, decode(u.hash, 'hex'), u.mid"
+	"INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id, status_code)"
+	" SELECT u.kid, u.key, decode(u.hash, 'hex'), u.mid, 202"
 	"   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) AS u(kid, key, hash, mid)"
 	" ON CONFLICT (api_key_id, key) DO UPDATE"
-	"   SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL,"
+	"   SET request_hash = EXCLUDED.request_hash, status_code = 202, response = NULL,"
 	"       message_id = EXCLUDED.message_id, created_at = now()"
 	"   WHERE idempotency_keys.created_at < now() - interval '24 hours'";
 
 static const char sql_accept_keyed[] =
-	SQL_ACCEPT_INS("   WHERE u.mid <> ALL (" SQL_LOSERS("$7", "$8", "$9") ")") ","
-	" kb AS ("
-	"  SELECT i.message_id,"
-	"         '{\"id\":' || to_json(i.message_id::text)"
-	"         || ',\"status\":' || to_json(coalesce((SELECT s.st FROM summary s WHERE s.message_id = i.message_id), 'queued'))"
-	"         || ',\"created_at\":' || to_json(mf_ts(now())) || ',\"recipients\":['"
-	"         || string_agg('{\"email\":' || to_json(i.email) || ',\"kind\":' || to_json(i.kind)"
-	"                       || ',\"status\":' || to_json(i.status) || '}', ',' ORDER BY i.position) || ']}' AS b"
-	"    FROM ins i WHERE i.message_id = ANY ($7::uuid[]) GROUP BY i.message_id),"
-	" kst AS ("
-	"  UPDATE idempotency_keys x SET status_code = 202, response = z.b"
-	"    FROM (SELECT kb.b, t.tid FROM kb"
-	"            JOIN unnest($7::uuid[], $8::bigint[], $9::text[]) AS k(mid, kid, key) ON k.mid = kb.message_id,"
-	"            LATERAL (SELECT i.ctid AS tid FROM idempotency_keys i"
-	"                      WHERE i.api_key_id = k.kid AND i.key = k.key OFFSET 0) t) z"
-	"   WHERE x.ctid = z.tid)"
-	SQL_ACCEPT_ROWS
-	" UNION ALL SELECT 'k', message_id::text, NULL, b FROM kb";
+	SQL_ACCEPT_INS("   WHERE u.mid <> ALL (" SQL_LOSERS("$7", "$8", "$9") ")") SQL_ACCEPT_ROWS;
+
+/* The accept-time answer of message id (see above): created_at, the
+ * message's status, the recipients' statuses comma-separated in position
+ * order, and whether every recipient still has its accept event (event
+ * retention may be shorter than a key's 24 hours). */
+#define SQL_ACCEPT_TIME_ANSWER(id)                                                                        \
+	"SELECT mf_ts(m.created_at) AS created_at,"                                                       \
+	"       mf_status_summary(count(DISTINCT s.st), min(s.st), bool_and(mf_status_terminal(s.st))) AS st," \
+	"       string_agg(s.st, ',' ORDER BY s.position) AS rst, bool_and(s.ev IS NOT NULL) AS complete" \
+	"  FROM messages m,"                                                                             \
+	"       LATERAL (SELECT r.position, e.ev,"                                                       \
+	"                       CASE WHEN e.ev = 'message.suppressed' THEN 'suppressed'"                 \
+	"                            WHEN m.send_at > m.created_at THEN 'scheduled' ELSE 'queued' END AS st" \
+	"                  FROM recipients r,"                                                           \
+	"                       LATERAL (SELECT (SELECT e.type FROM events e"                            \
+	"                                         WHERE e.message_id = m.id AND e.recipient_id = r.id"   \
+	"                                         ORDER BY e.id LIMIT 1) AS ev OFFSET 0) e"              \
+	"                 WHERE r.message_id = m.id OFFSET 0) s"                                         \
+	" WHERE m.id = " id                                                                               \
+	" GROUP BY m.id"
 
 static const char sql_losers[] =
 	"SELECT u.ord, coalesce(x.request_hash = decode(u.hash, 'hex'), false), coalesce(x.status_code, 0),"
-	"       coalesce(x.response, '')"
+	"       coalesce(x.response, ''), x.message_id, a.created_at, a.st, a.rst, a.complete"
 	"  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::uuid[]) WITH ORDINALITY AS u(kid, key, hash, mid, ord)"
 	"  LEFT JOIN LATERAL (SELECT i.message_id, i.request_hash, i.status_code, i.response FROM idempotency_keys i"
 	"                      WHERE i.api_key_id = u.kid AND i.key = u.key OFFSET 0) x ON true"
+	"  LEFT JOIN LATERAL (" SQL_ACCEPT_TIME_ANSWER("x.message_id") " OFFSET 0) a"
+	"         ON x.response IS NULL AND x.request_hash = decode(u.hash, 'hex')"
 	" WHERE x.message_id IS DISTINCT FROM u.mid";
 
 /* The multi-row message INSERT for rows rows; keyed: without the units
@@ -517,12 +533,7 @@ static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, i
 		struct flat *x = find_flat(f, nf, PQgetvalue(res, r, 1), &hint);
 		if (x == NULL)
 			continue;
-		if (kind == 'k') { /* the 202 stored with the unit's key */
-			free(x->m->result_json);
-			x->m->result_json = xstrdup(PQgetvalue(res, r, 3));
-		} else {
-			take_status(x, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
-		}
+		take_status(x, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
 	}
 }
 
@@ -536,11 +547,11 @@ static void json_member(struct buf *b, const char *sep, const char *name, const 
 
 /* The 202 body (INTERFACE.md): {"id","status","created_at","recipients":
  * [{"email","kind","status"}]}, recipients in request order. */
-static char *accepted_body(const struct flat *x, const char *created_at)
+static char *accepted_body(const struct flat *x, const char *id, const char *created_at)
 {
 	struct buf b;
 	buf_init(&b, ARRAY_MAX);
-	json_member(&b, "{", "id", x->m->id);
+	json_member(&b, "{", "id", id);
 	json_member(&b, ",", "status", x->status ? x->status : "queued");
 	json_member(&b, ",", "created_at", created_at);
 	buf_puts(&b, ",\"recipients\":[");
@@ -555,14 +566,19 @@ static char *accepted_body(const struct flat *x, const char *created_at)
 	return buf_steal(&b, NULL);
 }
 
+/* Frees what x owns (its statuses), not x. */
+static void flat_free_one(struct flat *x)
+{
+	free(x->status);
+	for (int r = 0; x->rstatus && r < x->m->nrcpts; r++)
+		free(x->rstatus[r]);
+	free(x->rstatus);
+}
+
 static void flat_free(struct flat *f, int n)
 {
-	for (int i = 0; i < n; i++) {
-		free(f[i].status);
-		for (int r = 0; f[i].rstatus && r < f[i].m->nrcpts; r++)
-			free(f[i].rstatus[r]);
-		free(f[i].rstatus);
-	}
+	for (int i = 0; i < n; i++)
+		flat_free_one(&f[i]);
 	free(f);
 }
 
@@ -853,9 +869,31 @@ struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err
 	return g;
 }
 
+/* The answer a replaying unit gets, from sql_losers' row r: the stored one,
+ * or the original 202 built again (see sql_claim); NULL when neither can
+ * be had (the message, or an accept event, is gone). */
+static char *replay_body(PGresult *res, int r, struct db_write *u)
+{
+	if (PQgetvalue(res, r, 3)[0] != '\0')
+		return xstrdup(PQgetvalue(res, r, 3));
+	if (PQgetisnull(res, r, 5) || PQgetvalue(res, r, 8)[0] != 't')
+		return NULL;
+	struct db_msg_row *m = &u->msgs[0];
+	struct flat x = { .u = u, .m = m, .status = xstrdup(PQgetvalue(res, r, 6)),
+			  .rstatus = xcalloc((size_t)m->nrcpts + 1, sizeof(char *)) };
+	char *rst = xstrdup(PQgetvalue(res, r, 7)), *save = NULL;
+	int k = 0;
+	for (char *t = strtok_r(rst, ",", &save); t && k < m->nrcpts; t = strtok_r(NULL, ",", &save))
+		x.rstatus[k++] = xstrdup(t);
+	char *body = accepted_body(&x, PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+	free(rst);
+	flat_free_one(&x);
+	return body;
+}
+
 /* sql_losers' rows: each unit that lost its key is a replay, a conflict,
- * or - the key's first request not yet committed: no stored answer - in
- * flight.  Its rows were not written. */
+ * or in flight (a key row of an older version, claimed without a status).
+ * Its rows were not written. */
 static void take_losers(struct db_group *g, PGresult *res)
 {
 	for (int r = 0; res && r < PQntuples(res); r++) {
@@ -869,10 +907,19 @@ static void take_losers(struct db_group *g, PGresult *res)
 		} else if (PQgetvalue(res, r, 1)[0] != 't') {
 			u->status = DB_WRITE_IDEM_CONFLICT;
 		} else {
-			u->status = DB_WRITE_REPLAY;
-			u->replay_status = code;
-			free(u->replay_body);
-			u->replay_body = xstrdup(PQgetvalue(res, r, 3));
+			char *body = replay_body(res, r, u);
+			if (body == NULL) {
+				/* Retention shorter than the key's 24 hours took the
+				 * message or its accept events: the answer cannot be
+				 * given again, and a new message would be a duplicate:
+				 * 409 until the key expires. */
+				u->status = DB_WRITE_IDEM_IN_FLIGHT;
+			} else {
+				u->status = DB_WRITE_REPLAY;
+				u->replay_status = code;
+				free(u->replay_body);
+				u->replay_body = body;
+			}
 		}
 		free(u->msgs[0].result_json);
 		u->msgs[0].result_json = NULL;
@@ -886,7 +933,7 @@ int db_group_finish(struct db_group *g, char *err, size_t errlen)
 		take_losers(g, g->rows.losers);
 	for (int i = 0; rc == 0 && i < g->nm; i++)
 		if (g->f[i].u->status == DB_WRITE_OK && g->f[i].m->result_json == NULL)
-			g->f[i].m->result_json = accepted_body(&g->f[i], g->rows.created_at);
+			g->f[i].m->result_json = accepted_body(&g->f[i], g->f[i].m->id, g->rows.created_at);
 	if (g->wake.n > 0) {
 		char werr[256]; /* a failed wake-up is logged by pipe_finish */
 		(void)pipe_finish(&g->wake, NULL, 0, werr, sizeof(werr));
