@@ -8,12 +8,10 @@
  * (suppressed addresses are marked there), their events (no stored
  * payload: mf_event_doc() builds it on read) and the message statuses in
  * one statement (sql_accept); units whose key was already used are left
- * out of both.  The 202 bodies of units without a key are built here, in
- * C, from what those statements return (only the statuses that are not
- * 'queued' come back); those of units with a key are built by
- * sql_accept_keyed in the same format and stored with the key before the
- * commit, so that a replay returns the very same bytes.  Cancel uses
- * mf_record_event().
+ * out of both.  The 202 bodies are built here, in C, from what those
+ * statements return (only the statuses that are not 'queued' come back);
+ * a replay of an Idempotency-Key is built again by the same code from the
+ * original message (see sql_claim).  Cancel uses mf_record_event().
  * Parameterised queries only: values travel as parameters or as array
  * literals built by array_add(), never inside SQL text.
  */
@@ -892,7 +890,7 @@ static char *replay_body(PGresult *res, int r, struct db_write *u)
 }
 
 /* sql_losers' rows: each unit that lost its key is a replay, a conflict,
- * or in flight (a key row of an older version, claimed without a status).
+ * or in flight (no status could be read with the key: 409, retry).
  * Its rows were not written. */
 static void take_losers(struct db_group *g, PGresult *res)
 {

@@ -219,6 +219,12 @@ PSQL -c "CHECKPOINT"
 echo "== ingest (API role only)"
 start_serve api
 reqs() { echo "$1" | sed -n 's/^requests=\([0-9]*\).*/\1/p'; }
+# Alternating rounds: round_add FILE MAILFERRY BASELINE records one pair,
+# round_median FILE prints "ratio mailferry baseline" of the median round,
+# round_list FILE the ratios in order.
+round_add() { echo "$2 $3" | awk '{ printf "%.4f %s %s\n", $1 / $2, $1, $2 }' >> "$1"; }
+round_median() { sort -n "$1" | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
+round_list() { awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }' "$1"; }
 r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 1)   # warm-up
 stored=$(reqs "$r")
 # The headline ratio is taken in BENCH_ROUNDS alternating rounds (default
@@ -237,10 +243,10 @@ for round in $(seq "$ROUNDS"); do
   cpu_per_request "$tmp/cpu0" "$tmp/cpu1" "$r"
   rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
   stored=$((stored + $(reqs "$r")))
-  echo "$rps $pg" | awk '{ printf "%.4f %s %s\n", $1 / $2, $1, $2 }' >> "$tmp/rounds"
+  round_add "$tmp/rounds" "$rps" "$pg"
 done
-read -r _ mf_rps pg_one < <(sort -n "$tmp/rounds" | sed -n "$(( (ROUNDS + 1) / 2 ))p")
-round_ratios=$(awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }' "$tmp/rounds")
+read -r _ mf_rps pg_one < <(round_median "$tmp/rounds")
+round_ratios=$(round_list "$tmp/rounds")
 # The 0.75 KB message of earlier runs, for reference (no target).
 r=$(wrk_post "$api/v1/messages" "$tmp/small.json" 32 "$WRK_SECS")
 echo "mailferry_post_small_messages_32_clients $r"
@@ -263,10 +269,10 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: mailferry_post_batch_50_8_clients $r"
   rows=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p' | awk '{ printf "%.0f", $1 * 50 }')
   stored=$((stored + 50 * $(reqs "$r")))
-  echo "$rows $pgf" | awk '{ printf "%.4f %s %s\n", $1 / $2, $1, $2 }' >> "$tmp/batch_rounds"
+  round_add "$tmp/batch_rounds" "$rows" "$pgf"
 done
-read -r _ mf_batch_rows pg_fifty_rows < <(sort -n "$tmp/batch_rounds" | sed -n "$(( (ROUNDS + 1) / 2 ))p")
-batch_ratios=$(awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }' "$tmp/batch_rounds")
+read -r _ mf_batch_rows pg_fifty_rows < <(round_median "$tmp/batch_rounds")
+batch_ratios=$(round_list "$tmp/batch_rounds")
 PSQL -c "DROP TABLE bench_ins"
 # Every 202 counted above is a stored message with its recipient (wrk may
 # also have sent requests it never saw answered, cut off at the end).
