@@ -7,7 +7,10 @@
 #      request, the 0.75 KB message of earlier runs and the compressible
 #      baselines those were compared with
 #   2. batch:  POST /v1/messages/batch rows/s vs pgbench 50-row INSERT rows/s,
-#      also in BENCH_ROUNDS alternating rounds
+#      also in BENCH_ROUNDS alternating rounds; for 1 and 2, each
+#      target's budget (the machine's time per request, or message, that
+#      the target ratio leaves) next to what mailferry's run used of it,
+#      and the floor of a request refused before any database work
 #   3. latency: p99 of POST /v1/messages at 2,000 requests/s (open loop)
 #   4. delivery: N messages API -> mailferry -> smtp-sink vs Postfix relaying
 #      the same N to smtp-sink (tests/bench/postfix_relay.sh)
@@ -297,7 +300,11 @@ mf_keyed_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
 stored=$((stored + $(reqs "$r")))
 # What a request costs mailferry before any database work: the same
 # 2.2 KB request with an address that is not one, read, authenticated,
-# parsed, validated and answered 422 (nothing reaches the committer).
+# parsed, validated and answered 422 (nothing reaches the committer);
+# wrk counts non-2xx answers only, so one is checked to be that 422.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+  --data @"$tmp/refused.json" "$api/v1/messages")
+[ "$code" = 422 ] || { echo "bench: the refused request was answered $code, not 422" >&2; exit 1; }
 cpu_mark > "$tmp/cpu0"
 r=$(wrk_post "$api/v1/messages" "$tmp/refused.json" 32 "$WRK_SECS" refused)
 cpu_mark > "$tmp/cpu1"
