@@ -265,16 +265,29 @@ reqs() { echo "$1" | sed -n 's/^requests=\([0-9]*\).*/\1/p'; }
 round_add() { local f=$1; shift; echo "$@" | awk '{ printf "%.4f %s\n", $1 / $2, $0 }' >> "$f"; }
 round_median() { sort -n "$1" | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
 round_list() { awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }' "$1"; }
+# Like pgbench, whose table is emptied before each of its runs, each
+# mailferry run below starts from empty tables and a CHECKPOINT: settle
+# first checks that every 202 counted since the last settle is a stored
+# message with its recipient (wrk may also have sent requests it never
+# saw answered, cut off at the end), then empties the tables.
+accepted_all=0; stored_all=0
+settle() {
+  local in_db
+  in_db=$(PSQL -c "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id")
+  [ "$in_db" -ge "$stored" ] || { echo "bench: fewer messages stored ($in_db) than accepted ($stored)" >&2; exit 1; }
+  accepted_all=$((accepted_all + stored)); stored_all=$((stored_all + in_db)); stored=0
+  PSQL -c "TRUNCATE messages, recipients, events CASCADE" -c "CHECKPOINT"
+}
 r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 1)   # warm-up
 stored=$(reqs "$r")
 # The headline ratio is taken in BENCH_ROUNDS alternating rounds (default
-# 3): pgbench's one-row insert for SECS seconds, a CHECKPOINT, then
-# mailferry for WRK_SECS seconds.  The machine's speed drifts by +-15%
+# 3): pgbench's one-row insert for SECS seconds, settle, then mailferry
+# for WRK_SECS seconds.  The machine's speed drifts by +-15%
 # within minutes (docs/benchmarks.md), so each round pairs the two
 # side by side, and the round with the median ratio is reported.
 for round in $(seq "$ROUNDS"); do
   pg=$(tps 32 one)
-  PSQL -c "CHECKPOINT"
+  settle
   cpu_mark > "$tmp/cpu0"
   r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 "$WRK_SECS")
   cpu_mark > "$tmp/cpu1"
@@ -288,12 +301,14 @@ done
 read -r _ mf_rps pg_one mf_cpu < <(round_median "$tmp/rounds")
 round_ratios=$(round_list "$tmp/rounds")
 # The 0.75 KB message of earlier runs, for reference (no target).
+settle
 r=$(wrk_post "$api/v1/messages" "$tmp/small.json" 32 "$WRK_SECS")
 echo "mailferry_post_small_messages_32_clients $r"
 mf_small_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
 stored=$((stored + $(reqs "$r")))
 # The same with an Idempotency-Key on every request, as careful clients
 # send them (no target; for reading next to the line above).
+settle
 r=$(wrk_post "$api/v1/messages" "$tmp/one.json" 32 "$WRK_SECS" keyed)
 echo "mailferry_post_messages_keyed_32_clients $r"
 mf_keyed_rps=$(echo "$r" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
@@ -312,11 +327,11 @@ echo "mailferry_refused_messages_32_clients $r"
 cpu_per_request "$tmp/cpu0" "$tmp/cpu1" "$r"
 read -r mf_floor _ < <(cpu_use "$tmp/cpu0" "$tmp/cpu1" "$r")
 # The batch ratio in alternating rounds too (pgbench's 50-row insert,
-# a CHECKPOINT, then mailferry's batch endpoint): that baseline moved
+# settle, then mailferry's batch endpoint): that baseline moved
 # from 74k to 110k rows/s between single runs (docs/benchmarks.md).
 for round in $(seq "$ROUNDS"); do
   pgf=$(tps 8 fifty | awk '{ printf "%.0f", $1 * 50 }')
-  PSQL -c "CHECKPOINT"
+  settle
   cpu_mark > "$tmp/cpu0"
   r=$(wrk_post "$api/v1/messages/batch" "$tmp/batch.json" 8 "$WRK_SECS")
   cpu_mark > "$tmp/cpu1"
@@ -330,12 +345,8 @@ done
 read -r _ mf_batch_rows pg_fifty_rows batch_cpu < <(round_median "$tmp/batch_rounds")
 batch_ratios=$(round_list "$tmp/batch_rounds")
 PSQL -c "DROP TABLE bench_ins"
-# Every 202 counted above is a stored message with its recipient (wrk may
-# also have sent requests it never saw answered, cut off at the end).
-in_db=$(PSQL -c "SELECT count(*) FROM messages m JOIN recipients r ON r.message_id = m.id")
-echo "accepted_${stored}_stored_${in_db}"
-[ "$in_db" -ge "$stored" ] || { echo "bench: fewer messages stored ($in_db) than accepted ($stored)" >&2; exit 1; }
-PSQL -c "CHECKPOINT"  # the same clean start for the latency run
+settle  # also the same clean start for the latency run
+echo "accepted_${accepted_all}_stored_${stored_all}"
 r=$("$tmp/loadgen" "$api/v1/messages" "$tmp/one.json" "$key" 256 20000 2000)
 echo "mailferry_post_messages_at_2000_rps $r"
 p99=$(echo "$r" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
