@@ -369,6 +369,13 @@ static void write_done(struct db_write *w)
 	case DB_WRITE_IDEM_IN_FLIGHT:
 		api_problem(req, 409, "idempotency_in_flight", "a request with this Idempotency-Key is still in progress");
 		break;
+	case DB_WRITE_IDEM_GONE:
+		/* The same stable code as in flight (INTERFACE.md names no
+		 * other): the key is taken until it expires. */
+		api_problem(req, 409, "idempotency_in_flight",
+			    "the message of this Idempotency-Key is no longer kept, so its answer cannot be given"
+			    " again; it was not sent again");
+		break;
 	case DB_WRITE_UNAVAILABLE:
 		log_warn("event=send_unavailable error=\"%s\"", w->err);
 		api_header(req, "Retry-After", "1");

@@ -911,7 +911,7 @@ static void take_losers(struct db_group *g, PGresult *res)
 				 * message or its accept events: the answer cannot be
 				 * given again, and a new message would be a duplicate:
 				 * 409 until the key expires. */
-				u->status = DB_WRITE_IDEM_IN_FLIGHT;
+				u->status = DB_WRITE_IDEM_GONE;
 			} else {
 				u->status = DB_WRITE_REPLAY;
 				u->replay_status = code;

@@ -51,6 +51,7 @@ enum db_write_status {
 	DB_WRITE_REPLAY,        /* idempotent replay: replay_status, replay_body */
 	DB_WRITE_IDEM_CONFLICT, /* same key, different request */
 	DB_WRITE_IDEM_IN_FLIGHT,/* same key still being processed */
+	DB_WRITE_IDEM_GONE,     /* same key and request, but its message is no longer kept */
 	DB_WRITE_UNAVAILABLE,   /* the database could not be reached; nothing written */
 	DB_WRITE_FAILED,        /* the database refused this unit; nothing written (err) */
 };

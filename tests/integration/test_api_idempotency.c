@@ -231,6 +231,7 @@ Test(api_idempotency, replay_rebuilds_the_original_answer_after_changes)
 			  " WHERE key = 'mixed-1')"));
 	again = send_keyed(&s, "mixed-1", mixed, 409);
 	cr_assert(strstr(again, "idempotency_in_flight"), "%s", again);
+	cr_assert(strstr(again, "no longer kept"), "the detail says why: %s", again);
 	free(again);
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM messages"), 2);
 	free(plain);
