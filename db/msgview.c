@@ -85,7 +85,7 @@ int db_msgview_get(struct db_pool *pool, const char *message_id, const struct db
 	}
 	PQclear(res);
 	res = query(c,
-		    "SELECT e.id, e.type, " TS("e.created_at") ", coalesce(d.doc->'data'->>'recipient', ''),"
+		    "SELECT mf_event_id(e.public_id), e.type, " TS("e.created_at") ", coalesce(d.doc->'data'->>'recipient', ''),"
 		    " concat_ws(' ', d.doc->'data'->'smtp'->>'code', d.doc->'data'->'smtp'->>'enhanced_code',"
 		    " d.doc->'data'->'smtp'->>'text',"
 		    " CASE WHEN d.doc->'data' ? 'requested_by' THEN 'requested_by=' || (d.doc->'data'->>'requested_by') END)"

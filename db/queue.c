@@ -379,10 +379,10 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 		"       e text, t text, x text, tv text, tc text, tf boolean, bt text, bc text)"
 		" WHERE r.id = o.i AND r.lease_owner = o.o AND r.status = 'sending'"
 		" RETURNING r.id, r.message_id, r.status, r AS row),"
-		" v AS (SELECT nextval('events_id_seq') AS eid, 'message.' || u.status AS type, u.*"
+		" v AS (SELECT nextval('events_id_seq') AS eid, mf_uuidv7() AS pid, 'message.' || u.status AS type, u.*"
 		"         FROM (SELECT * FROM u ORDER BY id) u),"
-		" e AS (INSERT INTO events (id, message_id, recipient_id, type, payload)"
-		"       SELECT v.eid, v.message_id, v.id, v.type, mf_event_payload(v.eid, v.type, v.row, m)"
+		" e AS (INSERT INTO events (id, public_id, message_id, recipient_id, type, payload)"
+		"       SELECT v.eid, v.pid, v.message_id, v.id, v.type, mf_event_payload(v.pid, v.type, v.row, m)"
 		"         FROM v JOIN messages m ON m.id = v.message_id ORDER BY v.eid)"
 		" SELECT id, message_id::text, status FROM u",
 		1, NULL, params, NULL, NULL, 0);

@@ -16,8 +16,8 @@
 
 /* The event insert shared by add and remove: $type, then the row's data. */
 #define EVENT_SQL(type, src)                                                                       \
-	" INSERT INTO events (id, type, payload)"                                                  \
-	" SELECT id, '" type "', jsonb_build_object('id', 'evt_' || id, 'type', '" type "',"       \
+	" INSERT INTO events (public_id, type, payload)"                                           \
+	" SELECT pid, '" type "', jsonb_build_object('id', mf_event_id(pid), 'type', '" type "',"  \
 	"   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"  \
 	"   'data', jsonb_build_object('email', email, 'reason', reason, 'message_id', message_id," \
 	"                              'source', " src "))"                                        \
@@ -103,7 +103,7 @@ int db_suppression_add(struct db_pool *pool, const char *email, const char *reas
 	int added = exec_any_row(pool, c,
 		"WITH ins AS (INSERT INTO suppressions (email, reason) VALUES (lower($1), $2)"
 		"   ON CONFLICT (email) DO NOTHING RETURNING *),"
-		" ev AS (SELECT nextval('events_id_seq') AS id, ins.* FROM ins),"
+		" ev AS (SELECT mf_uuidv7() AS pid, ins.* FROM ins),"
 		" e AS (" EVENT_SQL("suppression.created", "$3::text") " RETURNING 1)"
 		" SELECT 1 FROM e", 3, params, err, errlen);
 	if (added >= 0 && db_suppression_get(pool, email, fn, arg, err, errlen) < 0)
@@ -119,7 +119,7 @@ int db_suppression_remove(struct db_pool *pool, const char *email, const char *s
 	const char *params[] = { email, source };
 	return exec_any_row(pool, c,
 		"WITH d AS (DELETE FROM suppressions WHERE email = lower($1) RETURNING *),"
-		" ev AS (SELECT nextval('events_id_seq') AS id, d.* FROM d),"
+		" ev AS (SELECT mf_uuidv7() AS pid, d.* FROM d),"
 		" e AS (" EVENT_SQL("suppression.removed", "$2::text") " RETURNING 1)"
 		" SELECT 1 FROM e", 2, params, err, errlen);
 }

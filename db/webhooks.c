@@ -159,7 +159,7 @@ int db_webhook_deliveries(struct db_pool *pool, const char *public_id, int64_t b
 	if (c == NULL)
 		return -1;
 	PGresult *res = PQexecParams(c,
-		"SELECT d.id, 'evt_' || d.event_id, e.type, d.status, " TS("d.created_at") ", "
+		"SELECT d.id, mf_event_id(e.public_id), e.type, d.status, " TS("d.created_at") ", "
 		TS("d.updated_at") ", d.attempts, coalesce(d.last_http_status, 0), d.last_error,"
 		" CASE WHEN d.status = 'pending' THEN " TS("d.next_attempt_at") " END, "
 		TS("d.last_attempt_at")
@@ -224,12 +224,14 @@ int db_events_feed(struct db_pool *pool, const char *after_txid, int64_t after_i
 		return -1;
 	/* Only transactions older than the snapshot's xmin are certainly
 	 * finished; a running one may still commit an event with a smaller
-	 * txid, so the feed stops short of it (events_feed_idx). */
+	 * txid, so the feed stops short of it (events_feed_idx).  Every
+	 * column is qualified: an output column named txid (the text of it)
+	 * would make ORDER BY txid sort 1000 before 999. */
 	PGresult *res = PQexecParams(c,
-		"SELECT txid::text, id, mf_event_doc(e)::text FROM events e"
-		" WHERE (txid, id) > ($1::xid8, $2::bigint)"
-		"   AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-		" ORDER BY txid, id LIMIT $3::integer",
+		"SELECT e.txid::text AS txid_text, e.id, mf_event_doc(e)::text FROM events e"
+		" WHERE (e.txid, e.id) > ($1::xid8, $2::bigint)"
+		"   AND e.txid < pg_snapshot_xmin(pg_current_snapshot())"
+		" ORDER BY e.txid, e.id LIMIT $3::integer",
 		3, NULL, params, NULL, NULL, 0);
 	int rc = -1;
 	if (db_res_ok(res, PGRES_TUPLES_OK)) {
@@ -298,7 +300,7 @@ int db_webhook_claim(struct db_pool *pool, const char *owner, long lease_secs, i
 		" WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id"
 		" RETURNING d.id, d.webhook_id, d.attempts, w.url, w.secret,"
 		"   CASE WHEN w.old_secret_expires_at > now() THEN w.old_secret END,"
-		"   'evt_' || e.id, mf_event_doc(e)::text",
+		"   mf_event_id(e.public_id), mf_event_doc(e)::text",
 		3, NULL, params, NULL, NULL, 0);
 	int n = -1;
 	if (db_res_ok(res, PGRES_TUPLES_OK)) {

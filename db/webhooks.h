@@ -97,7 +97,7 @@ struct db_webhook_job {
 	char *url;
 	char *secret;
 	char *old_secret;   /* NULL unless a rotation is in its grace period */
-	char *msg_id;       /* "evt_N", the webhook-id */
+	char *msg_id;       /* the event's public id, the webhook-id */
 	char *body;         /* the event payload as sent */
 	size_t bodylen;
 };

@@ -192,8 +192,8 @@ Test(db_queue, record_writes_status_event_and_summary)
 	 * mf_event_payload() over the recipient row as updated. */
 	cr_assert_eq(sql_long(url, "SELECT count(*) FROM events e JOIN recipients r ON r.id = e.recipient_id"
 				   " JOIN messages m ON m.id = e.message_id"
-				   " WHERE e.payload - 'timestamp' = mf_event_payload(e.id, e.type, r, m) - 'timestamp'"
-				   " AND e.payload->>'id' = 'evt_' || e.id"), 3);
+				   " WHERE e.payload - 'timestamp' = mf_event_payload(e.public_id, e.type, r, m) - 'timestamp'"
+				   " AND e.payload->>'id' = mf_event_id(e.public_id)"), 3);
 	v = sqlf(url, "SELECT status FROM messages");
 	cr_assert_str_eq(v, "sending", "one recipient still deferred: %s", v);
 	free(v);

@@ -42,6 +42,17 @@ static char *record(const char *url, const char *rcpt, const char *type)
 	return id;
 }
 
+/* The public id (the webhook-id) of the event with internal id ev. */
+static void public_id(const char *url, const char *ev, char *out, size_t outsz)
+{
+	char *sql = xasprintf("SELECT mf_event_id(public_id) FROM events WHERE id = %s", ev);
+	char *v = th_sql(url, sql);
+	free(sql);
+	cr_assert(v && strncmp(v, "evt_", 4) == 0);
+	snprintf(out, outsz, "%s", v);
+	free(v);
+}
+
 static char *add_webhook(const char *url, const char *pid, const char *events, int enabled)
 {
 	char *sql = xasprintf("INSERT INTO webhooks (public_id, url, events, secret, enabled) VALUES"
@@ -85,7 +96,7 @@ Test(webhooks_db, fanout_per_subscribed_endpoint_and_payload_shape)
 	free(sql);
 
 	/* Payload: INTERFACE.md "Events and webhooks". */
-	sql = xasprintf("SELECT (payload->>'id' = 'evt_' || id) AND payload->>'type' = 'message.delivered'"
+	sql = xasprintf("SELECT (payload->>'id' = mf_event_id(public_id)) AND payload->>'type' = 'message.delivered'"
 			" AND payload ? 'timestamp' AND payload->'data'->>'recipient' = 'r@example.com'"
 			" AND payload->'data'->>'status' = 'delivered' AND payload->'data' ? 'message_id'"
 			" AND payload->'data' ? 'attempt' AND payload->'data'->'tags' = '[\"welcome\"]'"
@@ -202,9 +213,9 @@ Test(webhooks_db, claim_keeps_recipient_order_and_leases_expire)
 	memset(jobs, 0, sizeof(jobs));
 	int n = db_webhook_claim(pool, "w1", 60, 8, jobs, err, sizeof(err));
 	cr_assert_eq(n, 2, "the later event of recipient one must wait: %d %s", n, err);
-	char want1[32], want3[32];
-	snprintf(want1, sizeof(want1), "evt_%s", e1);
-	snprintf(want3, sizeof(want3), "evt_%s", e3);
+	char want1[64], want3[64];
+	public_id(url, e1, want1, sizeof(want1));
+	public_id(url, e3, want3, sizeof(want3));
 	int saw1 = 0, saw3 = 0;
 	int64_t d1 = 0;
 	for (int i = 0; i < n; i++) {
@@ -233,8 +244,8 @@ Test(webhooks_db, claim_keeps_recipient_order_and_leases_expire)
 				       sizeof(err)), 1);
 	/* Now e2 is free. */
 	cr_assert_eq(db_webhook_claim(pool, "w2", 1, 8, jobs + 3, err, sizeof(err)), 1);
-	char want2[32];
-	snprintf(want2, sizeof(want2), "evt_%s", e2);
+	char want2[64];
+	public_id(url, e2, want2, sizeof(want2));
 	cr_assert_str_eq(jobs[3].msg_id, want2);
 	/* Its 1 s lease expires; another dispatcher takes it over, and the
 	 * first one's late outcome changes nothing. */

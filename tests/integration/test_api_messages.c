@@ -84,7 +84,7 @@ Test(api_messages, send_then_get_shows_queued_recipients)
 	 * exactly what mf_event_payload() gives for the rows as accepted. */
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM events e JOIN recipients r ON r.id = e.recipient_id"
 				   " JOIN messages m ON m.id = r.message_id WHERE e.payload IS NULL"
-				   " AND mf_event_doc(e) - 'timestamp' = mf_event_payload(e.id, e.type, r, m) - 'timestamp'"
+				   " AND mf_event_doc(e) - 'timestamp' = mf_event_payload(e.public_id, e.type, r, m) - 'timestamp'"
 				   " AND mf_event_doc(e)->>'timestamp' = mf_ts(e.created_at)"), 3);
 	/* An attachment is stored in the composed body only: the request
 	 * keeps its name and decoded size, not its bytes. */
@@ -280,7 +280,7 @@ Test(api_messages, suppressed_scheduled_and_cancel)
 	cr_assert_eq(t_count(s.db, "SELECT count(*) FROM events e JOIN recipients r ON r.id = e.recipient_id"
 				   " JOIN messages m ON m.id = r.message_id WHERE r.status = 'scheduled'"
 				   " AND mf_event_doc(e)->'data'->>'status' = 'scheduled'"
-				   " AND mf_event_doc(e) - 'timestamp' = mf_event_payload(e.id, e.type, r, m) - 'timestamp'"), 1);
+				   " AND mf_event_doc(e) - 'timestamp' = mf_event_payload(e.public_id, e.type, r, m) - 'timestamp'"), 1);
 
 	/* Cancel it: 200, canceled, one event. */
 	char path[128];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "util/uuid.h"
 #include "util/xmalloc.h"
 #include "wh_receiver.h"
 
@@ -536,7 +537,7 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 	char path[256];
 	char cursor[128] = "";
 	int total = 0;
-	long long last = 0;
+	char seen[7 * 48] = "";
 	long t0 = th_now_ms();
 	/* Pages of 3 until the 7 are read (the horizon may lag a moment). */
 	while (total < 7 && th_now_ms() - t0 < 10000) {
@@ -549,9 +550,9 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 			json_t *ev = json_array_get(data, i);
 			const char *eid = json_string_value(json_object_get(ev, "id"));
 			cr_assert(eid && strncmp(eid, "evt_", 4) == 0);
-			long long n = strtoll(eid + 4, NULL, 10);
-			cr_assert_gt(n, last, "in order, no repeats");
-			last = n;
+			cr_assert_lt(total, 7, "more events than were made");
+			size_t len = strlen(seen);
+			snprintf(seen + len, sizeof(seen) - len, "%s%s", total ? "," : "", eid);
 			cr_assert_str_eq(json_string_value(json_object_get(ev, "type")), "message.queued");
 			total++;
 		}
@@ -563,6 +564,10 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 			usleep(50000);
 	}
 	cr_assert_eq(total, 7);
+	/* Each once, in commit order (one transaction: in id order). */
+	char *want = th_sql(e.db, "SELECT string_agg(mf_event_id(public_id), ',' ORDER BY txid, id) FROM events");
+	cr_assert_str_eq(seen, want);
+	free(want);
 	/* Polling with the cursor: nothing new, then exactly the new ones. */
 	snprintf(path, sizeof(path), "/v1/events?after=%s", cursor);
 	json_t *j = api(&e, "GET", path, NULL, &st);
@@ -590,6 +595,234 @@ Test(webhooks, events_feed_in_commit_order_with_cursor)
 	cr_assert_eq(st, 422);
 	json_decref(j);
 	env_stop(&e);
+}
+
+/* Records n events for recipient rcpt in one transaction of its own;
+ * returns that transaction's id. */
+static long long event_tx(const char *db, const char *rcpt, int n)
+{
+	char *sql = xasprintf("SELECT count(mf_record_event(%s, 'message.queued')) || ':' || pg_current_xact_id()"
+			      " FROM generate_series(1, %d)", rcpt, n);
+	char *v = th_sql(db, sql);
+	free(sql);
+	cr_assert(v && strchr(v, ':'), "recording events failed");
+	cr_assert_eq(strtol(v, NULL, 10), n);
+	long long tx = strtoll(strchr(v, ':') + 1, NULL, 10);
+	free(v);
+	return tx;
+}
+
+/* The feed's cursor is the transaction id: paged a few events at a time,
+ * it returns every event exactly once and in commit order even where the
+ * ids gain a digit (999 -> 1000 sorts the other way round as text).  The
+ * cluster is the test's own, so that the ids burnt to reach the boundary
+ * are not shared with tests running in parallel. */
+Test(webhooks, events_feed_pages_across_a_txid_digit_boundary, .timeout = 180)
+{
+	char *dir = th_tmpdir("feedtxid");
+	cr_assert_not_null(dir);
+	char *db = th_cluster_start(dir);
+	cr_assert_not_null(db);
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s migrate", db, th_bin()), 0, "%s", out);
+	free(out);
+	char key[160], auth[200], base[64];
+	make_key(db, "read", key, sizeof(key));
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	char *rcpt = th_sql(db, "WITH m AS (INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size)"
+				" VALUES (gen_random_uuid(), 'a@example.org', 'a@example.org', 'x@example.org', 10)"
+				" RETURNING id)"
+				" INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+				" SELECT id, 0, 'rcpt@example.com', 'example.com', 'to', 'queued' FROM m RETURNING id");
+	cr_assert(rcpt && *rcpt);
+
+	/* Two events before the boundary, with fewer digits. */
+	long long first = event_tx(db, rcpt, 1);
+	event_tx(db, rcpt, 1);
+	long long boundary = 1000;
+	while (boundary <= first + 20)
+		boundary *= 10;
+	cr_assert_leq(boundary, 100000, "the cluster is too far along: txid %lld", first);
+	/* Burn ids up to just below it, one transaction each (a DO block may
+	 * commit between statements). */
+	char *sql = xasprintf("DO $$ BEGIN PERFORM set_config('synchronous_commit', 'off', false);"
+			      " WHILE txid_current() < %lld LOOP COMMIT; END LOOP; END $$", boundary - 5);
+	char *v = th_sql(db, sql);
+	cr_assert_not_null(v, "burning transaction ids failed");
+	free(v);
+	free(sql);
+	/* Transactions of 1, 2 or 3 events until two are past the boundary
+	 * (something else in the cluster may take an id in between). */
+	long long tx = 0;
+	for (int i = 0; i < 20 && tx < boundary + 1; i++)
+		tx = event_tx(db, rcpt, 1 + i % 3);
+	cr_assert_geq(tx, boundary + 1);
+	sql = xasprintf("SELECT count(*) FILTER (WHERE txid::text::bigint < %lld) > 2"
+			" AND count(*) FILTER (WHERE txid::text::bigint >= %lld) > 2 FROM events", boundary, boundary);
+	v = th_sql(db, sql);
+	cr_assert(v && strcmp(v, "t") == 0, "the events do not straddle txid %lld", boundary);
+	free(v);
+	free(sql);
+	/* One at a time, each committed before the next began: commit order
+	 * is the order of the internal ids. */
+	char *want = th_sql(db, "SELECT string_agg(payload->>'id', ',' ORDER BY id) FROM events");
+	char *nstr = th_sql(db, "SELECT count(*) FROM events");
+	int total = (int)strtol(nstr, NULL, 10);
+	free(nstr);
+
+	const char *const env_api[] = { "MAILFERRY_ROLES=api", NULL };
+	struct th_proc *serve = th_serve_start(db, env_api);
+	cr_assert_not_null(serve);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", serve->port);
+	const char *hdrs[] = { auth, NULL };
+	char seen[4096] = "";
+	size_t seenlen = 0;
+	char cursor[128] = "";
+	int got = 0, pages = 0;
+	long t0 = th_now_ms();
+	while (got < total && th_now_ms() - t0 < 20000) {
+		char url[512];
+		snprintf(url, sizeof(url), "%s/v1/events?limit=2%s%s", base, *cursor ? "&after=" : "", cursor);
+		struct th_http r;
+		cr_assert_eq(th_http("GET", url, hdrs, NULL, &r), 0);
+		cr_assert_eq(r.status, 200, "%s", r.body);
+		json_error_t jerr;
+		json_t *j = json_loads(r.body, 0, &jerr);
+		th_http_free(&r);
+		cr_assert_not_null(j);
+		json_t *data = json_object_get(j, "data");
+		cr_assert_leq(json_array_size(data), 2);
+		for (size_t i = 0; i < json_array_size(data); i++) {
+			const char *eid = json_string_value(json_object_get(json_array_get(data, i), "id"));
+			cr_assert_not_null(eid);
+			cr_assert_lt(got, total, "more events than were made: %s,%s", seen, eid);
+			seenlen += (size_t)snprintf(seen + seenlen, sizeof(seen) - seenlen, "%s%s", got ? "," : "", eid);
+			cr_assert_lt(seenlen, sizeof(seen));
+			got++;
+		}
+		const char *nc = json_string_value(json_object_get(j, "next_cursor"));
+		if (nc)
+			snprintf(cursor, sizeof(cursor), "%s", nc);
+		if (json_array_size(data) == 0)
+			usleep(50000);
+		else
+			pages++;
+		json_decref(j);
+	}
+	cr_assert_eq(got, total, "the feed returned %d of %d events: %s", got, total, seen);
+	cr_assert_str_eq(seen, want, "each once, in commit order");
+	cr_assert_geq(pages, total / 2);
+	cr_assert_eq(th_proc_stop(serve, 8000), 0);
+	th_proc_free(serve);
+	free(want);
+	free(rcpt);
+	th_cluster_stop(dir);
+	th_rmrf(dir);
+	free(dir);
+	free(db);
+}
+
+/* Waits for the receiver's first request; returns its webhook-id. */
+static char *first_webhook_id(struct th_receiver *rx)
+{
+	cr_assert_geq(th_receiver_wait_ok(rx, 1, 15000), 0, "no webhook arrived");
+	char *h = th_receiver_last_headers(rx);
+	char *p = strstr(h, "webhook-id: ");
+	cr_assert_not_null(p, "%s", h);
+	p += strlen("webhook-id: ");
+	char *id = xstrndup(p, strcspn(p, "\r\n"));
+	free(h);
+	return id;
+}
+
+/* One install's first event: a message accepted through the API.  Its id
+ * is the webhook-id the receiver sees, the body's id, the feed's id, the
+ * message timeline's id, the delivery log's event_id and the id
+ * `mailferry status` prints.  Returns it. */
+static char *first_event_everywhere(struct env *e, struct th_receiver *rx)
+{
+	char secret[128];
+	char *wh = create_webhook(e, th_receiver_port(rx), NULL, secret, sizeof(secret));
+	th_receiver_set_secrets(rx, secret, NULL);
+	long st;
+	json_t *j = api(e, "POST", "/v1/messages",
+			"{\"from\":\"a@example.org\",\"to\":\"r@example.com\",\"subject\":\"S\",\"text\":\"T\"}", &st);
+	cr_assert_eq(st, 202);
+	char *msg = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+
+	char *id = first_webhook_id(rx);
+	cr_assert_eq(th_receiver_bad(rx), 0);
+	char *body = th_receiver_last_body(rx);
+	json_error_t jerr;
+	j = json_loads(body, 0, &jerr);
+	cr_assert_not_null(j, "%s", body);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id, "the body's id is the webhook-id");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "type")), "message.queued");
+	json_decref(j);
+	free(body);
+
+	j = api(e, "GET", "/v1/events", NULL, &st);
+	long t0 = th_now_ms();
+	while (json_array_size(json_object_get(j, "data")) == 0 && th_now_ms() - t0 < 10000) {
+		json_decref(j);
+		usleep(50000);
+		j = api(e, "GET", "/v1/events", NULL, &st);
+	}
+	cr_assert_eq(json_array_size(json_object_get(j, "data")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")), id);
+	json_decref(j);
+
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/messages/%s", msg);
+	j = api(e, "GET", path, NULL, &st);
+	cr_assert_eq(st, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "events"), 0), "id")), id);
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "/v1/webhooks/%s/deliveries", wh);
+	j = api(e, "GET", path, NULL, &st);
+	cr_assert_eq(st, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "event_id")),
+			 id);
+	json_decref(j);
+
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "MAILFERRY_DATABASE_URL='%s' %s status %s --json", e->db, th_bin(), msg), 0, "%s",
+		     out);
+	char *want = xasprintf("\"id\":\"%s\"", id);
+	cr_assert(strstr(out, want) != NULL, "status does not show %s: %s", id, out);
+	free(want);
+	free(out);
+	free(msg);
+	free(wh);
+	return id;
+}
+
+/* Two installs (two databases) each send their first event: the ids
+ * differ, so a consumer deduplicating on webhook-id across them (or
+ * across a restored backup) drops nothing. */
+Test(webhooks, event_ids_are_unique_across_installs)
+{
+	struct th_receiver *rx_a = th_receiver_start("200");
+	struct th_receiver *rx_b = th_receiver_start("200");
+	struct env a, b;
+	env_start(&a, NULL);
+	env_start(&b, NULL);
+	char *id_a = first_event_everywhere(&a, rx_a);
+	char *id_b = first_event_everywhere(&b, rx_b);
+	cr_assert_str_neq(id_a, id_b, "two installs gave their first events the same id");
+	/* evt_ and a UUIDv7 (RFC 9562 section 5.7). */
+	for (int k = 0; k < 2; k++) {
+		const char *id = k ? id_b : id_a;
+		cr_assert(strncmp(id, "evt_", 4) == 0 && uuid_valid(id + 4) && id[4 + 14] == '7', "%s", id);
+	}
+	free(id_a);
+	free(id_b);
+	env_stop(&a);
+	env_stop(&b);
+	th_receiver_free(rx_a);
+	th_receiver_free(rx_b);
 }
 
 /* The guard holds at send time too: an endpoint whose address is internal
