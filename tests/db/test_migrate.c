@@ -1,10 +1,15 @@
 /* Tests for db/migrate.c against a real PostgreSQL (tests/run.sh). */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/db.h"
+#include "db/migrations.h"
+#include "db/webhooks.h"
 #include "harness.h"
+#include "util/xmalloc.h"
 
 Test(migrate, applies_in_order_and_is_idempotent)
 {
@@ -92,6 +97,101 @@ Test(migrate, missing_lower_migration_is_not_ready)
 	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
 	cr_assert(strstr(err, "run mailferry migrate") != NULL, "%s", err);
 	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}
+
+/* Runs sql on c; the test fails unless it succeeds. */
+static void exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *res = PQexec(c, sql);
+	cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s %s", sql,
+		  PQresStatus(PQresultStatus(res)),
+		  PQerrorMessage(c));
+	PQclear(res);
+}
+
+/* Events written before migration 0019 (one with a stored payload naming
+ * its old evt_N id, one accept event built on read, both with a webhook
+ * delivery pending) get public ids of their own time; the documents,
+ * and the webhook-id of the pending deliveries, carry them. */
+Test(migrate, events_before_0019_get_public_ids)
+{
+	char *url = th_db_create(0);
+	cr_assert_not_null(url);
+	PGconn *c = PQconnectdb(url);
+	cr_assert_eq(PQstatus(c), CONNECTION_OK);
+	exec_ok(c, "SET client_min_messages = warning");
+	exec_ok(c, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+		   " applied_at timestamptz NOT NULL DEFAULT now())");
+	int k;
+	for (k = 0; k < db_migrations_count && db_migrations[k].version < 19; k++) {
+		exec_ok(c, "BEGIN");
+		exec_ok(c, db_migrations[k].sql);
+		char ins[128];
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations (version, name) VALUES (%d, 'x')",
+			 db_migrations[k].version);
+		exec_ok(c, ins);
+		exec_ok(c, "COMMIT");
+	}
+	cr_assert(k < db_migrations_count && db_migrations[k].version == 19);
+	exec_ok(c, "INSERT INTO webhooks (public_id, url, secret) VALUES ('wh_a', 'http://127.0.0.1:9/', 'whsec_x')");
+	exec_ok(c, "WITH m AS (INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size)"
+		   " VALUES (gen_random_uuid(), 'a@example.org', 'a@example.org', 'x@example.org', 10) RETURNING id),"
+		   " r AS (INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		   " SELECT id, 0, 'r@example.com', 'example.com', 'to', 'delivered' FROM m RETURNING id, message_id)"
+		   " INSERT INTO events (message_id, recipient_id, type, created_at)"
+		   " SELECT message_id, id, 'message.queued', now() - interval '1 day' FROM r");
+	exec_ok(c, "SELECT mf_record_event(id, 'message.delivered') FROM recipients");
+	PQfinish(c);
+	char *v = th_sql(url, "SELECT count(*) FROM events WHERE payload->>'id' LIKE 'evt\\_%' AND payload->>'id' = 'evt_' || id");
+	cr_assert_str_eq(v, "1", "the old payload names evt_N");
+	free(v);
+
+	char err[512];
+	cr_assert_eq(db_migrate(url, NULL, err, sizeof(err)), 0, "%s", err);
+	static const char *const checks[] = {
+		"SELECT count(*) = 2 AND count(DISTINCT public_id) = 2 FROM events",
+		/* UUIDv7 (RFC 9562 section 5.7): version 7, variant 10, the event's milliseconds. */
+		"SELECT bool_and(substr(public_id::text, 15, 1) = '7' AND substr(public_id::text, 20, 1) IN ('8', '9', 'a', 'b')"
+		" AND ('x' || substr(replace(public_id::text, '-', ''), 1, 12))::bit(48)::bigint"
+		"     = floor(date_part('epoch', created_at) * 1000)::bigint) FROM events",
+		"SELECT bool_and(mf_event_doc(e)->>'id' = 'evt_' || e.public_id::text) FROM events e",
+		"SELECT count(*) = 1 AND bool_and(payload->>'id' = 'evt_' || public_id::text) FROM events"
+		" WHERE payload IS NOT NULL",
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		v = th_sql(url, checks[i]);
+		cr_assert(v && strcmp(v, "t") == 0, "%s", checks[i]);
+		free(v);
+	}
+	/* Pending deliveries are sent with the events' new ids (one at a
+	 * time: both are for one recipient). */
+	struct db_pool *pool = db_pool_new(url, 1);
+	for (int i = 0; i < 2; i++) {
+		struct db_webhook_job job = { 0 };
+		err[0] = '\0';
+		cr_assert_eq(db_webhook_claim(pool, "w", 60, 1, &job, err, sizeof(err)), 1, "%s", err);
+		char *sql = xasprintf("SELECT count(*) FROM events WHERE 'evt_' || public_id::text = '%s'", job.msg_id);
+		v = th_sql(url, sql);
+		cr_assert_str_eq(v, "1", "%s", job.msg_id);
+		free(v);
+		free(sql);
+		char *want = xasprintf("\"id\": \"%s\"", job.msg_id);
+		cr_assert(strstr(job.body, want) != NULL, "%s", job.body);
+		free(want);
+		cr_assert_eq(db_webhook_finish(pool, job.delivery_id, "w", "succeeded", 200, NULL, 0, 0, 86400.0, err,
+					       sizeof(err)), 1, "%s", err);
+		db_webhook_job_cleanup(&job);
+	}
+	db_pool_free(pool);
+	/* New events get one from the column's default. */
+	free(th_sql(url, "INSERT INTO events (message_id, recipient_id, type)"
+			 " SELECT message_id, id, 'message.queued' FROM recipients"));
+	v = th_sql(url, "SELECT count(DISTINCT public_id) = 3 AND bool_and(substr(public_id::text, 15, 1) = '7')"
+			" FROM events");
+	cr_assert_str_eq(v, "t");
+	free(v);
 	th_db_drop(url);
 	free(url);
 }
