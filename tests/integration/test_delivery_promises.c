@@ -169,7 +169,7 @@ Test(delivery, rcpt_550_bad_mailbox_suppresses_address)
 }
 
 /* The issue's reproduction, scaled down: a server slower than lease_time
- * per session (RCPT and DATA each answered after 2 s, lease_time 2s).
+ * per session (RCPT and DATA each answered after 3 s, lease_time 3s).
  * Without the lease heartbeat the reaper handed every recipient to
  * another worker again and again, each 250 dropped: never 'delivered'. */
 Test(delivery, session_longer_than_lease_delivered_once)
@@ -181,15 +181,15 @@ Test(delivery, session_longer_than_lease_delivered_once)
 	chmod(dir, 0777);
 	int port = th_free_port();
 	char args[512], routes[128];
-	snprintf(args, sizeof(args), "-W rcpt:2 -w 2 -d '%s/%%H%%M%%S.'", dir);
+	snprintf(args, sizeof(args), "-W rcpt:3 -w 3 -d '%s/%%H%%M%%S.'", dir);
 	pid_t sink = sink_start(port, args);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
-	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=2s",
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=3s",
 			      "MAILFERRY_RETRY_SCHEDULE=1s", NULL };
 	struct th_proc *p = th_serve_start(url, env);
 	cr_assert_not_null(p);
 	insert_messages(url, N, "slow@slow.test");
-	long done = wait_count(url, N, 40000, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
+	long done = wait_count(url, N, 45000, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
 	cr_assert_eq(done, N, "delivered %ld of %d", done, N);
 	cr_assert_eq(th_proc_stop(p, 10000), 0);
 	/* Stopped: no session of ours is left, so every dump is in. */
