@@ -281,7 +281,7 @@ static void outcomes_json(struct buf *b, const struct db_outcome *o, int n)
 		json_str(b, x->bounce_type);
 		buf_puts(b, ",\"bc\":");
 		json_str(b, x->bounce_category);
-		buf_putc(b, '}');
+		buf_printf(b, ",\"sp\":%s}", x->suppress ? "true" : "false");
 	}
 	buf_putc(b, ']');
 }
@@ -360,12 +360,21 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 		goto out;
 	const char *params[] = { buf_cstr(&js) };
 	/* Only rows still leased to the writer: after a reclaim the owner
-	 * differs and a late outcome changes nothing (DESIGN.md).  The
-	 * events are inserted by the same statement, set-based: the payload
-	 * is mf_event_payload() over the updated row (RETURNING r, the new
-	 * row version) and its message, as mf_record_event() builds it, but
+	 * differs and a late outcome changes nothing (DESIGN.md), with one
+	 * exception: a delivery the server accepted is recorded even when its
+	 * lease moved on (reaped, or reclaimed by another attempt), over any
+	 * state that is not final - the mail was delivered, and leaving the
+	 * row to another attempt would only deliver it again.  The other
+	 * attempt's own outcome then finds its lease gone.  The events are
+	 * inserted by the same statement, set-based: the payload is
+	 * mf_event_payload() over the updated row (RETURNING r, the new row
+	 * version) and its message, as mf_record_event() builds it, but
 	 * without a plpgsql call and two lookups per row (measured: see the
-	 * commit that introduced it). */
+	 * commit that introduced it).  A bounce the policy marked `sp`
+	 * (queue/policy.h: a permanently bad mailbox or domain, answered to
+	 * RCPT) adds the address to the suppression list with its
+	 * suppression.created event, as the DSN path does (db/bounces.c), in
+	 * this same transaction. */
 	res = PQexecParams(c,
 		"WITH u AS ("
 		"  UPDATE recipients r SET status = o.s, last_code = o.c, last_enhanced = o.e,"
@@ -376,14 +385,27 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 		"                              ELSE r.next_attempt_at END,"
 		"       lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
 		"  FROM jsonb_to_recordset($1::jsonb) AS o(i bigint, o text, s text, d bigint, c int,"
-		"       e text, t text, x text, tv text, tc text, tf boolean, bt text, bc text)"
-		" WHERE r.id = o.i AND r.lease_owner = o.o AND r.status = 'sending'"
-		" RETURNING r.id, r.message_id, r.status, r AS row),"
+		"       e text, t text, x text, tv text, tc text, tf boolean, bt text, bc text, sp boolean)"
+		" WHERE r.id = o.i AND ((r.lease_owner = o.o AND r.status = 'sending')"
+		"                    OR (o.s = 'delivered' AND NOT mf_status_terminal(r.status)))"
+		" RETURNING r.id, r.message_id, r.status, r.email, r.last_text, o.sp, r AS row),"
 		" v AS (SELECT nextval('events_id_seq') AS eid, mf_uuidv7() AS pid, 'message.' || u.status AS type, u.*"
 		"         FROM (SELECT * FROM u ORDER BY id) u),"
 		" e AS (INSERT INTO events (id, public_id, message_id, recipient_id, type, payload)"
 		"       SELECT v.eid, v.pid, v.message_id, v.id, v.type, mf_event_payload(v.pid, v.type, v.row, m)"
-		"         FROM v JOIN messages m ON m.id = v.message_id ORDER BY v.eid)"
+		"         FROM v JOIN messages m ON m.id = v.message_id ORDER BY v.eid),"
+		" si AS (INSERT INTO suppressions (email, reason, message_id, diagnostic)"
+		"        SELECT DISTINCT ON (lower(u.email)) lower(u.email), 'bounce', u.message_id, u.last_text"
+		"          FROM u WHERE u.sp AND u.status = 'bounced' ORDER BY lower(u.email), u.id"
+		"        ON CONFLICT (email) DO NOTHING RETURNING email, reason, message_id, diagnostic),"
+		" sv AS (SELECT mf_uuidv7() AS pid, si.* FROM si),"
+		" se AS (INSERT INTO events (public_id, type, payload)"
+		"        SELECT pid, 'suppression.created', jsonb_build_object('id', mf_event_id(pid),"
+		"          'type', 'suppression.created',"
+		"          'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+		"          'data', jsonb_build_object('email', email, 'reason', reason, 'message_id', message_id,"
+		"                                     'diagnostic', diagnostic))"
+		"          FROM sv)"
 		" SELECT id, message_id::text, status FROM u",
 		1, NULL, params, NULL, NULL, 0);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
@@ -417,10 +439,11 @@ int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen)
 	PGresult *res = NULL;
 	if (db_exec(c, "BEGIN", err, errlen) < 0)
 		goto out;
-	/* The attempt is not counted as a failure: the worker died, the
-	 * recipient did not refuse (DESIGN.md). */
+	/* The attempt counts: it was made (the worker may even have
+	 * delivered; its 250 is still recorded, see db_queue_record), so the
+	 * next one is the next attempt, not the same one again. */
 	res = PQexecParams(c,
-		"UPDATE recipients SET status = 'deferred', attempts = greatest(attempts - 1, 0),"
+		"UPDATE recipients SET status = 'deferred',"
 		"       lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()"
 		" WHERE id IN (SELECT id FROM recipients WHERE status = 'sending' AND lease_expires_at < now()"
 		"               ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
@@ -437,6 +460,31 @@ out:
 	PQclear(res);
 	if (rc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
 		PQclear(PQexec(c, "ROLLBACK"));
+	db_conn_put(pool, c);
+	return rc;
+}
+
+int db_queue_renew(struct db_pool *pool, const char *owner_prefix, long lease_secs, char *err,
+		   size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	char lease[32];
+	snprintf(lease, sizeof(lease), "%ld", lease_secs);
+	const char *params[] = { owner_prefix, lease };
+	/* The partial index recipients_lease_idx holds only 'sending' rows:
+	 * the few in flight, whatever the size of the table. */
+	PGresult *res = PQexecParams(c,
+		"UPDATE recipients SET lease_expires_at = now() + $2::bigint * interval '1 second'"
+		" WHERE status = 'sending' AND starts_with(lease_owner, $1 || ':')",
+		2, NULL, params, NULL, NULL, 0);
+	int rc = -1;
+	if (db_res_ok(res, PGRES_COMMAND_OK))
+		rc = (int)strtol(PQcmdTuples(res), NULL, 10);
+	else
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
 	db_conn_put(pool, c);
 	return rc;
 }

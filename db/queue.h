@@ -72,23 +72,38 @@ struct db_outcome {
 	const char *tls_version, *tls_cipher;
 	int tls_verified;         /* -1: no TLS */
 	const char *bounce_type, *bounce_category;
+	int suppress;             /* bounced: add the address to the suppression list */
 };
 
 /*
  * Writes the outcomes in one transaction: recipient status, last_*, tls_*,
- * bounce_*, an event 'message.<status>' per row (mf_record_event) and the
+ * bounce_*, an event 'message.<status>' per row (mf_record_event), the
+ * suppression of the address for bounces marked suppress (reason 'bounce',
+ * with its suppression.created event, as the DSN path writes it) and the
  * message status summary (mf_refresh_message_status).  Rows whose lease
- * is no longer owner's are left alone; *applied counts the rows written.
+ * is no longer owner's are left alone, except that a 'delivered' outcome
+ * is written over any status that is not final (the server accepted the
+ * mail; the lease may have been reaped or reclaimed meanwhile).  *applied
+ * counts the rows written.
  */
 int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int *applied,
 		    char *err, size_t errlen);
 
 /*
  * The lease reaper: returns up to limit 'sending' rows whose lease expired
- * to 'deferred', due now, with the attempt not counted (attempts - 1).
+ * to 'deferred', due now.  The attempt counts (it was made).
  * Returns the number of rows reaped, or -1.
  */
 int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen);
+/*
+ * The lease heartbeat: extends to now() + lease_secs the lease of every
+ * 'sending' row whose lease owner is one of this process's claims
+ * ("owner_prefix:<sequence>", see db_queue_claim).  A row reaped or
+ * reclaimed meanwhile no longer matches.  Returns the number of rows
+ * renewed, or -1.
+ */
+int db_queue_renew(struct db_pool *pool, const char *owner_prefix, long lease_secs, char *err,
+		   size_t errlen);
 /*
  * Gives back claimed rows that were never attempted (shutdown): queued
  * again (or deferred if they had been attempted before), attempts - 1,

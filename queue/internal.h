@@ -87,6 +87,7 @@ struct queue {
 	int stopping;               /* no more claims */
 	int workers_exit;           /* workers leave when the list is empty */
 	int recorder_exit;
+	int housekeeper_exit;       /* after the recorder: it renews leases until then */
 
 	unsigned char verp_key[VERP_KEY_LEN];
 	int verp;                   /* VERP return paths in use (key loaded) */

@@ -29,6 +29,7 @@ void policy_decide(const struct policy_params *p, const struct smtp_outcome *o, 
 		   long age_secs, unsigned rnd, struct policy_decision *d)
 {
 	d->delay_ms = 0;
+	d->suppress = 0;
 	d->cls = classify_reply(o->code, o->enhanced, o->text);
 	switch (o->cls) {
 	case OUT_2XX:
@@ -41,6 +42,8 @@ void policy_decide(const struct policy_params *p, const struct smtp_outcome *o, 
 		 * the greeting (session): the same transaction would fail again. */
 		d->next = NEXT_BOUNCED;
 		d->cls.type = BOUNCE_PERMANENT;
+		/* Only an RCPT reply is about this recipient's mailbox. */
+		d->suppress = o->scope == SCOPE_RECIPIENT && classify_suppresses(&d->cls);
 		return;
 	case OUT_LOCAL:
 		if (o->permanent) {

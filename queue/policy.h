@@ -12,6 +12,12 @@
  *                                   the first attempt reached max_queue_lifetime
  * A session-level failure is reported by the relay for every recipient of
  * the session, so each of them is deferred the same way.
+ * suppress: a bounce whose classification says the mailbox or domain is
+ * permanently bad (classify_suppresses(), the table the DSN path uses too)
+ * puts the address on the suppression list, but only when the reply
+ * answered that recipient's RCPT: a 5xx to MAIL, DATA or the greeting
+ * speaks for the whole transaction (often about the sender), not for one
+ * mailbox.
  * Pure functions; no I/O, thread-safe.
  */
 #ifndef MF_QUEUE_POLICY_H
@@ -33,6 +39,7 @@ struct policy_decision {
 	enum queue_next next;
 	long delay_ms;                 /* NEXT_DEFERRED: from now to the next attempt */
 	struct classification cls;     /* type BOUNCE_NONE when delivered */
+	int suppress;                  /* NEXT_BOUNCED: add the address to the suppression list */
 };
 
 /*

@@ -226,6 +226,32 @@ static void *scheduler_main(void *arg)
 	return NULL;
 }
 
+static long mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The lease heartbeat: while this process holds claimed rows (pending,
+ * in flight or waiting to be recorded), their leases are extended every
+ * lease_time/3, so a session that outlasts lease_time is not reaped and
+ * delivered a second time by another worker. */
+static void renew_leases(struct queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	int held = q->pending + q->inflight + q->nouts;
+	pthread_mutex_unlock(&q->lock);
+	if (held == 0)
+		return;
+	char err[512];
+	int n = db_queue_renew(q->p.pool, q->owner, q->lease_secs, err, sizeof(err));
+	if (n < 0)
+		log_warn("event=lease_renew_failed error=\"%s\"", err);
+	else
+		log_debug("event=leases_renewed count=%d", n);
+}
+
 static void *housekeeper_main(void *arg)
 {
 	struct queue *q = arg;
@@ -234,8 +260,14 @@ static void *housekeeper_main(void *arg)
 		every = QUEUE_REAP_EVERY_MS;
 	if (every < 200)
 		every = 200;
+	long renew_every = q->lease_secs * 1000 / 3;
+	if (renew_every < 200)
+		renew_every = 200;
+	if (every > renew_every)
+		every = renew_every;
+	long renewed_at = mono_ms();
 	pthread_mutex_lock(&q->lock);
-	while (!q->stopping) {
+	while (!q->housekeeper_exit) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += every / 1000;
@@ -245,9 +277,13 @@ static void *housekeeper_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&q->hk, &q->lock, &ts);
-		if (q->stopping)
+		if (q->housekeeper_exit)
 			break;
 		pthread_mutex_unlock(&q->lock);
+		if (mono_ms() - renewed_at >= renew_every) {
+			renewed_at = mono_ms();
+			renew_leases(q);
+		}
 		char err[512];
 		int n = db_queue_reap(q->p.pool, 1000, err, sizeof(err));
 		if (n < 0)
@@ -365,11 +401,9 @@ int queue_free(struct queue *q)
 		return 0;
 	pthread_mutex_lock(&q->lock);
 	q->stopping = 1;
-	pthread_cond_broadcast(&q->hk);
 	pthread_mutex_unlock(&q->lock);
 	queue_wake_scheduler(q);
 	pthread_join(q->scheduler, NULL);
-	pthread_join(q->housekeeper, NULL);
 	release_pending(q);
 
 	/* Jobs in flight get shutdown_grace to finish. */
@@ -395,6 +429,13 @@ int queue_free(struct queue *q)
 	pthread_cond_broadcast(&q->rec);
 	pthread_mutex_unlock(&q->lock);
 	pthread_join(q->recorder, NULL);
+	/* The housekeeper renewed the leases of the jobs that were finishing;
+	 * everything is recorded now. */
+	pthread_mutex_lock(&q->lock);
+	q->housekeeper_exit = 1;
+	pthread_cond_broadcast(&q->hk);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->housekeeper, NULL);
 
 	close(q->wake_fd);
 	pthread_mutex_destroy(&q->lock);

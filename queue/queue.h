@@ -19,9 +19,14 @@
  *    every worker.
  *  - The failure policy (queue/policy.h) turns each outcome into the next
  *    state; the recorder writes a batch of them in one transaction, only
- *    for rows whose lease this process still holds (db/queue.h).
+ *    for rows whose lease this process still holds, except deliveries
+ *    (db/queue.h).
+ *  - The housekeeper renews the leases of everything this process holds
+ *    (pending, in flight, waiting to be recorded) every lease_time/3, so a
+ *    session slower than lease_time keeps its recipients.
  *  - A process that dies leaves 'sending' rows; any process's housekeeper
- *    returns them to 'deferred' once lease_time has passed.
+ *    returns them to 'deferred' once lease_time has passed (the attempt
+ *    counts).  A 250 is recorded even if its lease was lost meanwhile.
  * queue_free() stops gracefully: no new claims, unstarted jobs are given
  * back, jobs in flight get shutdown_grace to finish and be recorded.
  */

@@ -110,6 +110,7 @@ static struct qout *make_out(struct queue *q, const struct qjob *j, const struct
 	if (d.next == NEXT_BOUNCED || d.next == NEXT_FAILED) {
 		db->bounce_type = bounce_type_name(d.cls.type);
 		db->bounce_category = d.cls.category;
+		db->suppress = d.next == NEXT_BOUNCED && d.suppress;
 	}
 	log_debug("event=queue_outcome msg_id=%s rcpt_id=%" PRId64 " attempt=%d status=%s delay_ms=%ld",
 		  j->msg->id, r->id, r->attempts, o->status, d.delay_ms);
@@ -189,7 +190,8 @@ static void run_job(struct queue *q, struct qjob *j)
 	}
 	if (j->msg->has_body) {
 		struct delivery_job dj = { .mail_from = mail_from, .domain = j->domain, .msg = j->msg->body,
-					   .len = j->msg->len, .log_id = j->msg->id, .rcpts = rc, .nrcpts = j->n };
+					   .len = j->msg->len, .log_id = j->msg->id, .rcpts = rc, .nrcpts = j->n,
+					   .timeout_ms = q->p.cfg->delivery_timeout * 1000 };
 		q->p.deliver(q->p.deliver_arg, &dj);
 		if (q->p.metrics)
 			job_metrics(q, j, &rc[0].out, seconds_since(&t0));
@@ -309,8 +311,8 @@ void *queue_recorder_main(void *arg)
 			usleep(500000);
 		} else {
 			if (applied < k)
-				log_warn("event=queue_lease_lost outcomes=%d applied=%d note=\"lease expired and the"
-					 " rows were reclaimed; outcomes dropped\"", k, applied);
+				log_warn("event=queue_lease_lost outcomes=%d applied=%d note=\"lease expired, or the"
+					 " status became final meanwhile; those outcomes dropped\"", k, applied);
 			log_debug("event=queue_recorded outcomes=%d applied=%d ms=%ld", k, applied, ms);
 			free_outs(take);
 			/* Room to claim again; maybe a new earliest next_attempt_at. */

@@ -49,6 +49,7 @@ struct delivery_job {
 	const char *log_id;      /* message id for log lines */
 	struct delivery_rcpt *rcpts;
 	int nrcpts;
+	long timeout_ms;         /* the whole delivery (every host tried) ends within this; 0: none */
 };
 
 struct relay;

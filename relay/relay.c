@@ -4,6 +4,9 @@
  * failure, RFC 5321 §5.1), run one transaction for all the job's
  * recipients, and classify what happened into their outcomes.
  *
+ * The job's timeout_ms bounds the whole delivery: every wait of every
+ * session it uses ends by then (smtp_params.deadline_ms).
+ *
  * Idle sessions are cached per destination for a few seconds and reused
  * (with RSET) by whichever worker thread delivers next there; the cache is
  * a small list under one mutex, and a session is only ever used by the
@@ -213,10 +216,11 @@ static void session_key(char *key, size_t n, enum route_via via, const struct ro
  * opportunistic TLS handshake that fails is retried once in plaintext
  * (RFC 7435 §4: opportunistic security never does worse than cleartext). */
 static struct smtp_client *open_hop(struct relay *r, enum route_via via, const struct route_hop *h,
-				    const char *log_id, struct smtp_outcome *fail)
+				    const char *log_id, long deadline, struct smtp_outcome *fail)
 {
 	struct smtp_params p;
 	hop_params(r, via, h, &p);
+	p.deadline_ms = deadline;
 	char sid[64];
 	snprintf(sid, sizeof(sid), "%s.%ld", log_id ? log_id : "-",
 		 atomic_fetch_add(&r->session_seq, 1) + 1);
@@ -276,10 +280,23 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 	struct smtp_client *c = NULL;
 	char key[300] = "";
 	int done = 0;
+	/* The whole delivery, every host tried, ends by this (queue's
+	 * delivery_timeout): a slow peer cannot hold a worker indefinitely. */
+	long deadline = job->timeout_ms > 0 ? tls_now_ms() + job->timeout_ms : 0;
 	for (int h = 0; h < n && !done; h++) {
+		if (deadline > 0 && tls_now_ms() >= deadline) {
+			memset(&fail, 0, sizeof(fail));
+			fail.scope = SCOPE_SESSION;
+			fail.cls = OUT_LOCAL;
+			fail.kind = KIND_TIMEOUT;
+			snprintf(fail.mx, sizeof(fail.mx), "%s", hops[h].host);
+			snprintf(fail.text, sizeof(fail.text), "delivery_timeout reached before trying %s", hops[h].host);
+			break;
+		}
 		session_key(key, sizeof(key), via, &hops[h]);
 		/* A cached session first; one that went stale is dropped quietly. */
 		while (!done && (c = cache_take(r, key)) != NULL) {
+			smtp_client_set_deadline(c, deadline);
 			if (smtp_client_alive(c) && smtp_client_send(c, &t) == SMTP_SEND_DONE) {
 				done = 1;
 				break;
@@ -289,7 +306,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 		}
 		if (done)
 			break;
-		c = open_hop(r, via, &hops[h], job->log_id, &fail);
+		c = open_hop(r, via, &hops[h], job->log_id, deadline, &fail);
 		if (!c)
 			continue; /* RFC 5321 §5.1: try the next host */
 		smtp_client_send(c, &t);
@@ -298,6 +315,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 	for (int i = 0; i < job->nrcpts; i++)
 		job->rcpts[i].out = done ? outs[i] : fail;
 	if (c) {
+		smtp_client_set_deadline(c, 0); /* the next job sets its own */
 		cache_take(r, NULL); /* reap expired sessions */
 		if (smtp_client_ready(c) && smtp_client_txns(c) < RELAY_SESSION_TXNS_MAX && r->idle_ms > 0)
 			cache_put(r, key, c);

@@ -151,9 +151,24 @@ static long timeout_of(const struct smtp_client *c, long ms)
 	return v < 1 ? 1 : v;
 }
 
+/* Now + ms, but never past the session's overall deadline: the per-state
+ * timeouts of RFC 5321 add up to more than 30 minutes, and the queue's
+ * delivery_timeout bounds the whole delivery. */
+static long capped(const struct smtp_client *c, long ms)
+{
+	long d = tls_now_ms() + ms;
+	return c->p.deadline_ms > 0 && c->p.deadline_ms < d ? c->p.deadline_ms : d;
+}
+
 static long deadline_of(const struct smtp_client *c, enum smtp_state s)
 {
-	return tls_now_ms() + timeout_of(c, states[s].timeout_ms);
+	return capped(c, timeout_of(c, states[s].timeout_ms));
+}
+
+/* 1 when the overall deadline (not a state's timeout) has passed. */
+static int past_deadline(const struct smtp_client *c)
+{
+	return c->p.deadline_ms > 0 && tls_now_ms() >= c->p.deadline_ms;
 }
 
 /* The only way to change state; logs the transition by name. */
@@ -332,7 +347,8 @@ static void smtp_run(struct smtp_client *c, enum smtp_state stop)
 				on_quit(c);
 				return;
 			}
-			smtp_fail_io(c, e, e == IOE_TIMEOUT ? "timeout waiting for reply in"
+			smtp_fail_io(c, e, e == IOE_TIMEOUT ? past_deadline(c) ? "delivery_timeout reached waiting for reply in"
+										: "timeout waiting for reply in"
 							    : "reading reply in",
 				     err);
 			return;
@@ -874,7 +890,7 @@ static int send_body(struct smtp_client *c)
 		enum io_err e = IOE_NONE;
 		char err[256];
 		if (smtp_io_write(c->io, out.data, out.len,
-				  tls_now_ms() + timeout_of(c, SMTP_DATA_BLOCK_MS), &e, err,
+				  capped(c, timeout_of(c, SMTP_DATA_BLOCK_MS)), &e, err,
 				  sizeof(err)) < 0) {
 			smtp_fail_io(c, e, "writing message in", err);
 			rc = -1;
@@ -956,6 +972,11 @@ enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_
 		smtp_client_describe(c, &t->outs[i]);
 	c->t = NULL;
 	return SMTP_SEND_DONE;
+}
+
+void smtp_client_set_deadline(struct smtp_client *c, long deadline_ms)
+{
+	c->p.deadline_ms = deadline_ms;
 }
 
 int smtp_client_ready(const struct smtp_client *c)

@@ -8,7 +8,8 @@
  * host and parameters, then a transaction, and fills one classified
  * struct smtp_outcome per recipient (relay/delivery.h).  It is driven by
  * its caller's thread with blocking calls bounded by the per-state
- * timeouts of RFC 5321 §4.5.3.2 (scaled by smtp_params.timeout_scale).
+ * timeouts of RFC 5321 §4.5.3.2 (scaled by smtp_params.timeout_scale)
+ * and by an optional overall deadline (smtp_params.deadline_ms).
  *
  * smtp_client_new() copies the parameters' strings; the tls_ctx stays
  * borrowed.  smtp_client_free() closes the connection without QUIT;
@@ -53,6 +54,7 @@ struct smtp_params {
 	const char *auth_password;
 	int auth_plaintext_ok;      /* AUTH allowed without TLS (smarthost_tls = none) */
 	double timeout_scale;       /* multiplies every timeout; 0 means 1 */
+	long deadline_ms;           /* tls_now_ms() value by which every wait ends; 0: none */
 	const char *session_id;     /* for log lines */
 };
 
@@ -84,6 +86,9 @@ enum smtp_send_result {
 /* Runs one transaction.  On a session that already carried one, RSET first. */
 enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_txn *t);
 
+/* Sets smtp_params.deadline_ms for what follows (e.g. a reused session's
+ * next transaction); 0 removes it. */
+void smtp_client_set_deadline(struct smtp_client *c, long deadline_ms);
 /* 1 when the session is open and can take another transaction. */
 int smtp_client_ready(const struct smtp_client *c);
 /* 1 when an idle session still looks usable (the peer has not hung up

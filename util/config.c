@@ -49,6 +49,7 @@ static const struct ckey keys[] = {
 	K(tls_ca_file, C_STR, NULL, 0),
 	K(retry_schedule, C_SCHEDULE, "5m,10m,20m,40m,1h20m,2h40m,4h", 0),
 	K(max_queue_lifetime, C_DURATION, "5d", 0),
+	K(delivery_timeout, C_DURATION, "30m", 0),
 	K(max_message_size, C_SIZE, "10MiB", 0),
 	K(bounce_domain, C_STR, NULL, 0),
 	K(bounce_listen, C_HOSTPORT, NULL, 0),
@@ -455,6 +456,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if ((cfg->dkim_domain || cfg->dkim_selector || cfg->dkim_key_file) &&
 	    !(cfg->dkim_domain && cfg->dkim_selector && cfg->dkim_key_file)) {
 		snprintf(err, errlen, "dkim_domain, dkim_selector and dkim_key_file must be set together");
+		return -1;
+	}
+	if (cfg->delivery_timeout < 1) {
+		snprintf(err, errlen, "delivery_timeout must be at least 1s: it bounds every SMTP delivery");
 		return -1;
 	}
 	if (cfg->bounce_listen && !cfg->bounce_domain) {

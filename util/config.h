@@ -40,6 +40,7 @@ struct config {
 	char *tls_ca_file;
 	struct schedule retry_schedule;
 	long max_queue_lifetime;
+	long delivery_timeout;      /* seconds: one delivery job, routing to the end of DATA */
 	long max_message_size;
 	char *bounce_domain;
 	char *bounce_listen;

@@ -1,8 +1,10 @@
 /*
  * test_queue.c - the queue's SQL (db/queue.c) against a real PostgreSQL:
  * the claim and its grouping, leases, the outcome recorder with events and
- * message status, the late writer after a reclaim, the reaper, the
- * release, LISTEN/NOTIFY, and concurrent claimers getting disjoint rows.
+ * message status, the late writer after a reclaim (a late 250 still
+ * recorded), the reaper, the lease heartbeat, suppression of bad mailboxes
+ * by the recorder, the release, LISTEN/NOTIFY, and concurrent claimers
+ * getting disjoint rows.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -217,12 +219,12 @@ Test(db_queue, late_writer_after_reclaim_changes_nothing)
 	usleep(20000);
 	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 1, "%s", err);
 	char *v = sqlf(url, "SELECT status || ' ' || attempts || ' ' || (lease_owner IS NULL) FROM recipients");
-	cr_assert_str_eq(v, "deferred 0 true", "reaped attempt is not counted: %s", v);
+	cr_assert_str_eq(v, "deferred 1 true", "the reaped attempt counts: %s", v);
 	free(v);
 	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 0);
 	r->n = 0;
 	cr_assert_eq(db_queue_claim(s, "live:2", 60, 10, collect, r, err, sizeof(err)), 1);
-	cr_assert_eq(r->attempts, 1);
+	cr_assert_eq(r->attempts, 2);
 	/* The dead owner's late outcome is ignored. */
 	struct db_outcome late = ok_outcome(1, "dead:1");
 	late.status = "bounced";
@@ -370,6 +372,140 @@ Test(db_queue, concurrent_claimers_get_disjoint_rows)
 	cr_assert_geq(busy, 2, "the claimers should have shared the work");
 	cr_assert_eq(sql_long(url, "SELECT count(DISTINCT lease_owner) FROM recipients"), busy);
 	free(all);
+	th_db_drop(url);
+	free(url);
+}
+
+/* A 250 whose lease was reaped and reclaimed meanwhile is still recorded:
+ * the mail was delivered; the reclaimer's own outcome then finds no lease.
+ * The reclaimed attempt counts. */
+Test(db_queue, late_delivery_is_recorded_after_reclaim)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 3, "a@x.test");
+	struct db_session *s = db_session_new(url);
+	struct db_pool *pool = db_pool_new(url, 2);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	/* Lease 0 s: expired at once, as when a session outlasts lease_time. */
+	cr_assert_eq(db_queue_claim(s, "slow:1", 0, 10, collect, r, err, sizeof(err)), 3);
+	usleep(20000);
+	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 3, "%s", err);
+	/* Rows 1 and 2 are reclaimed by another worker; row 3 waits, deferred. */
+	free(sqlf(url, "UPDATE recipients SET next_attempt_at = now() + interval '1 h' WHERE id = 3"));
+	r->n = 0;
+	cr_assert_eq(db_queue_claim(s, "other:2", 60, 10, collect, r, err, sizeof(err)), 2);
+	cr_assert_eq(r->attempts, 2, "the reaped attempt counts");
+	/* Row 2 gets a permanent failure from the other attempt first. */
+	struct db_outcome b = ok_outcome(2, "other:2");
+	b.status = "bounced";
+	b.code = 550;
+	b.enhanced = "5.1.1";
+	b.bounce_type = "permanent";
+	b.bounce_category = "bad_mailbox";
+	int applied = -1;
+	cr_assert_eq(db_queue_record(s, &b, 1, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 1);
+	/* The first worker's 250s arrive late: recorded over 'sending' (other
+	 * owner) and 'deferred', not over the final 'bounced'. */
+	struct db_outcome late[3] = { ok_outcome(1, "slow:1"), ok_outcome(2, "slow:1"), ok_outcome(3, "slow:1") };
+	cr_assert_eq(db_queue_record(s, late, 3, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 2);
+	char *v = sqlf(url, "SELECT string_agg(status || ':' || attempts || ':' || (lease_owner IS NULL), ','"
+			    " ORDER BY id) FROM recipients");
+	cr_assert_str_eq(v, "delivered:2:true,bounced:2:true,delivered:1:true");
+	free(v);
+	/* A non-delivery from a lost lease still changes nothing, and the
+	 * reclaimer's outcome finds its lease gone. */
+	struct db_outcome d = ok_outcome(1, "other:2");
+	d.status = "deferred";
+	d.code = 451;
+	cr_assert_eq(db_queue_record(s, &d, 1, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 0);
+	struct db_outcome again = ok_outcome(1, "other:2");
+	cr_assert_eq(db_queue_record(s, &again, 1, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 0, "a second 250 over 'delivered' writes nothing");
+	v = sqlf(url, "SELECT string_agg(type || ':' || (payload->'data'->>'attempt'), ',' ORDER BY recipient_id, id)"
+		      " FROM events");
+	cr_assert_str_eq(v, "message.delivered:2,message.bounced:2,message.delivered:1");
+	free(v);
+	free(r);
+	db_pool_free(pool);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+/* The heartbeat extends the leases of this process's claims only. */
+Test(db_queue, renew_extends_own_leases_only)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 4, "a@x.test");
+	struct db_session *s = db_session_new(url);
+	struct db_pool *pool = db_pool_new(url, 2);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "h:1:ab:1", 5, 1, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:1:ab:2", 5, 1, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:1:abc:1", 5, 1, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:2:ab:1", 5, 1, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_renew(pool, "h:1:ab", 3600, err, sizeof(err)), 2, "%s", err);
+	char *v = sqlf(url, "SELECT string_agg(lease_owner || '=' || (lease_expires_at > now() + interval '1 h'"
+			    " - interval '1 min'), ',' ORDER BY id) FROM recipients");
+	cr_assert_str_eq(v, "h:1:ab:1=true,h:1:ab:2=true,h:1:abc:1=false,h:2:ab:1=false");
+	free(v);
+	/* A reaped row is not revived. */
+	free(sqlf(url, "UPDATE recipients SET status = 'deferred', lease_owner = NULL WHERE id = 1"));
+	cr_assert_eq(db_queue_renew(pool, "h:1:ab", 3600, err, sizeof(err)), 1, "%s", err);
+	free(r);
+	db_pool_free(pool);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+/* A bounce marked suppress puts the address on the suppression list with
+ * its suppression.created event, in the recorder's transaction; one not
+ * marked (e.g. a 5.7.1 policy rejection) does not. */
+Test(db_queue, record_suppresses_marked_bounces)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 1, "Gone@x.test,blocked@x.test,gone@X.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, collect, r, err, sizeof(err)), 3);
+	struct db_outcome o[3] = { ok_outcome(1, "me:1"), ok_outcome(2, "me:1"), ok_outcome(3, "me:1") };
+	for (int i = 0; i < 3; i++) {
+		o[i].status = "bounced";
+		o[i].code = 550;
+		o[i].enhanced = "5.1.1";
+		o[i].text = "5.1.1 user unknown";
+		o[i].bounce_type = "permanent";
+		o[i].bounce_category = "bad_mailbox";
+		o[i].suppress = 1;
+	}
+	o[1].enhanced = "5.7.1";
+	o[1].text = "5.7.1 rejected by policy";
+	o[1].bounce_category = "policy";
+	o[1].suppress = 0;
+	int applied = -1;
+	cr_assert_eq(db_queue_record(s, o, 3, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 3);
+	/* Two recipients, one address (case differs): one suppression. */
+	char *v = sqlf(url, "SELECT string_agg(s.email || ' ' || s.reason || ' ' || (s.message_id = m.id) || ' '"
+			    " || s.diagnostic, ',') FROM suppressions s, messages m");
+	cr_assert_str_eq(v, "gone@x.test bounce true 5.1.1 user unknown");
+	free(v);
+	v = sqlf(url, "SELECT string_agg(payload->'data'->>'email' || ' ' || (payload->'data'->>'reason'), ',')"
+		      " FROM events WHERE type = 'suppression.created' AND message_id IS NULL");
+	cr_assert_str_eq(v, "gone@x.test bounce");
+	free(v);
+	free(r);
+	db_session_free(s);
 	th_db_drop(url);
 	free(url);
 }

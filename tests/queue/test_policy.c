@@ -124,3 +124,39 @@ Test(policy, permanent_local_failure_fails_at_once)
 	cr_assert_eq(d.cls.type, BOUNCE_PERMANENT);
 	cr_assert_str_eq(d.cls.category, "bad_mailbox");
 }
+
+/* INTERFACE.md "Bounces": a permanent failure of the recipient's mailbox
+ * suppresses the address, a policy or reputation rejection does not; the
+ * decision comes from the classification table the DSN path uses too, and
+ * only a reply to that recipient's RCPT speaks for its mailbox. */
+Test(policy, rcpt_bad_mailbox_suppresses_policy_does_not)
+{
+	static const struct {
+		enum outcome_scope scope;
+		enum outcome_class cls;
+		int code;
+		const char *enh, *text;
+		int suppress;
+	} cases[] = {
+		{ SCOPE_RECIPIENT, OUT_5XX, 550, "5.1.1", "User unknown", 1 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 550, "5.1.2", "Host unknown", 1 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 550, "5.2.1", "Mailbox disabled", 1 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 550, "", "No such user here", 1 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 550, "5.7.1", "Rejected by policy", 0 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 554, "5.7.1", "Blocked using zen.spamhaus.org", 0 },
+		{ SCOPE_RECIPIENT, OUT_5XX, 552, "5.2.2", "Mailbox full", 0 },
+		{ SCOPE_RECIPIENT, OUT_4XX, 450, "4.1.1", "Try later", 0 },
+		/* MAIL or DATA: the reply is about the transaction (often the sender). */
+		{ SCOPE_MESSAGE, OUT_5XX, 550, "5.1.1", "User unknown", 0 },
+		{ SCOPE_SESSION, OUT_5XX, 550, "", "mailbox unavailable", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_outcome o = outcome(cases[i].scope, cases[i].cls, cases[i].code, cases[i].enh, cases[i].text);
+		struct policy_decision d;
+		policy_decide(&params, &o, 1, 0, 0, &d);
+		cr_assert_eq(d.suppress, cases[i].suppress, "case %zu (%d %s %s): suppress %d", i, cases[i].code,
+			     cases[i].enh, cases[i].text, d.suppress);
+		if (d.suppress)
+			cr_assert_eq(d.suppress, classify_suppresses(&d.cls));
+	}
+}

@@ -38,6 +38,7 @@ Test(config, defaults_match_interface)
 	cr_assert_eq(c.tls_policy, TLS_POLICY_OPPORTUNISTIC);
 	cr_assert_eq(c.tls_verify, 1);
 	cr_assert_eq(c.max_queue_lifetime, 5 * 86400);
+	cr_assert_eq(c.delivery_timeout, 30 * 60);
 	cr_assert_eq(c.max_message_size, 10L * 1024 * 1024);
 	cr_assert_eq(c.webhook_timeout, 15);
 	cr_assert_eq(c.webhook_retry_schedule.n, 9);
@@ -107,6 +108,7 @@ Test(config, bad_values_are_named)
 		{ "MAILFERRY_RETRY_SCHEDULE", "5m,,1h" }, { "MAILFERRY_MAX_MESSAGE_SIZE", "big" },
 		{ "MAILFERRY_TLS_VERIFY", "maybe" }, { "MAILFERRY_ROUTES", "example.com" },
 		{ "MAILFERRY_MAX_QUEUE_LIFETIME", "5 days" }, { "MAILFERRY_LOG_LEVEL", "loud" },
+		{ "MAILFERRY_DELIVERY_TIMEOUT", "0" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		setenv(cases[i][0], cases[i][1], 1);
