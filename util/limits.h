@@ -107,6 +107,15 @@
 #define MF_SMTP_SERVER_RCPTS_MAX 100
 #define MF_SMTP_SERVER_IDLE_TIMEOUT_MS 300000
 #define MF_SMTP_SERVER_SESSIONS_DEFAULT 64
+/* §4.5.3.2.7's 5 minutes are restarted by every command, so a client that
+ * sends one every few minutes could keep a session forever, and 64 of them
+ * would take every session.  The remedy is not shorter timeouts but a cap
+ * per client address (as Postfix's smtpd_client_connection_count_limit)
+ * and a deadline for the whole session; its 10 minutes cover a bounce
+ * session with room to spare (the client waits up to 10 minutes for the
+ * reply to the final dot alone, §4.5.3.2.6, but our reply is immediate). */
+#define MF_SMTP_SERVER_SESSIONS_PER_ADDR 8
+#define MF_SMTP_SERVER_SESSION_TIMEOUT_MS (10 * 60 * 1000)
 /* Input buffer of one inbound session; DATA lines longer than this are
  * passed through in pieces (only command lines have a hard limit). */
 #define MF_SMTP_SERVER_INBUF 16384
