@@ -125,7 +125,7 @@ static char *send_request(const struct api_srv *s)
 
 /* The issue's attack: 4,300 sockets from one address, each holding a
  * one-octet head.  Another address still sends and probes. */
-Test(http_limits, trickling_clients_cannot_starve_another_address, .timeout = 120)
+Test(http_limits, trickling_clients_cannot_starve_another_address)
 {
 	raise_fd_limit();
 	struct api_srv s;
