@@ -2,7 +2,9 @@
  * api.h - the HTTP API server (INTERFACE.md "HTTP API").
  *
  * api_server_new() starts libmicrohttpd on cfg->http_listen with a thread
- * pool; requests are dispatched to the handlers in api/routes.c.  The
+ * pool (and, when cfg->admin_listen is set, a second listener serving only
+ * /healthz, /readyz and /metrics); requests are dispatched to the handlers
+ * in api/routes.c.  The
  * struct api_deps is borrowed and must outlive the server; api_server_free()
  * stops the server and waits for its threads.
  */
@@ -31,8 +33,10 @@ struct api_deps {
 struct api_server;
 
 struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errlen);
-/* The TCP port actually bound (useful with port 0). */
+/* The TCP port actually bound (useful with port 0): http_listen's, and
+ * admin_listen's (0 when admin_listen is unset). */
 int api_server_port(const struct api_server *srv);
+int api_server_admin_port(const struct api_server *srv);
 void api_server_free(struct api_server *srv);
 
 #endif

@@ -8,10 +8,22 @@
  * API_SUSPEND has handed the request to another thread: the connection is
  * suspended until that thread calls api_req_complete(), and the response is
  * queued when libmicrohttpd calls us again.  A per-request mutex makes sure
- * the resume cannot overtake the suspend.
+ * the resume cannot overtake the suspend.  A Content-Length over the limit
+ * is answered 413 from the first call, before any of the body is read;
+ * libmicrohttpd then closes the connection without reading the body.
+ *
+ * Each listener (http_listen, and admin_listen when set) is a daemon
+ * without a listening socket of its own: api/gate.c accepts, enforces the
+ * per-address and total connection limits and the request-head deadline,
+ * and hands complete heads over with MHD_add_connection().  The daemon
+ * reports each closed connection back (MHD_OPTION_NOTIFY_CONNECTION) so
+ * that the gate's counts drop.  libmicrohttpd's own messages go through
+ * api_netlog() (rate-limited, util/log.h format), not to stderr.
  */
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,21 +35,32 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/gate.h"
 #include "api/http.h"
 #include "api/routes.h"
 #include "db/committer.h"
 #include "relay/dkim.h"
 #include "util/config.h"
+#include "util/limits.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/xmalloc.h"
 
-struct api_server {
+/* One listening address: its gate and its daemon. */
+struct listener {
+	struct api_server *srv;
+	const char *name;   /* "http" or "admin" */
+	int admin;          /* serves /healthz, /readyz and /metrics only */
+	struct api_gate *gate;
 	struct MHD_Daemon *daemon;
+	int port;
+};
+
+struct api_server {
+	struct listener http, admin;
 	struct api_deps *deps;
 	struct db_committer *committer; /* started here when deps had none */
 	struct dkim_signer *dkim;       /* loaded here when deps had none */
-	int port;
 };
 
 struct conn_state {
@@ -197,9 +220,10 @@ static enum MHD_Result queue_response(struct conn_state *cs)
 	return ret;
 }
 
-static struct conn_state *conn_new(struct api_server *srv, struct MHD_Connection *mc, const char *method,
+static struct conn_state *conn_new(struct listener *l, struct MHD_Connection *mc, const char *method,
 				   const char *url)
 {
+	struct api_server *srv = l->srv;
 	struct conn_state *cs = xcalloc(1, sizeof(*cs));
 	clock_gettime(CLOCK_MONOTONIC, &cs->start);
 	pthread_mutex_init(&cs->mu, NULL);
@@ -210,6 +234,11 @@ static struct conn_state *conn_new(struct api_server *srv, struct MHD_Connection
 	cs->req.conn = cs;
 	int path_known;
 	cs->route = api_route_match(method, url, &cs->req, &path_known);
+	if (l->admin && cs->route && cs->route->scope != API_SCOPE_NONE) {
+		/* The admin listener has no API routes. */
+		cs->route = NULL;
+		path_known = 0;
+	}
 	cs->body_max = api_route_body_max(cs->route, srv->deps->cfg);
 	buf_init(&cs->req.body, cs->body_max);
 	if (cs->route) {
@@ -272,7 +301,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	(void)version;
 	struct conn_state *cs = *con_cls;
 	if (cs == NULL) {
-		*con_cls = conn_new(cls, mc, method, url);
+		*con_cls = cs = conn_new(cls, mc, method, url);
+		/* Refused by its declared length: answer now, read nothing. */
+		if (cs->responded && cs->req.resp.status == 413)
+			return queue_response(cs);
 		return MHD_YES;
 	}
 	if (cs->done)
@@ -297,13 +329,13 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	*con_cls = NULL;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+static int parse_listen(const char *key, const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
 {
 	char host[256];
 	int port;
 	memset(ss, 0, sizeof(*ss));
 	if (config_parse_hostport(listen, host, sizeof(host), &port) < 0) {
-		snprintf(err, errlen, "http_listen: bad address %s", listen);
+		snprintf(err, errlen, "%s: bad address %s", key, listen);
 		return -1;
 	}
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -317,17 +349,129 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 	} else {
-		snprintf(err, errlen, "http_listen: %s is not an IP address", host);
+		snprintf(err, errlen, "%s: %s is not an IP address", key, host);
 		return -1;
 	}
 	return 0;
 }
 
-struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errlen)
+/* libmicrohttpd's messages ("Connection was closed by remote side ...")
+ * into our log, rate-limited: a flood of misbehaving clients must not
+ * become a flood of lines. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char text[512];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	size_t n = strlen(text);
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+		text[--n] = '\0';
+	char q[600];
+	api_netlog("event=http_server_message message=%s", log_quote(q, sizeof(q), text));
+}
+
+/* A connection the gate handed over has closed: its address's count drops. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct listener *l = cls;
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr)
+		api_gate_release(l->gate, ci->client_addr);
+}
+
+/* api_gate handoff: the head is complete, libmicrohttpd takes over. */
+static int handoff(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct listener *l = arg;
+	/* On failure libmicrohttpd has closed fd. */
+	return MHD_add_connection(l->daemon, fd, sa, salen) == MHD_YES ? 0 : -1;
+}
+
+/* The listening socket for addr ("host:port"); -1 with err set. */
+static int listen_socket(const char *key, const char *addr, int *port, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	if (parse_listen(deps->cfg->http_listen, &ss, err, errlen) < 0)
-		return NULL;
+	if (parse_listen(key, addr, &ss, err, errlen) < 0)
+		return -1;
+	socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "cannot listen on %s (%s): %s", addr, key, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					       : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+/* Starts one listener: its daemon first, then the gate that feeds it. */
+static int listener_start(struct listener *l, const char *key, const char *addr, char *err, size_t errlen)
+{
+	const struct config *cfg = l->srv->deps->cfg;
+	int lfd = listen_socket(key, addr, &l->port, err, errlen);
+	if (lfd < 0)
+		return -1;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+	/* The gate counts connections; libmicrohttpd's limit is set above
+	 * its own so that it never refuses a connection handed over. */
+	l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+				     MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(l->admin || cfg->http_threads < 2 ? 0 : cfg->http_threads),
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+				     MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)MF_API_IDLE_TIMEOUT_S,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)(MF_API_CONNECTIONS_MAX + 64),
+				     MHD_OPTION_END);
+	if (l->daemon == NULL) {
+		snprintf(err, errlen, "%s: cannot start the HTTP server", key);
+		close(lfd);
+		return -1;
+	}
+	struct api_gate_params gp = {
+		.name = l->name,
+		.per_addr_max = cfg->http_connections_per_address,
+		.total_max = MF_API_CONNECTIONS_MAX,
+		/* 0 s would refuse every connection: 1 s to 1 h. */
+		.head_timeout_ms = (int)(cfg->http_header_timeout < 1 ? 1000 : cfg->http_header_timeout > 3600 ? 3600000
+							   : cfg->http_header_timeout * 1000),
+		.metrics = l->srv->deps->metrics,
+		.handoff = handoff,
+		.arg = l,
+	};
+	l->gate = api_gate_new(&gp, lfd, err, errlen);
+	if (l->gate == NULL) {
+		MHD_stop_daemon(l->daemon);
+		l->daemon = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Stops accepting (no handoff after this), closes every connection, then
+ * frees the gate's counts. */
+static void listener_free(struct listener *l)
+{
+	api_gate_stop(l->gate);
+	if (l->daemon)
+		MHD_stop_daemon(l->daemon);
+	l->daemon = NULL;
+	api_gate_free(l->gate);
+	l->gate = NULL;
+}
+
+struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errlen)
+{
 	const struct config *cfg = deps->cfg;
 	struct dkim_signer *dkim = NULL;
 	if (deps->dkim == NULL && cfg->dkim_domain && cfg->dkim_selector && cfg->dkim_key_file) {
@@ -342,24 +486,15 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 	}
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
+	srv->http = (struct listener){ .srv = srv, .name = "http" };
+	srv->admin = (struct listener){ .srv = srv, .name = "admin", .admin = 1 };
 	if (dkim)
 		deps->dkim = srv->dkim = dkim;
 	if (deps->committer == NULL)
 		deps->committer = srv->committer = db_committer_new(deps->cfg->database_url);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			 MHD_USE_ERROR_LOG;
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-				       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)deps->cfg->http_threads,
-				       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				       MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-				       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-				       MHD_OPTION_END);
-	if (srv->daemon == NULL) {
-		snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)", deps->cfg->http_listen);
+	if (listener_start(&srv->http, "http_listen", cfg->http_listen, err, errlen) < 0 ||
+	    (cfg->admin_listen && listener_start(&srv->admin, "admin_listen", cfg->admin_listen, err, errlen) < 0)) {
+		listener_free(&srv->http);
 		if (srv->committer)
 			deps->committer = NULL;
 		db_committer_free(srv->committer);
@@ -369,14 +504,17 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		free(srv);
 		return NULL;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = info ? info->port : 0;
 	return srv;
 }
 
 int api_server_port(const struct api_server *srv)
 {
-	return srv->port;
+	return srv->http.port;
+}
+
+int api_server_admin_port(const struct api_server *srv)
+{
+	return srv->admin.daemon ? srv->admin.port : 0;
 }
 
 void api_server_free(struct api_server *srv)
@@ -384,13 +522,12 @@ void api_server_free(struct api_server *srv)
 	if (srv == NULL)
 		return;
 	/* Stop accepting, let the committer answer every suspended request
-	 * (later sends are answered 503), then stop the daemon. */
-	MHD_socket lsock = MHD_quiesce_daemon(srv->daemon);
+	 * (later sends are answered 503), then stop the daemons. */
+	api_gate_stop(srv->http.gate);
+	api_gate_stop(srv->admin.gate);
 	db_committer_free(srv->committer);
-	MHD_stop_daemon(srv->daemon);
-	/* The quiesced listen socket is ours to close, after the stop. */
-	if (lsock != MHD_INVALID_SOCKET)
-		close(lsock);
+	listener_free(&srv->http);
+	listener_free(&srv->admin);
 	if (srv->committer)
 		srv->deps->committer = NULL;
 	if (srv->dkim)

@@ -101,6 +101,9 @@ static int app_start(struct app *app)
 			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
 		log_info("event=api_listening addr=%s port=%d threads=%d health_only=%d", app->cfg.http_listen,
 			 api_server_port(app->api), app->cfg.http_threads, app->deps.health_only);
+		if (app->cfg.admin_listen)
+			log_info("event=admin_listening addr=%s port=%d", app->cfg.admin_listen,
+				 api_server_admin_port(app->api));
 	}
 	if (has_role(app->cfg.roles, "bounces") && app->cfg.bounce_listen) {
 		struct bounce_listener_params bp = {

@@ -152,6 +152,9 @@ int cmd_sink(int argc, char **argv)
 		.listen = listen,
 		.hostname = hostname,
 		.max_message_size = (size_t)max_size,
+		/* A development capture server: its clients (the local relay's
+		 * workers) all share one address, so no cap per address. */
+		.max_sessions_per_addr = MF_SMTP_SERVER_SESSIONS_DEFAULT,
 		.tls_cert_file = cert,
 		.tls_key_file = key,
 		.arg = &sk,

@@ -90,6 +90,8 @@ struct bounce_listener *bounce_listener_new(const struct bounce_listener_params 
 		.max_message_size = params->max_message_size,
 		.max_sessions = params->max_sessions,
 		.idle_timeout_ms = params->idle_timeout_ms,
+		.max_sessions_per_addr = params->max_sessions_per_addr,
+		.session_timeout_ms = params->session_timeout_ms,
 		.tls_cert_file = params->tls_cert_file,
 		.tls_key_file = params->tls_key_file,
 		.arg = bl,

@@ -25,6 +25,8 @@ struct bounce_listener_params {
 	size_t max_message_size;
 	int max_sessions;           /* <= 0: default */
 	int idle_timeout_ms;        /* <= 0: default */
+	int max_sessions_per_addr;  /* <= 0: default */
+	int session_timeout_ms;     /* whole session; <= 0: default */
 	const char *tls_cert_file;  /* bounce_tls_cert: STARTTLS when set with the key */
 	const char *tls_key_file;   /* bounce_tls_key */
 	struct db_pool *pool;       /* borrowed; must outlive the listener */

@@ -49,7 +49,7 @@ enum sess_state { SS_GREET, SS_READY, SS_MAIL, SS_RCPT };
 static const char *const sess_state_names[] = { "greet", "ready", "mail", "rcpt" };
 
 /* Why a read returned without a line. */
-enum rd { RD_OK = 0, RD_CLOSED = -1, RD_TIMEOUT = -2, RD_SHUTDOWN = -3 };
+enum rd { RD_OK = 0, RD_CLOSED = -1, RD_TIMEOUT = -2, RD_SHUTDOWN = -3, RD_DEADLINE = -4 };
 
 struct session {
 	struct smtp_server *srv;
@@ -57,6 +57,7 @@ struct session {
 	pthread_t thread;
 	int fd;
 	int finished; /* under srv->lock */
+	long deadline_ms; /* CLOCK_MONOTONIC: the session ends then */
 	char id[32];
 	char peer[64];
 	char helo[MF_SMTP_LINE_MAX];
@@ -137,6 +138,13 @@ static int sess_flush(struct session *s)
 
 /* ---- input ---- */
 
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Flushes pending replies, then waits for more input (or shutdown). */
 static enum rd sess_fill(struct session *s)
 {
@@ -152,13 +160,19 @@ static enum rd sess_fill(struct session *s)
 		if (!(s->ssl && SSL_pending(s->ssl) > 0)) {
 			struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
 						 { .fd = s->srv->wake[0], .events = POLLIN } };
-			int r = poll(pfd, 2, s->srv->p.idle_timeout_ms);
+			/* Wait for the next bytes at most the idle timeout, and
+			 * never past the session's deadline. */
+			long left = s->deadline_ms - mono_ms();
+			if (left <= 0)
+				return RD_DEADLINE;
+			int wait = left < s->srv->p.idle_timeout_ms ? (int)left : s->srv->p.idle_timeout_ms;
+			int r = poll(pfd, 2, wait);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0)
 				return RD_CLOSED;
 			if (r == 0)
-				return RD_TIMEOUT;
+				return wait < s->srv->p.idle_timeout_ms ? RD_DEADLINE : RD_TIMEOUT;
 			if (pfd[1].revents)
 				return RD_SHUTDOWN;
 		}
@@ -563,6 +577,9 @@ static void sess_run(struct session *s)
 	if (why == RD_TIMEOUT) {
 		reason = "timeout";
 		sess_reply(s, 421, "4.4.2 %s Error: timeout exceeded", s->srv->hostname);
+	} else if (why == RD_DEADLINE) {
+		reason = "deadline";
+		sess_reply(s, 421, "4.4.2 %s Error: session time limit exceeded", s->srv->hostname);
 	} else if (why == RD_SHUTDOWN) {
 		reason = "shutdown";
 		sess_reply(s, 421, "4.3.2 %s Service shutting down", s->srv->hostname);
@@ -623,18 +640,36 @@ static void reap_sessions(struct smtp_server *srv)
 	}
 }
 
-static void refuse_busy(struct smtp_server *srv, int fd)
+/* 421 and close (RFC 5321 §3.8: a server may refuse service with 421).
+ * peer is NULL when the total is reached, else the address at its limit. */
+static void refuse_busy(struct smtp_server *srv, int fd, const char *peer)
 {
 	char msg[MF_SMTP_SERVER_REPLY_TEXT + 16];
-	int n = snprintf(msg, sizeof(msg), "421 4.3.2 %s Error: too many connections, try again later\r\n",
-			 srv->hostname);
+	int n = peer ? snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections from %s\r\n",
+				srv->hostname, peer)
+		     : snprintf(msg, sizeof(msg), "421 4.3.2 %s Error: too many connections, try again later\r\n",
+				srv->hostname);
 	if (n > 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("event=smtp_busy_reply_failed error=\"%s\"", strerror(errno));
 	close(fd);
-	log_warn("event=smtp_session_refused reason=max_sessions max=%d", srv->p.max_sessions);
+	if (peer)
+		log_warn("event=smtp_session_refused reason=max_sessions_per_addr peer=%s max=%d", peer,
+			 srv->p.max_sessions_per_addr);
+	else
+		log_warn("event=smtp_session_refused reason=max_sessions max=%d", srv->p.max_sessions);
 }
 
-static void start_session(struct smtp_server *srv, int fd, const struct sockaddr *sa, socklen_t salen)
+/* Sessions open from peer; under srv->lock. */
+static int sessions_from(struct smtp_server *srv, const char *peer)
+{
+	int n = 0;
+	for (struct session *s = srv->sessions; s; s = s->next)
+		if (!s->finished && strcmp(s->peer, peer) == 0)
+			n++;
+	return n;
+}
+
+static void start_session(struct smtp_server *srv, int fd, const char *peer)
 {
 	struct timeval tv = { .tv_sec = srv->p.idle_timeout_ms / 1000, .tv_usec = (srv->p.idle_timeout_ms % 1000) * 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -644,8 +679,8 @@ static void start_session(struct smtp_server *srv, int fd, const struct sockaddr
 	s->fd = fd;
 	buf_init(&s->out, MF_SMTP_REPLY_MAX);
 	buf_init(&s->data, 0);
-	if (getnameinfo(sa, salen, s->peer, sizeof(s->peer), NULL, 0, NI_NUMERICHOST) != 0)
-		snprintf(s->peer, sizeof(s->peer), "unknown");
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->deadline_ms = mono_ms() + srv->p.session_timeout_ms;
 	pthread_mutex_lock(&srv->lock);
 	snprintf(s->id, sizeof(s->id), "%lx.%lu", (unsigned long)time(NULL), ++srv->counter);
 	s->next = srv->sessions;
@@ -683,13 +718,17 @@ static void *acceptor_main(void *arg)
 		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		char peer[64];
+		if (getnameinfo((struct sockaddr *)&ss, sl, peer, sizeof(peer), NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(peer, sizeof(peer), "unknown");
 		pthread_mutex_lock(&srv->lock);
 		int busy = srv->nsessions >= srv->p.max_sessions;
+		int addr_busy = !busy && sessions_from(srv, peer) >= srv->p.max_sessions_per_addr;
 		pthread_mutex_unlock(&srv->lock);
-		if (busy)
-			refuse_busy(srv, fd);
+		if (busy || addr_busy)
+			refuse_busy(srv, fd, addr_busy ? peer : NULL);
 		else
-			start_session(srv, fd, (struct sockaddr *)&ss, sl);
+			start_session(srv, fd, peer);
 	}
 	return NULL;
 }
@@ -777,6 +816,10 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		srv->p.max_sessions = MF_SMTP_SERVER_SESSIONS_DEFAULT;
 	if (srv->p.idle_timeout_ms <= 0)
 		srv->p.idle_timeout_ms = MF_SMTP_SERVER_IDLE_TIMEOUT_MS;
+	if (srv->p.max_sessions_per_addr <= 0)
+		srv->p.max_sessions_per_addr = MF_SMTP_SERVER_SESSIONS_PER_ADDR;
+	if (srv->p.session_timeout_ms <= 0)
+		srv->p.session_timeout_ms = MF_SMTP_SERVER_SESSION_TIMEOUT_MS;
 	if (srv->p.max_message_size == 0)
 		srv->p.max_message_size = MF_MESSAGE_SIZE_DEFAULT;
 	srv->lfd = -1;
@@ -796,8 +839,10 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		smtp_server_free(srv);
 		return NULL;
 	}
-	log_info("event=smtp_server_listening addr=%s port=%d max_sessions=%d max_size=%zu starttls=%s", srv->listen,
-		 srv->port, srv->p.max_sessions, srv->p.max_message_size, srv->tls ? "yes" : "no");
+	log_info("event=smtp_server_listening addr=%s port=%d max_sessions=%d max_sessions_per_addr=%d"
+		 " session_timeout_ms=%d max_size=%zu starttls=%s",
+		 srv->listen, srv->port, srv->p.max_sessions, srv->p.max_sessions_per_addr, srv->p.session_timeout_ms,
+		 srv->p.max_message_size, srv->tls ? "yes" : "no");
 	return srv;
 }
 

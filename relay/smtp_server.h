@@ -4,7 +4,10 @@
  *
  * smtp_server_new() binds params->listen ("host:port"; port 0 picks a free
  * one) and starts an accept thread; each connection gets its own thread,
- * up to max_sessions (beyond that a client gets 421 and is closed).
+ * up to max_sessions in all and max_sessions_per_addr per client address
+ * (beyond either a client gets 421 and is closed).  A session ends with
+ * 421 4.4.2 after idle_timeout_ms without a command, and after
+ * session_timeout_ms in all, however busy it is.
  * Offered: EHLO/HELO, PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
  * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034), MAIL/RCPT/DATA/RSET/NOOP/
  * QUIT, VRFY (252), and STARTTLS (RFC 3207) when a certificate and key
@@ -52,6 +55,8 @@ struct smtp_server_params {
 	size_t max_message_size;   /* SIZE n; DATA beyond it gets 552 5.3.4 */
 	int max_sessions;          /* concurrent sessions; <= 0: MF_SMTP_SERVER_SESSIONS_DEFAULT */
 	int idle_timeout_ms;       /* per command / data read; <= 0: MF_SMTP_SERVER_IDLE_TIMEOUT_MS */
+	int max_sessions_per_addr; /* per client address; <= 0: MF_SMTP_SERVER_SESSIONS_PER_ADDR */
+	int session_timeout_ms;    /* whole session; <= 0: MF_SMTP_SERVER_SESSION_TIMEOUT_MS */
 	const char *tls_cert_file; /* PEM certificate chain; with tls_key_file enables STARTTLS */
 	const char *tls_key_file;  /* PEM private key */
 	void *arg;                 /* passed to the callbacks */

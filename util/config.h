@@ -27,6 +27,9 @@ struct config {
 	char *database_url;
 	char *http_listen;
 	int http_threads;
+	char *admin_listen;
+	int http_connections_per_address;
+	long http_header_timeout;
 	int db_pool_size;
 	int workers;
 	char *helo_name;

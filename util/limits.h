@@ -80,12 +80,42 @@
 #define MF_EVENTS_PAGE_MAX 1000
 #define MF_DELIVERIES_PAGE_MAX 100
 
+/* HTTP server (api/gate.c, api/server.c).  Connections in all, and the
+ * idle timeout libmicrohttpd applies once a connection is handed to it
+ * (every byte read or written restarts it). */
+#define MF_API_CONNECTIONS_MAX 4096
+#define MF_API_IDLE_TIMEOUT_S 60
+/* A request head (request line and headers) must fit in this many octets:
+ * libmicrohttpd's default per-connection memory pool is 32 KiB. */
+#define MF_API_HEAD_MAX 32768
+/* ...and arrive in at most this many pieces: a client sends its head in
+ * one or a few segments, a slowloris in many. */
+#define MF_API_HEAD_PEEKS 64
+/* Request-line method token length (the longest registered is 17). */
+#define MF_API_METHOD_MAX 32
+/* RFC 9112 §2.2: empty lines before the request line are ignored; we
+ * ignore this many. */
+#define MF_API_HEAD_EMPTY_LINES 2
+/* The HTTP server's own log lines (libmicrohttpd, refused connections):
+ * at most this many per window, the rest counted. */
+#define MF_API_NETLOG_BURST 20
+#define MF_API_NETLOG_WINDOW_MS 10000
+
 /* Inbound SMTP server (bounce listener, sink).  RFC 5321 §4.5.3.1.8: at
  * least 100 recipients must be accepted; we accept no more.  §4.5.3.2.7:
  * the server waits at least 5 minutes for the next command. */
 #define MF_SMTP_SERVER_RCPTS_MAX 100
 #define MF_SMTP_SERVER_IDLE_TIMEOUT_MS 300000
 #define MF_SMTP_SERVER_SESSIONS_DEFAULT 64
+/* §4.5.3.2.7's 5 minutes are restarted by every command, so a client that
+ * sends one every few minutes could keep a session forever, and 64 of them
+ * would take every session.  The remedy is not shorter timeouts but a cap
+ * per client address (as Postfix's smtpd_client_connection_count_limit)
+ * and a deadline for the whole session; its 10 minutes cover a bounce
+ * session with room to spare (the client waits up to 10 minutes for the
+ * reply to the final dot alone, §4.5.3.2.6, but our reply is immediate). */
+#define MF_SMTP_SERVER_SESSIONS_PER_ADDR 8
+#define MF_SMTP_SERVER_SESSION_TIMEOUT_MS (10 * 60 * 1000)
 /* Input buffer of one inbound session; DATA lines longer than this are
  * passed through in pieces (only command lines have a hard limit). */
 #define MF_SMTP_SERVER_INBUF 16384

@@ -1,12 +1,22 @@
 /*
  * netaddr.c - address classification for the SSRF guard (see netaddr.h).
  *
- * Ranges from the IANA special-purpose address registries (RFC 6890 and
- * the RFCs it lists): RFC 1122 §3.2.1.3 (0/8, 127/8), RFC 1918 (private),
- * RFC 6598 (shared CGNAT space), RFC 3927 (IPv4 link-local), RFC 5771
- * (multicast), RFC 1112 §4 (240/4), RFC 4291 §2.4/2.5 (IPv6 loopback,
- * unspecified, link-local, multicast, IPv4-mapped), RFC 4193 (ULA),
- * RFC 3879 (deprecated site-local), RFC 6052 (NAT64), RFC 3056 (6to4).
+ * One table, special[], holds every entry of the IANA IPv4 and IPv6
+ * Special-Purpose Address Registries (RFC 6890 and the RFCs each entry
+ * cites; registries as updated to 2025), plus IPv4 multicast (RFC 5771)
+ * and the IPv6 ranges of RFC 4291 §2.4 that are not global unicast
+ * (multicast, deprecated site-local, IPv4-compatible), and the cloud
+ * metadata addresses.  netaddr_classify() takes the longest matching
+ * prefix: the more specific entry wins (192.0.0.9/32 inside 192.0.0.0/24).
+ *
+ * Entries that carry an IPv4 address (IPv4-mapped, SIIT, IPv4-compatible,
+ * NAT64 well-known prefix, 6to4) are judged by that IPv4 address.  The
+ * registry's anycast and infrastructure entries marked "globally
+ * reachable" (PCP, TURN, AS112, AMT, ORCHIDv2, DETs) are still refused: the
+ * nearest instance of an anycast service is often inside the operator's
+ * own network, and no webhook receiver lives there.  IPv6 outside
+ * 2000::/3 that no entry names is refused too: IANA allocates global
+ * unicast from 2000::/3 only (IANA IPv6 Address Space registry).
  */
 #include "util/netaddr.h"
 
@@ -33,68 +43,152 @@ const char *netaddr_class_name(enum netaddr_class c)
 	return "unknown";
 }
 
-/* a in host byte order. */
-static enum netaddr_class classify_v4(uint32_t a)
+/* How an entry judges the addresses it matches. */
+enum judge {
+	J_CLASS,       /* the entry's class */
+	J_V4_AT_12,    /* the IPv4 address in the last 32 bits */
+	J_V4_AT_2,     /* the IPv4 address in bits 16..47 (6to4) */
+	J_LOCAL_NAT64, /* RFC 8215 local-use: private, or worse if the /96 form says so */
+};
+
+struct special {
+	int family;           /* AF_INET or AF_INET6 */
+	const char *prefix;   /* numeric form */
+	int len;              /* prefix length in bits */
+	enum netaddr_class cls;
+	enum judge judge;
+	const char *ref;      /* registry name and source, for humans */
+};
+
+#define V4(p, l, c, r) { AF_INET, p, l, c, J_CLASS, r }
+#define V6(p, l, c, r) { AF_INET6, p, l, c, J_CLASS, r }
+#define V6J(p, l, j, r) { AF_INET6, p, l, NETADDR_RESERVED, j, r }
+static const struct special special[] = {
+	/* IANA IPv4 Special-Purpose Address Registry */
+	V4("0.0.0.0", 8, NETADDR_UNSPECIFIED, "\"This network\", RFC 791 §3.2"),
+	V4("0.0.0.0", 32, NETADDR_UNSPECIFIED, "\"This host on this network\", RFC 1122 §3.2.1.3"),
+	V4("10.0.0.0", 8, NETADDR_PRIVATE, "Private-Use, RFC 1918"),
+	V4("100.64.0.0", 10, NETADDR_CGNAT, "Shared Address Space, RFC 6598"),
+	V4("127.0.0.0", 8, NETADDR_LOOPBACK, "Loopback, RFC 1122 §3.2.1.3"),
+	V4("169.254.0.0", 16, NETADDR_LINK_LOCAL, "Link Local, RFC 3927"),
+	V4("172.16.0.0", 12, NETADDR_PRIVATE, "Private-Use, RFC 1918"),
+	V4("192.0.0.0", 24, NETADDR_RESERVED, "IETF Protocol Assignments, RFC 6890 §2.1"),
+	V4("192.0.0.0", 29, NETADDR_RESERVED, "IPv4 Service Continuity Prefix, RFC 7335"),
+	V4("192.0.0.8", 32, NETADDR_RESERVED, "IPv4 dummy address, RFC 7600"),
+	V4("192.0.0.9", 32, NETADDR_RESERVED, "Port Control Protocol Anycast, RFC 7723"),
+	V4("192.0.0.10", 32, NETADDR_RESERVED, "Traversal Using Relays around NAT Anycast, RFC 8155"),
+	V4("192.0.0.170", 32, NETADDR_RESERVED, "NAT64/DNS64 Discovery, RFC 8880, RFC 7050 §2.2"),
+	V4("192.0.0.171", 32, NETADDR_RESERVED, "NAT64/DNS64 Discovery, RFC 8880, RFC 7050 §2.2"),
+	V4("192.0.2.0", 24, NETADDR_RESERVED, "Documentation (TEST-NET-1), RFC 5737"),
+	V4("192.31.196.0", 24, NETADDR_RESERVED, "AS112-v4, RFC 7535"),
+	V4("192.52.193.0", 24, NETADDR_RESERVED, "AMT, RFC 7450"),
+	V4("192.88.99.0", 24, NETADDR_RESERVED, "Deprecated (6to4 Relay Anycast), RFC 7526"),
+	V4("192.168.0.0", 16, NETADDR_PRIVATE, "Private-Use, RFC 1918"),
+	V4("192.175.48.0", 24, NETADDR_RESERVED, "Direct Delegation AS112 Service, RFC 7534"),
+	V4("198.18.0.0", 15, NETADDR_RESERVED, "Benchmarking, RFC 2544"),
+	V4("198.51.100.0", 24, NETADDR_RESERVED, "Documentation (TEST-NET-2), RFC 5737"),
+	V4("203.0.113.0", 24, NETADDR_RESERVED, "Documentation (TEST-NET-3), RFC 5737"),
+	V4("240.0.0.0", 4, NETADDR_RESERVED, "Reserved, RFC 1112 §4"),
+	V4("255.255.255.255", 32, NETADDR_RESERVED, "Limited Broadcast, RFC 8190, RFC 919 §7"),
+	/* Not in the registry, never a webhook receiver */
+	V4("224.0.0.0", 4, NETADDR_MULTICAST, "Multicast, RFC 5771"),
+	V4("169.254.169.254", 32, NETADDR_METADATA, "cloud instance metadata (AWS, GCP, Azure)"),
+	/* IANA IPv6 Special-Purpose Address Registry */
+	V6("::1", 128, NETADDR_LOOPBACK, "Loopback Address, RFC 4291 §2.5.3"),
+	V6("::", 128, NETADDR_UNSPECIFIED, "Unspecified Address, RFC 4291 §2.5.2"),
+	V6J("::ffff:0:0", 96, J_V4_AT_12, "IPv4-mapped Address, RFC 4291 §2.5.5.2"),
+	V6J("64:ff9b::", 96, J_V4_AT_12, "IPv4-IPv6 Translat., RFC 6052 §2.1"),
+	V6J("64:ff9b:1::", 48, J_LOCAL_NAT64, "IPv4-IPv6 Translat. (local use), RFC 8215"),
+	V6("100::", 64, NETADDR_RESERVED, "Discard-Only Address Block, RFC 6666"),
+	V6("100:0:0:1::", 64, NETADDR_RESERVED, "Dummy IPv6 Prefix, RFC 9780"),
+	V6("2001::", 23, NETADDR_RESERVED, "IETF Protocol Assignments, RFC 2928"),
+	V6("2001::", 32, NETADDR_RESERVED, "TEREDO, RFC 4380, RFC 8190"),
+	V6("2001:1::1", 128, NETADDR_RESERVED, "Port Control Protocol Anycast, RFC 7723"),
+	V6("2001:1::2", 128, NETADDR_RESERVED, "Traversal Using Relays around NAT Anycast, RFC 8155"),
+	V6("2001:1::3", 128, NETADDR_RESERVED, "DNS-SD Service Registration Protocol Anycast, RFC 9665"),
+	V6("2001:2::", 48, NETADDR_RESERVED, "Benchmarking, RFC 5180, RFC Errata 1752"),
+	V6("2001:3::", 32, NETADDR_RESERVED, "AMT, RFC 7450"),
+	V6("2001:4:112::", 48, NETADDR_RESERVED, "AS112-v6, RFC 7535"),
+	V6("2001:10::", 28, NETADDR_RESERVED, "Deprecated (previously ORCHID), RFC 4843"),
+	V6("2001:20::", 28, NETADDR_RESERVED, "ORCHIDv2, RFC 7343"),
+	V6("2001:30::", 28, NETADDR_RESERVED, "Drone Remote ID Protocol Entity Tags (DETs) Prefix, RFC 9374"),
+	V6("2001:db8::", 32, NETADDR_RESERVED, "Documentation, RFC 3849"),
+	V6J("2002::", 16, J_V4_AT_2, "6to4, RFC 3056"),
+	V6("2620:4f:8000::", 48, NETADDR_RESERVED, "Direct Delegation AS112 Service, RFC 7534"),
+	V6("3fff::", 20, NETADDR_RESERVED, "Documentation, RFC 9637"),
+	V6("5f00::", 16, NETADDR_RESERVED, "Segment Routing (SRv6) SIDs, RFC 9602"),
+	V6("fc00::", 7, NETADDR_PRIVATE, "Unique-Local, RFC 4193, RFC 8190"),
+	V6("fe80::", 10, NETADDR_LINK_LOCAL, "Link-Local Unicast, RFC 4291 §2.5.6"),
+	/* Not in the registry, never a webhook receiver */
+	V6J("::", 96, J_V4_AT_12, "IPv4-compatible (deprecated), RFC 4291 §2.5.5.1"),
+	V6J("::ffff:0:0:0", 96, J_V4_AT_12, "IPv4-translated (SIIT), RFC 2765 §2.1"),
+	V6("fec0::", 10, NETADDR_PRIVATE, "Site-local (deprecated), RFC 3879"),
+	V6("ff00::", 8, NETADDR_MULTICAST, "Multicast, RFC 4291 §2.7"),
+	V6("fd00:ec2::254", 128, NETADDR_METADATA, "cloud instance metadata (AWS IPv6)"),
+};
+#undef V4
+#undef V6
+#undef V6J
+#define NSPECIAL (sizeof(special) / sizeof(special[0]))
+
+/* 1 when the first len bits of a and b agree. */
+static int prefix_match(const uint8_t *a, const uint8_t *b, int len)
 {
-	uint8_t o1 = (uint8_t)(a >> 24), o2 = (uint8_t)(a >> 16), o3 = (uint8_t)(a >> 8);
-	if (o1 == 0)
-		return NETADDR_UNSPECIFIED;
-	if (o1 == 127)
-		return NETADDR_LOOPBACK;
-	if (o1 == 10 || (o1 == 172 && (o2 & 0xf0) == 16) || (o1 == 192 && o2 == 168))
-		return NETADDR_PRIVATE;
-	if (o1 == 100 && (o2 & 0xc0) == 64)
-		return NETADDR_CGNAT;
-	if (a == 0xa9fea9feu) /* 169.254.169.254 */
-		return NETADDR_METADATA;
-	if (o1 == 169 && o2 == 254)
-		return NETADDR_LINK_LOCAL;
-	if ((o1 & 0xf0) == 224)
-		return NETADDR_MULTICAST;
-	if ((o1 & 0xf0) == 240) /* includes 255.255.255.255 */
-		return NETADDR_RESERVED;
-	if ((o1 == 192 && o2 == 0 && (o3 == 0 || o3 == 2)) || (o1 == 198 && (o2 & 0xfe) == 18) ||
-	    (o1 == 198 && o2 == 51 && o3 == 100) || (o1 == 203 && o2 == 0 && o3 == 113))
-		return NETADDR_RESERVED;
-	return NETADDR_PUBLIC;
+	int whole = len / 8, rest = len % 8;
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
 }
 
-static uint32_t v4_at(const uint8_t *p)
+/* The most specific entry of family containing addr (4 or 16 bytes), or NULL. */
+static const struct special *special_lookup(int family, const uint8_t *addr)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	const struct special *best = NULL;
+	for (size_t i = 0; i < NSPECIAL; i++) {
+		uint8_t p[16];
+		if (special[i].family != family || (best && special[i].len <= best->len))
+			continue;
+		if (inet_pton(family, special[i].prefix, p) == 1 && prefix_match(addr, p, special[i].len))
+			best = &special[i];
+	}
+	return best;
+}
+
+static enum netaddr_class classify_v4(const uint8_t *a)
+{
+	const struct special *e = special_lookup(AF_INET, a);
+	return e ? e->cls : NETADDR_PUBLIC;
 }
 
 static enum netaddr_class classify_v6(const uint8_t *b)
 {
-	static const uint8_t zero[16];
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-	if (memcmp(b, zero, 16) == 0)
-		return NETADDR_UNSPECIFIED;
-	if (memcmp(b, zero, 15) == 0 && b[15] == 1)
-		return NETADDR_LOOPBACK;
-	/* ::ffff:a.b.c.d, ::a.b.c.d (deprecated compatible form), 64:ff9b::a.b.c.d */
-	if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 || memcmp(b, nat64, 12) == 0)
-		return classify_v4(v4_at(b + 12));
-	if (b[0] == 0x20 && b[1] == 0x02) /* 6to4: 2002:a.b.c.d::/48 */
-		return classify_v4(v4_at(b + 2));
-	if (b[0] == 0xff)
-		return NETADDR_MULTICAST;
-	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
-		return NETADDR_LINK_LOCAL;
-	if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0))
-		return NETADDR_PRIVATE;
-	if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) /* documentation */
-		return NETADDR_RESERVED;
-	if (b[0] == 0x01 && b[1] == 0 && memcmp(b + 2, zero, 6) == 0) /* 100::/64 discard */
-		return NETADDR_RESERVED;
-	return NETADDR_PUBLIC;
+	const struct special *e = special_lookup(AF_INET6, b);
+	if (e == NULL)
+		return (b[0] & 0xe0) == 0x20 ? NETADDR_PUBLIC : NETADDR_RESERVED;
+	switch (e->judge) {
+	case J_V4_AT_12:
+		return classify_v4(b + 12);
+	case J_V4_AT_2:
+		return classify_v4(b + 2);
+	case J_LOCAL_NAT64: {
+		/* The IPv4 address may sit at any RFC 6052 §2.2 position; the
+		 * /96 one decides only when it is worse than private. */
+		enum netaddr_class c = classify_v4(b + 12);
+		return netaddr_allowed(c, 1) ? NETADDR_PRIVATE : c;
+	}
+	case J_CLASS:
+	default:
+		return e->cls;
+	}
 }
 
 enum netaddr_class netaddr_classify(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
-		return classify_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+		return classify_v4((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr.s_addr);
 	if (sa->sa_family == AF_INET6)
 		return classify_v6(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
 	return NETADDR_RESERVED;

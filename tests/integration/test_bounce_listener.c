@@ -4,14 +4,17 @@
  * PostgreSQL: stored before 250 with a NOTIFY, never an open relay,
  * size-limited, 451 when the database is down.  And "mailferry sink".
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -63,6 +66,60 @@ static void listener_stop(struct listener *l)
 static char *count_rows(const char *url)
 {
 	return th_sql(url, "SELECT count(*) FROM bounces_raw");
+}
+
+/* A connection to 127.0.0.1:port from src (loopback is a /8, so
+ * 127.0.0.2 is another client address); -1 on failure. */
+static int smtp_connect_from(const char *src, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &sa.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 64 idle sessions from one address used to take every session the
+ * listener has: now that address gets 421 4.7.0 beyond its share, and
+ * another address still gets its 220. */
+Test(bounce_listener, one_address_cannot_take_every_session)
+{
+	struct listener l;
+	listener_start(&l, "10MiB");
+	enum { N = 70 };
+	int fds[N], greeted = 0, refused = 0;
+	for (int i = 0; i < N; i++) {
+		fds[i] = smtp_connect_from("127.0.0.1", l.port);
+		cr_assert_geq(fds[i], 0);
+		char *r = th_smtp_reply(fds[i], 5000);
+		cr_assert_not_null(r, "no banner or refusal for connection %d", i);
+		if (strncmp(r, "220 ", 4) == 0)
+			greeted++;
+		else if (strncmp(r, "421 4.7.0", 9) == 0)
+			refused++;
+		free(r);
+	}
+	cr_expect_lt(greeted, 64, "one address holds %d sessions", greeted);
+	cr_expect_eq(greeted + refused, N, "greeted %d, refused %d", greeted, refused);
+	int other = smtp_connect_from("127.0.0.2", l.port);
+	cr_assert_geq(other, 0);
+	char *r = th_smtp_reply(other, 5000);
+	cr_assert(r && strncmp(r, "220 ", 4) == 0, "127.0.0.2 got %s", r ? r : "(nothing)");
+	free(r);
+	close(other);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	listener_stop(&l);
 }
 
 Test(bounce_listener, stores_bounce_with_notify_and_refuses_relay)

@@ -264,6 +264,27 @@ Test(webhooks, http_needs_allow_private)
 	env_stop(&e);
 }
 
+/* The special-purpose ranges that used to pass as public: local-use NAT64
+ * (RFC 8215) carrying the metadata address, SIIT (RFC 2765) carrying
+ * loopback, and a documentation prefix (RFC 9637). */
+Test(webhooks, create_refuses_special_purpose_ranges)
+{
+	struct env e;
+	const char *const env_no[] = { "MAILFERRY_ROLES=api", NULL };
+	env_start(&e, env_no);
+	const char *urls[] = { "https://[64:ff9b:1::a9fe:a9fe]/", "https://[64:ff9b:1::808:808]/hook",
+			       "https://[::ffff:0:7f00:1]/hook", "https://[3fff::1]/hook" };
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		char body[256];
+		snprintf(body, sizeof(body), "{\"url\":\"%s\"}", urls[i]);
+		long st;
+		json_t *j = api(&e, "POST", "/v1/webhooks", body, &st);
+		cr_expect_eq(st, 422, "%s was accepted (%ld)", urls[i], st);
+		json_decref(j);
+	}
+	env_stop(&e);
+}
+
 Test(webhooks, each_event_exactly_once_with_valid_signatures)
 {
 	struct th_receiver *rx = th_receiver_start("200");

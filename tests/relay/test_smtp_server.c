@@ -333,6 +333,73 @@ Test(smtp_server, idle_timeout_421)
 	stop();
 }
 
+/* A client that is never idle still meets the session deadline: a
+ * command every 100 ms, far inside the idle timeout, ends in 421 4.4.2
+ * once session_timeout_ms has passed. */
+Test(smtp_server, session_deadline_421_however_busy)
+{
+	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_init(&rec.lock, NULL);
+	struct smtp_server_params p = {
+		.listen = "127.0.0.1:0",
+		.hostname = "mx.test",
+		.idle_timeout_ms = 10000,
+		.session_timeout_ms = 1000,
+		.arg = &rec,
+	};
+	char err[256];
+	srv = smtp_server_new(&p, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	int fd = session();
+	int ended = 0;
+	for (int i = 0; i < 100 && !ended; i++) {
+		if (th_smtp_send(fd, "NOOP\r\n") != 0)
+			break;
+		char *r = th_smtp_reply(fd, 5000);
+		cr_assert_not_null(r, "no reply to NOOP %d", i);
+		if (strncmp(r, "421 4.4.2", 9) == 0) {
+			cr_assert(strstr(r, "session time limit") != NULL, "%s", r);
+			ended = 1;
+		} else {
+			cr_assert(strncmp(r, "250", 3) == 0, "%s", r);
+		}
+		free(r);
+		usleep(100 * 1000);
+	}
+	cr_assert(ended, "the session outlived its deadline (100 commands, 10 s)");
+	cr_assert(th_smtp_closed(fd, 5000));
+	close(fd);
+	stop();
+}
+
+/* The per-address cap: the third session from 127.0.0.1 gets 421 4.7.0. */
+Test(smtp_server, per_address_limit_421)
+{
+	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_init(&rec.lock, NULL);
+	struct smtp_server_params p = {
+		.listen = "127.0.0.1:0",
+		.hostname = "mx.test",
+		.max_sessions = 10,
+		.max_sessions_per_addr = 2,
+		.arg = &rec,
+	};
+	char err[256];
+	srv = smtp_server_new(&p, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+	int a = session(), b = session();
+	int c = th_smtp_connect(smtp_server_port(srv));
+	cr_assert_geq(c, 0);
+	char *r = th_smtp_reply(c, 5000);
+	cr_assert(r && strncmp(r, "421 4.7.0", 9) == 0, "%s", r ? r : "(nothing)");
+	cr_assert(strstr(r, "too many connections from 127.0.0.1") != NULL, "%s", r);
+	free(r);
+	close(c);
+	close(a);
+	close(b);
+	stop();
+}
+
 Test(smtp_server, long_line_and_sequence_errors)
 {
 	start(1 << 20, 4, 10000);
