@@ -11,7 +11,9 @@
  * notices an outage: its first failed attempt starts one, the next success
  * ends it with one "event=db_recovered outage_ms=N" line (N counted from
  * that first failure).  The warnings callers log meanwhile are rate-limited
- * at their call sites (log_warn_limited).
+ * at their call sites (log_warn_limited).  Messages libpq would print to
+ * stderr itself (notices, and a FATAL the server sends an idle connection
+ * when it shuts down) go through the logger instead.
  */
 #include <errno.h>
 #include <poll.h>
@@ -119,6 +121,22 @@ static void note_connect(int ok)
 		log_warn("event=db_recovered outage_ms=%ld", mono_ms() - since);
 }
 
+/* libpq's notice receiver: the logger instead of libpq's own fprintf. */
+static void on_notice(void *arg, const PGresult *res)
+{
+	(void)arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char msg[1024];
+	db_set_error(NULL, res, msg, sizeof(msg));
+	if (sev == NULL)
+		sev = "NOTICE";
+	if (strcmp(sev, "WARNING") == 0 || strcmp(sev, "ERROR") == 0 || strcmp(sev, "FATAL") == 0 ||
+	    strcmp(sev, "PANIC") == 0)
+		log_warn_limited("event=db_notice severity=%s message=%s", sev, msg);
+	else
+		log_debug("event=db_notice severity=%s message=%s", sev, msg);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
 	/* A short connect timeout keeps readiness checks and requests from
@@ -137,6 +155,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	note_connect(1);
+	PQsetNoticeReceiver(c, on_notice, NULL);
 	return c;
 }
 
