@@ -225,7 +225,7 @@ int api_authenticate(struct api_req *req, unsigned need_scope)
 		}
 	}
 	if (found < 0) {
-		log_warn("event=auth_unavailable error=\"%s\"", err);
+		log_warn_limited("event=auth_unavailable error=\"%s\"", err);
 		api_problem(req, 503, "unavailable", "the database is unavailable; try again");
 		return -1;
 	}

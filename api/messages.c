@@ -377,7 +377,7 @@ static void write_done(struct db_write *w)
 			    " again; it was not sent again");
 		break;
 	case DB_WRITE_UNAVAILABLE:
-		log_warn("event=send_unavailable error=\"%s\"", w->err);
+		log_warn_limited("event=send_unavailable error=\"%s\"", w->err);
 		api_header(req, "Retry-After", "1");
 		api_problem(req, 503, "unavailable", "the database is unavailable; nothing was queued, try again");
 		break;
@@ -542,7 +542,7 @@ enum api_result api_post_message_batch(struct api_req *req)
 
 static void answer_db_error(struct api_req *req, const char *err)
 {
-	log_warn("event=db_read_failed route=%s error=\"%s\"", req->route, err);
+	log_warn_limited("event=db_read_failed route=%s error=\"%s\"", req->route, err);
 	api_problem(req, 503, "unavailable", "the database is unavailable; try again");
 }
 

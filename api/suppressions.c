@@ -31,8 +31,7 @@
 
 static void db_fail(struct api_req *req, const char *op, const char *err)
 {
-	char q[300];
-	log_error("event=db_error op=%s error=%s", op, log_quote(q, sizeof(q), err));
+	log_error_limited("event=db_error op=%s error=%s", op, err);
 	api_problem(req, 503, "unavailable", "the database is not available");
 }
 
@@ -192,9 +191,8 @@ enum api_result api_delete_suppression(struct api_req *req)
 	} else if (rc == 0) {
 		api_problem(req, 404, "not_found", "this address is not on the suppression list");
 	} else {
-		char q[MF_ADDRESS_MAX + 8];
-		log_info("event=suppression_removed email=%s source=api key_id=%" PRId64,
-			 log_quote(q, sizeof(q), req->params[0]), req->api_key_id);
+		log_info("event=suppression_removed " LOG_RCPT_FMT " source=api key_id=%" PRId64,
+			 LOG_RCPT(MF_LOG_INFO, req->params[0]), req->api_key_id);
 		api_text(req, 204, NULL, "");
 	}
 	return API_DONE;
@@ -239,8 +237,7 @@ enum api_result api_post_bounces(struct api_req *req)
 	int rc = bounce_process(req->deps->pool, req->deps->cfg, id, res, err, sizeof(err));
 	if (rc < 0) {
 		/* Stored: the bounce processor will retry it. */
-		char q[300];
-		log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=%s", id, log_quote(q, sizeof(q), err));
+		log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=%s", id, err);
 		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
 	} else if (rc == 0) {
 		/* Another processor took it first. */

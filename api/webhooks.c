@@ -121,8 +121,7 @@ static int query_limit(struct api_req *req, int def, int max, int *out)
 
 static void db_error(struct api_req *req, const char *what, const char *err)
 {
-	char q[300];
-	log_error("event=db_error op=%s error=%s", what, log_quote(q, sizeof(q), err));
+	log_error_limited("event=db_error op=%s error=%s", what, err);
 	api_problem(req, 503, "unavailable", "the database is not available");
 }
 

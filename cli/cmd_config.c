@@ -1,12 +1,18 @@
 /*
  * cmd_config.c - "mailferry config check": validate and print the
  * effective configuration with secrets redacted.  Exit 2 on any error.
+ *
+ * Beyond config_load()'s checks it opens every file a key names and loads
+ * the DKIM key and the CA file as serve would, so a wrong path or a key
+ * that does not parse is reported here, naming the key, and not by serve.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "relay/dkim.h"
+#include "relay/tls.h"
 #include "util/config.h"
 
 static const char usage[] =
@@ -15,7 +21,32 @@ static const char usage[] =
 	"Loads the configuration (defaults, then FILE or ./mailferry.conf, then\n"
 	"MAILFERRY_<KEY> environment variables), checks every value and prints the\n"
 	"effective configuration with secrets redacted.\n"
-	"Exit status 2 names the key when a key is unknown or a value is bad.\n";
+	"Every file a key names (dkim_key_file, tls_ca_file, bounce_tls_cert,\n"
+	"bounce_tls_key) is opened, and the DKIM key and CA file are loaded.\n"
+	"Exit status 2 names the key when a key or a MAILFERRY_ variable is unknown,\n"
+	"a value is bad, or a file cannot be opened or loaded.\n";
+
+/* Opens the files, then loads the DKIM key and CA file; 0 or EXIT_USAGE. */
+static int check_files(const struct config *cfg)
+{
+	char err[1024];
+	if (config_check_files(cfg, err, sizeof(err)) < 0)
+		return cli_fail(EXIT_USAGE, "config: %s", err);
+	if (cfg->dkim_key_file) {
+		struct dkim_signer *s = dkim_signer_new(cfg->dkim_domain, cfg->dkim_selector, cfg->dkim_key_file, err,
+							sizeof(err));
+		if (s == NULL)
+			return cli_fail(EXIT_USAGE, "config: dkim_key_file: %s: %s", cfg->dkim_key_file, err);
+		dkim_signer_free(s);
+	}
+	if (cfg->tls_ca_file) {
+		struct tls_ctx *t = tls_ctx_new(cfg->tls_ca_file, err, sizeof(err));
+		if (t == NULL)
+			return cli_fail(EXIT_USAGE, "config: tls_ca_file: %s: %s", cfg->tls_ca_file, err);
+		tls_ctx_free(t);
+	}
+	return 0;
+}
 
 int cmd_config(int argc, char **argv)
 {
@@ -43,6 +74,10 @@ int cmd_config(int argc, char **argv)
 	struct config cfg;
 	if (cli_load_config(&cfg, path) != 0)
 		return EXIT_USAGE;
+	if (check_files(&cfg) != 0) {
+		config_cleanup(&cfg);
+		return EXIT_USAGE;
+	}
 	config_print(&cfg, stdout);
 	config_cleanup(&cfg);
 	return 0;

@@ -31,5 +31,6 @@ int cli_load_config(struct config *cfg, const char *path)
 	enum mf_log_level level = MF_LOG_INFO;
 	log_level_parse(cfg->log_level, &level);
 	log_setup(level, strcmp(cfg->log_format, "json") == 0);
+	log_set_recipients(cfg->log_recipients);
 	return 0;
 }

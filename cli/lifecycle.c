@@ -24,8 +24,10 @@ int lifecycle_reload(const char *config_path)
 	enum mf_log_level level = MF_LOG_INFO;
 	log_level_parse(cfg.log_level, &level);
 	log_setup(level, strcmp(cfg.log_format, "json") == 0);
-	log_info("event=reloaded log_level=%s log_format=%s note=\"other keys take effect on restart\"",
-		 cfg.log_level, cfg.log_format);
+	log_set_recipients(cfg.log_recipients);
+	log_info("event=reloaded log_level=%s log_format=%s log_recipients=%s"
+		 " note=\"other keys take effect on restart\"",
+		 cfg.log_level, cfg.log_format, cfg.log_recipients ? "yes" : "no");
 	config_cleanup(&cfg);
 	return 0;
 }

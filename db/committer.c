@@ -240,7 +240,7 @@ static int fly_send(struct committer_worker *wk, struct db_write **w, int n)
 		}
 		conn_drop(wk);
 	}
-	log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
+	log_warn_limited("event=commit_unavailable units=%d error=\"%s\"", n, err);
 	set_all(w, n, DB_WRITE_UNAVAILABLE, err);
 	return -1;
 }
@@ -268,7 +268,7 @@ static void fly_finish(struct committer_worker *wk)
 	if (rc == 0)
 		return;
 	if (rc == -2 || !conn_ok(wk)) {
-		log_warn("event=commit_unavailable units=%d error=\"%s\"", n, err);
+		log_warn_limited("event=commit_unavailable units=%d error=\"%s\"", n, err);
 		set_all(wk->fly, n, DB_WRITE_UNAVAILABLE, err);
 		conn_drop(wk);
 		return;

@@ -593,7 +593,7 @@ static int pipe_finish(struct pipe *pp, struct flat *f, int nf, char *err, size_
 		if (i == pp->wake_at) {
 			/* After the commit: the group is written whatever happens here. */
 			if (PQresultStatus(res) != pp->want[i])
-				log_warn("event=queue_wake_failed error=\"%s\"", PQresultErrorMessage(res));
+				log_warn_limited("event=queue_wake_failed error=\"%s\"", PQresultErrorMessage(res));
 		} else if (PQresultStatus(res) != pp->want[i]) {
 			if (rc == 0 && PQresultStatus(res) != PGRES_PIPELINE_ABORTED)
 				db_set_error(pp->c, res, err, errlen);

@@ -6,15 +6,26 @@
  * readable (the server closed it, e.g. on restart) is checked with
  * PQconsumeInput before it is handed out, so a database restart costs no
  * failed request; a connection that broke during use is closed on return.
+ *
+ * Every connection in the process is opened by db_connect(), which also
+ * notices an outage: its first failed attempt starts one, the next success
+ * ends it with one "event=db_recovered outage_ms=N" line (N counted from
+ * that first failure).  The warnings callers log meanwhile are rate-limited
+ * at their call sites (log_warn_limited).  Messages libpq would print to
+ * stderr itself (notices, and a FATAL the server sends an idle connection
+ * when it shuts down) go through the logger instead.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db/internal.h"
+#include "util/log.h"
 #include "util/xmalloc.h"
 
 struct db_pool {
@@ -85,6 +96,47 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
+/* Monotonic ms of the first failed connection attempt of the outage under
+ * way; 0 while the database answers. */
+static _Atomic long outage_since;
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L + 1;
+}
+
+static void note_connect(int ok)
+{
+	if (!ok) {
+		long none = 0;
+		atomic_compare_exchange_strong(&outage_since, &none, mono_ms());
+		return;
+	}
+	if (atomic_load_explicit(&outage_since, memory_order_relaxed) == 0)
+		return;
+	long since = atomic_exchange(&outage_since, 0);
+	if (since != 0)
+		log_warn("event=db_recovered outage_ms=%ld", mono_ms() - since);
+}
+
+/* libpq's notice receiver: the logger instead of libpq's own fprintf. */
+static void on_notice(void *arg, const PGresult *res)
+{
+	(void)arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	char msg[1024];
+	db_set_error(NULL, res, msg, sizeof(msg));
+	if (sev == NULL)
+		sev = "NOTICE";
+	if (strcmp(sev, "WARNING") == 0 || strcmp(sev, "ERROR") == 0 || strcmp(sev, "FATAL") == 0 ||
+	    strcmp(sev, "PANIC") == 0)
+		log_warn_limited("event=db_notice severity=%s message=%s", sev, msg);
+	else
+		log_debug("event=db_notice severity=%s message=%s", sev, msg);
+}
+
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 {
 	/* A short connect timeout keeps readiness checks and requests from
@@ -99,8 +151,11 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		db_set_error(c, NULL, err, errlen);
 		PQfinish(c);
+		note_connect(0);
 		return NULL;
 	}
+	note_connect(1);
+	PQsetNoticeReceiver(c, on_notice, NULL);
 	return c;
 }
 

@@ -119,7 +119,7 @@ int db_session_wait(struct db_session *s, int wake_fd, long timeout_ms)
 	char err[256];
 	PGconn *c = session_conn(s, err, sizeof(err));
 	if (c == NULL) {
-		log_warn("event=db_session_down error=\"%s\"", err);
+		log_warn_limited("event=db_session_down error=\"%s\"", err);
 		struct pollfd w = { .fd = wake_fd, .events = POLLIN };
 		int r = poll(&w, wake_fd >= 0 ? 1 : 0, (int)(timeout_ms < 1000 ? timeout_ms : 1000));
 		return r > 0 ? 2 : -1;

@@ -35,7 +35,7 @@ static void collect(struct metrics *m, void *arg)
 	metrics_gauge_set(m, MF_M_DB_POOL, "state=\"busy\"", busy);
 	metrics_gauge_set(m, MF_M_DB_POOL, "state=\"max\"", g->pool_max);
 	if (db_queue_stats(g->pool, &s, err, sizeof(err)) < 0) {
-		log_warn("event=metrics_queue_stats_failed error=\"%s\"", err);
+		log_warn_limited("event=metrics_queue_stats_failed error=\"%s\"", err);
 		metrics_gauge_set(m, MF_M_DB_UP, NULL, 0);
 		return;
 	}

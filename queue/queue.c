@@ -125,7 +125,7 @@ static int claim(struct queue *q, struct db_session *s, int limit)
 	struct claim_ctx c = { .q = q, .owner = owner };
 	int n = db_queue_claim(s, owner, q->lease_secs, limit, claim_row, &c, err, sizeof(err));
 	if (n < 0) {
-		log_warn("event=queue_claim_failed error=\"%s\"", err);
+		log_warn_limited("event=queue_claim_failed error=\"%s\"", err);
 		return -1;
 	}
 	if (n == 0)
@@ -158,7 +158,7 @@ static int load_verp_key(struct queue *q)
 {
 	char err[256];
 	if (db_settings_secret(q->p.pool, DB_SETTING_VERP_KEY, q->verp_key, VERP_KEY_LEN, err, sizeof(err)) < 0) {
-		log_warn("event=verp_key_unavailable error=\"%s\"", err);
+		log_warn_limited("event=verp_key_unavailable error=\"%s\"", err);
 		return -1;
 	}
 	q->verp = 1;
@@ -194,7 +194,7 @@ static void *scheduler_main(void *arg)
 			if (db_session_listen(s, "mailferry_queue", err, sizeof(err)) == 0)
 				listening = 1;
 			else
-				log_warn("event=queue_listen_failed error=\"%s\"", err);
+				log_warn_limited("event=queue_listen_failed error=\"%s\"", err);
 		}
 		if (!listening || (need_verp && !q->verp && load_verp_key(q) < 0)) {
 			wait_ms = 1000;
@@ -208,7 +208,7 @@ static void *scheduler_main(void *arg)
 				wait_ms = 1000;
 				listening = 0;
 			} else if (db_queue_next_due(s, &due, err, sizeof(err)) < 0) {
-				log_warn("event=queue_next_due_failed error=\"%s\"", err);
+				log_warn_limited("event=queue_next_due_failed error=\"%s\"", err);
 				wait_ms = 1000;
 			} else if (due >= 0) {
 				/* Due rows we did not get are locked by another
@@ -287,7 +287,7 @@ static void *housekeeper_main(void *arg)
 		char err[512];
 		int n = db_queue_reap(q->p.pool, 1000, err, sizeof(err));
 		if (n < 0)
-			log_warn("event=lease_reap_failed error=\"%s\"", err);
+			log_warn_limited("event=lease_reap_failed error=\"%s\"", err);
 		else if (n > 0) {
 			log_info("event=leases_reaped count=%d", n);
 			queue_wake_scheduler(q);

@@ -48,7 +48,7 @@ static long run_kind(struct retention *r, enum db_retention_kind kind, long age)
 	while (!stopping(r)) {
 		int n = db_retention_batch(r->pool, kind, age, MF_RETENTION_BATCH, err, sizeof(err));
 		if (n < 0) {
-			log_warn("event=retention_failed kind=%s error=\"%s\"", db_retention_name(kind), err);
+			log_warn_limited("event=retention_failed kind=%s error=\"%s\"", db_retention_name(kind), err);
 			return -1;
 		}
 		total += n;

@@ -106,7 +106,7 @@ static void *listener_main(void *arg)
 		int r = db_listener_wait(l, 500);
 		if (r < 0) {
 			if (!down)
-				log_warn("event=webhook_listen_failed note=\"polling every second until it is back\"");
+				log_warn_limited("event=webhook_listen_failed note=\"polling every second until it is back\"");
 			down = 1;
 			for (int i = 0; i < 10 && !d->stop; i++)
 				usleep(100000);
@@ -150,7 +150,7 @@ static const char *kind_name(enum webhook_http_kind k)
 static void send_one(struct sender *s, struct db_webhook_job *job)
 {
 	struct webhook_dispatcher *d = s->d;
-	char sig[2 * WEBHOOK_SIG_LEN + 2], err[512], q[300];
+	char sig[2 * WEBHOOK_SIG_LEN + 2], err[512];
 	struct webhook_http_result res;
 	long ts = (long)time(NULL);
 	if (webhook_signature_header(job->secret, job->old_secret, job->msg_id, ts, job->body, job->bodylen, sig,
@@ -176,7 +176,7 @@ static void send_one(struct sender *s, struct db_webhook_job *job)
 	if (res.kind == WEBHOOK_HTTP_ABORTED) {
 		if (db_webhook_release(d->pool, job->delivery_id, s->owner, err, sizeof(err)) < 0)
 			log_warn("event=webhook_release_failed delivery=%" PRId64 " error=%s", job->delivery_id,
-				 log_quote(q, sizeof(q), err));
+				 err);
 		return;
 	}
 	double jitter = (double)rand_r(&s->seed) / RAND_MAX * 2.0 - 1.0;
@@ -187,13 +187,13 @@ static void send_one(struct sender *s, struct db_webhook_job *job)
 				   (double)MF_WEBHOOK_DISABLE_AFTER, err, sizeof(err));
 	if (rc < 0)
 		log_warn("event=webhook_finish_failed delivery=%" PRId64 " error=%s note=\"the lease will expire and"
-			 " the delivery be sent again\"", job->delivery_id, log_quote(q, sizeof(q), err));
+			 " the delivery be sent again\"", job->delivery_id, err);
 	else if (rc == 0)
 		log_warn("event=webhook_lease_lost delivery=%" PRId64, job->delivery_id);
 	log_info("event=webhook_attempt webhook_id=%s delivery=%" PRId64 " endpoint=%" PRId64
 		 " attempt=%d result=%s http_status=%d outcome=%s next_in=%.0f error=%s",
 		 job->msg_id, job->delivery_id, job->webhook_id, job->attempts + 1, kind_name(res.kind), res.status,
-		 dec.status, dec.delay, log_quote(q, sizeof(q), res.error[0] ? res.error : "-"));
+		 dec.status, dec.delay, res.error[0] ? res.error : "-");
 	if (d->metrics) {
 		char labels[64];
 		snprintf(labels, sizeof(labels), "outcome=\"%s\"", dec.status);
@@ -209,7 +209,7 @@ static void *sender_main(void *arg)
 	/* Leases outlive the request (connect + total timeout) with margin
 	 * for DNS; a late finish after a reclaim changes nothing. */
 	long lease = d->cfg->webhook_timeout + 5;
-	char err[512], q[300];
+	char err[512];
 	int down = 0;
 	while (!d->stop) {
 		pthread_mutex_lock(&d->mu);
@@ -219,7 +219,7 @@ static void *sender_main(void *arg)
 		int n = db_webhook_claim(d->pool, s->owner, lease, 1, &job, err, sizeof(err));
 		if (n < 0) {
 			if (!down)
-				log_warn("event=webhook_claim_failed error=%s", log_quote(q, sizeof(q), err));
+				log_warn_limited("event=webhook_claim_failed error=%s", err);
 			down = 1;
 			wait_for_work(d, seen);
 			continue;

@@ -305,7 +305,7 @@ void *queue_recorder_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (rec < 0) {
-			log_warn("event=queue_record_failed outcomes=%d error=\"%s\" note=\"retrying\"", k, err);
+			log_warn_limited("event=queue_record_failed outcomes=%d error=\"%s\" note=\"retrying\"", k, err);
 			retry = take;
 			/* Give the database a moment; a stop still waits for us. */
 			usleep(500000);

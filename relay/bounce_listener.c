@@ -61,8 +61,7 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 	int64_t id = 0;
 	if (db_bounce_store(bl->pool, "smtp", env->mail_from, env->rcpts, env->nrcpts, data, len, &id, err,
 			    sizeof(err)) != 0) {
-		char q[600];
-		log_error("event=bounce_store_failed session=%s error=%s", env->session, log_quote(q, sizeof(q), err));
+		log_error("event=bounce_store_failed session=%s error=%s", env->session, err);
 		/* The sender keeps the message and retries (RFC 5321 §4.2.5). */
 		smtp_server_reply_set(reply, 451, "4.3.0 Temporary failure storing the message, try again later");
 		count_message(bl, "failed");

@@ -246,13 +246,12 @@ static void log_outcomes(const struct delivery_job *job)
 		const struct smtp_outcome *o = &job->rcpts[i].out;
 		static const char *cls[] = { "2xx", "4xx", "5xx", "local" };
 		static const char *scope[] = { "session", "message", "recipient" };
-		char q[600], a[400];
-		log_info("event=smtp_outcome msg_id=%s rcpt=%s mx=%s class=%s scope=%s code=%d "
+		log_info("event=smtp_outcome msg_id=%s " LOG_RCPT_FMT " mx=%s class=%s scope=%s code=%d "
 			 "enhanced=%s tls=%s text=%s",
-			 job->log_id ? job->log_id : "-", log_quote(a, sizeof(a), job->rcpts[i].addr),
+			 job->log_id ? job->log_id : "-", LOG_RCPT(MF_LOG_INFO, job->rcpts[i].addr),
 			 o->mx[0] ? o->mx : "-", cls[o->cls], scope[o->scope], o->code,
 			 o->enhanced[0] ? o->enhanced : "-", o->tls_version[0] ? o->tls_version : "-",
-			 log_quote(q, sizeof(q), o->text));
+			 o->text);
 	}
 }
 

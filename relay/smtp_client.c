@@ -247,9 +247,8 @@ static void smtp_fail(struct smtp_client *c, enum outcome_class cls, enum outcom
 	vsnprintf(o->text, sizeof(o->text), fmt, ap);
 	va_end(ap);
 	smtp_client_describe(c, o);
-	char q[600];
 	log_info("event=smtp_session_failed session=%s host=%s state=%s code=%d text=%s", c->sid,
-		 c->p.host, states[c->state].name, code, log_quote(q, sizeof(q), o->text));
+		 c->p.host, states[c->state].name, code, o->text);
 	smtp_io_free(c->io);
 	c->io = NULL;
 	smtp_set_state(c, SMTP_FAILED);

@@ -393,8 +393,8 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		s->rcpts[s->nrcpts++] = xstrdup(c->path);
 		sess_set_state(s, SS_RCPT);
 	} else {
-		char q[MF_ADDRESS_MAX * 2];
-		log_info("event=smtp_rcpt_refused session=%s rcpt=%s code=%d", s->id, log_quote(q, sizeof(q), c->path),
+		log_info("event=smtp_rcpt_refused session=%s " LOG_RCPT_FMT " code=%d", s->id,
+			 LOG_RCPT(MF_LOG_INFO, c->path),
 			 r.code);
 	}
 	sess_send_callback_reply(s, &r);
@@ -429,9 +429,8 @@ static int cmd_data(struct session *s, enum rd *why)
 			s->srv->p.on_message(s->srv->p.arg, &env, s->data.data, s->data.len, &r);
 		}
 	}
-	char q[MF_ADDRESS_MAX * 2];
 	log_info("event=smtp_message session=%s from=%s rcpts=%zu size=%zu code=%d", s->id,
-		 log_quote(q, sizeof(q), s->mail_from[0] ? s->mail_from : "<>"), s->nrcpts, s->data.len, r.code);
+		 s->mail_from[0] ? s->mail_from : "<>", s->nrcpts, s->data.len, r.code);
 	s->messages++;
 	sess_send_callback_reply(s, &r);
 	buf_cleanup(&s->data);

@@ -16,4 +16,17 @@ fi
 if grep -lE 'libpq-fe\.h' -r util api relay queue cli; then
   echo "lint: only db/ includes libpq-fe.h" >&2; rc=1
 fi
+# util/log.h: the logger escapes every value itself, so a value passed
+# through log_quote() would be escaped twice; a conversion outside key=VALUE
+# could invent keys; a recipient address goes through LOG_RCPT_FMT/LOG_RCPT.
+logcall='log_(debug|info|warn|error|msg)(_limited|_suppressed)?\('
+if grep -nE 'log_quote\(' --include='*.c' -r util db api relay queue cli | grep -v '^util/log\.c:'; then
+  echo "lint: log lines escape their own values; pass the raw string, not log_quote() (util/log.h)" >&2; rc=1
+fi
+if grep -nE "$logcall"'[^"]*"([^"]*[ ])?%[^%]' --include='*.c' -r util db api relay queue cli; then
+  echo "lint: a log conversion must be a value, key=%s (util/log.h)" >&2; rc=1
+fi
+if grep -nE '\b(rcpt|email|recipient|to_addr)=\\?"?%s' --include='*.c' -r util db api relay queue cli; then
+  echo "lint: log recipient addresses with LOG_RCPT_FMT/LOG_RCPT (docs/operations.md, util/log.h)" >&2; rc=1
+fi
 exit $rc

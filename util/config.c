@@ -66,6 +66,7 @@ static const struct ckey keys[] = {
 	K(webhook_allow_private, C_BOOL, "no", 0),
 	K(log_level, C_LOGLEVEL, "info", 0),
 	K(log_format, C_LOGFORMAT, "json", 0),
+	K(log_recipients, C_BOOL, "no", 0),
 	K(roles, C_ROLES, "api,delivery,webhooks,bounces", 0),
 	K(shutdown_grace, C_DURATION, "10s", 0),
 	K(body_retention, C_DURATION, "30d", 0),
@@ -422,6 +423,105 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 	return rc;
 }
 
+/* MAILFERRY_<KEY>: the environment variable that overrides key. */
+static void env_name(const struct ckey *key, char *out, size_t outsz)
+{
+	size_t o = (size_t)snprintf(out, outsz, "MAILFERRY_");
+	for (const char *p = key->name; *p && o + 1 < outsz; p++)
+		out[o++] = (char)toupper((unsigned char)*p);
+	out[o] = '\0';
+}
+
+/*
+ * MAILFERRY_ variables that name no key but are read on purpose: the API
+ * key of "mailferry send", and those tests/run.sh sets for the test suite
+ * (MAILFERRY_BIN, MAILFERRY_TEST_*).  A trailing '*' matches a prefix.
+ */
+static const char *const env_not_keys[] = { "MAILFERRY_API_KEY", "MAILFERRY_BIN", "MAILFERRY_TEST_*" };
+
+static int env_known(const char *var, size_t n)
+{
+	char name[80];
+	for (size_t i = 0; i < NKEYS; i++) {
+		env_name(&keys[i], name, sizeof(name));
+		if (strlen(name) == n && memcmp(name, var, n) == 0)
+			return 1;
+	}
+	for (size_t i = 0; i < sizeof(env_not_keys) / sizeof(env_not_keys[0]); i++) {
+		const char *a = env_not_keys[i];
+		size_t an = strlen(a);
+		if (a[an - 1] == '*' ? n >= an - 1 && memcmp(a, var, an - 1) == 0 : an == n && memcmp(a, var, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* An unknown MAILFERRY_ variable is an error, as an unknown file key is:
+ * MAILFERRY_WROKERS=3 must not be silently ignored. */
+static int check_env(char *err, size_t errlen)
+{
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "MAILFERRY_", 10) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+		if (!env_known(*e, n)) {
+			char key[64];
+			size_t k = 0;
+			for (size_t i = 10; i < n && k + 1 < sizeof(key); i++)
+				key[k++] = (char)tolower((unsigned char)(*e)[i]);
+			key[k] = '\0';
+			snprintf(err, errlen, "environment: unknown variable %.*s (there is no key %s)", (int)n, *e, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int is_file_key(const struct ckey *k)
+{
+	static const char *const suffixes[] = { "_file", "_cert", "_key" };
+	size_t n = strlen(k->name);
+	if (k->type != C_STR)
+		return 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t sn = strlen(suffixes[i]);
+		if (n > sn && strcmp(k->name + n - sn, suffixes[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int config_check_files(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (!is_file_key(&keys[i]))
+			continue;
+		const char *path = *(char *const *)((const char *)cfg + keys[i].off);
+		if (path == NULL)
+			continue;
+		FILE *f = fopen(path, "r");
+		if (f == NULL) {
+			snprintf(err, errlen, "%s: %s: %s", keys[i].name, path, strerror(errno));
+			return -1;
+		}
+		char b;
+		size_t got = fread(&b, 1, 1, f);
+		int bad = ferror(f);
+		int e = errno;
+		fclose(f);
+		if (bad) {
+			snprintf(err, errlen, "%s: %s: %s", keys[i].name, path, strerror(e));
+			return -1;
+		}
+		if (got == 0) {
+			snprintf(err, errlen, "%s: %s: the file is empty", keys[i].name, path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static char *default_database_url(void)
 {
 	char cwd[PATH_MAX];
@@ -440,12 +540,11 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		path = "mailferry.conf";
 	if (path && load_file(cfg, path, err, errlen) < 0)
 		return -1;
+	if (check_env(err, errlen) < 0)
+		return -1;
 	for (size_t i = 0; i < NKEYS; i++) {
-		char env[80] = "MAILFERRY_";
-		size_t o = strlen(env);
-		for (const char *p = keys[i].name; *p && o + 1 < sizeof(env); p++)
-			env[o++] = (char)toupper((unsigned char)*p);
-		env[o] = '\0';
+		char env[80];
+		env_name(&keys[i], env, sizeof(env));
 		const char *v = getenv(env);
 		if (v && set_key(cfg, &keys[i], v, env, err, errlen) < 0)
 			return -1;

@@ -3,7 +3,9 @@
  * environment overrides (INTERFACE.md "Configuration").
  *
  * config_load() fills a struct config from defaults, then the file, then the
- * environment.  It returns 0, or -1 with a message naming the key in err.
+ * environment.  It returns 0, or -1 with a message naming the key in err;
+ * a MAILFERRY_ environment variable that names no key is an error too
+ * (except the few read on purpose, listed in config.c).
  * The struct owns its strings; release them with config_cleanup().  After
  * loading, the struct is read-only and may be shared between threads.
  */
@@ -57,6 +59,7 @@ struct config {
 	int webhook_allow_private;
 	char *log_level;
 	char *log_format;
+	int log_recipients;
 	char *roles;
 	long shutdown_grace;
 	long body_retention;
@@ -69,6 +72,10 @@ struct config {
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 void config_cleanup(struct config *cfg);
+/* Opens (and reads a byte of) every file a key names (dkim_key_file,
+ * tls_ca_file, bounce_tls_cert, bounce_tls_key: string keys ending in _file,
+ * _cert or _key).  Returns 0, or -1 with "key: path: reason" in err. */
+int config_check_files(const struct config *cfg, char *err, size_t errlen);
 /* Prints the effective configuration, secrets redacted, as key = value. */
 void config_print(const struct config *cfg, FILE *out);
 

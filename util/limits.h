@@ -148,4 +148,11 @@
 #define MF_DSN_RCPTS_MAX 100
 #define MF_DSN_FIELD_MAX 512
 
+/* One log line (util/log.c): its logfmt text, before JSON conversion, is cut
+ * at this many bytes; a libpq error or an SMTP reply fits many times over. */
+#define MF_LOG_LINE_MAX 65536
+/* A warning repeated by the same call site (a database outage, say) is
+ * logged at most once per this many milliseconds (util/ratelimit.h). */
+#define MF_LOG_REPEAT_MS 10000
+
 #endif

@@ -1,0 +1,103 @@
+/*
+ * Integration tests for "mailferry config check" and serve's start-up
+ * checks, run as real processes: a MAILFERRY_ variable that names no key is
+ * an error (exit 2, naming it), and every file a key names is opened (and
+ * the DKIM key and CA file loaded) so a bad path fails here, naming the key.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Runs "env VARS mailferry ARGS" with a bound on its run time (a serve
+ * that starts after all is killed and fails the test, exit 124). */
+static int run_mf(char **out, const char *vars, const char *args)
+{
+	return th_run(out, "cd /tmp && env %s timeout 20 %s %s", vars, th_bin(), args);
+}
+
+Test(config_check, unknown_mailferry_variable_exits_2)
+{
+	char *out = NULL;
+	int rc = run_mf(&out, "MAILFERRY_WROKERS=3", "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "MAILFERRY_WROKERS"), "the variable is not named: %s", out);
+	free(out);
+}
+
+Test(config_check, serve_refuses_unknown_variable)
+{
+	char vars[256], *out = NULL;
+	snprintf(vars, sizeof(vars), "MAILFERRY_WROKERS=3 MAILFERRY_HTTP_LISTEN=127.0.0.1:%d", th_free_port());
+	int rc = run_mf(&out, vars, "serve");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "MAILFERRY_WROKERS"), "%s", out);
+	free(out);
+}
+
+Test(config_check, variables_read_on_purpose_pass)
+{
+	char *out = NULL;
+	int rc = run_mf(&out, "MAILFERRY_API_KEY=mf_x MAILFERRY_TEST_ANYTHING=1 MAILFERRY_BIN=x MAILFERRY_WORKERS=3",
+			"config check");
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "workers = 3"), "%s", out);
+	free(out);
+}
+
+#define DKIM "MAILFERRY_DKIM_DOMAIN=example.com MAILFERRY_DKIM_SELECTOR=s1 "
+
+Test(config_check, missing_dkim_key_file_exits_2)
+{
+	char *out = NULL;
+	int rc = run_mf(&out, DKIM "MAILFERRY_DKIM_KEY_FILE=/nonexistent/dkim.pem", "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "dkim_key_file: /nonexistent/dkim.pem: No such file or directory"), "%s", out);
+	free(out);
+}
+
+Test(config_check, dkim_key_that_does_not_parse_exits_2)
+{
+	char *dir = th_tmpdir("cfgcheck");
+	cr_assert_not_null(dir);
+	char path[512], vars[1024], *out = NULL;
+	snprintf(path, sizeof(path), "%s/key.pem", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", f);
+	fclose(f);
+	snprintf(vars, sizeof(vars), DKIM "MAILFERRY_DKIM_KEY_FILE=%s", path);
+	int rc = run_mf(&out, vars, "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	char want[600];
+	snprintf(want, sizeof(want), "dkim_key_file: %s:", path);
+	cr_assert(strstr(out, want), "%s", out);
+	free(out);
+
+	/* The same file as a CA bundle: no certificate in it. */
+	snprintf(vars, sizeof(vars), "MAILFERRY_TLS_CA_FILE=%s", path);
+	rc = run_mf(&out, vars, "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	snprintf(want, sizeof(want), "tls_ca_file: %s:", path);
+	cr_assert(strstr(out, want), "%s", out);
+	free(out);
+	th_rmrf(dir);
+	free(dir);
+}
+
+Test(config_check, missing_tls_files_exit_2)
+{
+	char *out = NULL;
+	int rc = run_mf(&out, "MAILFERRY_TLS_CA_FILE=/nonexistent/ca.pem", "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "tls_ca_file: /nonexistent/ca.pem: No such file or directory"), "%s", out);
+	free(out);
+	rc = run_mf(&out, "MAILFERRY_BOUNCE_TLS_CERT=/etc/passwd MAILFERRY_BOUNCE_TLS_KEY=/nonexistent/key.pem",
+		    "config check");
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "bounce_tls_key: /nonexistent/key.pem: No such file or directory"), "%s", out);
+	free(out);
+}
