@@ -161,6 +161,16 @@ static long maillog_count(const char *ere)
 	return n;
 }
 
+/* Lines of serve's log matching an extended regex. */
+static long serve_log_count(const char *ere)
+{
+	char *o = NULL;
+	th_run(&o, "grep -cE '%s' '%s'", ere, g_srv.p->log);
+	long n = o ? strtol(o, NULL, 10) : -1;
+	free(o);
+	return n;
+}
+
 /* The first match of a sed -nE script over the maillog (or ""). */
 static char *maillog_sed(const char *script)
 {
@@ -291,6 +301,9 @@ Test(postfix_tls, wrong_name_refused_when_verified, .fini = teardown)
 		  "last_response: %s", json_dumps(lr, 0));
 	cr_expect(!json_is_true(json_object_get(json_object_get(rc, "tls"), "verified")));
 	json_decref(root);
+	/* A TLS failure of the session (state tls), not a plaintext fallback. */
+	cr_expect_eq(serve_log_count("event=smtp_session_failed .* state=tls code=0 "), 1);
+	cr_expect_eq(serve_log_count("event=smtp_tls_fallback"), 0);
 	/* Postfix saw the handshake fail. */
 	cr_expect_gt(maillog_count("postfix/smtpd\\[[0-9]+\\]: SSL_accept error from localhost"), 0);
 
@@ -368,7 +381,10 @@ Test(postfix_tls, auth_wrong_password_refused_and_deferred, .fini = teardown)
 	cr_expect_eq(json_integer_value(json_object_get(lr, "code")), 535, "%s", json_dumps(lr, 0));
 	cr_expect_str_eq(t_str(lr, "enhanced_code"), "5.7.8");
 	cr_expect(t_str(lr, "text") && strstr(t_str(lr, "text"), "AUTH failed"), "%s", json_dumps(lr, 0));
+	json_t *tls = json_object_get(rc, "tls");
+	cr_expect(json_is_true(json_object_get(tls, "verified")), "AUTH went over verified TLS: %s", json_dumps(rc, 0));
 	json_decref(root);
+	cr_expect_eq(serve_log_count("event=smtp_session_failed .* state=auth code=535 "), 1);
 	v = th_sql(g_srv.db, "SELECT coalesce(bounce_type, '-') || '|' || (SELECT count(*) FROM suppressions)"
 			     " FROM recipients");
 	cr_expect_str_eq(v, "-|0", "bounce type / suppressions");
@@ -403,6 +419,7 @@ Test(postfix_tls, untrusted_ca_refused_and_tls_ca_file_adds_to_system_store, .fi
 	cr_expect(text && strstr(text, "certificate verification failed: unable to get local issuer certificate"),
 		  "%s", text ? text : "NULL");
 	json_decref(root);
+	cr_expect_eq(serve_log_count("event=smtp_session_failed .* state=tls code=0 "), 1);
 
 	const char *env2[] = { env[0], env[1], env[2], env[3], envf(2, "SSL_CERT_FILE=%s/ca.crt", g_pfdir), NULL };
 	serve_start(1, env2);
