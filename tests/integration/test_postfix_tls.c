@@ -118,8 +118,9 @@ static void dump_logs(void)
 }
 
 /* Polls the recipient's status until it leaves queued/scheduled/sending
- * (at most timeout_ms); returns it. */
-static char *wait_final(int timeout_ms)
+ * (at most timeout_ms) and asserts it is want.  The logs are dumped only
+ * when it is not: Criterion's exit status counts cr_log_error lines. */
+static void expect_final(const char *want, int timeout_ms)
 {
 	long t0 = th_now_ms();
 	char *v = NULL;
@@ -131,9 +132,10 @@ static char *wait_final(int timeout_ms)
 			break;
 		usleep(100 * 1000);
 	}
-	if (v == NULL || strcmp(v, "delivered") != 0)
+	if (v == NULL || strcmp(v, want) != 0)
 		dump_logs();
-	return v;
+	cr_assert_str_eq(v ? v : "NULL", want, "recipient status");
+	free(v);
 }
 
 /* GET /v1/messages/{id}: the first recipient's object (caller json_decref's root). */
@@ -158,6 +160,17 @@ static long maillog_count(const char *ere)
 	th_run(&o, "grep -cE '%s' '%s/maillog'", ere, g_pfdir);
 	long n = o ? strtol(o, NULL, 10) : -1;
 	free(o);
+	return n;
+}
+
+/* Polls the maillog until want lines match (at most timeout_ms): Postfix
+ * logs through postlogd, a moment after the SMTP replies mailferry saw.
+ * Returns the last count. */
+static long maillog_wait(const char *ere, long want, int timeout_ms)
+{
+	long t0 = th_now_ms(), n;
+	while ((n = maillog_count(ere)) != want && th_now_ms() - t0 < timeout_ms)
+		usleep(100 * 1000);
 	return n;
 }
 
@@ -209,6 +222,7 @@ static void expect_delivered(const char *id, const char *rcpt, int verified, con
 	cr_assert(json_is_object(tls), "no tls object: %s", json_dumps(rc, 0));
 	cr_expect_eq(json_is_true(json_object_get(tls, "verified")), verified, "tls.verified");
 	/* Postfix logs "... TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher X (...)". */
+	cr_expect_eq(maillog_wait("TLS connection established from localhost", 1, 15000), 1);
 	char *version = maillog_sed("s/.*TLS connection established from localhost\\[127\\.0\\.0\\.1\\]: (TLSv[0-9.]+) .*/\\1/p");
 	char *cipher = maillog_sed("s/.*TLS connection established from localhost\\[127\\.0\\.0\\.1\\]: .* with cipher ([^ ]+) .*/\\1/p");
 	cr_expect(*version != '\0', "postfix logged no TLS connection");
@@ -223,20 +237,17 @@ static void expect_delivered(const char *id, const char *rcpt, int verified, con
 					   " sasl_username=" SASL_USERNAME "$", qid, sasl_method);
 	else
 		snprintf(ere, sizeof(ere), "postfix/smtpd\\[[0-9]+\\]: %s: client=localhost\\[127\\.0\\.0\\.1\\]$", qid);
-	cr_expect_eq(maillog_count(ere), 1, "postfix did not receive %s as expected (%s)", qid, ere);
+	cr_expect_eq(maillog_wait(ere, 1, 15000), 1, "postfix did not receive %s as expected (%s)", qid, ere);
 	char *mid = th_sql(g_srv.db, "SELECT message_id_hdr FROM messages");
 	cr_assert_not_null(mid);
 	snprintf(ere, sizeof(ere), "postfix/cleanup\\[[0-9]+\\]: %s: message-id=<%s>", qid, mid);
-	cr_expect_eq(maillog_count(ere), 1, "postfix's %s is not mailferry's message %s", qid, mid);
+	cr_expect_eq(maillog_wait(ere, 1, 15000), 1, "postfix's %s is not mailferry's message %s", qid, mid);
 	free(mid);
 	snprintf(ere, sizeof(ere), "postfix/qmgr\\[[0-9]+\\]: %s: from=<app@src\\.test>", qid);
-	cr_expect_eq(maillog_count(ere), 1, "envelope sender");
-	/* discard(8) may run a moment after the 250: wait for its line. */
+	cr_expect_eq(maillog_wait(ere, 1, 15000), 1, "envelope sender");
+	/* qmgr and discard(8) run after the 250. */
 	snprintf(ere, sizeof(ere), "postfix/discard\\[[0-9]+\\]: %s: to=<%s>, .*status=sent", qid, rcpt);
-	long t0 = th_now_ms();
-	while (maillog_count(ere) != 1 && th_now_ms() - t0 < 15000)
-		usleep(100 * 1000);
-	cr_expect_eq(maillog_count(ere), 1, "postfix did not pass %s on", qid);
+	cr_expect_eq(maillog_wait(ere, 1, 15000), 1, "postfix did not pass %s on", qid);
 	json_decref(root);
 }
 
@@ -248,8 +259,10 @@ static json_t *expect_deferred_no_mail(const char *id, json_t **root)
 	cr_expect_str_eq(t_str(rc, "status"), "deferred", "%s", json_dumps(rc, 0));
 	cr_expect_eq(json_integer_value(json_object_get(rc, "attempts")), 1);
 	cr_expect(json_is_string(json_object_get(rc, "next_attempt_at")), "a deferred recipient has its next attempt");
-	/* smtpd's disconnect line counts commands: mail=... only when MAIL was sent. */
-	cr_expect_gt(maillog_count("postfix/smtpd\\[[0-9]+\\]: disconnect from localhost"), 0, "no session seen");
+	/* smtpd's disconnect line, the session's last, counts commands:
+	 * mail=... only when MAIL was sent. */
+	cr_expect_eq(maillog_wait("postfix/smtpd\\[[0-9]+\\]: disconnect from localhost", 1, 15000), 1,
+		     "one session, ended");
 	cr_expect_eq(maillog_count("postfix/smtpd\\[[0-9]+\\]: disconnect from .* mail="), 0, "MAIL FROM reached postfix");
 	cr_expect_eq(maillog_count("postfix/smtpd\\[[0-9]+\\]: [0-9A-Za-z]+: client="), 0, "postfix queued a message");
 	char *v = th_sql(g_srv.db, "SELECT string_agg(type, ',' ORDER BY id) FROM events");
@@ -270,9 +283,7 @@ Test(postfix_tls, starttls_verified_against_test_ca, .fini = teardown)
 			      envf(1, "MAILFERRY_TLS_CA_FILE=%s/ca.crt", g_pfdir), NULL };
 	serve_start(0, env);
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@dest.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "delivered");
-	free(v);
+	expect_final("delivered", 30000);
 	expect_delivered(id, "someone@dest.example", 1, NULL);
 	free(id);
 }
@@ -291,9 +302,7 @@ Test(postfix_tls, wrong_name_refused_when_verified, .fini = teardown)
 			      envf(1, "MAILFERRY_TLS_CA_FILE=%s/ca.crt", g_pfdir), NULL };
 	serve_start(0, env);
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@dest.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "deferred");
-	free(v);
+	expect_final("deferred", 30000);
 	json_t *root, *rc = expect_deferred_no_mail(id, &root);
 	json_t *lr = json_object_get(rc, "last_response");
 	const char *text = t_str(lr, "text");
@@ -318,9 +327,7 @@ Test(postfix_tls, wrong_name_refused_when_verified, .fini = teardown)
 	cr_assert_eq(api_call(&g_srv, "POST", path, NULL, NULL, "{}", &r), 0);
 	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
 	th_http_free(&r);
-	v = wait_final(30000);
-	cr_assert_str_eq(v, "delivered");
-	free(v);
+	expect_final("delivered", 30000);
 	expect_delivered(id, "someone@dest.example", 0, NULL);
 	free(id);
 }
@@ -340,9 +347,7 @@ Test(postfix_tls, auth_plain_accepted, .fini = teardown)
 	postfix_start(GOOD_SAN, "PLAIN LOGIN");
 	serve_smarthost(PASSWORD);
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@far.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "delivered");
-	free(v);
+	expect_final("delivered", 30000);
 	/* Offered both, the client chose PLAIN (one round trip, RFC 4616). */
 	expect_delivered(id, "someone@far.example", 1, "PLAIN");
 	free(id);
@@ -354,10 +359,7 @@ Test(postfix_tls, auth_login_accepted, .fini = teardown)
 	postfix_start(GOOD_SAN, "LOGIN");
 	serve_smarthost(PASSWORD);
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@far.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "delivered");
-	free(v);
-	cr_expect_eq(maillog_count("postfix/smtpd\\[[0-9]+\\]: .*AUTH PLAIN"), 0);
+	expect_final("delivered", 30000);
 	expect_delivered(id, "someone@far.example", 1, "LOGIN");
 	free(id);
 }
@@ -373,9 +375,7 @@ Test(postfix_tls, auth_wrong_password_refused_and_deferred, .fini = teardown)
 	postfix_start(GOOD_SAN, "PLAIN LOGIN");
 	serve_smarthost("not-the-password");
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@far.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "deferred");
-	free(v);
+	expect_final("deferred", 30000);
 	json_t *root, *rc = expect_deferred_no_mail(id, &root);
 	json_t *lr = json_object_get(rc, "last_response");
 	cr_expect_eq(json_integer_value(json_object_get(lr, "code")), 535, "%s", json_dumps(lr, 0));
@@ -385,7 +385,7 @@ Test(postfix_tls, auth_wrong_password_refused_and_deferred, .fini = teardown)
 	cr_expect(json_is_true(json_object_get(tls, "verified")), "AUTH went over verified TLS: %s", json_dumps(rc, 0));
 	json_decref(root);
 	cr_expect_eq(serve_log_count("event=smtp_session_failed .* state=auth code=535 "), 1);
-	v = th_sql(g_srv.db, "SELECT coalesce(bounce_type, '-') || '|' || (SELECT count(*) FROM suppressions)"
+	char *v = th_sql(g_srv.db, "SELECT coalesce(bounce_type, '-') || '|' || (SELECT count(*) FROM suppressions)"
 			     " FROM recipients");
 	cr_expect_str_eq(v, "-|0", "bounce type / suppressions");
 	free(v);
@@ -411,9 +411,7 @@ Test(postfix_tls, untrusted_ca_refused_and_tls_ca_file_adds_to_system_store, .fi
 			      envf(1, "MAILFERRY_TLS_CA_FILE=%s/other-ca.crt", g_pfdir), NULL };
 	serve_start(0, env);
 	char *id = api_send_ok(&g_srv, SEND_TO("someone@dest.example"));
-	char *v = wait_final(30000);
-	cr_assert_str_eq(v, "deferred");
-	free(v);
+	expect_final("deferred", 30000);
 	json_t *root, *rc = expect_deferred_no_mail(id, &root);
 	const char *text = t_str(json_object_get(rc, "last_response"), "text");
 	cr_expect(text && strstr(text, "certificate verification failed: unable to get local issuer certificate"),
@@ -429,9 +427,7 @@ Test(postfix_tls, untrusted_ca_refused_and_tls_ca_file_adds_to_system_store, .fi
 	cr_assert_eq(api_call(&g_srv, "POST", path, NULL, NULL, "{}", &r), 0);
 	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
 	th_http_free(&r);
-	v = wait_final(30000);
-	cr_assert_str_eq(v, "delivered");
-	free(v);
+	expect_final("delivered", 30000);
 	expect_delivered(id, "someone@dest.example", 1, NULL);
 	free(id);
 }
