@@ -4,14 +4,14 @@
 # Idempotent and fast when everything is present: it only calls apt-get when a
 # package is missing.  Usage: deploy/bootstrap.sh [run|test|bench]
 #   run   - packages to build and run the relay
-#   test  - additionally the test peers (postfix tools, swaks, python3-dkim, ...)
+#   test  - additionally the test peers (postfix, Cyrus SASL tools, swaks, python3-dkim, ...)
 #   bench - additionally the HTTP load generator of make bench (wrk)
 set -euo pipefail
 
 mode=${1:-run}
 pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libjemalloc-dev libssl-dev
   libpq-dev libcurl4-openssl-dev postgresql postgresql-client ca-certificates"
-pkgs_test="libcriterion-dev postfix swaks python3 python3-dkim clang
+pkgs_test="libcriterion-dev postfix sasl2-bin libsasl2-modules openssl swaks python3 python3-dkim clang
   libclang-rt-14-dev python3-yaml curl iproute2 procps libnet-ssleay-perl prometheus systemd"
 pkgs=$pkgs_run
 case "$mode" in

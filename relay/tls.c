@@ -80,13 +80,19 @@ struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-			 : SSL_CTX_set_default_verify_paths(ctx);
-	if (ok != 1) {
-		ssl_err(err, errlen, ca_file ? "cannot load tls_ca_file" : "cannot load system CAs");
+	/* tls_ca_file adds to the system's CAs (README), it does not replace
+	 * them: a private relay's CA must not make public MX certificates fail. */
+	if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		ssl_err(err, errlen, "cannot load tls_ca_file");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ssl_err(err, errlen, "cannot load system CAs");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	ERR_clear_error(); /* a missing default CA file or directory is no error */
 	struct tls_ctx *c = xmalloc(sizeof(*c));
 	c->ctx = ctx;
 	return c;

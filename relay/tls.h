@@ -2,7 +2,7 @@
  * tls.h - the client side of TLS for SMTP (RFC 3207 STARTTLS and implicit
  * TLS on port 465), the only relay file that includes OpenSSL.
  *
- * A struct tls_ctx holds the trust store (system CAs, or tls_ca_file) and
+ * A struct tls_ctx holds the trust store (system CAs plus tls_ca_file) and
  * is shared by every session of a relay (thread-safe after creation).  A
  * struct tls_conn wraps one non-blocking socket; every call takes an
  * absolute deadline (CLOCK_MONOTONIC milliseconds, see smtp_io.h) and
@@ -20,7 +20,7 @@ enum io_err { IOE_NONE, IOE_TIMEOUT, IOE_CLOSED, IOE_SYS, IOE_TLS, IOE_DNS, IOE_
 struct tls_ctx;
 struct tls_conn;
 
-/* ca_file NULL: the system's default trust store. */
+/* The system's default trust store, plus ca_file's CAs unless NULL. */
 struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *c);
 

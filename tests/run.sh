@@ -22,6 +22,16 @@ cleanup() {
     [ "$p" = "$$" ] && continue
     if grep -qa "MAILFERRY_TEST_TMP=$tmp" "/proc/$p/environ" 2>/dev/null; then kill -9 "$p" 2>/dev/null || true; fi
   done
+  # Postfix instances (tests/integration/postfix_lib.sh) keep their queue in
+  # a directory under $tmp; stop any a failed test left running.  Postfix
+  # masters carry MAILFERRY_TEST_TMP too (import_environment); with force,
+  # their process group goes.
+  for pidf in "$tmp"/*/queue/pid/master.pid; do
+    [ -f "$pidf" ] || continue
+    timeout 30 postfix -c "${pidf%/queue/pid/master.pid}/conf" stop >/dev/null 2>&1 || true
+    p=$(tr -dc 0-9 < "$pidf" 2>/dev/null || true)
+    if [ -n "$p" ] && grep -qa "MAILFERRY_TEST_TMP=$tmp" "/proc/$p/environ" 2>/dev/null; then kill -9 -- "-$p" 2>/dev/null || true; fi
+  done
   deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }

@@ -1,18 +1,15 @@
 /*
  * Integration tests for the operator commands: replay, status, list (real
- * PostgreSQL) and send (against a scripted HTTP server in a thread, which
- * records the request so the test can check what the CLI sent).
+ * PostgreSQL) and send (against a real "mailferry serve"; the test reads
+ * what the API stored).
  */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
+#include "api_helpers.h"
 #include "harness.h"
 #include "th_assert.h"
 
@@ -127,92 +124,77 @@ Test(ops_cli, replay_status_list)
 	free(url);
 }
 
-/* A one-shot HTTP server: records the request, answers a canned response. */
-struct fake_api {
-	int fd, port;
-	char request[1 << 20];
-	const char *status; /* "202 Accepted" */
-	const char *answer; /* the body */
-};
-
-static void *fake_api_run(void *arg)
-{
-	struct fake_api *f = arg;
-	int c = accept(f->fd, NULL, NULL);
-	if (c < 0)
-		return NULL;
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(c, f->request + n, sizeof(f->request) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		f->request[n] = '\0';
-		char *body = strstr(f->request, "\r\n\r\n");
-		char *cl = strcasestr(f->request, "Content-Length:");
-		if (body && cl && n - (size_t)(body + 4 - f->request) >= strtoul(cl + 15, NULL, 10))
-			break;
-	}
-	char head[256];
-	int hl = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-			  "Connection: close\r\nContent-Length: %zu\r\n\r\n", f->status, strlen(f->answer));
-	if (write(c, head, (size_t)hl) < 0 || write(c, f->answer, strlen(f->answer)) < 0)
-		perror("fake_api write");
-	close(c);
-	return NULL;
-}
-
-static void fake_api_start(struct fake_api *f, pthread_t *t)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	f->fd = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_eq(bind(f->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(f->fd, 4), 0);
-	getsockname(f->fd, (struct sockaddr *)&a, &al);
-	f->port = ntohs(a.sin_port);
-	pthread_create(t, NULL, fake_api_run, f);
-}
-
+/* The CLI against a real "mailferry serve" (no delivery role: the message
+ * stays queued where the test can read what the API stored). */
 Test(ops_cli, send_posts_json_with_attachment)
 {
-	static struct fake_api f;
-	pthread_t t;
-	f.status = "202 Accepted";
-	f.answer = "{\"id\":\"0190aaaa-0000-7000-8000-000000000001\",\"status\":\"queued\"}\n";
-	fake_api_start(&f, &t);
+	struct api_srv s;
+	api_srv_start(&s, NULL, NULL);
 	char *dir = th_tmpdir("send");
 	char *out = NULL;
 	cr_assert_eq(th_run(&out, "printf 'hello\\n' > %s/note.txt", dir), 0);
 	free(out);
-	int rc = th_run(&out, "MAILFERRY_API_KEY=mf_test_key %s send --api http://127.0.0.1:%d/ --from 'Shop <a@src.test>'"
+	int rc = th_run(&out, "MAILFERRY_API_KEY='%s' %s send --api %s/ --from 'Shop <a@src.test>'"
 			      " --to b@x.test --to c@x.test --subject 'Say \"hi\"' --text 'line1' --attach %s/note.txt",
-			th_bin(), f.port, dir);
-	pthread_join(t, NULL);
-	close(f.fd);
+			s.key, th_bin(), s.base, dir);
 	cr_assert_eq(rc, 0, "%s", out);
-	cr_assert(strstr(out, "queued 0190aaaa-0000-7000-8000-000000000001"), "%s", out);
+	const char *q = strstr(out, "queued ");
+	cr_assert_not_null(q, "%s", out);
+	char id[64];
+	snprintf(id, sizeof(id), "%.*s", (int)strcspn(q + 7, " \r\n"), q + 7);
 	free(out);
-	cr_assert(strstr(f.request, "POST /v1/messages HTTP/1.1"), "%s", f.request);
-	cr_assert(strcasestr(f.request, "Authorization: Bearer mf_test_key"), "%s", f.request);
-	cr_assert(strcasestr(f.request, "Content-Type: application/json"), "%s", f.request);
-	cr_assert(strstr(f.request, "\"to\":[\"b@x.test\",\"c@x.test\"]"), "%s", f.request);
-	cr_assert(strstr(f.request, "\"subject\":\"Say \\\"hi\\\"\""), "%s", f.request);
-	/* base64("hello\n") = aGVsbG8K (RFC 4648). */
-	cr_assert(strstr(f.request, "{\"filename\":\"note.txt\",\"content_type\":\"text/plain\",\"content\":\"aGVsbG8K\"}"),
-		  "%s", f.request);
+
+	/* What the API accepted, as GET /v1/messages/{id} shows it. */
+	struct th_http r;
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/messages/%s", id);
+	cr_assert_eq(api_call(&s, "GET", path, NULL, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	json_t *j = t_json(&r);
+	cr_expect_str_eq(t_str(j, "subject"), "Say \"hi\"", "%s", r.body);
+	json_t *rcpts = json_object_get(j, "recipients");
+	cr_assert_eq(json_array_size(rcpts), 2, "%s", r.body);
+	cr_expect_str_eq(t_str(json_array_get(rcpts, 0), "email"), "b@x.test");
+	cr_expect_str_eq(t_str(json_array_get(rcpts, 1), "email"), "c@x.test");
+	cr_expect_str_eq(t_str(json_array_get(rcpts, 0), "status"), "queued");
+	json_decref(j);
+	th_http_free(&r);
+
+	/* The stored request names the attachment (its bytes and the bodies
+	 * are not kept there), and the composed message carries them: base64("hello\n") =
+	 * aGVsbG8K (RFC 4648), in a text/plain part named note.txt. */
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT concat_ws('|', r->'attachments'->0->>'filename', r->'attachments'->0->>'content_type',"
+		 " r->>'from', r->>'to') FROM (SELECT request::jsonb AS r FROM messages WHERE id = '%s') m", id);
+	th_sql_eq(s.db, sql, "note.txt|text/plain|Shop <a@src.test>|[\"b@x.test\", \"c@x.test\"]");
+	snprintf(sql, sizeof(sql),
+		 "SELECT (b ~ 'Content-Type: multipart/mixed') AND (b ~ 'Content-Type: text/plain[^\\r]*\\r\\n')"
+		 " AND (b ~ 'filename=\"?note\\.txt\"?') AND (b ~ '\\r\\naGVsbG8K\\r\\n') AND (b ~ '\\r\\nline1\\r\\n')"
+		 " FROM (SELECT convert_from(body, 'UTF8') AS b FROM messages WHERE id = '%s') m", id);
+	char *v = th_sql(s.db, sql);
+	if (v == NULL || strcmp(v, "t") != 0) {
+		snprintf(sql, sizeof(sql), "SELECT convert_from(body, 'UTF8') FROM messages WHERE id = '%s'", id);
+		char *body = th_sql(s.db, sql);
+		cr_log_error("composed message:\n%s", body ? body : "NULL");
+		free(body);
+	}
+	cr_expect_str_eq(v, "t");
+	free(v);
 
 	/* A problem answer: exit 1, code and detail on stderr. */
-	f.status = "422 Unprocessable Content";
-	f.answer = "{\"code\":\"validation_failed\",\"detail\":\"bad from address\"}";
-	fake_api_start(&f, &t);
-	rc = th_run(&out, "%s send --api http://127.0.0.1:%d --key k --from x --to b@x.test --subject s --html '<p>x</p>'",
-		    th_bin(), f.port);
-	pthread_join(t, NULL);
-	close(f.fd);
+	rc = th_run(&out, "%s send --api %s --key '%s' --from x --to b@x.test --subject s --html '<p>x</p>'", th_bin(),
+		    s.base, s.key);
 	cr_assert_eq(rc, 1, "%s", out);
-	cr_assert(strstr(out, "422") && strstr(out, "validation_failed") && strstr(out, "bad from address"), "%s", out);
+	cr_assert(strstr(out, "422") && strstr(out, "validation_failed"), "%s", out);
 	free(out);
+	/* A key the server does not know: 401. */
+	rc = th_run(&out, "%s send --api %s --key mf_not_a_key --from a@src.test --to b@x.test --subject s --text t",
+		    th_bin(), s.base);
+	cr_assert_eq(rc, 1, "%s", out);
+	cr_assert(strstr(out, "401") && strstr(out, "unauthorized"), "%s", out);
+	free(out);
+	th_sql_eq(s.db, "SELECT count(*) FROM messages", "1");
 
 	/* Usage: no key, no body. */
 	cr_assert_eq(th_run(&out, "env -u MAILFERRY_API_KEY %s send --from a@b --to c@d --subject s --text t", th_bin()), 2);
@@ -221,6 +203,7 @@ Test(ops_cli, send_posts_json_with_attachment)
 	free(out);
 	th_rmrf(dir);
 	free(dir);
+	api_srv_stop(&s, 1);
 }
 
 Test(ops_cli, help_for_every_operator_command)
