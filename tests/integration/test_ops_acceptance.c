@@ -7,14 +7,8 @@
  *    200; the real replay delivers all 200; the events show the requeue.
  *  - SIGTERM during 1,000 in-flight deliveries to a slow server exits 0
  *    within the grace period; a restart delivers the rest, none lost.
- *
- * They need the delivery engine (queue/queue.h, wired into serve); until
- * it is in the tree they are compiled out and a placeholder test says so.
  */
 #include <criterion/criterion.h>
-
-#if __has_include("queue/queue.h")
-
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -274,12 +268,3 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	th_db_drop(url);
 	free(url);
 }
-
-#else
-
-Test(ops_acceptance, needs_the_delivery_engine)
-{
-	cr_log_info("queue/queue.h is not in the tree yet: the replay and SIGTERM acceptance tests are compiled out");
-}
-
-#endif
