@@ -8,7 +8,7 @@ a trace.  tests/run.sh calls this after each build's run:
     check_report.py --list LIST --report REPORT.json --sources DIR [-- CRITERION_OPTS...]
 
 LIST is the output of "mailferry-tests --list" (the tests compiled in),
-REPORT.json Criterion's JSON report of the run (-Ojson:FILE), DIR the tests
+REPORT.json Criterion's JSON report of the run (--json=FILE), DIR the tests
 folder whose tests/*/test_*.c define Test(suite, name).  It fails (exit 1)
 when:
   - a test is defined in the sources but not compiled in, or the reverse;

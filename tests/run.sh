@@ -48,7 +48,7 @@ for build in "$@"; do
   report=$tmp/report-${build//\//_}.json
   "$build/tests/mailferry-tests" --list > "$list" 2>&1 || rc=1
   # shellcheck disable=SC2086
-  "$build/tests/mailferry-tests" --jobs 4 -Ojson:"$report" ${CRITERION_OPTS:-} || rc=1
+  "$build/tests/mailferry-tests" --jobs 4 --json="$report" ${CRITERION_OPTS:-} || rc=1
   # shellcheck disable=SC2086
   python3 tests/check_report.py --label "$build" --list "$list" --report "$report" --sources tests \
     -- ${CRITERION_OPTS:-} || rc=1
