@@ -217,6 +217,8 @@ static void *scheduler_main(void *arg)
 			}
 		}
 		int r = db_session_wait(s, q->wake_fd, wait_ms);
+		if (r == 1) /* tests wait for this line: new mail woke the scheduler */
+			log_debug("event=queue_woken reason=notify");
 		if (r == 2)
 			drain_wake(q);
 		else if (r < 0)

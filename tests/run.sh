@@ -8,6 +8,9 @@
 #   MAILFERRY_BIN           the mailferry binary of the build under test
 # Extra Criterion options can be given in CRITERION_OPTS, e.g.
 #   CRITERION_OPTS='--filter config/*' tests/run.sh build
+# A run fails when a test fails, and also when any test it should have run
+# was skipped, disabled, compiled out or missing from Criterion's report
+# (tests/check_report.py prints the counts).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -48,7 +51,16 @@ for build in "$@"; do
   echo "==> test suite: $build"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  # Criterion leaves skipped tests out of its summary and exits 0: its JSON
+  # report and the list of compiled-in tests are checked against the tests
+  # the sources define (tests/check_report.py); a skip or a missing test fails.
+  list=$tmp/tests-${build//\//_}.list
+  report=$tmp/report-${build//\//_}.json
+  "$build/tests/mailferry-tests" --list > "$list" 2>&1 || rc=1
   # shellcheck disable=SC2086
-  "$build/tests/mailferry-tests" --jobs 4 ${CRITERION_OPTS:-} || rc=1
+  "$build/tests/mailferry-tests" --jobs 4 --json="$report" ${CRITERION_OPTS:-} || rc=1
+  # shellcheck disable=SC2086
+  python3 tests/check_report.py --label "$build" --list "$list" --report "$report" --sources tests \
+    -- ${CRITERION_OPTS:-} || rc=1
 done
 exit $rc

@@ -1,9 +1,12 @@
 /*
  * Tests of the group committer (db/committer.c) against a real
  * PostgreSQL: units queued while a group is committing are written
- * together in the next group, and a unit the database refuses inside such
- * a group fails alone (the group is retried one unit per transaction).
- * A lock held by another connection makes the grouping deterministic.
+ * together in the next group - one transaction, so their rows carry one
+ * transaction id (xmin) - and a unit the database refuses inside such a
+ * group fails alone (the group is retried one unit per transaction).
+ * A lock held by another connection makes the grouping deterministic: the
+ * test waits until the committer's first group is blocked on it (seen in
+ * pg_stat_activity) before it queues the others.
  */
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db/committer.h"
@@ -59,12 +63,90 @@ static void unit_init(struct unit *u, int i, const char *subject)
 	(void)i;
 }
 
-static void wait_done(int n)
+/* Waits until n units are answered, at most 30 s; 0 or -1. */
+static int wait_done(int n)
 {
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
 	pthread_mutex_lock(&mu);
-	while (ndone < n)
-		pthread_cond_wait(&cv, &mu);
+	int rc = 0;
+	while (ndone < n && rc == 0)
+		rc = pthread_cond_timedwait(&cv, &mu, &until);
+	int ok = ndone >= n;
 	pthread_mutex_unlock(&mu);
+	return ok ? 0 : -1;
+}
+
+/* A connection holding an exclusive lock on messages, in an open transaction. */
+static PGconn *lock_messages(const char *db)
+{
+	PGconn *lock = PQconnectdb(db);
+	cr_assert_eq(PQstatus(lock), CONNECTION_OK);
+	PQclear(PQexec(lock, "BEGIN"));
+	PGresult *r = PQexec(lock, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+	PQclear(r);
+	return lock;
+}
+
+/* Waits until the committer's group is blocked on that lock. */
+static void wait_blocked(const char *db)
+{
+	char last[64];
+	int rc = th_sql_wait(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+				 " AND datname = current_database()", "1", 30000, last, sizeof(last));
+	cr_assert_eq(rc, 0, "the committer never blocked on the lock: %s waiting", last);
+}
+
+static void unlock_messages(PGconn *lock)
+{
+	PGresult *r = PQexec(lock, "COMMIT");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+	PQclear(r);
+	PQfinish(lock);
+}
+
+/*
+ * Units queued while a group is in flight go out together as the next
+ * group: the database shows it, all their messages and recipients were
+ * inserted by one transaction (one xmin), not the first unit's.
+ */
+Test(committer, queued_units_are_written_by_one_transaction)
+{
+	char *db = th_db_create(1);
+	cr_assert_not_null(db);
+	PGconn *lock = lock_messages(db);
+	struct db_committer *c = db_committer_new(db);
+	struct unit *u = calloc(UNITS, sizeof(*u));
+	ndone = 0;
+	unit_init(&u[0], 0, "first");
+	cr_assert_eq(db_committer_submit(c, &u[0].w), 0);
+	wait_blocked(db);
+	for (int i = 1; i < UNITS; i++) {
+		unit_init(&u[i], i, "queued");
+		cr_assert_eq(db_committer_submit(c, &u[i].w), 0);
+	}
+	unlock_messages(lock);
+	cr_assert_eq(wait_done(UNITS), 0, "only %d of %d units answered in 30 s", ndone, UNITS);
+	for (int i = 0; i < UNITS; i++)
+		cr_assert_eq(u[i].w.status, DB_WRITE_OK, "unit %d: %d %s", i, u[i].w.status, u[i].w.err);
+	char *n = th_sql(db, "SELECT count(*) || ' rows, ' || count(DISTINCT x) || ' transaction(s)' FROM"
+			     " (SELECT m.xmin::text x FROM messages m WHERE m.subject = 'queued'"
+			     "  UNION ALL SELECT r.xmin::text FROM recipients r JOIN messages m ON m.id = r.message_id"
+			     "  WHERE m.subject = 'queued') t");
+	cr_assert_str_eq(n, "14 rows, 1 transaction(s)", "the queued units were not written as one group");
+	free(n);
+	n = th_sql(db, "SELECT count(*) FROM messages a, messages b"
+		       " WHERE a.subject = 'first' AND b.subject = 'queued' AND a.xmin::text = b.xmin::text");
+	cr_assert_str_eq(n, "0", "the blocked first unit shares a transaction with the queued ones");
+	free(n);
+	db_committer_free(c);
+	for (int i = 0; i < UNITS; i++)
+		free(u[i].m.result_json);
+	free(u);
+	th_db_drop(db);
+	free(db);
 }
 
 Test(committer, queued_units_share_a_group_and_a_refused_one_fails_alone)
@@ -75,10 +157,7 @@ Test(committer, queued_units_share_a_group_and_a_refused_one_fails_alone)
 			" BEGIN IF NEW.subject = 'poison' THEN RAISE EXCEPTION 'poisoned message'; END IF;"
 			" RETURN NEW; END $$"));
 	free(th_sql(db, "CREATE TRIGGER t_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION t_poison()"));
-	PGconn *lock = PQconnectdb(db);
-	cr_assert_eq(PQstatus(lock), CONNECTION_OK);
-	PQclear(PQexec(lock, "BEGIN"));
-	PQclear(PQexec(lock, "LOCK TABLE messages IN ACCESS EXCLUSIVE MODE"));
+	PGconn *lock = lock_messages(db);
 
 	struct db_committer *c = db_committer_new(db);
 	struct unit *u = calloc(UNITS, sizeof(*u));
@@ -86,15 +165,13 @@ Test(committer, queued_units_share_a_group_and_a_refused_one_fails_alone)
 	/* The first unit blocks on the lock; the others queue behind it. */
 	unit_init(&u[0], 0, "first");
 	cr_assert_eq(db_committer_submit(c, &u[0].w), 0);
-	usleep(300000);
+	wait_blocked(db);
 	for (int i = 1; i < UNITS; i++) {
 		unit_init(&u[i], i, i == 3 ? "poison" : "fine");
 		cr_assert_eq(db_committer_submit(c, &u[i].w), 0);
 	}
-	usleep(100000);
-	PQclear(PQexec(lock, "COMMIT"));
-	PQfinish(lock);
-	wait_done(UNITS);
+	unlock_messages(lock);
+	cr_assert_eq(wait_done(UNITS), 0, "only %d of %d units answered in 30 s", ndone, UNITS);
 
 	for (int i = 0; i < UNITS; i++) {
 		if (i == 3) {

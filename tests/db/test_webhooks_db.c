@@ -249,7 +249,10 @@ Test(webhooks_db, claim_keeps_recipient_order_and_leases_expire)
 	cr_assert_str_eq(jobs[3].msg_id, want2);
 	/* Its 1 s lease expires; another dispatcher takes it over, and the
 	 * first one's late outcome changes nothing. */
-	usleep(1300 * 1000);
+	char last[32], lsql[160];
+	snprintf(lsql, sizeof(lsql), "SELECT lease_expires_at < clock_timestamp() FROM webhook_deliveries WHERE id = %lld",
+		 (long long)jobs[3].delivery_id);
+	cr_assert_eq(th_sql_wait(url, lsql, "t", 30000, last, sizeof(last)), 0, "the 1 s lease never expired: %s", last);
 	cr_assert_eq(db_webhook_claim(pool, "w3", 60, 8, jobs + 4, err, sizeof(err)), 1);
 	cr_assert_str_eq(jobs[4].msg_id, want2);
 	cr_assert_eq(jobs[4].attempts, 0, "an expired lease is not a failed attempt");

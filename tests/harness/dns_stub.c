@@ -1,7 +1,8 @@
 /*
  * dns_stub.c - the loopback DNS responder for tests (see dns_stub.h).
  * Answers MX queries (RFC 1035 §4.1 wire format; RFC 7505 null MX) from a
- * fixed table, one UDP datagram at a time, on its own thread.
+ * fixed table, and A queries for one name from a list that moves on with
+ * every query, one UDP datagram at a time, on its own thread.
  */
 #include "dns_stub.h"
 
@@ -26,6 +27,10 @@ struct dns_stub {
 	atomic_int stop;
 	atomic_int queries;
 	pthread_t th;
+	const char *a_name;         /* dns_stub_set_a() */
+	const char *const *a_addrs;
+	int a_n;
+	atomic_int a_queries;
 };
 
 static size_t put_name(unsigned char *p, const char *name)
@@ -66,6 +71,20 @@ static size_t answer(struct dns_stub *d, const unsigned char *q, size_t len, uns
 	out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;
 	int exists = 0, an = 0;
 	size_t w = qend;
+	if (d->a_name && strcasecmp(d->a_name, name) == 0) {
+		struct in_addr ia;
+		int k = atomic_fetch_add(&d->a_queries, qtype == 1 ? 1 : 0);
+		if (qtype == 1 && inet_pton(AF_INET, d->a_addrs[k < d->a_n ? k : d->a_n - 1], &ia) == 1) {
+			out[w++] = 0xc0, out[w++] = 12;
+			out[w++] = 0, out[w++] = 1, out[w++] = 0, out[w++] = 1;
+			out[w++] = 0, out[w++] = 0, out[w++] = 0, out[w++] = 0; /* TTL 0: nothing may cache it */
+			out[w++] = 0, out[w++] = 4;
+			memcpy(out + w, &ia, 4);
+			w += 4;
+			out[7] = 1;
+		}
+		return w;
+	}
 	for (int i = 0; i < d->n; i++) {
 		if (strcasecmp(d->rrs[i].name, name) != 0)
 			continue;
@@ -115,13 +134,18 @@ static void *stub_thread(void *arg)
 
 struct dns_stub *dns_stub_start(const struct dns_stub_rr *rrs, int n)
 {
+	return dns_stub_start_at(rrs, n, "127.0.0.1", 0);
+}
+
+struct dns_stub *dns_stub_start_at(const struct dns_stub_rr *rrs, int n, const char *ip, int port)
+{
 	struct dns_stub *d = xcalloc(1, sizeof(*d));
 	d->rrs = rrs;
 	d->n = n;
 	d->fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
 	socklen_t sl = sizeof(sin);
-	if (bind(d->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1 || bind(d->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
 	    getsockname(d->fd, (struct sockaddr *)&sin, &sl) < 0) {
 		close(d->fd);
 		free(d);
@@ -135,6 +159,18 @@ struct dns_stub *dns_stub_start(const struct dns_stub_rr *rrs, int n)
 int dns_stub_port(const struct dns_stub *d)
 {
 	return d->port;
+}
+
+void dns_stub_set_a(struct dns_stub *d, const char *name, const char *const *addrs, int n)
+{
+	d->a_addrs = addrs;
+	d->a_n = n;
+	d->a_name = name;
+}
+
+int dns_stub_a_queries(const struct dns_stub *d)
+{
+	return atomic_load(&((struct dns_stub *)d)->a_queries);
 }
 
 int dns_stub_queries(const struct dns_stub *d)

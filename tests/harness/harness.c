@@ -63,6 +63,23 @@ char *th_sql(const char *url, const char *sql)
 	return out;
 }
 
+int th_sql_wait(const char *url, const char *sql, const char *want, int timeout_ms, char *last, size_t n)
+{
+	long end = th_now_ms() + timeout_ms;
+	for (;;) {
+		char *got = th_sql(url, sql);
+		int ok = got && strcmp(got, want) == 0;
+		if (last && n)
+			snprintf(last, n, "%s", got ? got : "(error)");
+		free(got);
+		if (ok)
+			return 0;
+		if (th_now_ms() > end)
+			return -1;
+		usleep(20000);
+	}
+}
+
 /* Replaces the database name in the test cluster URL. */
 static char *url_for_db(const char *db)
 {

@@ -17,6 +17,9 @@ char *th_db_create(int migrate);
 void th_db_drop(const char *url);
 /* Runs SQL and returns the first column of the first row (or NULL). */
 char *th_sql(const char *url, const char *sql);
+/* Polls sql every 20 ms until it returns want (or timeout_ms passes); 0 or -1.
+ * The last value seen is copied into last (may be NULL) for the failure message. */
+int th_sql_wait(const char *url, const char *sql, const char *want, int timeout_ms, char *last, size_t n);
 
 /* A private cluster (for tests that stop PostgreSQL). */
 char *th_cluster_start(const char *dir); /* returns its mailferry db URL */

@@ -232,16 +232,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	*con_cls = NULL;
 }
 
-static struct th_receiver *start(const char *script, const char *key_pem, const char *cert_pem)
+/* On ip (NULL: 127.0.0.1) and port (0: a free one, five tries). */
+static struct th_receiver *start(const char *script, const char *key_pem, const char *cert_pem, const char *ip,
+				 int port)
 {
 	struct th_receiver *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->mu, NULL);
 	parse_script(r, script);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
-	for (int attempt = 0; attempt < 5 && r->d == NULL; attempt++) {
-		r->port = th_free_port();
-		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port),
-					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct in_addr ia = { .s_addr = htonl(INADDR_LOOPBACK) };
+	if (ip && inet_pton(AF_INET, ip, &ia) != 1) {
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return NULL;
+	}
+	for (int attempt = 0; attempt < (port ? 1 : 5) && r->d == NULL; attempt++) {
+		r->port = port ? port : th_free_port();
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port), .sin_addr = ia };
 		if (key_pem)
 			r->d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, r, MHD_OPTION_SOCK_ADDR,
 						(struct sockaddr *)&sin, MHD_OPTION_NOTIFY_COMPLETED, on_completed, r,
@@ -262,12 +269,17 @@ static struct th_receiver *start(const char *script, const char *key_pem, const 
 
 struct th_receiver *th_receiver_start(const char *script)
 {
-	return start(script, NULL, NULL);
+	return start(script, NULL, NULL, NULL, 0);
+}
+
+struct th_receiver *th_receiver_start_at(const char *script, const char *ip, int port)
+{
+	return start(script, NULL, NULL, ip, port);
 }
 
 struct th_receiver *th_receiver_start_tls(const char *script, const char *key_pem, const char *cert_pem)
 {
-	return start(script, key_pem, cert_pem);
+	return start(script, key_pem, cert_pem, NULL, 0);
 }
 
 void th_receiver_free(struct th_receiver *r)

@@ -14,6 +14,9 @@
 struct th_receiver;
 
 struct th_receiver *th_receiver_start(const char *script);
+/* The same on a given IPv4 address (e.g. 127.0.0.2) and port (0: any free
+ * one); NULL when it cannot listen there. */
+struct th_receiver *th_receiver_start_at(const char *script, const char *ip, int port);
 /* The same over TLS with the given PEM key and certificate (contents). */
 struct th_receiver *th_receiver_start_tls(const char *script, const char *key_pem, const char *cert_pem);
 void th_receiver_free(struct th_receiver *r);

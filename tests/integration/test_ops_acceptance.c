@@ -7,14 +7,8 @@
  *    200; the real replay delivers all 200; the events show the requeue.
  *  - SIGTERM during 1,000 in-flight deliveries to a slow server exits 0
  *    within the grace period; a restart delivers the rest, none lost.
- *
- * They need the delivery engine (queue/queue.h, wired into serve); until
- * it is in the tree they are compiled out and a placeholder test says so.
  */
 #include <criterion/criterion.h>
-
-#if __has_include("queue/queue.h")
-
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,7 +69,7 @@ static pid_t spawn_server(char *const argv[], const char *log, int port)
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 100 && !port_open(port); i++)
+	for (int i = 0; i < 600 && !port_open(port); i++) /* 30 s at most */
 		usleep(50 * 1000);
 	cr_assert(port_open(port), "%s did not listen on %d", argv[0], port);
 	return pid;
@@ -176,7 +170,7 @@ Test(ops_acceptance, bounced_on_5xx_route_fixed_and_replayed)
 	free(out);
 	waited = sql_wait(url, "SELECT count(*) FROM recipients WHERE status = 'delivered'", "200", 60000);
 	cr_assert_geq(waited, 0, "the replay did not deliver all 200");
-	for (int i = 0; i < 50 && count_files(cap, ".eml") < 200; i++)
+	for (int i = 0; i < 300 && count_files(cap, ".eml") < 200; i++) /* 30 s at most */
 		usleep(100 * 1000);
 	cr_assert_eq(count_files(cap, ".eml"), 200);
 	/* Every recipient: bounced, then requeued by the cli, then delivered. */
@@ -235,12 +229,14 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	char *st = status_counts(url);
 	cr_assert_geq(waited, 0, "deliveries never went in flight: %s", st);
 	free(st);
-	long t0 = th_now_ms();
-	int rc = th_proc_stop(p, 20000);
-	long ms = th_now_ms() - t0;
+	/* Within shutdown_grace the process exits 0; past it, its watchdog
+	 * logs shutdown_grace_exceeded and exits 1.  (60 s bound the wait for
+	 * a process that hangs.) */
+	int rc = th_proc_stop(p, 60000);
+	int exceeded = th_run(NULL, "grep -q shutdown_grace_exceeded '%s'", p->log) == 0;
 	th_proc_free(p);
 	cr_assert_eq(rc, 0, "serve exited %d", rc);
-	cr_assert_lt(ms, 6000 + 1000, "SIGTERM took %ld ms with shutdown_grace 6s", ms);
+	cr_assert(!exceeded, "the shutdown watchdog fired: shutdown_grace was exceeded");
 	stop_server(slow_pid);
 	/* Nothing is lost: each recipient is delivered or back in the queue. */
 	th_sql_eq(url, "SELECT count(*) FROM recipients WHERE status IN ('delivered', 'queued', 'deferred', 'sending')",
@@ -274,12 +270,3 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	th_db_drop(url);
 	free(url);
 }
-
-#else
-
-Test(ops_acceptance, needs_the_delivery_engine)
-{
-	cr_log_info("queue/queue.h is not in the tree yet: the replay and SIGTERM acceptance tests are compiled out");
-}
-
-#endif

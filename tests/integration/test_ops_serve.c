@@ -202,8 +202,9 @@ Test(ops_serve, metrics_parse_and_match)
 	}
 	text = metrics_text(p->port);
 
-	/* Prometheus' own linter, when installed (deploy/bootstrap.sh test). */
-	if (access("/usr/bin/promtool", X_OK) == 0) {
+	/* Prometheus' own linter (deploy/bootstrap.sh test installs prometheus). */
+	cr_assert_eq(th_run(NULL, "command -v promtool"), 0, "promtool missing: deploy/bootstrap.sh test installs prometheus");
+	{
 		char *dir = th_tmpdir("prom");
 		char path[512];
 		snprintf(path, sizeof(path), "%s/metrics.txt", dir);
@@ -212,13 +213,11 @@ Test(ops_serve, metrics_parse_and_match)
 		fputs(text, f);
 		fclose(f);
 		char *out = NULL;
-		int rc = th_run(&out, "/usr/bin/promtool check metrics < %s", path);
+		int rc = th_run(&out, "promtool check metrics < %s", path);
 		cr_assert_eq(rc, 0, "promtool: %s\n%s", out, text);
 		free(out);
 		th_rmrf(dir);
 		free(dir);
-	} else {
-		cr_log_info("promtool not installed: only the strict parser ran");
 	}
 
 	n = prom_parse(text, s, 2048, why, sizeof(why));
@@ -315,27 +314,37 @@ Test(ops_serve, sighup_reloads_logging_and_sigterm_drains)
 	pid_t pid = serve_with_config(conf, log);
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/readyz", port);
 	cr_assert_geq(th_http_wait_status(u, 200, 15000), 0);
-	cr_assert(log_has(log, "event=started", 2000));
+	cr_assert(log_has(log, "event=started", 30000));
 
 	/* A valid change: the next lines come out as JSON. */
 	write_config(conf, url, port, "log_level = debug\nlog_format = json\nshutdown_grace = 5s\n");
 	kill(pid, SIGHUP);
-	cr_assert(log_has(log, "\"event\":\"reloaded\",\"log_level\":\"debug\",\"log_format\":\"json\"", 5000),
+	cr_assert(log_has(log, "\"event\":\"reloaded\",\"log_level\":\"debug\",\"log_format\":\"json\"", 30000),
 		  "no JSON reload line");
 	/* A broken file: logged, the old settings stay, the process serves on. */
 	write_config(conf, url, port, "log_level = loud\n");
 	kill(pid, SIGHUP);
-	cr_assert(log_has(log, "\"event\":\"reload_failed\"", 5000));
-	cr_assert_geq(th_http_wait_status(u, 200, 2000), 0);
+	cr_assert(log_has(log, "\"event\":\"reload_failed\"", 30000));
+	cr_assert_geq(th_http_wait_status(u, 200, 10000), 0);
 
-	/* SIGTERM: exits 0 well within the grace period. */
-	long t0 = th_now_ms();
+	/* SIGTERM: exits 0 within the grace period (past it, its own
+	 * watchdog logs shutdown_grace_exceeded and exits 1).  The wait is
+	 * bounded so that a hang fails. */
 	kill(pid, SIGTERM);
 	int status = 0;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	long ms = th_now_ms() - t0;
+	pid_t got = 0;
+	for (long t0 = th_now_ms(); got == 0 && th_now_ms() - t0 < 30000;) {
+		got = waitpid(pid, &status, WNOHANG);
+		if (got == 0)
+			usleep(20000);
+	}
+	if (got == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	cr_assert_eq(got, pid, "serve did not exit within 30 s of SIGTERM");
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
-	cr_assert_lt(ms, 5000, "took %ld ms", ms);
+	cr_assert(!log_has(log, "shutdown_grace_exceeded", 1), "the watchdog ended it");
 	cr_assert(log_has(log, "\"event\":\"stopping\",\"signal\":\"SIGTERM\",\"grace\":5", 100));
 	cr_assert(log_has(log, "\"event\":\"stopped\"", 100));
 	th_rmrf(dir);

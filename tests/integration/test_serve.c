@@ -45,10 +45,10 @@ Test(serve, readiness_follows_database_restart)
 	free(again);
 	cr_assert_geq(th_http_wait_status(ready, 200, 10000), 0, "readyz did not come back after restart");
 
-	long t0 = th_now_ms();
-	int rc = th_proc_stop(p, 5000);
-	cr_assert_eq(rc, 0, "serve did not exit 0 within 5 s of SIGTERM (rc %d)", rc);
-	cr_assert_lt(th_now_ms() - t0, 5000);
+	/* Exit 0: its own watchdog exits 1 past shutdown_grace; 30 s bound
+	 * the wait for a process that hangs. */
+	int rc = th_proc_stop(p, 30000);
+	cr_assert_eq(rc, 0, "serve did not exit 0 after SIGTERM (rc %d)", rc);
 	th_proc_free(p);
 	th_cluster_stop(dir);
 	th_rmrf(dir);

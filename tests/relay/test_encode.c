@@ -3,13 +3,16 @@
  * quoted-printable (soft line breaks, trailing whitespace, '='), RFC 2047
  * encoded-words (length limits, UTF-8 never split across words), RFC 2231
  * parameters and header folding.  Decoders here are written from the
- * RFCs, independently of the encoders under test.
+ * RFCs, independently of the encoders under test; the transfer encoding
+ * chosen for text bodies is checked against Python's email package
+ * (tests/relay/cte_check.py).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "relay/encode.h"
 #include "util/xmalloc.h"
 
@@ -495,48 +498,133 @@ Test(encode, qp_random_texts_round_trip_with_minimal_escapes)
 	}
 }
 
-/* The choice of enc_text_cte, computed octet by octet from its definition
- * in encode.h. */
-static enum enc_cte cte_reference(const char *p, size_t n)
+/*
+ * RFC 2045 §6.7 by its own rules, one vector each: (1) '=' and octets
+ * above 126 as =XX in upper-case hex; (2) other printable ASCII as itself;
+ * (3) space and tab literal inside a line, encoded at its end; (4) a line
+ * break of the text is a CRLF; (5) no encoded line over 76 characters, a
+ * soft line break ("=" CRLF) where the text's line goes on.
+ */
+Test(encode, qp_rfc2045_rule_vectors)
 {
-	size_t col = 0, maxline = 0, encoded = 0;
-	int plain = 1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == '\r' || c == '\n') {
-			if (i > 0 && (p[i - 1] == ' ' || p[i - 1] == '\t'))
-				plain = 0;
-			col = 0;
-			continue;
-		}
-		if (++col > maxline)
-			maxline = col;
-		int bad = c > 126 || (c < 32 && c != '\t');
-		plain &= !bad;
-		encoded += bad || c == '=';
+	static const struct {
+		const char *in, *want;
+	} v[] = {
+		{ "1+1=2", "1+1=3D2\r\n" },                                    /* rule 1 */
+		{ "\xe2\x82\xac", "=E2=82=AC\r\n" },                           /* rule 1 */
+		{ "!\"#$%&'()*+,-./:;<>?@[\\]^_`{|}~", "!\"#$%&'()*+,-./:;<>?@[\\]^_`{|}~\r\n" }, /* rule 2 */
+		{ "a b\tc", "a b\tc\r\n" },                                     /* rule 3 */
+		{ "end \nend\t\n", "end=20\r\nend=09\r\n" },                     /* rule 3 */
+		{ "one\r\ntwo\nthree\rfour", "one\r\ntwo\r\nthree\r\nfour\r\n" }, /* rule 4 */
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		struct buf b;
+		buf_init(&b, 1024);
+		cr_assert_eq(enc_qp(&b, v[i].in, strlen(v[i].in)), 0);
+		cr_assert_str_eq(buf_cstr(&b), v[i].want, "vector %zu", i);
+		buf_cleanup(&b);
 	}
-	if (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-		plain = 0;
-	if (plain && maxline <= 78)
-		return ENC_7BIT;
-	return n + 2 * encoded > (n / 3 + 1) * 4 ? ENC_BASE64 : ENC_QP;
+	/* Rule 5: 80 letters are one line of 75 and "=", then the other 5. */
+	char l80[81], want[100];
+	memset(l80, 'a', 80);
+	l80[80] = '\0';
+	snprintf(want, sizeof(want), "%.75s=\r\n%.5s\r\n", l80, l80);
+	struct buf b;
+	buf_init(&b, 1024);
+	cr_assert_eq(enc_qp(&b, l80, 80), 0);
+	cr_assert_str_eq(buf_cstr(&b), want);
+	buf_cleanup(&b);
+	/* Exactly 76 fit on one line; an escape is never split by the break. */
+	buf_init(&b, 1024);
+	cr_assert_eq(enc_qp(&b, l80, 76), 0);
+	snprintf(want, sizeof(want), "%.76s\r\n", l80);
+	cr_assert_str_eq(buf_cstr(&b), want);
+	buf_cleanup(&b);
+	char l74eq[80];
+	snprintf(l74eq, sizeof(l74eq), "%.74s=b", l80);
+	buf_init(&b, 1024);
+	cr_assert_eq(enc_qp(&b, l74eq, strlen(l74eq)), 0);
+	snprintf(want, sizeof(want), "%.74s=\r\n=3Db\r\n", l80);
+	cr_assert_str_eq(buf_cstr(&b), want);
+	buf_cleanup(&b);
 }
 
-Test(encode, text_transfer_encoding_matches_its_definition)
+static const char *cte_name(enum enc_cte c)
 {
+	return c == ENC_7BIT ? "7bit" : c == ENC_QP ? "quoted-printable" : "base64";
+}
+
+/* base64 of p[0..n), no line breaks, into f. */
+static void put_b64(FILE *f, const char *p, size_t n)
+{
+	struct buf b;
+	buf_init(&b, 1 << 22);
+	cr_assert_eq(enc_base64(&b, (const unsigned char *)p, n, 0), 0);
+	fputs(buf_cstr(&b), f);
+	buf_cleanup(&b);
+}
+
+/*
+ * Random texts, each written as a one-part message in the transfer
+ * encoding enc_text_cte() chose for it (enc_crlf, enc_qp, or base64 of
+ * the canonical text, as the composer does) and handed to Python's email
+ * package (tests/relay/cte_check.py): every message decodes back to its
+ * text, and its body follows its encoding's rules - 7bit only when lines
+ * are short, printable ASCII without trailing whitespace.  Every choice
+ * is exercised.
+ */
+Test(encode, text_transfer_encoding_round_trips_through_python_email)
+{
+	const char *src = getenv("MAILFERRY_TEST_SRCDIR");
+	char *dir = th_tmpdir("cte");
+	cr_assert_not_null(dir);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/cases.json", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
 	unsigned seed = 7;
 	static char in[1024];
 	int seen[3] = { 0 };
-	for (int iter = 0; iter < 20000; iter++) {
+	fputs("[", f);
+	for (int iter = 0; iter < 3000; iter++) {
 		size_t n = random_text(in, 1 + (size_t)(rand_r(&seed) % 2) * 500 + 40, &seed);
 		/* Mostly-plain variants too, so that 7bit is chosen often. */
 		if (iter % 2)
 			for (size_t i = 0; i < n; i++)
 				if ((unsigned char)in[i] > 126 || in[i] == '\t' || in[i] == '\x01' || in[i] == '\r')
 					in[i] = 'x';
-		enum enc_cte want = cte_reference(in, n);
-		cr_assert_eq(enc_text_cte(in, n), want, "iteration %d: %s", iter, in);
-		seen[want]++;
+		if (n == 0)
+			continue;
+		enum enc_cte cte = enc_text_cte(in, n);
+		seen[cte]++;
+		struct buf msg, text;
+		buf_init(&msg, 1 << 20);
+		buf_init(&text, 1 << 20);
+		cr_assert_eq(enc_crlf(&text, in, n), 0);
+		buf_printf(&msg, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+				 "Content-Transfer-Encoding: %s\r\n\r\n", cte_name(cte));
+		if (cte == ENC_7BIT)
+			cr_assert_eq(enc_crlf(&msg, in, n), 0);
+		else if (cte == ENC_QP)
+			cr_assert_eq(enc_qp(&msg, in, n), 0);
+		else
+			cr_assert_eq(enc_base64(&msg, (const unsigned char *)text.data, text.len, 76), 0);
+		fprintf(f, "%s{\"cte\":\"%s\",\"message\":\"", iter ? "," : "", cte_name(cte));
+		put_b64(f, msg.data, msg.len);
+		fputs("\",\"text\":\"", f);
+		put_b64(f, text.data, text.len);
+		fputs("\"}", f);
+		buf_cleanup(&msg);
+		buf_cleanup(&text);
 	}
-	cr_assert(seen[ENC_7BIT] > 0 && seen[ENC_QP] > 0 && seen[ENC_BASE64] > 0);
+	fputs("]\n", f);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert(seen[ENC_7BIT] > 0 && seen[ENC_QP] > 0 && seen[ENC_BASE64] > 0, "%d %d %d", seen[0], seen[1],
+		  seen[2]);
+	char *out = NULL;
+	int rc = th_run(&out, "/usr/bin/python3 %s/tests/relay/cte_check.py %s", src && *src ? src : ".", path);
+	cr_assert_eq(rc, 0, "cte_check failed:\n%s", out ? out : "");
+	free(out);
+	th_rmrf(dir);
+	free(dir);
 }

@@ -449,16 +449,13 @@ Test(relay_script, slow_mail_reply_times_out_in_mail_state)
 	relay_set_timeout_scale(r, 0.004); /* MAIL: 300 s -> 1.2 s */
 	struct job jb;
 	job_init(&jb, 1, NULL);
-	long t0 = th_now_ms();
 	relay_deliver(r, &jb.j);
-	long took = th_now_ms() - t0;
 	relay_free(r);
 	config_cleanup(c);
 	free(c);
 	cr_assert_eq(jb.r[0].out.scope, SCOPE_SESSION);
 	cr_assert_eq(jb.r[0].out.kind, KIND_TIMEOUT, "%s", jb.r[0].out.text);
 	cr_assert(strstr(jb.r[0].out.text, "mail") != NULL, "%s", jb.r[0].out.text);
-	cr_assert_lt(took, 2900, "gave up after %ld ms, before the server answered", took);
 	free(finish(s, NSTEPS(steps)));
 }
 

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""check_report.py - fail a test run that did not run every test it defines.
+
+Criterion leaves a skipped test out of its summary and exits 0, so a test
+that skips (cr_skip_test, .disabled) or is compiled out disappears without
+a trace.  tests/run.sh calls this after each build's run:
+
+    check_report.py --list LIST --report REPORT.json --sources DIR [-- CRITERION_OPTS...]
+
+LIST is the output of "mailferry-tests --list" (the tests compiled in),
+REPORT.json Criterion's JSON report of the run (--json=FILE), DIR the tests
+folder whose tests/*/test_*.c define Test(suite, name).  It fails (exit 1)
+when:
+  - a test is defined in the sources but not compiled in, or the reverse;
+  - any test the run should have run was reported SKIPPED or is missing
+    from the report (with --filter: the tests the pattern matches);
+  - the number of tests that ran differs from the number expected.
+It prints one summary line with the counts.  Python stdlib only.
+"""
+import argparse
+import fnmatch
+import glob
+import json
+import os
+import re
+import sys
+
+TEST_RE = re.compile(r'^\s*Test\(\s*(\w+)\s*,\s*(\w+)', re.M)
+
+
+def strip_comments(text):
+    """C source without its comments (which may mention Test(...) in
+    prose); string and character literals are kept as they are."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in '"\'':
+            j = i + 1
+            while j < n and text[j] != c and text[j] != '\n':
+                j += 2 if text[j] == '\\' else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith('/*', i):
+            j = text.find('*/', i + 2)
+            j = n if j < 0 else j + 2
+            out.append('\n' * text.count('\n', i, j))
+            i = j
+        elif text.startswith('//', i):
+            j = text.find('\n', i)
+            i = n if j < 0 else j
+        else:
+            out.append(c)
+            i += 1
+    return ''.join(out)
+
+
+def defined_in_sources(srcdir):
+    names = set()
+    for path in sorted(glob.glob(os.path.join(srcdir, '*', 'test_*.c'))):
+        with open(path, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+        for suite, name in TEST_RE.findall(strip_comments(text)):
+            names.add(suite + '/' + name)
+    return names
+
+
+def listed(path):
+    """Tests in "--list" output: "suite: N tests" then tree lines."""
+    names, disabled, suite = set(), set(), None
+    with open(path, encoding='utf-8', errors='replace') as f:
+        for line in f:
+            line = line.rstrip('\n')
+            m = re.match(r'^(\w+): \d+ tests?$', line)
+            if m:
+                suite = m.group(1)
+                continue
+            m = re.match(r'^\W+\s(\w+)( \(skipped\))?$', line)
+            if m and suite:
+                names.add(suite + '/' + m.group(1))
+                if m.group(2):
+                    disabled.add(suite + '/' + m.group(1))
+    return names, disabled
+
+
+def reported(path):
+    """{suite/name: (status, first message)} from Criterion's JSON report."""
+    with open(path, 'rb') as f:
+        raw = f.read().decode('utf-8', errors='replace')
+    out = {}
+    try:
+        doc = json.loads(raw, strict=False)
+        for s in doc.get('test_suites', []):
+            for t in s.get('tests', []):
+                msgs = t.get('messages') or ['']
+                out[s['name'] + '/' + t['name']] = (t.get('status', '?'), msgs[0])
+        return out
+    except ValueError:
+        pass
+    # A failure message Criterion did not escape: read the names and
+    # statuses, which it writes on their own lines.
+    suite = None
+    name = None
+    for line in raw.splitlines():
+        m = re.match(r'^\s*"name": "(\w+)",$', line)
+        if m:
+            if line.startswith('      "name"') and not line.startswith('          '):
+                suite = m.group(1)
+            else:
+                name = m.group(1)
+            continue
+        m = re.match(r'^\s*"status": "(\w+)"', line)
+        if m and suite and name:
+            out[suite + '/' + name] = (m.group(1), '')
+    return out
+
+
+def filter_of(opts):
+    pat = None
+    for i, o in enumerate(opts):
+        if o == '--filter' and i + 1 < len(opts):
+            pat = opts[i + 1]
+        elif o.startswith('--filter='):
+            pat = o[len('--filter='):]
+    return pat
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--list', required=True)
+    ap.add_argument('--report', required=True)
+    ap.add_argument('--sources', required=True)
+    ap.add_argument('--label', default='')
+    ap.add_argument('opts', nargs='*')
+    a = ap.parse_args()
+
+    problems = []
+    src = defined_in_sources(a.sources)
+    lst, disabled = listed(a.list)
+    for n in sorted(src - lst):
+        problems.append('%s: defined in the sources but not compiled in' % n)
+    for n in sorted(lst - src):
+        problems.append('%s: compiled in but not found in %s/*/test_*.c' % (n, a.sources))
+    for n in sorted(disabled):
+        problems.append('%s: disabled' % n)
+
+    if not os.path.exists(a.report) or os.path.getsize(a.report) == 0:
+        problems.append('no report at %s: the test runner did not finish' % a.report)
+        rep = {}
+    else:
+        rep = reported(a.report)
+
+    pat = filter_of(a.opts)
+    extglob = pat is not None and re.search(r'[()|]', pat)
+    if pat is None:
+        expected = lst
+    elif extglob:
+        # Criterion's extended patterns are not fnmatch's: expect what ran.
+        expected = {n for n, (st, _) in rep.items() if st != 'SKIPPED'}
+    else:
+        expected = {n for n in lst if fnmatch.fnmatchcase(n, pat)}
+
+    ran = {n for n, (st, _) in rep.items() if st != 'SKIPPED'}
+    for n in sorted(expected):
+        if n not in rep:
+            problems.append('%s: missing from the report' % n)
+        elif rep[n][0] == 'SKIPPED':
+            problems.append('%s: SKIPPED: %s' % (n, rep[n][1]))
+    for n, (st, msg) in sorted(rep.items()):
+        if st == 'SKIPPED' and n not in expected and msg != 'The test was skipped.':
+            problems.append('%s: SKIPPED: %s' % (n, msg))
+    for n in sorted(ran - expected):
+        problems.append('%s: ran but was not expected to' % n)
+
+    skipped = sum(1 for n in expected if n in rep and rep[n][0] == 'SKIPPED')
+    print('==> suite check%s: %d defined in the sources, %d compiled in, %d expected%s, %d ran, %d skipped'
+          % (' ' + a.label if a.label else '', len(src), len(lst), len(expected),
+             ' (filter %s)' % pat if pat else '', len(ran), skipped))
+    if len(ran) != len(expected) and not problems:
+        problems.append('%d tests ran, %d expected' % (len(ran), len(expected)))
+    for p in problems:
+        print('suite check: ' + p, file=sys.stderr)
+    if problems:
+        print('suite check: FAILED (%d problem(s))' % len(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
