@@ -77,6 +77,7 @@ static int app_start(struct app *app)
 {
 	char err[1024];
 	app->metrics = metrics_new();
+	metrics_declare_known(app->metrics);
 	app->pool = db_pool_new(app->cfg.database_url, app->cfg.db_pool_size);
 	int ready = db_check_ready(app->pool, err, sizeof(err));
 	if (ready == -2) {
