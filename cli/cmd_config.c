@@ -12,8 +12,9 @@
 static const char usage[] =
 	"usage: mailferry config check [--config FILE]\n"
 	"\n"
-	"Loads the configuration (defaults, then FILE or ./mailferry.conf, then\n"
-	"MAILFERRY_<KEY> environment variables), checks every value and prints the\n"
+	"Loads the configuration (defaults, then FILE, or $CREDENTIALS_DIRECTORY/mailferry.conf\n"
+	"under systemd, or ./mailferry.conf; then MAILFERRY_<KEY> environment variables),\n"
+	"checks every value and prints the\n"
 	"effective configuration with secrets redacted.\n"
 	"Exit status 2 names the key when a key is unknown or a value is bad.\n";
 

@@ -208,6 +208,8 @@ int cmd_serve(int argc, char **argv)
 		return cli_fail(EXIT_RUNTIME, "serve: setenv failed");
 
 	struct app app = { 0 };
+	char cred[4096];
+	path = cli_config_path(path, cred, sizeof(cred)); /* SIGHUP reads the same file */
 	if (cli_load_config(&app.cfg, path) != 0)
 		return EXIT_USAGE;
 
