@@ -2,7 +2,8 @@
 #
 #   make            build bin/mailferry
 #   make run        install what is missing, start a private PostgreSQL under
-#                   var/, migrate, and run the relay
+#                   var/, migrate, and run the relay (variables: deploy/run.sh)
+#   make stop       stop the private PostgreSQL that make run started
 #   make test       install what is missing, build, run every test, then the
 #                   whole suite again under AddressSanitizer + UBSan
 #   make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS each)
@@ -52,7 +53,7 @@ TEST_BIN     := $(BUILD)/tests/mailferry-tests
 MF_BIN       := $(if $(filter 1,$(SAN)),$(BUILD)/bin/mailferry,$(BINDIR)/mailferry)
 HDR          := $(foreach m,$(MODULES),$(wildcard $(m)/*.h)) $(wildcard tests/harness/*.h)
 
-.PHONY: all run test test-build test-asan fuzz bench install clean bootstrap-run bootstrap-test check-deps
+.PHONY: all run stop test test-build test-asan fuzz bench install clean bootstrap-run bootstrap-test check-deps
 
 all: check-deps $(MF_BIN)
 
@@ -93,6 +94,9 @@ bootstrap-test:
 run: bootstrap-run
 	@$(MAKE) --no-print-directory all
 	@deploy/run.sh
+
+stop:
+	@deploy/pg.sh --dir "$${VAR_DIR:-var}" stop
 
 # The suite runs twice: the normal build, then the sanitizer build.
 test: bootstrap-test

@@ -199,6 +199,8 @@ enum api_result api_post_replays(struct api_req *req)
 		if (rc == 0) {
 			json_t *body = result_json(&r);
 			json_object_set_new(body, "dry_run", json_true());
+			json_object_set_new(body, "would_requeue",
+					    json_integer(r.matched - r.skipped_suppressed - r.skipped_expired));
 			json_object_set_new(body, "sample", arr);
 			api_json(req, 200, body);
 		} else {

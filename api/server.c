@@ -174,6 +174,12 @@ void api_problem_errors(struct api_req *req, int status, const char *code, const
 		json_object_set_new(p, "errors", errors);
 	api_json(req, status, p);
 	req->resp.content_type = "application/problem+json";
+	/* Every 503 says when to come back (RFC 9110 §10.2.3, §15.6.4). */
+	int has_retry_after = 0;
+	for (int i = 0; i < req->resp.nheaders; i++)
+		has_retry_after |= strcasecmp(req->resp.hname[i], "Retry-After") == 0;
+	if (status == 503 && !has_retry_after)
+		api_header(req, "Retry-After", MF_UNAVAILABLE_RETRY_AFTER);
 }
 
 void api_problem(struct api_req *req, int status, const char *code, const char *detail)

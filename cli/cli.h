@@ -8,6 +8,7 @@
 #ifndef MF_CLI_H
 #define MF_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 struct config;
@@ -26,9 +27,18 @@ int cmd_list(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
 
+/* The credential name of the configuration file under systemd. */
+#define CLI_CONFIG_CREDENTIAL "mailferry.conf"
 /*
- * Loads the configuration (path NULL: the default file) and sets up
- * logging from it.  Returns 0, or prints the error and returns EXIT_USAGE.
+ * The configuration file to read: path when given (--config); else
+ * $CREDENTIALS_DIRECTORY/mailferry.conf when systemd passed it with
+ * LoadCredential= (deploy/mailferry.service), written into buf; else NULL,
+ * which config_load() turns into ./mailferry.conf if present.
+ */
+const char *cli_config_path(const char *path, char *buf, size_t bufsz);
+/*
+ * Loads the configuration (path NULL: cli_config_path's default) and sets
+ * up logging from it.  Returns 0, or prints the error and returns EXIT_USAGE.
  */
 int cli_load_config(struct config *cfg, const char *path);
 /* Prints "mailferry: <msg>" to stderr and returns code. */

@@ -18,8 +18,9 @@
 static const char usage[] =
 	"usage: mailferry config check [--config FILE]\n"
 	"\n"
-	"Loads the configuration (defaults, then FILE or ./mailferry.conf, then\n"
-	"MAILFERRY_<KEY> environment variables), checks every value and prints the\n"
+	"Loads the configuration (defaults, then FILE, or $CREDENTIALS_DIRECTORY/mailferry.conf\n"
+	"under systemd, or ./mailferry.conf; then MAILFERRY_<KEY> environment variables),\n"
+	"checks every value and prints the\n"
 	"effective configuration with secrets redacted.\n"
 	"Every file a key names (dkim_key_file, tls_ca_file, bounce_tls_cert,\n"
 	"bounce_tls_key) is opened, and the DKIM key and CA file are loaded.\n"

@@ -11,16 +11,32 @@
 #include "cli/output.h"
 #include "db/db.h"
 #include "db/msgview.h"
+#include "util/limits.h"
 #include "util/config.h"
 
 #define LIST_DEFAULT 20
 #define LIST_MAX 10000
 
+/* The message statuses GET /v1/messages accepts (api/messages.c). */
+static const char *const list_statuses[] = {
+	"queued", "scheduled", "sending", "deferred", "delivered", "bounced", "failed", "suppressed",
+	"canceled", "partial", NULL,
+};
+
+static int status_known(const char *s)
+{
+	for (int i = 0; list_statuses[i]; i++)
+		if (strcmp(s, list_statuses[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static const char usage[] =
 	"usage: mailferry list [--status S] [--since T] [--recipient R] [--limit N] [--json] [--config FILE]\n"
 	"\n"
 	"Lists messages, newest first (default 20, at most 10000).\n"
-	"--status S     message status: queued, sending, delivered, bounced, failed, partial, ...\n"
+	"--status S     message status: queued, scheduled, sending, deferred, delivered, bounced,\n"
+	"               failed, suppressed, canceled, partial\n"
 	"--since T      created at or after T: RFC 3339 time or a duration ago (24h, 7d)\n"
 	"--recipient R  messages with this recipient address\n"
 	"--json         one JSON object per line\n";
@@ -40,11 +56,11 @@ static void print_row(const struct db_view_msg *m, void *arg)
 		printf("}\n");
 		return;
 	}
-	char to[40], from[30], subj[40];
-	char rc[64];
+	char to[CLI_CELL_MAX], from[CLI_CELL_MAX], subj[CLI_CELL_MAX];
+	char rc[MF_ADDRESS_MAX + 8];
 	snprintf(rc, sizeof(rc), "%s%s", m->first_rcpt, m->nrcpt > 1 ? " +" : "");
-	printf("%-36s  %-20s  %-9s  %-30s  %-28s  %s\n", m->id, m->created_at, m->status,
-	       cli_clip(rc, 30, to, sizeof(to)), cli_clip(m->from, 28, from, sizeof(from)),
+	printf("%-36s  %-20s  %-9s  %s  %s  %s\n", m->id, m->created_at, m->status,
+	       cli_cell(rc, 30, to, sizeof(to)), cli_cell(m->from, 28, from, sizeof(from)),
 	       cli_clip(m->subject, 36, subj, sizeof(subj)));
 }
 
@@ -65,7 +81,11 @@ int cmd_list(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:s:S:r:l:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
-		case 's': f.status = optarg; break;
+		case 's':
+			if (!status_known(optarg))
+				return cli_fail(EXIT_USAGE, "list: --status: not a message status: %s", optarg);
+			f.status = optarg;
+			break;
 		case 'S':
 			if (cli_time_arg(optarg, since, sizeof(since)) < 0)
 				return cli_fail(EXIT_USAGE, "list: --since: not a time or duration: %s", optarg);

@@ -32,7 +32,7 @@ static const char usage[] =
 	"The attempt counter continues; an event message.requeued records the replay.\n"
 	"Suppressed addresses and messages whose body has expired are skipped and counted.\n"
 	"Replaying the same filter twice is harmless: requeued recipients no longer match.\n"
-	"--dry-run  count what would be requeued and show a sample; change nothing\n"
+	"--dry-run  count what would be requeued (would_requeue) and show a sample; change nothing\n"
 	"--json     one JSON object on stdout\n";
 
 struct replay_opts {
@@ -61,8 +61,8 @@ static void print_sample(const struct db_replay_sample *s, void *arg)
 	int *n = arg;
 	if ((*n)++ == 0)
 		printf("\n%-36s  %-32s  %-9s  %s\n", "MESSAGE", "RECIPIENT", "STATUS", "CREATED");
-	char rc[40];
-	printf("%-36s  %-32s  %-9s  %s\n", s->message_id, cli_clip(s->recipient, 32, rc, sizeof(rc)), s->status,
+	char rc[CLI_CELL_MAX];
+	printf("%-36s  %s  %-9s  %s\n", s->message_id, cli_cell(s->recipient, 32, rc, sizeof(rc)), s->status,
 	       s->created_at);
 }
 
@@ -86,17 +86,26 @@ static void add(struct db_replay_result *sum, const struct db_replay_result *r)
 	sum->batches += r->batches;
 }
 
+/* What a dry run would requeue: the matches that are not skipped. */
+static long would_requeue(const struct db_replay_result *r)
+{
+	return r->matched - r->skipped_suppressed - r->skipped_expired;
+}
+
+/* The counts; a dry run's JSON carries would_requeue, the same number as its text. */
 static void print_result(const struct replay_opts *o, const struct db_replay_result *r)
 {
 	if (o->json) {
-		printf("{\"matched\":%ld,\"requeued\":%ld,\"skipped_suppressed\":%ld,\"skipped_expired\":%ld,"
-		       "\"dry_run\":%s}\n",
-		       r->matched, r->requeued, r->skipped_suppressed, r->skipped_expired, o->dry_run ? "true" : "false");
+		printf("{\"matched\":%ld,\"requeued\":%ld,", r->matched, r->requeued);
+		if (o->dry_run)
+			printf("\"would_requeue\":%ld,", would_requeue(r));
+		printf("\"skipped_suppressed\":%ld,\"skipped_expired\":%ld,\"dry_run\":%s}\n", r->skipped_suppressed,
+		       r->skipped_expired, o->dry_run ? "true" : "false");
 		return;
 	}
 	printf("matched:            %ld\n", r->matched);
 	printf("%s %ld\n", o->dry_run ? "would requeue:     " : "requeued:          ",
-	       o->dry_run ? r->matched - r->skipped_suppressed - r->skipped_expired : r->requeued);
+	       o->dry_run ? would_requeue(r) : r->requeued);
 	printf("skipped suppressed: %ld\n", r->skipped_suppressed);
 	printf("skipped expired:    %ld\n", r->skipped_expired);
 }
@@ -113,8 +122,9 @@ static int dry_run(struct db_pool *pool, const struct replay_opts *o, struct db_
 			printf("]}\n");
 			return cli_fail(EXIT_RUNTIME, "replay: %s", err);
 		}
-		printf("],\"matched\":%ld,\"requeued\":0,\"skipped_suppressed\":%ld,\"skipped_expired\":%ld,"
-		       "\"dry_run\":true}\n", r.matched, r.skipped_suppressed, r.skipped_expired);
+		printf("],\"matched\":%ld,\"requeued\":0,\"would_requeue\":%ld,\"skipped_suppressed\":%ld,"
+		       "\"skipped_expired\":%ld,\"dry_run\":true}\n",
+		       r.matched, would_requeue(&r), r.skipped_suppressed, r.skipped_expired);
 		return 0;
 	}
 	/* The counts come first so that the sample table follows them. */

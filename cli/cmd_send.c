@@ -6,9 +6,11 @@
  * configuration (0.0.0.0 / [::] become loopback); the key is --key or
  * MAILFERRY_API_KEY.  The request JSON is written here by hand (jansson
  * stays in api/); attachments are read, base64-encoded (RFC 4648 §4) and
- * bounded by max_message_size.  Exit 0 on 2xx, 1 on any other answer or a
- * transport error (the problem's code and detail go to stderr), 2 usage.
+ * bounded by max_message_size.  The answer is read with cJSON.  Exit 0 on
+ * 2xx, 1 on any other answer or a transport error (the problem's code,
+ * detail and each of its field errors go to stderr), 2 usage.
  */
+#include <cJSON.h>
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -161,31 +163,35 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return buf_append(arg, p, size * n) < 0 ? 0 : size * n;
 }
 
-/*
- * Copies the string value of the first member "name" of a JSON answer
- * (best effort: the CLI has no JSON parser; escapes are kept as they are).
- */
-static void json_field(const char *body, const char *name, char *out, size_t outsz)
+/* The string member name of object o, or fallback. */
+static const char *json_str(const cJSON *o, const char *name, const char *fallback)
 {
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\"", name);
-	out[0] = '\0';
-	for (const char *p = strstr(body, pat); p; p = strstr(p + 1, pat)) {
-		const char *v = p + strlen(pat);
-		while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
-			v++;
-		if (*v++ != ':')
-			continue;
-		while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
-			v++;
-		if (*v++ != '"')
-			continue;
-		size_t n = 0;
-		while (v[n] && v[n] != '"' && n + 1 < outsz)
-			n++;
-		snprintf(out, outsz, "%.*s", (int)n, v);
-		return;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) && v->valuestring ? v->valuestring : fallback;
+}
+
+/*
+ * Reports a problem answer (RFC 9457) on stderr: "HTTP status code:
+ * detail", then one line per entry of its "errors" array (field, code,
+ * message), as the API returned them.  Returns EXIT_RUNTIME.
+ */
+static int report_problem(long status, const char *body)
+{
+	cJSON *doc = cJSON_Parse(body);
+	const char *code = json_str(doc, "code", "error");
+	const char *detail = json_str(doc, "detail", doc ? "" : body);
+	int rc = cli_fail(EXIT_RUNTIME, "send: HTTP %ld %s: %s", status, code, detail);
+	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(doc, "errors");
+	if (!cJSON_IsArray(errors))
+		errors = NULL;
+	const cJSON *e;
+	cJSON_ArrayForEach(e, errors) {
+		const char *field = json_str(e, "field", "");
+		fprintf(stderr, "  %s%s%s (%s)\n", field, *field ? ": " : "", json_str(e, "message", ""),
+			json_str(e, "code", "-"));
 	}
+	cJSON_Delete(doc);
+	return rc;
 }
 
 static int post(const struct send_opts *o, const char *url, const struct buf *req)
@@ -220,19 +226,15 @@ static int post(const struct send_opts *o, const char *url, const struct buf *re
 	if (cc != CURLE_OK) {
 		rc = cli_fail(EXIT_RUNTIME, "send: %s: %s", url, *errbuf ? errbuf : curl_easy_strerror(cc));
 	} else if (status / 100 != 2) {
-		char code[64], detail[512];
-		json_field(buf_cstr(&resp), "code", code, sizeof(code));
-		json_field(buf_cstr(&resp), "detail", detail, sizeof(detail));
 		if (o->json)
 			fprintf(stderr, "%s\n", buf_cstr(&resp));
-		rc = cli_fail(EXIT_RUNTIME, "send: HTTP %ld %s: %s", status, *code ? code : "error",
-			      *detail ? detail : buf_cstr(&resp));
+		rc = report_problem(status, buf_cstr(&resp));
 	} else if (o->json) {
 		printf("%s\n", buf_cstr(&resp));
 	} else {
-		char id[64];
-		json_field(buf_cstr(&resp), "id", id, sizeof(id));
-		printf("queued %s\n", *id ? id : buf_cstr(&resp));
+		cJSON *doc = cJSON_Parse(buf_cstr(&resp));
+		printf("queued %s\n", json_str(doc, "id", buf_cstr(&resp)));
+		cJSON_Delete(doc);
 	}
 	buf_cleanup(&resp);
 	return rc;

@@ -77,6 +77,7 @@ static int app_start(struct app *app)
 {
 	char err[1024];
 	app->metrics = metrics_new();
+	metrics_declare_known(app->metrics);
 	app->pool = db_pool_new(app->cfg.database_url, app->cfg.db_pool_size);
 	int ready = db_check_ready(app->pool, err, sizeof(err));
 	if (ready == -2) {
@@ -210,6 +211,8 @@ int cmd_serve(int argc, char **argv)
 		return cli_fail(EXIT_RUNTIME, "serve: setenv failed");
 
 	struct app app = { 0 };
+	char cred[4096];
+	path = cli_config_path(path, cred, sizeof(cred)); /* SIGHUP reads the same file */
 	if (cli_load_config(&app.cfg, path) != 0)
 		return EXIT_USAGE;
 

@@ -1,15 +1,19 @@
 /*
  * cmd_status.c - "mailferry status MESSAGE_ID": a message, its recipients
  * and its event timeline, straight from the database (same configuration
- * as serve).  Exit 1 when there is no such message.
+ * as serve).  --json prints the document GET /v1/messages/{id} answers
+ * (db_message_get, defined once in SQL), so scripts see the API's shapes.
+ * Exit 1 when there is no such message.
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "db/db.h"
+#include "db/messages.h"
 #include "db/msgview.h"
 #include "util/config.h"
 #include "util/uuid.h"
@@ -19,35 +23,15 @@ static const char usage[] =
 	"\n"
 	"Shows the message's status, each recipient (status, attempts, next attempt,\n"
 	"last SMTP response) and the timeline of its events.\n"
-	"--json  one JSON object on stdout\n";
+	"--json  the message as GET /v1/messages/{id} returns it\n";
 
 struct view {
-	int json;
 	int nrcpt, nevent;
 };
 
-static void json_kv(const char *sep, const char *k, const char *v)
-{
-	printf("%s\"%s\":", sep, k);
-	if (v && *v)
-		cli_json_str(stdout, v);
-	else
-		fputs("null", stdout);
-}
-
 static void on_message(const struct db_view_msg *m, void *arg)
 {
-	struct view *v = arg;
-	if (v->json) {
-		json_kv("{", "id", m->id);
-		json_kv(",", "status", m->status);
-		json_kv(",", "created_at", m->created_at);
-		json_kv(",", "from", m->from);
-		json_kv(",", "subject", m->subject);
-		printf(",\"tags\":%s", m->tags_json);
-		printf(",\"size\":%ld,\"body_kept\":%s,\"recipients\":[", m->size, m->body_kept ? "true" : "false");
-		return;
-	}
+	(void)arg;
 	printf("message:  %s\nstatus:   %s\ncreated:  %s\nfrom:     %s\nsubject:  %s\n", m->id, m->status,
 	       m->created_at, m->from, m->subject);
 	printf("tags:     %s\nsize:     %ld bytes%s\n", *m->tags ? m->tags : "-", m->size,
@@ -57,24 +41,7 @@ static void on_message(const struct db_view_msg *m, void *arg)
 static void on_recipient(const struct db_view_rcpt *r, void *arg)
 {
 	struct view *v = arg;
-	if (v->json) {
-		json_kv(v->nrcpt++ ? ",{" : "{", "email", r->email);
-		json_kv(",", "kind", r->kind);
-		json_kv(",", "status", r->status);
-		printf(",\"attempts\":%d", r->attempts);
-		json_kv(",", "next_attempt_at", r->next_attempt_at);
-		json_kv(",", "last_code", r->last_code);
-		json_kv(",", "last_enhanced", r->last_enhanced);
-		json_kv(",", "last_text", r->last_text);
-		json_kv(",", "last_mx", r->last_mx);
-		json_kv(",", "tls_version", r->tls_version);
-		json_kv(",", "bounce_type", r->bounce_type);
-		json_kv(",", "bounce_category", r->bounce_category);
-		json_kv(",", "updated_at", r->updated_at);
-		putchar('}');
-		return;
-	}
-	char email[40], resp[60], line[160];
+	char email[CLI_CELL_MAX], resp[CLI_CELL_MAX], line[160];
 	if (v->nrcpt++ == 0)
 		printf("\n%-36s %-4s %-10s %8s  %-20s  %s\n", "RECIPIENT", "KIND", "STATUS", "ATTEMPTS", "NEXT ATTEMPT",
 		       "LAST RESPONSE");
@@ -82,7 +49,7 @@ static void on_recipient(const struct db_view_rcpt *r, void *arg)
 		 *r->last_text ? " " : "", r->last_text);
 	int waiting = strcmp(r->status, "queued") == 0 || strcmp(r->status, "deferred") == 0 ||
 		      strcmp(r->status, "scheduled") == 0;
-	printf("%-36s %-4s %-10s %8d  %-20s  %s\n", cli_clip(r->email, 36, email, sizeof(email)), r->kind,
+	printf("%s %-4s %-10s %8d  %-20s  %s\n", cli_cell(r->email, 36, email, sizeof(email)), r->kind,
 	       r->status, r->attempts, waiting ? r->next_attempt_at : "-",
 	       *line ? cli_clip(line, 58, resp, sizeof(resp)) : "-");
 }
@@ -90,20 +57,7 @@ static void on_recipient(const struct db_view_rcpt *r, void *arg)
 static void on_event(const struct db_view_event *e, void *arg)
 {
 	struct view *v = arg;
-	if (v->json) {
-		if (v->nevent++ == 0)
-			printf("],\"events\":[");
-		else
-			putchar(',');
-		json_kv("{", "id", e->id);
-		json_kv(",", "type", e->type);
-		json_kv(",", "created_at", e->created_at);
-		json_kv(",", "recipient", e->recipient);
-		json_kv(",", "detail", e->detail);
-		putchar('}');
-		return;
-	}
-	char detail[80];
+	char detail[CLI_CELL_MAX];
 	if (v->nevent++ == 0)
 		printf("\nTIMELINE\n");
 	printf("%-20s  %-20s  %-32s  %s\n", e->created_at, e->type, e->recipient,
@@ -120,13 +74,13 @@ int cmd_status(int argc, char **argv)
 	};
 	const char *path = NULL;
 	struct view v = { 0 };
-	int c;
+	int c, json = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
 		if (c == 'c')
 			path = optarg;
 		else if (c == 'j')
-			v.json = 1;
+			json = 1;
 		else if (c == 'h')
 			return fputs(usage, stdout), 0;
 		else
@@ -142,15 +96,17 @@ int cmd_status(int argc, char **argv)
 		return EXIT_USAGE;
 	struct db_pool *pool = db_pool_new(cfg.database_url, 1);
 	struct db_msgview_cb cb = { on_message, on_recipient, on_event, &v };
-	char err[512];
-	int found = db_msgview_get(pool, id, &cb, err, sizeof(err));
+	char err[512] = "", *doc = NULL;
+	int found = json ? db_message_get(pool, id, &doc, err, sizeof(err))
+			 : db_msgview_get(pool, id, &cb, err, sizeof(err));
 	int rc = 0;
 	if (found < 0)
 		rc = cli_fail(EXIT_RUNTIME, "status: %s", err);
 	else if (found == 0)
 		rc = cli_fail(EXIT_RUNTIME, "status: no such message %s", id);
-	else if (v.json)
-		printf("%s]}\n", v.nevent ? "" : "],\"events\":[");
+	else if (json)
+		printf("%s\n", doc);
+	free(doc);
 	db_pool_free(pool);
 	config_cleanup(&cfg);
 	return rc;

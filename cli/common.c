@@ -4,7 +4,9 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "util/config.h"
@@ -21,9 +23,22 @@ int cli_fail(int code, const char *fmt, ...)
 	return code;
 }
 
+const char *cli_config_path(const char *path, char *buf, size_t bufsz)
+{
+	if (path != NULL)
+		return path;
+	/* systemd.exec(5) "Credentials": LoadCredential=mailferry.conf:... */
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	if (creds == NULL || *creds == '\0')
+		return NULL;
+	int n = snprintf(buf, bufsz, "%s/%s", creds, CLI_CONFIG_CREDENTIAL);
+	return n > 0 && (size_t)n < bufsz && access(buf, F_OK) == 0 ? buf : NULL;
+}
+
 int cli_load_config(struct config *cfg, const char *path)
 {
-	char err[512];
+	char err[512], cred[4096];
+	path = cli_config_path(path, cred, sizeof(cred));
 	if (config_load(cfg, path, err, sizeof(err)) < 0) {
 		config_cleanup(cfg);
 		return cli_fail(EXIT_USAGE, "config: %s", err);

@@ -21,7 +21,15 @@ int cli_json_buf(struct buf *b, const char *s);
  * Writes a timestamptz literal into out; returns 0 or -1.
  */
 int cli_time_arg(const char *s, char *out, size_t outsz);
-/* s clipped to width display bytes ("..." marks a cut), into out. */
+/*
+ * s clipped to width characters ("..." marks a cut), into out; cuts fall
+ * on UTF-8 character boundaries, also when out is too small.  Control
+ * characters become spaces.  Returns out.
+ */
 const char *cli_clip(const char *s, int width, char *out, size_t outsz);
+/* The same, padded with spaces to width characters (printf's %-30s counts bytes). */
+const char *cli_cell(const char *s, int width, char *out, size_t outsz);
+/* Room for a table cell of up to 80 characters of 4 UTF-8 bytes each. */
+#define CLI_CELL_MAX (80 * 4 + 4)
 
 #endif

@@ -5,8 +5,16 @@
 # package is missing.  Usage: deploy/bootstrap.sh [run|test|bench]
 #   run   - packages to build and run the relay
 #   test  - additionally the test peers (postfix, Cyrus SASL tools, swaks, python3-dkim, ...)
+#           and the OpenAPI linters, pinned in tests/node/package-lock.json
+#           and installed there with "npm ci"
 #   bench - additionally the HTTP load generator of make bench (wrk)
+#
+# apt-get waits up to APT_LOCK_TIMEOUT seconds (default 600) for the dpkg
+# lock instead of failing: on a cloud VM's first boot unattended-upgrades
+# holds it for minutes.
 set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+lock_timeout=${APT_LOCK_TIMEOUT:-600}
 
 mode=${1:-run}
 pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libjemalloc-dev libssl-dev
@@ -19,13 +27,32 @@ case "$mode" in
   bench) pkgs="$pkgs $pkgs_test wrk" ;;
 esac
 
+# The linters run on Node.js: Debian's nodejs and npm, unless a node and
+# npm are already there (e.g. NodeSource's nodejs, which bundles npm).
+if [ "$mode" != run ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  pkgs="$pkgs nodejs npm"
+fi
+
+# npm ci in tests/node when its node_modules is missing or older than the lock file.
+node_tools() {
+  [ "$mode" != run ] || return 0
+  local d=$here/tests/node
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    echo "bootstrap: npm ci in tests/node (OpenAPI linters)" >&2
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+}
+
 missing=()
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  node_tools
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=""
@@ -44,5 +71,17 @@ fi
 echo "bootstrap: installing ${missing[*]}" >&2
 # Postfix asks debconf questions; we only need its tools (smtp-sink, ...).
 echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections
-$sudo_cmd apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Another apt (unattended-upgrades) may hold the locks.  apt-get install
+# waits for the dpkg lock with DPkg::Lock::Timeout; apt-get update (apt 2.6)
+# does not wait for the lists lock, so it is retried until the same timeout.
+apt_opts=(-o "DPkg::Lock::Timeout=$lock_timeout")
+waited=0
+while ! out=$($sudo_cmd apt-get "${apt_opts[@]}" update -qq 2>&1); do
+  if ! grep -q 'Could not get lock' <<<"$out" || [ "$waited" -ge "$lock_timeout" ]; then
+    echo "$out" >&2; exit 1
+  fi
+  [ "$waited" -gt 0 ] || echo "bootstrap: another apt holds its lock (unattended-upgrades?); waiting up to ${lock_timeout}s" >&2
+  sleep 5; waited=$((waited + 5))
+done
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
+node_tools

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# lint.sh - checks STYLE.md's banned functions and test habits; run by make test.
+# lint.sh - checks STYLE.md's banned functions and test habits, and lints
+# docs/openapi.yaml with redocly and swagger-cli (pinned in tests/node/,
+# installed there by "deploy/bootstrap.sh test"); run by make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rc=0
@@ -28,5 +30,17 @@ if grep -nE "$logcall"'[^"]*"([^"]*[ ])?%[^%]' --include='*.c' -r util db api re
 fi
 if grep -nE '\b(rcpt|email|recipient|to_addr)=\\?"?%s' --include='*.c' -r util db api relay queue cli; then
   echo "lint: log recipient addresses with LOG_RCPT_FMT/LOG_RCPT (docs/operations.md, util/log.h)" >&2; rc=1
+fi
+# The OpenAPI description: redocly's recommended rules (every operation has
+# an operationId, ...; tests/node/.redocly.lint-ignore.yaml says what is
+# ignored and why) and swagger-parser's schema validation.
+if [ ! -x tests/node/node_modules/.bin/redocly ] || [ ! -x tests/node/node_modules/.bin/swagger-cli ]; then
+  echo "lint: tests/node/node_modules is missing: run deploy/bootstrap.sh test" >&2; rc=1
+else
+  (cd tests/node && NO_UPDATE_NOTIFIER=1 REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+     node_modules/.bin/redocly lint --format=stylish ../../docs/openapi.yaml) >&2 || {
+    echo "lint: docs/openapi.yaml fails redocly lint" >&2; rc=1; }
+  tests/node/node_modules/.bin/swagger-cli validate docs/openapi.yaml >/dev/null || {
+    echo "lint: docs/openapi.yaml fails swagger-cli validate" >&2; rc=1; }
 fi
 exit $rc

@@ -61,6 +61,9 @@
 #define MF_COMMIT_SPILL_MSGS 64
 /* API key rows are cached this long (a revocation takes effect within it). */
 #define MF_AUTH_CACHE_TTL_MS 1000
+/* Retry-After (seconds) of every 503 "unavailable": the pool reconnects
+ * within about a second, and clients should not retry in a tight loop. */
+#define MF_UNAVAILABLE_RETRY_AFTER "1"
 /* Config file line length. */
 #define MF_CONFIG_LINE_MAX 4096
 /* Webhook response bodies are read up to this many bytes. */

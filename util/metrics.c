@@ -2,14 +2,21 @@
  * metrics.c - Prometheus registry (see metrics.h).
  *
  * Families are kept in creation order in a small list; series in a list per
- * family.  Lookups are linear: mailferry has tens of series, not thousands.
+ * family.  Lookups are linear: mailferry has a few hundred series at most.
+ *
+ * metrics_declare_known() creates at 0 every counter series whose label
+ * values are a known fixed set (util/metrics_names.h lists them), so that
+ * rate() and increase() see the first increment: a series that first
+ * appears at 1 hides it, and an alert on it could never fire.
  */
 #include "util/metrics.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/metrics_names.h"
 #include "util/xmalloc.h"
 
 enum mtype { M_COUNTER, M_GAUGE, M_HISTOGRAM };
@@ -176,4 +183,72 @@ void metrics_render(struct metrics *m, struct buf *out)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+/* Label values of the counters metrics_declare_known() creates. */
+static const char *const outcome_statuses[] = { "delivered", "deferred", "bounced", "failed", NULL };
+static const char *const destinations[] = { "google", "microsoft", "yahoo", "apple", "other", NULL };
+static const char *const tls_series[] = {
+	"tls=\"none\",verified=\"no\"",       "tls=\"TLSv1.2\",verified=\"yes\"",
+	"tls=\"TLSv1.2\",verified=\"no\"",    "tls=\"TLSv1.3\",verified=\"yes\"",
+	"tls=\"TLSv1.3\",verified=\"no\"",    NULL,
+};
+static const char *const bounce_types[] = { "permanent", "transient", NULL };
+/* relay/classify.c's categories. */
+static const char *const bounce_categories[] = {
+	"bad_mailbox", "bad_domain", "mailbox_full", "message_too_large", "routing", "dns",
+	"protocol",    "policy",     "reputation",   "spam",              "other",   NULL,
+};
+static const char *const bounce_sources[] = { "smtp", "dsn", NULL };
+/* queue/webhook_dispatch.c's decisions. */
+static const char *const webhook_outcomes[] = { "succeeded", "pending", "failed", NULL };
+/* db/retention.c's kinds. */
+static const char *const retention_kinds[] = { "bodies", "events", "messages", "bounces_raw", "idempotency_keys", NULL };
+/* The send route's server errors, which the "API errors" alert divides. */
+static const char *const http_errors[] = {
+	"method=\"POST\",route=\"/v1/messages\",status=\"500\"",
+	"method=\"POST\",route=\"/v1/messages\",status=\"503\"",
+	NULL,
+};
+
+/* One series at 0 per value of vals, labels fmt % value. */
+static void declare_each(struct metrics *m, const char *name, const char *help, const char *fmt,
+			 const char *const *vals)
+{
+	char labels[256];
+	for (; *vals; vals++) {
+		snprintf(labels, sizeof(labels), fmt, *vals);
+		metrics_counter_add(m, name, help, labels, 0);
+	}
+}
+
+void metrics_declare_known(struct metrics *m)
+{
+	char labels[256];
+	metrics_counter_add(m, MF_M_MESSAGES_ACCEPTED, NULL, 0);
+	metrics_counter_add(m, MF_M_RECIPIENTS_ACCEPTED, NULL, 0);
+	metrics_counter_add(m, MF_M_CLAIMED, "", 0);
+	declare_each(m, MF_M_HTTP_REQUESTS, "%s", http_errors);
+	for (const char *const *st = outcome_statuses; *st; st++)
+		for (const char *const *d = destinations; *d; d++) {
+			snprintf(labels, sizeof(labels), "status=\"%s\",destination=\"%s\"", *st, *d);
+			metrics_counter_add(m, MF_M_DELIVERIES, labels, 0);
+		}
+	declare_each(m, MF_M_SMTP_TLS, "%s", tls_series);
+	for (const char *const *t = bounce_types; *t; t++)
+		for (const char *const *c = bounce_categories; *c; c++)
+			for (const char *const *src = bounce_sources; *src; src++) {
+				snprintf(labels, sizeof(labels), "type=\"%s\",category=\"%s\",source=\"%s\"", *t, *c,
+					 *src);
+				metrics_counter_add(m, MF_M_BOUNCES, labels, 0);
+			}
+	declare_each(m, MF_M_WEBHOOK_ATTEMPTS, "outcome=\"%s\"", webhook_outcomes);
+	metrics_counter_add(m, MF_M_REPLAY_REQUEUED, "via=\"api\"", 0);
+	declare_each(m, MF_M_RETENTION, "kind=\"%s\"", retention_kinds);
+	metrics_counter_add(m, "mailferry_bounce_listener_rcpt_refused_total",
+			    "Recipients refused by the bounce listener (not bounce_domain).", "", 0);
+	metrics_counter_add(m, "mailferry_bounce_listener_messages_total",
+			    "Messages received by the bounce listener, by result (stored, failed).", "result=\"stored\"", 0);
+	metrics_counter_add(m, "mailferry_bounce_listener_messages_total",
+			    "Messages received by the bounce listener, by result (stored, failed).", "result=\"failed\"", 0);
 }

@@ -27,5 +27,12 @@ void metrics_observe(struct metrics *m, const char *name, const char *help, cons
 /* fn runs (outside the registry lock) at the start of every render. */
 void metrics_add_collector(struct metrics *m, void (*fn)(struct metrics *m, void *arg), void *arg);
 void metrics_render(struct metrics *m, struct buf *out);
+/*
+ * Creates at 0 every counter series of util/metrics_names.h whose label
+ * values are a known fixed set (delivery outcomes by status and
+ * destination, retention rows by kind, ...), so that each is exported from
+ * start and rate()/increase() count its first increment.
+ */
+void metrics_declare_known(struct metrics *m);
 
 #endif

@@ -10,6 +10,8 @@
  *
  * Label values are fixed small sets (listed here) - never addresses,
  * domains, message ids or free text, which would explode the series count.
+ * metrics_declare_known() (util/metrics.c) creates each known series at 0
+ * when serve starts: a new label value goes into its table there too.
  */
 #ifndef MF_METRICS_NAMES_H
 #define MF_METRICS_NAMES_H

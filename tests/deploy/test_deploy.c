@@ -165,3 +165,61 @@ Test(deploy, dockerfile_is_multi_stage_on_debian12_slim)
 	cr_assert(strstr(out, "STOPSIGNAL SIGTERM\n"), "%s", out);
 	free(out);
 }
+
+/*
+ * The unit's service user can read its configuration.  systemd is not
+ * PID 1 here, so this does by hand, as root, what systemd and the install
+ * steps of docs/operations.md do, then runs mailferry with the uid and gid
+ * of a DynamicUser= service (setpriv, no supplementary groups):
+ *  - /etc/mailferry stays root-owned 0750 and mailferry.conf root 0600,
+ *    which such a user cannot read (the unit used to point --config there);
+ *  - LoadCredential=mailferry.conf:/etc/mailferry/mailferry.conf makes
+ *    systemd copy it into $CREDENTIALS_DIRECTORY (a directory owned by the
+ *    service user, the file 0400), which mailferry reads without --config.
+ * What only a running systemd shows (the copy itself, the dynamic uid it
+ * picks) is not tested here.
+ */
+Test(deploy, systemd_service_user_reads_its_configuration)
+{
+	char *out = NULL;
+	/* The unit: a dynamic user, the configuration as a credential, and
+	 * commands that leave the file to mailferry's default lookup. */
+	cr_assert_eq(th_run(&out, "grep -E '^(DynamicUser|LoadCredential|ExecStart|ExecStartPre|ConfigurationDirectory)='"
+				  " %s/deploy/mailferry.service", srcdir()), 0, "%s", out);
+	cr_assert(strstr(out, "DynamicUser=yes\n"), "%s", out);
+	cr_assert(strstr(out, "LoadCredential=mailferry.conf:/etc/mailferry/mailferry.conf\n"), "%s", out);
+	cr_assert(strstr(out, "ExecStartPre=/usr/local/bin/mailferry migrate\n"), "%s", out);
+	cr_assert(strstr(out, "ExecStart=/usr/local/bin/mailferry serve\n"), "%s", out);
+	cr_assert_null(strstr(out, "--config"), "a --config path bypasses the credential: %s", out);
+	free(out);
+
+	char *dir = th_tmpdir("unitcfg");
+	const int uid = 61234; /* in systemd's DynamicUser= range 61184..65519 */
+	cr_assert_eq(th_run(&out,
+			    "set -e; cd %s; mkdir -p etc/mailferry creds;"
+			    " printf 'http_listen = 127.0.0.1:9876\\nworkers = 7\\n' > etc/mailferry/mailferry.conf;"
+			    " chown -R root:root etc/mailferry; chmod 0750 etc/mailferry; chmod 0600 etc/mailferry/mailferry.conf;"
+			    " cp etc/mailferry/mailferry.conf creds/mailferry.conf;"
+			    " chown -R %d:%d creds; chmod 0400 creds/mailferry.conf; chmod 0500 creds",
+			    dir, uid, uid), 0, "%s", out);
+	free(out);
+	/* As the old unit had it: the service user cannot read the file. */
+	int rc = th_run(&out, "env -i PATH=/usr/bin:/bin setpriv --reuid=%d --regid=%d --clear-groups %s config check"
+			      " --config %s/etc/mailferry/mailferry.conf", uid, uid, th_bin(), dir);
+	cr_assert_eq(rc, 2, "%s", out);
+	cr_assert(strstr(out, "ermission denied"), "%s", out);
+	free(out);
+	/* As the unit has it: the credential, found without --config. */
+	rc = th_run(&out, "cd / && env -i PATH=/usr/bin:/bin CREDENTIALS_DIRECTORY=%s/creds setpriv --reuid=%d --regid=%d"
+			  " --clear-groups %s config check", dir, uid, uid, th_bin());
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "http_listen = 127.0.0.1:9876\n") && strstr(out, "workers = 7\n"), "%s", out);
+	free(out);
+	/* --config still wins over the credential. */
+	rc = th_run(&out, "cd / && CREDENTIALS_DIRECTORY=%s/creds %s config check --config /dev/null", dir, th_bin());
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "workers = 32\n"), "%s", out);
+	free(out);
+	th_rmrf(dir);
+	free(dir);
+}

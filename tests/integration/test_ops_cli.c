@@ -86,9 +86,10 @@ Test(ops_cli, replay_status_list)
 		  strstr(out, "requested_by=cli") && strstr(out, "@x.test"), "%s", out);
 	free(out);
 	cr_assert_eq(th_run(&out, "%s='%s' %s status %s --json", env, url, th_bin(), mid), 0, "%s", out);
-	cr_assert(strstr(out, "\"recipients\":[{\"email\":") && strstr(out, "\"events\":[{"), "%s", out);
-	cr_assert(strstr(out, "\"attempts\":2"), "attempts continue: %s", out);
-	cr_assert(strstr(out, "\"tags\":[\"orders\"]"), "%s", out);
+	/* The API's document (GET /v1/messages/{id}), as PostgreSQL writes jsonb. */
+	cr_assert(strstr(out, "\"recipients\": [{") && strstr(out, "\"events\": [{"), "%s", out);
+	cr_assert(strstr(out, "\"attempts\": 2"), "attempts continue: %s", out);
+	cr_assert(strstr(out, "\"tags\": [\"orders\"]"), "%s", out);
 	free(out);
 	/* Every --json output is valid JSON (one document, or one per line for list). */
 	cr_assert_eq(th_run(&out, "%s='%s' %s status %s --json | python3 -m json.tool", env, url, th_bin(), mid), 0,
