@@ -309,12 +309,12 @@ static void refuse(struct api_gate *g, int fd, const struct sockaddr *sa, int st
 		;
 	shutdown(fd, SHUT_WR);
 	close(fd);
-	char host[64] = "", q[300];
+	char host[64] = "";
 	const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
 						  : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 	inet_ntop(sa->sa_family, a, host, sizeof(host));
 	api_netlog("event=http_connection_refused listener=%s peer=%s status=%d code=%s detail=%s", g->name, host,
-		   status, code, log_quote(q, sizeof(q), detail));
+		   status, code, detail);
 	count(g, code);
 }
 

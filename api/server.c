@@ -372,8 +372,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(text);
 	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		text[--n] = '\0';
-	char q[600];
-	api_netlog("event=http_server_message message=%s", log_quote(q, sizeof(q), text));
+	api_netlog("event=http_server_message message=%s", text);
 }
 
 /* A connection the gate handed over has closed: its address's count drops. */
