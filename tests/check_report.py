@@ -25,7 +25,8 @@ import os
 import re
 import sys
 
-TEST_RE = re.compile(r'^\s*Test\(\s*(\w+)\s*,\s*(\w+)', re.M)
+# Test(suite, name, ...) and ParameterizedTest(type *param, suite, name, ...).
+TEST_RE = re.compile(r'^\s*(?:Test\(|ParameterizedTest\([^,]*,)\s*(\w+)\s*,\s*(\w+)', re.M)
 
 
 def strip_comments(text):
