@@ -366,11 +366,21 @@ Test(delivery, kill9_with_1000_in_flight_loses_nothing)
 	pid_t sink = sink_routed(args, routes, sizeof(routes));
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=2s",
 			      "MAILFERRY_RETRY_SCHEDULE=1s", "MAILFERRY_LOG_LEVEL=warn", NULL };
+	/* The first process delivers with two workers, so that a fast machine
+	 * does not send all N between two polls; once 100 are delivered the
+	 * sink is stopped (SIGSTOP), which freezes the sessions in flight
+	 * where they are, and the process is killed with them open. */
+	const char *env_first[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=2s",
+				    "MAILFERRY_RETRY_SCHEDULE=1s", "MAILFERRY_LOG_LEVEL=warn",
+				    "MAILFERRY_WORKERS=2", NULL };
 	insert_messages(url, N, "k@kill.test");
-	struct th_proc *p = th_serve_start(url, env);
+	struct th_proc *p = th_serve_start(url, env_first);
 	cr_assert_not_null(p);
 	long d = wait_count(url, 100, 15000, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
 	cr_assert_geq(d, 100);
+	char *sig = NULL;
+	cr_assert_eq(th_run(&sig, "pkill -STOP -P %d -x smtp-sink", (int)sink), 0, "%s", sig);
+	free(sig);
 	kill(p->pid, SIGKILL);
 	int st;
 	waitpid(p->pid, &st, 0);
@@ -379,6 +389,8 @@ Test(delivery, kill9_with_1000_in_flight_loses_nothing)
 	long at_kill = ql(url, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
 	long leased = ql(url, "SELECT count(*) FROM recipients WHERE status = 'sending'");
 	cr_assert_lt(at_kill, N, "everything was delivered before the kill; nothing tested");
+	cr_assert_eq(th_run(&sig, "pkill -CONT -P %d -x smtp-sink", (int)sink), 0, "%s", sig);
+	free(sig);
 
 	p = th_serve_start(url, env);
 	cr_assert_not_null(p);

@@ -288,7 +288,12 @@ Test(delivery, delivery_timeout_bounds_a_slow_session)
 	struct th_proc *p = th_serve_start(url, env);
 	cr_assert_not_null(p);
 	insert_messages(url, 1, "tar@pit.test");
-	cr_assert_eq(wait_count(url, 1, 20000, "SELECT count(*) FROM recipients WHERE status = 'deferred'"), 1);
+	if (wait_count(url, 1, 60000, "SELECT count(*) FROM recipients WHERE status = 'deferred'") != 1) {
+		char *log = NULL, *st = q(url, "SELECT status || ' ' || attempts || ' ' || coalesce(last_text, '-')"
+					      " FROM recipients");
+		th_run(&log, "tail -n 40 '%s'", p->log);
+		cr_assert_fail("not deferred within 60 s (recipient: %s); serve log:\n%s", st, log);
+	}
 	char *v = q(url, "SELECT attempts || ' ' || (next_attempt_at > now() + interval '30 min') || ' ' || last_text"
 			 " FROM recipients");
 	cr_assert(strncmp(v, "1 true delivery_timeout reached waiting for reply in ", 53) == 0, "%s", v);
