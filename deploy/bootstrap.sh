@@ -14,7 +14,6 @@
 # holds it for minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-lock_timeout=${APT_LOCK_TIMEOUT:-600}
 
 mode=${1:-run}
 pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libjemalloc-dev libssl-dev
@@ -71,17 +70,8 @@ fi
 echo "bootstrap: installing ${missing[*]}" >&2
 # Postfix asks debconf questions; we only need its tools (smtp-sink, ...).
 echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections
-# Another apt (unattended-upgrades) may hold the locks.  apt-get install
-# waits for the dpkg lock with DPkg::Lock::Timeout; apt-get update (apt 2.6)
-# does not wait for the lists lock, so it is retried until the same timeout.
-apt_opts=(-o "DPkg::Lock::Timeout=$lock_timeout")
-waited=0
-while ! out=$($sudo_cmd apt-get "${apt_opts[@]}" update -qq 2>&1); do
-  if ! grep -q 'Could not get lock' <<<"$out" || [ "$waited" -ge "$lock_timeout" ]; then
-    echo "$out" >&2; exit 1
-  fi
-  [ "$waited" -gt 0 ] || echo "bootstrap: another apt holds its lock (unattended-upgrades?); waiting up to ${lock_timeout}s" >&2
-  sleep 5; waited=$((waited + 5))
-done
-DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Another apt (unattended-upgrades) may hold the locks: deploy/apt.sh waits.
+. "$here/deploy/apt.sh"
+apt_wait_get update -qq || exit 1
+DEBIAN_FRONTEND=noninteractive apt_wait_get install -y -qq --no-install-recommends "${missing[@]}" || exit 1
 node_tools

@@ -1,5 +1,6 @@
 /*
- * Tests for the deployment files in deploy/: the systemd unit passes
+ * Tests for the deployment files in deploy/: apt.sh waits for a held apt
+ * lock; the systemd unit passes
  * "systemd-analyze verify" without a single warning and scores as well
  * hardened; docker-compose.yml and the Kubernetes manifests load as YAML
  * (python3-yaml, via popen) and have the services, roles, probes and the
@@ -222,4 +223,51 @@ Test(deploy, systemd_service_user_reads_its_configuration)
 	free(out);
 	th_rmrf(dir);
 	free(dir);
+}
+
+/*
+ * deploy/apt.sh: bootstrap's apt-get waits for another apt (on a cloud
+ * VM's first boot, unattended-upgrades) instead of failing.  A python3
+ * process holds the lock with fcntl(2), as apt does, for two seconds; a
+ * plain apt-get fails at once (so the lock is really held), apt_wait_get
+ * returns 0 only after the holder has let go.  "install" of an installed
+ * package exercises DPkg::Lock::Timeout (the dpkg frontend lock); "clean"
+ * takes the archives lock, which apt-get does not wait for by itself, and
+ * so exercises apt_wait_get's own retry.  Neither needs the network.
+ */
+static void apt_waits_for(const char *lock, const char *args)
+{
+	char *dir = th_tmpdir("aptlock");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/t.sh", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"set -u; cd \"$1\"; t=\"$2\"\n"
+		"python3 -c 'import fcntl, sys, time\n"
+		"f = open(sys.argv[1], \"w\"); fcntl.lockf(f, fcntl.LOCK_EX)\n"
+		"open(sys.argv[2] + \"/held\", \"w\").close(); time.sleep(2)\n"
+		"open(sys.argv[2] + \"/released\", \"w\").close()' \"$3\" \"$t\" &\n"
+		"for i in $(seq 200); do [ -f \"$t/held\" ] && break; sleep 0.05; done\n"
+		"[ -f \"$t/held\" ] || { echo 'holder never held the lock'; exit 3; }\n"
+		". deploy/apt.sh\n"
+		"if APT_LOCK_TIMEOUT=0 apt_wait_get %s >/dev/null 2>&1; then echo 'CONTROL: not refused'; exit 4; fi\n"
+		"APT_LOCK_TIMEOUT=60 apt_wait_get %s || { echo 'apt_wait_get failed'; exit 5; }\n"
+		"[ -f \"$t/released\" ] || { echo 'returned while the lock was held'; exit 6; }\n"
+		"wait; echo WAITED_OK\n",
+		args, args);
+	fclose(f);
+	char *out = NULL;
+	int rc = th_run(&out, "bash %s %s %s %s", path, srcdir(), dir, lock);
+	cr_assert_eq(rc, 0, "%s: rc %d: %s", lock, rc, out);
+	cr_assert(strstr(out, "WAITED_OK"), "%s", out);
+	free(out);
+	th_rmrf(dir);
+	free(dir);
+}
+
+Test(deploy, apt_waits_for_a_held_dpkg_lock, .timeout = 120)
+{
+	apt_waits_for("/var/lib/dpkg/lock-frontend", "install -y -qq hostname");
+	apt_waits_for("/var/cache/apt/archives/lock", "clean");
 }
