@@ -266,7 +266,7 @@ static void apt_waits_for(const char *lock, const char *args)
 	free(dir);
 }
 
-Test(deploy, apt_waits_for_a_held_dpkg_lock, .timeout = 120)
+Test(deploy, apt_waits_for_a_held_dpkg_lock)
 {
 	apt_waits_for("/var/lib/dpkg/lock-frontend", "install -y -qq hostname");
 	apt_waits_for("/var/cache/apt/archives/lock", "clean");
