@@ -23,82 +23,11 @@
 #include <unistd.h>
 
 #include "api_helpers.h"
+#include "delivery_helpers.h"
 #include "harness.h"
 #include "relay/smtp_server.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
-
-static char *q(const char *url, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *q(const char *url, const char *fmt, ...)
-{
-	char sql[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	char *r = th_sql(url, sql);
-	cr_assert_not_null(r, "%s", sql);
-	return r;
-}
-
-static long ql(const char *url, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long ql(const char *url, const char *fmt, ...)
-{
-	char sql[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	char *r = th_sql(url, sql);
-	cr_assert_not_null(r, "%s", sql);
-	long v = strtol(r, NULL, 10);
-	free(r);
-	return v;
-}
-
-/* n messages to the recipients "a@x.test,b@y.test", as the committer
- * writes them (the recipients insert NOTIFYs the queue). */
-static void insert_messages(const char *url, int n, const char *rcpts)
-{
-	free(q(url,
-		"WITH m AS (INSERT INTO messages (id, mail_from, from_header, subject, message_id_hdr, size, body)"
-		"  SELECT gen_random_uuid(), 'app@sender.test', 'App <app@sender.test>', 'hello ' || g,"
-		"         g || '@sender.test', 200,"
-		"         convert_to('From: App <app@sender.test>' || E'\\r\\n' || 'Subject: hello ' || g || E'\\r\\n'"
-		"           || 'X-Seq: ' || g || E'\\r\\n' || E'\\r\\n' || 'body ' || g || E'\\r\\n', 'UTF8')"
-		"    FROM generate_series(1, %d) g RETURNING id)"
-		" INSERT INTO recipients (message_id, position, email, domain, kind, status)"
-		" SELECT m.id, r.ord, r.e, split_part(r.e, '@', 2), 'to', 'queued'"
-		"   FROM m, unnest(string_to_array('%s', ',')) WITH ORDINALITY AS r(e, ord)",
-		n, rcpts));
-}
-
-/* smtp-sink on a free port in the background (timeout(1) ends it even if
- * an assertion skips sink_stop); returns the pid of timeout(1). */
-static pid_t sink_start(int port, const char *args)
-{
-	char *out = NULL;
-	int rc = th_run(&out, "timeout 120 /usr/sbin/smtp-sink %s %s 127.0.0.1:%d 256 >/dev/null 2>&1 & echo $!",
-			geteuid() == 0 ? "-u nobody" : "", args, port);
-	cr_assert_eq(rc, 0, "%s", out);
-	pid_t pid = (pid_t)strtol(out, NULL, 10);
-	free(out);
-	cr_assert_gt(pid, 0);
-	cr_assert_eq(th_smtp_wait_port(port, 5000), 0, "smtp-sink did not listen on %d", port);
-	return pid;
-}
-
-static long wait_count(const char *url, long want, int timeout_ms, const char *sql)
-{
-	long t0 = th_now_ms(), v = -1;
-	while (th_now_ms() - t0 < timeout_ms) {
-		v = ql(url, "%s", sql);
-		if (v >= want)
-			break;
-		usleep(50000);
-	}
-	return v;
-}
 
 static int count_files(const char *dir)
 {
