@@ -305,8 +305,12 @@ int th_http(const char *method, const char *url, const char *const *headers, con
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
+	char cerr[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
 	CURLcode rc = curl_easy_perform(c);
 	out->status = 0;
+	/* A transport failure is otherwise anonymous: keep what curl said. */
+	snprintf(out->error, sizeof(out->error), "%s", rc == CURLE_OK ? "" : *cerr ? cerr : curl_easy_strerror(rc));
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
 	out->body = buf_steal(&b, NULL);

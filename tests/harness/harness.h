@@ -48,6 +48,7 @@ struct th_http {
 	long status;
 	char *body;
 	char *headers;
+	char error[256]; /* curl's message when the transfer failed, else "" */
 };
 /* headers: NULL-terminated list of "Name: value". */
 int th_http(const char *method, const char *url, const char *const *headers, const char *body,

@@ -116,7 +116,7 @@ static inline long t_count(const char *db, const char *sql)
 static inline char *api_send_ok(struct api_srv *s, const char *body)
 {
 	struct th_http r;
-	cr_assert_eq(api_call(s, "POST", "/v1/messages", NULL, NULL, body, &r), 0);
+	cr_assert_eq(api_call(s, "POST", "/v1/messages", NULL, NULL, body, &r), 0, "POST /v1/messages: %s", r.error);
 	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
 	json_t *j = t_json(&r);
 	char *id = strdup(t_str(j, "id"));
