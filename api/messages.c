@@ -4,7 +4,7 @@
  * (INTERFACE.md "HTTP API").
  *
  * The send path: check the media type and Idempotency-Key, parse and
- * validate (api/validate.c), compose once (relay/mime.h) with a UUIDv7 id
+ * validate (api/validate.c), compose once (mail/mime.h) with a UUIDv7 id
  * and Message-ID <id@helo_name>, DKIM-signed when configured, then hand
  * the unit to the group committer (db/committer.h) and suspend.  The committer answers from its
  * thread through write_done(), which fills the response and resumes the
@@ -24,8 +24,8 @@
 #include "api/validate.h"
 #include "db/committer.h"
 #include "db/messages.h"
-#include "relay/address.h"
-#include "relay/mime.h"
+#include "mail/address.h"
+#include "mail/mime.h"
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/log.h"

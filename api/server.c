@@ -39,7 +39,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "db/committer.h"
-#include "relay/dkim.h"
+#include "mail/dkim.h"
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/log.h"

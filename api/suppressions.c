@@ -10,7 +10,7 @@
  * Addresses are compared in lower case (db/suppressions.h).  Adding an
  * address already listed answers 200 with the existing entry (idempotent).
  * POST /v1/bounces stores the message in bounces_raw (source 'api') and
- * processes it at once (queue/bounces.h), answering with what matched.
+ * processes it at once (bounce/bounces.h), answering with what matched.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@
 #include "api/handlers.h"
 #include "db/bounces.h"
 #include "db/suppressions.h"
-#include "queue/bounces.h"
+#include "bounce/bounces.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/xmalloc.h"

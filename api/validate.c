@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "api/json_in.h"
-#include "relay/address.h"
+#include "mail/address.h"
 #include "util/limits.h"
 #include "util/scan.h"
 #include "util/xmalloc.h"

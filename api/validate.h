@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "relay/mailreq.h"
+#include "mail/mailreq.h"
 
 struct val_error {
 	char field[160];

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "relay/dkim.h"
+#include "mail/dkim.h"
 #include "relay/tls.h"
 #include "util/config.h"
 

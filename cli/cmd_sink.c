@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "relay/smtp_server.h"
+#include "bounce/smtp_server.h"
 #include "util/config.h"
 #include "util/log.h"
 

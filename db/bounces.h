@@ -1,5 +1,5 @@
 /*
- * bounces.h - the storage side of bounce processing (queue/bounces.c
+ * bounces.h - the storage side of bounce processing (bounce/bounces.c
  * decides; this file runs the SQL).
  *
  * A struct db_bounce_tx is one claimed bounces_raw row inside an open

@@ -9,7 +9,7 @@
 
 struct db_pool;
 
-/* The VERP HMAC key (relay/verp.h, VERP_KEY_LEN bytes). */
+/* The VERP HMAC key (mail/verp.h, VERP_KEY_LEN bytes). */
 #define DB_SETTING_VERP_KEY "verp_key"
 
 /*

@@ -18,8 +18,8 @@
 #include "db/queue.h"
 #include "queue/policy.h"
 #include "queue/queue.h"
-#include "relay/delivery.h"
-#include "relay/verp.h"
+#include "mail/outcome.h"
+#include "mail/verp.h"
 #include "util/limits.h"
 
 #define QUEUE_OWNER_MAX 128

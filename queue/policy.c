@@ -1,7 +1,7 @@
 /*
  * policy.c - the failure policy (see policy.h).  The retry-or-bounce
  * decision reads the outcome's class, scope and permanence, never its
- * text; the text only refines the bounce category (relay/classify.c).
+ * text; the text only refines the bounce category (mail/classify.c).
  */
 #include "queue/policy.h"
 

@@ -1,6 +1,6 @@
 /*
  * policy.h - the failure policy: one module that turns a classified SMTP
- * outcome (relay/delivery.h) plus the recipient's attempts and age into
+ * outcome (mail/outcome.h) plus the recipient's attempts and age into
  * its next state (STYLE.md: the transport reports, the policy decides).
  *
  *   2xx                          -> delivered
@@ -23,8 +23,8 @@
 #ifndef MF_QUEUE_POLICY_H
 #define MF_QUEUE_POLICY_H
 
-#include "relay/classify.h"
-#include "relay/delivery.h"
+#include "mail/classify.h"
+#include "mail/outcome.h"
 #include "util/config.h"
 
 enum queue_next { NEXT_DELIVERED, NEXT_DEFERRED, NEXT_BOUNCED, NEXT_FAILED };

@@ -1,5 +1,5 @@
 /*
- * relay.c - relay_deliver() (relay/delivery.h): route the job's domain,
+ * relay.c - relay_deliver() (relay/relay.h): route the job's domain,
  * take an idle session to one of its hosts or open a new one (next host on
  * failure, RFC 5321 §5.1), run one transaction for all the job's
  * recipients, and classify what happened into their outcomes.
@@ -12,7 +12,7 @@
  * a small list under one mutex, and a session is only ever used by the
  * thread that took it out.  Sessions are closed (QUIT) outside the lock.
  */
-#include "delivery.h"
+#include "relay/relay.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

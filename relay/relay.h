@@ -1,13 +1,26 @@
 /*
- * relay.h - knobs of struct relay (relay/delivery.h) beyond the contract,
- * for tests and tuning.  Call them right after relay_new(), before any
- * relay_deliver().
+ * relay.h - outbound SMTP: relay_deliver() routes a delivery job
+ * (mail/outcome.h) through routes, the smarthost or MX, speaks SMTP and
+ * fills one outcome per recipient.  It never touches the database.  The
+ * knobs below are for tests and tuning: call them right after relay_new(),
+ * before any relay_deliver().
  */
 #ifndef MF_RELAY_RELAY_H
 #define MF_RELAY_RELAY_H
 
-#include "relay/delivery.h"
+#include <stddef.h>
+
+#include "mail/outcome.h"
 #include "relay/route.h"
+
+struct config;
+struct relay;
+
+/* The relay keeps routing state and an idle-session cache; thread-safe. */
+struct relay *relay_new(const struct config *cfg, char *err, size_t errlen);
+void relay_free(struct relay *r);
+/* Delivers job; every rcpts[i].out is filled on return. */
+void relay_deliver(struct relay *r, struct delivery_job *job);
 
 /* Multiplies every SMTP timeout (RFC 5321 §4.5.3.2 values); default 1. */
 void relay_set_timeout_scale(struct relay *r, double scale);

@@ -7,7 +7,7 @@
  * random order; no MX but the name exists: the name itself is the host;
  * RFC 7505 §3: a single "MX 0 ." means the domain accepts no mail.
  */
-#include "route.h"
+#include "relay/route.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "relay/delivery.h"
+#include "mail/outcome.h"
 
 #define ROUTE_HOPS_MAX 16
 

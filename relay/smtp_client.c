@@ -13,7 +13,7 @@
  * rejections of MAIL/DATA to every recipient of the transaction (message
  * scope), RCPT replies to their own recipient (recipient scope).
  */
-#include "smtp_client.h"
+#include "relay/smtp_client.h"
 
 #include <ctype.h>
 #include <stdarg.h>

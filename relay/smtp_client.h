@@ -6,7 +6,7 @@
  *
  * The client knows nothing of the database or of routing: it is given a
  * host and parameters, then a transaction, and fills one classified
- * struct smtp_outcome per recipient (relay/delivery.h).  It is driven by
+ * struct smtp_outcome per recipient (mail/outcome.h).  It is driven by
  * its caller's thread with blocking calls bounded by the per-state
  * timeouts of RFC 5321 §4.5.3.2 (scaled by smtp_params.timeout_scale)
  * and by an optional overall deadline (smtp_params.deadline_ms).
@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "relay/delivery.h"
+#include "mail/outcome.h"
 
 struct tls_ctx;
 

@@ -5,7 +5,7 @@
  * one additional period is inserted at the beginning of the line."
  * §2.3.8: lines end in CRLF only; a bare CR or LF must not be sent.
  */
-#include "smtp_data.h"
+#include "relay/smtp_data.h"
 
 #include <string.h>
 

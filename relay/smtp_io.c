@@ -3,7 +3,7 @@
  * connection (see smtp_io.h).  The socket is non-blocking and every wait
  * goes through poll() with the caller's deadline.
  */
-#include "smtp_io.h"
+#include "relay/smtp_io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
  * and the second to 0-5.  We also accept a bare "CCC" line (§4.2 allows the
  * text to be empty) and a bare LF line end, which real servers send.
  */
-#include "smtp_reply.h"
+#include "relay/smtp_reply.h"
 
 #include <stdio.h>
 #include <string.h>

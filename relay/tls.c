@@ -8,7 +8,7 @@
  * proceeds and the verification result is only reported, which is what
  * opportunistic TLS (RFC 3207 §4.1, RFC 7435) needs.
  */
-#include "tls.h"
+#include "relay/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

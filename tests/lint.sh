@@ -5,30 +5,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rc=0
+# The module folders, from the Makefile's MODULES.
+src=$(sed -n 's/^MODULES *:= *//p' Makefile)
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol)[[:space:]]*\('
-if grep -nE "$banned" --include='*.c' --include='*.h' -r util db api relay queue cli | grep -v '^\S*:\s*\*'; then
+if grep -nE "$banned" --include='*.c' --include='*.h' -r $src | grep -v '^\S*:\s*\*'; then
   echo "lint: banned function (STYLE.md: use snprintf, buf_*, strtol, strtok_r)" >&2; rc=1
 fi
 if grep -nE '^Test\(.*\.timeout' -r tests; then
   echo "lint: Criterion .timeout leaks under ASan when timed tests overlap; bound waits in the test instead" >&2; rc=1
 fi
-if grep -lE 'microhttpd\.h' -r util db relay queue cli api | grep -v '^api/server\.c$'; then
+if grep -lE 'microhttpd\.h' -r $src | grep -v '^api/server\.c$'; then
   echo "lint: only api/server.c includes microhttpd.h" >&2; rc=1
 fi
-if grep -lE 'libpq-fe\.h' -r util api relay queue cli; then
+if grep -lE 'libpq-fe\.h' -r $(printf '%s\n' $src | grep -vx db); then
   echo "lint: only db/ includes libpq-fe.h" >&2; rc=1
 fi
 # util/log.h: the logger escapes every value itself, so a value passed
 # through log_quote() would be escaped twice; a conversion outside key=VALUE
 # could invent keys; a recipient address goes through LOG_RCPT_FMT/LOG_RCPT.
 logcall='log_(debug|info|warn|error|msg)(_limited|_suppressed)?\('
-if grep -nE 'log_quote\(' --include='*.c' -r util db api relay queue cli | grep -v '^util/log\.c:'; then
+if grep -nE 'log_quote\(' --include='*.c' -r $src | grep -v '^util/log\.c:'; then
   echo "lint: log lines escape their own values; pass the raw string, not log_quote() (util/log.h)" >&2; rc=1
 fi
-if grep -nE "$logcall"'[^"]*"([^"]*[ ])?%[^%]' --include='*.c' -r util db api relay queue cli; then
+if grep -nE "$logcall"'[^"]*"([^"]*[ ])?%[^%]' --include='*.c' -r $src; then
   echo "lint: a log conversion must be a value, key=%s (util/log.h)" >&2; rc=1
 fi
-if grep -nE '\b(rcpt|email|recipient|to_addr)=\\?"?%s' --include='*.c' -r util db api relay queue cli; then
+if grep -nE '\b(rcpt|email|recipient|to_addr)=\\?"?%s' --include='*.c' -r $src; then
   echo "lint: log recipient addresses with LOG_RCPT_FMT/LOG_RCPT (docs/operations.md, util/log.h)" >&2; rc=1
 fi
 # The OpenAPI description: redocly's recommended rules (every operation has

@@ -1,13 +1,13 @@
 /*
  * buf.c - growable buffer with a maximum size (see buf.h).
  */
-#include "buf.h"
+#include "util/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "xmalloc.h"
+#include "util/xmalloc.h"
 
 void buf_init(struct buf *b, size_t max)
 {

@@ -6,7 +6,7 @@
  * environment overrides and config_print() all walk that table, so adding a
  * key is one line.
  */
-#include "config.h"
+#include "util/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "limits.h"
-#include "log.h"
-#include "xmalloc.h"
+#include "util/limits.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
 
 enum ctype { C_STR, C_INT, C_BOOL, C_DURATION, C_SIZE, C_SCHEDULE, C_HOSTPORT,
 	     C_SMARTHOST_TLS, C_TLS_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES };

@@ -141,7 +141,7 @@
 #define MF_SHUTDOWN_MARGIN 2
 /* CLI: HTTP response bodies read by "mailferry send". */
 #define MF_CLI_RESPONSE_MAX (1024 * 1024)
-/* Parsing bounces (relay/mime_parse.c, relay/dsn.c): outside input, so
+/* Parsing bounces (mail/mime_parse.c, bounce/dsn.c): outside input, so
  * every dimension is bounded. */
 #define MF_BOUNCE_SIZE_MAX (10u * 1024u * 1024u)
 #define MF_MIME_DEPTH_MAX 8

@@ -10,7 +10,7 @@
  * interleave.  The settings are atomics: SIGHUP rewrites them while other
  * threads log.
  */
-#include "log.h"
+#include "util/log.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "buf.h"
-#include "limits.h"
+#include "util/buf.h"
+#include "util/limits.h"
 
 static _Atomic int min_level = MF_LOG_INFO;
 static _Atomic int json_output = 1;

@@ -194,13 +194,13 @@ static const char *const tls_series[] = {
 	"tls=\"TLSv1.3\",verified=\"no\"",    NULL,
 };
 static const char *const bounce_types[] = { "permanent", "transient", NULL };
-/* relay/classify.c's categories. */
+/* mail/classify.c's categories. */
 static const char *const bounce_categories[] = {
 	"bad_mailbox", "bad_domain", "mailbox_full", "message_too_large", "routing", "dns",
 	"protocol",    "policy",     "reputation",   "spam",              "other",   NULL,
 };
 static const char *const bounce_sources[] = { "smtp", "dsn", NULL };
-/* queue/webhook_dispatch.c's decisions. */
+/* hooks/webhook_dispatch.c's decisions. */
 static const char *const webhook_outcomes[] = { "succeeded", "pending", "failed", NULL };
 /* db/retention.c's kinds. */
 static const char *const retention_kinds[] = { "bodies", "events", "messages", "bounces_raw", "idempotency_keys", NULL };

@@ -39,7 +39,7 @@
  * and mailferry_bounce_listener_rcpt_refused_total. */
 #define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."
 
-/* Webhooks (queue/webhook_dispatch.c): outcome as decided by the retry
+/* Webhooks (hooks/webhook_dispatch.c): outcome as decided by the retry
  * policy (the dispatcher's dec.status).  The dispatcher's own collector
  * sets the gauge mailferry_webhook_deliveries{status="pending|sending"}. */
 #define MF_M_WEBHOOK_ATTEMPTS "mailferry_webhook_attempts_total", "Webhook delivery attempts."

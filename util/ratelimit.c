@@ -1,7 +1,7 @@
 /*
  * ratelimit.c - at most one event per interval (see ratelimit.h).
  */
-#include "ratelimit.h"
+#include "util/ratelimit.h"
 
 #include <time.h>
 

@@ -1,7 +1,7 @@
 /*
  * xmalloc.c - allocation wrappers; out of memory aborts (see xmalloc.h).
  */
-#include "xmalloc.h"
+#include "util/xmalloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>

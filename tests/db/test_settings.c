@@ -9,7 +9,7 @@
 #include "db/db.h"
 #include "db/settings.h"
 #include "harness.h"
-#include "relay/verp.h"
+#include "mail/verp.h"
 
 Test(settings, secret_created_once_and_shared)
 {

@@ -1,6 +1,6 @@
 /*
- * fuzz_dsn.c - libFuzzer harness for the bounce parser (relay/dsn.c) and
- * the MIME reader under it (relay/mime_parse.c).  Any input must parse
+ * fuzz_dsn.c - libFuzzer harness for the bounce parser (bounce/dsn.c) and
+ * the MIME reader under it (mail/mime_parse.c).  Any input must parse
  * without a crash, a leak or undefined behaviour, and the result must
  * respect its bounds.  Seeded with tests/data/ by tests/fuzz/run.sh.
  */
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay/dsn.h"
-#include "relay/mime_parse.h"
+#include "bounce/dsn.h"
+#include "mail/mime_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,7 +2,7 @@
  * fuzz_validate.c - libFuzzer harness for the send path up to the stored
  * message: the raw bytes are a request body, parsed (UTF-8 check, JSON)
  * and validated into a struct mail_request; a valid request is composed
- * (relay/mime.c, with the word-at-a-time encoders of relay/encode.c) and
+ * (mail/mime.c, with the word-at-a-time encoders of mail/encode.c) and
  * the composed message must keep mime.h's promises: CRLF line ends only,
  * no line over 998 octets, no bare CR or LF.  Build and run with
  * "make fuzz".
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "api/validate.h"
-#include "relay/mime.h"
+#include "mail/mime.h"
 #include "util/buf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -21,7 +21,7 @@
 
 #include "db/db.h"
 #include "harness.h"
-#include "relay/bounce_listener.h"
+#include "bounce/bounce_listener.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 

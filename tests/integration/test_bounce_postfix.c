@@ -30,7 +30,7 @@
 #include "db/db.h"
 #include "db/settings.h"
 #include "harness.h"
-#include "relay/verp.h"
+#include "mail/verp.h"
 #include "th_smtp.h"
 
 #define RDOMAIN "rcpt.localhost" /* Postfix's mydestination (postfix_bounce.sh) */

@@ -24,8 +24,8 @@
 #include "api_helpers.h"
 #include "delivery_helpers.h"
 #include "harness.h"
-#include "relay/verp.h"
-#include "relay/smtp_server.h"
+#include "mail/verp.h"
+#include "bounce/smtp_server.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 

@@ -13,7 +13,7 @@
 #include "db/db.h"
 #include "db/settings.h"
 #include "harness.h"
-#include "relay/verp.h"
+#include "mail/verp.h"
 
 struct srv {
 	char *url;

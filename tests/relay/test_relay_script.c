@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "harness.h"
-#include "relay/delivery.h"
+#include "relay/relay.h"
 #include "relay/relay.h"
 #include "smtp_script.h"
 #include "util/config.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "relay/delivery.h"
+#include "relay/relay.h"
 #include "relay/relay.h"
 #include "smtp_sink.h"
 #include "util/config.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "dns_stub.h"
-#include "relay/delivery.h"
+#include "relay/relay.h"
 #include "relay/relay.h"
 #include "relay/route.h"
 #include "util/config.h"

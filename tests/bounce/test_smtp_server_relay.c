@@ -1,0 +1,127 @@
+/*
+ * Our SMTP client (relay_deliver) against our SMTP server (smtp_server):
+ * the two halves must agree on pipelining, dot-stuffing, SIZE and
+ * STARTTLS, since "make run" delivers into "mailferry sink".
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "relay/relay.h"
+#include "relay/relay.h"
+#include "bounce/smtp_server.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+static const char MSG[] = "From: a@sender.test\r\nTo: b@example.com\r\nSubject: loop\r\n\r\n"
+			  "line one\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast\r\n";
+
+struct got {
+	pthread_mutex_t lock;
+	int n;
+	char *data;
+	char *from;
+	size_t nrcpts;
+	char tls[32];
+};
+
+static void on_message(void *arg, const struct smtp_server_envelope *env, const char *data, size_t len,
+		       struct smtp_server_reply *reply)
+{
+	struct got *g = arg;
+	(void)reply;
+	pthread_mutex_lock(&g->lock);
+	if (g->n++ == 0) {
+		g->data = xstrndup(data, len);
+		g->from = xstrdup(env->mail_from);
+		g->nrcpts = env->nrcpts;
+		snprintf(g->tls, sizeof(g->tls), "%s", env->tls ? env->tls : "");
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void loop(int with_tls)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_setup(MF_LOG_WARN, 0);
+	char *dir = th_tmpdir("srvrelay");
+	cr_assert_not_null(dir);
+	char cert[512] = "", key[512] = "";
+	if (with_tls) {
+		char *out = NULL;
+		int rc = th_run(&out, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+				      "-nodes -keyout key.pem -out cert.pem -subj /CN=mx.test -days 2", dir);
+		cr_assert_eq(rc, 0, "%s", out);
+		free(out);
+		snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+		snprintf(key, sizeof(key), "%s/key.pem", dir);
+	}
+	struct got g = { 0 };
+	pthread_mutex_init(&g.lock, NULL);
+	struct smtp_server_params p = {
+		.listen = "127.0.0.1:0",
+		.hostname = "mx.test",
+		.max_message_size = 1 << 20,
+		.tls_cert_file = with_tls ? cert : NULL,
+		.tls_key_file = with_tls ? key : NULL,
+		.arg = &g,
+		.on_message = on_message,
+	};
+	char err[256];
+	struct smtp_server *srv = smtp_server_new(&p, err, sizeof(err));
+	cr_assert_not_null(srv, "%s", err);
+
+	struct config c = { 0 };
+	c.helo_name = xstrdup("client.test");
+	c.routes = xasprintf("example.com=127.0.0.1:%d", smtp_server_port(srv));
+	c.tls_policy = TLS_POLICY_OPPORTUNISTIC;
+	c.tls_verify = 0;
+	c.smarthost_tls = TLS_MODE_STARTTLS;
+	struct relay *r = relay_new(&c, err, sizeof(err));
+	cr_assert_not_null(r, "relay_new: %s", err);
+
+	struct delivery_rcpt rc[2] = { { .id = 1, .addr = "x@example.com" }, { .id = 2, .addr = "y@example.com" } };
+	struct delivery_job job = { .mail_from = "bounce+tok@bounces.test", .domain = "example.com", .msg = MSG,
+				    .len = sizeof(MSG) - 1, .log_id = "loop", .rcpts = rc, .nrcpts = 2 };
+	relay_deliver(r, &job);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(rc[i].out.cls, OUT_2XX, "rcpt %d: %d %s", i, rc[i].out.code, rc[i].out.text);
+		cr_assert_eq(rc[i].out.code, 250);
+		if (with_tls)
+			cr_assert_neq(rc[i].out.tls_version[0], '\0', "STARTTLS was offered but not used");
+		else
+			cr_assert_str_eq(rc[i].out.tls_version, "");
+	}
+	relay_free(r);
+	smtp_server_free(srv);
+
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.from, "bounce+tok@bounces.test");
+	cr_assert_eq(g.nrcpts, 2);
+	cr_assert_eq(g.tls[0] != '\0', with_tls);
+	/* Whatever the client stuffed, the server unstuffed: the body is intact. */
+	const char *body = strstr(g.data, "\r\n\r\nline one");
+	cr_assert_not_null(body, "%s", g.data);
+	cr_assert_str_eq(body, "\r\n\r\nline one\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast\r\n");
+	free(g.data);
+	free(g.from);
+	pthread_mutex_destroy(&g.lock);
+	config_cleanup(&c);
+	th_rmrf(dir);
+	free(dir);
+}
+
+Test(smtp_server_relay, our_client_delivers_plain)
+{
+	loop(0);
+}
+
+Test(smtp_server_relay, our_client_delivers_over_starttls)
+{
+	loop(1);
+}
