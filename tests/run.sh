@@ -35,6 +35,10 @@ cleanup() {
     p=$(tr -dc 0-9 < "$pidf" 2>/dev/null || true)
     if [ -n "$p" ] && grep -qa "MAILFERRY_TEST_TMP=$tmp" "/proc/$p/environ" 2>/dev/null; then kill -9 -- "-$p" 2>/dev/null || true; fi
   done
+  # Clusters of their own that tests start (deploy/pg.sh --dir X keeps its
+  # data in X/pg) are stopped by the test, unless it failed half-way.
+  find "$tmp" -mindepth 3 -maxdepth 5 -name postmaster.pid -path '*/pg/postmaster.pid' 2>/dev/null |
+    while read -r pidf; do d=$(dirname "$(dirname "$pidf")"); [ "$d" = "$tmp" ] || deploy/pg.sh --dir "$d" stop >/dev/null 2>&1 || true; done
   deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
