@@ -65,7 +65,7 @@ $(MF_BIN): $(OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(MALLOC_LIBS) $(LDLIBS)
 
-$(GEN_SRC): db/embed_migrations.sh $(MIGRATIONS)
+$(GEN_SRC): db/embed_migrations.sh db/functions.sql $(MIGRATIONS)
 	@mkdir -p $(dir $@)
 	@sh db/embed_migrations.sh $@ $(MIGRATIONS)
 

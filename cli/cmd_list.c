@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "db/db.h"
-#include "db/msgview.h"
+#include "db/msgread.h"
 #include "util/limits.h"
 #include "util/config.h"
 
@@ -74,7 +74,7 @@ int cmd_list(int argc, char **argv)
 	};
 	const char *path = NULL;
 	char since[64];
-	struct db_msgview_filter f = { .limit = LIST_DEFAULT };
+	struct db_message_view_filter f = { .limit = LIST_DEFAULT };
 	int json = 0, c;
 	char *end;
 	optind = 1;
@@ -112,7 +112,7 @@ int cmd_list(int argc, char **argv)
 	if (!json)
 		printf("%-36s  %-20s  %-9s  %-30s  %-28s  %s\n", "ID", "CREATED", "STATUS", "TO", "FROM", "SUBJECT");
 	int rc = 0;
-	if (db_msgview_list(pool, &f, print_row, &json, err, sizeof(err)) < 0)
+	if (db_message_view_list(pool, &f, print_row, &json, err, sizeof(err)) < 0)
 		rc = cli_fail(EXIT_RUNTIME, "list: %s", err);
 	db_pool_free(pool);
 	config_cleanup(&cfg);

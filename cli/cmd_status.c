@@ -13,8 +13,7 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "db/db.h"
-#include "db/messages.h"
-#include "db/msgview.h"
+#include "db/msgread.h"
 #include "util/config.h"
 #include "util/uuid.h"
 
@@ -95,10 +94,10 @@ int cmd_status(int argc, char **argv)
 	if (cli_load_config(&cfg, path) != 0)
 		return EXIT_USAGE;
 	struct db_pool *pool = db_pool_new(cfg.database_url, 1);
-	struct db_msgview_cb cb = { on_message, on_recipient, on_event, &v };
+	struct db_message_view_cb cb = { on_message, on_recipient, on_event, &v };
 	char err[512] = "", *doc = NULL;
 	int found = json ? db_message_get(pool, id, &doc, err, sizeof(err))
-			 : db_msgview_get(pool, id, &cb, err, sizeof(err));
+			 : db_message_view(pool, id, &cb, err, sizeof(err));
 	int rc = 0;
 	if (found < 0)
 		rc = cli_fail(EXIT_RUNTIME, "status: %s", err);

@@ -13,7 +13,7 @@
 #ifndef MF_DB_COMMITTER_H
 #define MF_DB_COMMITTER_H
 
-#include "db/messages.h"
+#include "db/accept.h"
 
 struct db_committer;
 

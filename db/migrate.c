@@ -1,10 +1,15 @@
 /*
  * migrate.c - schema migrations and the readiness check (see db.h).
  *
- * The migrations are compiled in (db/migrations.h).  db_migrate() takes a
- * session advisory lock so that two migrators never race, then applies each
- * missing migration in its own transaction together with its row in
- * schema_migrations.  Running it again is a no-op.
+ * The migrations and db/functions.sql are compiled in (db/migrations.h).
+ * db_migrate() takes a session advisory lock so that two migrators never
+ * race, applies each missing migration in its own transaction together
+ * with its row in schema_migrations, then - on every run, still under the
+ * lock - applies db/functions.sql (every SQL function's current
+ * definition, idempotent) in one transaction with its SHA-256 in
+ * schema_functions (migration 0020).  Running it again changes nothing.
+ * db_check_ready() says the schema is current when every migration is
+ * recorded and schema_functions holds this binary's SHA-256.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,13 +80,70 @@ static int is_applied(PGconn *c, int v, char *err, size_t errlen)
 	return rc;
 }
 
+/* Runs one migration's SQL; a migration of comments only (its functions
+ * moved to db/functions.sql) is an empty query, which is fine. */
+static int exec_migration(PGconn *c, const char *sql, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(c, sql);
+	int ok = db_res_ok(res, PGRES_COMMAND_OK) || db_res_ok(res, PGRES_TUPLES_OK) ||
+		 db_res_ok(res, PGRES_EMPTY_QUERY);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/* Applies db/functions.sql and records its SHA-256, in one transaction. */
+static int apply_functions(PGconn *c, char *err, size_t errlen)
+{
+	if (db_exec(c, "BEGIN", err, errlen) < 0)
+		return -1;
+	if (db_exec(c, db_functions_sql, err, errlen) < 0) {
+		char inner[512];
+		snprintf(inner, sizeof(inner), "%s", err);
+		snprintf(err, errlen, "db/functions.sql failed: %s", inner);
+		PQclear(PQexec(c, "ROLLBACK"));
+		return -1;
+	}
+	const char *params[] = { db_functions_sha256 };
+	PGresult *res = PQexecParams(c,
+				     "INSERT INTO schema_functions (id, sha256) VALUES (true, $1)"
+				     " ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+				     1, NULL, params, NULL, NULL, 0);
+	int ok = db_res_ok(res, PGRES_COMMAND_OK);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	if (!ok) {
+		PQclear(PQexec(c, "ROLLBACK"));
+		return -1;
+	}
+	return db_exec(c, "COMMIT", err, errlen);
+}
+
+/* 1 when schema_functions records this binary's db/functions.sql, 0 when
+ * not, -1 on error. */
+static int functions_current(PGconn *c, char *err, size_t errlen)
+{
+	const char *params[] = { db_functions_sha256 };
+	PGresult *res = PQexecParams(c, "SELECT 1 FROM schema_functions WHERE sha256 = $1", 1, NULL, params, NULL,
+				     NULL, 0);
+	int rc = -1;
+	if (db_res_ok(res, PGRES_TUPLES_OK))
+		rc = PQntuples(res) > 0;
+	else
+		db_set_error(c, res, err, errlen);
+	PQclear(res);
+	return rc;
+}
+
 static int apply_one(PGconn *c, const struct db_migration *m, char *err, size_t errlen)
 {
 	char ver[16];
 	snprintf(ver, sizeof(ver), "%d", m->version);
 	if (db_exec(c, "BEGIN", err, errlen) < 0)
 		return -1;
-	if (db_exec(c, m->sql, err, errlen) < 0) {
+	if (exec_migration(c, m->sql, err, errlen) < 0) {
 		char inner[512];
 		snprintf(inner, sizeof(inner), "%s", err);
 		snprintf(err, errlen, "migration %04d_%s failed: %s", m->version, m->name, inner);
@@ -132,6 +194,8 @@ static int migrate_locked(PGconn *c, FILE *progress, char *err, size_t errlen)
 		if (progress)
 			fprintf(progress, "applied %04d_%s\n", m->version, m->name);
 	}
+	if (apply_functions(c, err, errlen) < 0)
+		return -1;
 	if (progress)
 		fprintf(progress, "schema at version %d\n", db_schema_latest());
 	return 0;
@@ -156,8 +220,11 @@ int db_check_ready(struct db_pool *pool, char *err, size_t errlen)
 		return -1;
 	int count, newest;
 	int rc = applied_state(c, &count, &newest, err, errlen);
+	int fresh = 0;
+	if (rc == 0 && newest > 0 && newest <= db_schema_latest() && count == db_migrations_count)
+		fresh = functions_current(c, err, errlen);
 	db_conn_put(pool, c);
-	if (rc < 0)
+	if (rc < 0 || fresh < 0)
 		return -1;
 	if (newest == 0) {
 		snprintf(err, errlen, "database is not migrated: run mailferry migrate");
@@ -171,6 +238,10 @@ int db_check_ready(struct db_pool *pool, char *err, size_t errlen)
 	if (count < db_migrations_count) {
 		snprintf(err, errlen, "database schema lacks %d of this mailferry's %d migrations: run mailferry migrate",
 			 db_migrations_count - count, db_migrations_count);
+		return -2;
+	}
+	if (!fresh) {
+		snprintf(err, errlen, "database functions are not this mailferry's (db/functions.sql): run mailferry migrate");
 		return -2;
 	}
 	return 0;

@@ -2,8 +2,9 @@
  * webhooks.h - storage of webhook endpoints, the delivery outbox and the
  * event pull feed.
  *
- * Fan-out happens in the database (migration 0005: a trigger on events), so
- * nothing here inserts deliveries.  Rows handed to callbacks hold borrowed
+ * Fan-out happens in the database (a trigger on events, migration 0005,
+ * running mf_webhook_fanout of db/functions.sql), so nothing here inserts
+ * deliveries.  Rows handed to callbacks hold borrowed
  * strings valid during the call only.  Functions return -1 with err set on
  * a database error; "1 found / 0 not found" where they say so.
  */
@@ -113,7 +114,7 @@ void db_webhook_job_cleanup(struct db_webhook_job *j);
 int db_webhook_claim(struct db_pool *pool, const char *owner, long lease_secs, int max, struct db_webhook_job *jobs,
 		     char *err, size_t errlen);
 /*
- * Records one attempt (mf_webhook_finish in migration 0005): status is
+ * Records one attempt (mf_webhook_finish, db/functions.sql): status is
  * "succeeded", "pending" (retry after delay_secs) or "failed"; gone
  * disables the endpoint (HTTP 410); an endpoint failing for
  * disable_after_secs is disabled.  1 recorded, 0 the lease was lost.

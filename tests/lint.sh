@@ -20,6 +20,18 @@ fi
 if grep -lE 'libpq-fe\.h' -r $(printf '%s\n' $src | grep -vx db); then
   echo "lint: only db/ includes libpq-fe.h" >&2; rc=1
 fi
+# SQL functions are defined once, in db/functions.sql, which migrate applies
+# after the migrations; a migration defines one only when its own DDL or
+# data step needs it at that point in history.  The allow-list, as
+# file:function:
+#   trigger placeholders (CREATE TRIGGER needs the function to exist):
+#     0001 mf_notify_queue, 0005 mf_webhook_fanout, mf_webhook_cancel_pending
+#   0019 mf_uuidv7: its data step and the events.public_id default call it.
+fn_allowed='^db/migrations/(0001_init\.sql:mf_notify_queue|0005_webhooks\.sql:mf_webhook_(fanout|cancel_pending)|0019_event_public_ids\.sql:mf_uuidv7)$'
+if grep -iHoE 'CREATE[[:space:]]+(OR[[:space:]]+REPLACE[[:space:]]+)?FUNCTION[[:space:]]+[a-z_0-9]+' db/migrations/*.sql |
+   sed -E 's/:.*[[:space:]]([a-z_0-9]+)$/:\1/' | grep -vE "$fn_allowed"; then
+  echo "lint: SQL functions are defined in db/functions.sql, not in migrations" >&2; rc=1
+fi
 # util/log.h: the logger escapes every value itself, so a value passed
 # through log_quote() would be escaped twice; a conversion outside key=VALUE
 # could invent keys; a recipient address goes through LOG_RCPT_FMT/LOG_RCPT.

@@ -4,4 +4,4 @@
 -- idempotent request becomes the exact bytes that were sent (text), so a
 -- replay answers byte for byte what the first request got.
 ALTER TABLE idempotency_keys ALTER COLUMN response TYPE text USING response::text;
-DROP FUNCTION mf_api_accepted(messages);
+DROP FUNCTION IF EXISTS mf_api_accepted(messages); -- 0002 no longer creates it

@@ -11,7 +11,7 @@
 -- What the keys guarded is guarded where the rows are written instead:
 --  * recipients are inserted only by the committer's accept statement,
 --    from the same arrays and in the same transaction as their message
---    (db/messages.c), and deleted only with it (message retention,
+--    (db/accept.c), and deleted only with it (message retention,
 --    db/retention.c, which now deletes them explicitly; tested: no
 --    recipient outlives its message);
 --  * API keys are never deleted (keys revoke sets revoked_at), so a

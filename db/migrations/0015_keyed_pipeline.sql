@@ -10,7 +10,7 @@
 -- create, so a claim this transaction won is a key row naming that
 -- message: the rows of the units that lost are never written, and the
 -- answer of each unit that won is built and stored by the statement that
--- writes its recipients (db/messages.c).
+-- writes its recipients (db/accept.c).
 ALTER TABLE idempotency_keys ADD COLUMN message_id uuid;
 
 -- The claim's foreign key check (an SPI query and a row lock per key) was

@@ -1,5 +1,6 @@
 /* Tests for db/migrate.c against a real PostgreSQL (tests/run.sh). */
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,128 @@ static void exec_ok(PGconn *c, const char *sql)
 	PQclear(res);
 }
 
+/* The whole file at path, NUL-terminated (caller frees); NULL if unreadable. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	size_t cap = 1 << 16, n = 0, got;
+	char *s = xmalloc(cap);
+	while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+		n += got;
+		if (n + 1 == cap)
+			s = xrealloc(s, cap *= 2);
+	}
+	fclose(f);
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * Builds the schema of a mailferry from before db/functions.sql on c, as
+ * its "mailferry migrate" did: the migration files of that time
+ * (tests/db/schema_0019/, which still define the SQL functions), those
+ * numbered below upto, each in its own transaction with its row in
+ * schema_migrations.
+ */
+static void apply_old_schema(PGconn *c, int upto)
+{
+	exec_ok(c, "SET client_min_messages = warning");
+	exec_ok(c, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+		   " applied_at timestamptz NOT NULL DEFAULT now())");
+	glob_t g;
+	cr_assert_eq(glob("tests/db/schema_0019/*.sql", 0, NULL, &g), 0, "fixture missing");
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+		int version = (int)strtol(base, NULL, 10);
+		if (version >= upto)
+			continue;
+		char *sql = slurp(g.gl_pathv[i]);
+		cr_assert_not_null(sql, "%s", g.gl_pathv[i]);
+		exec_ok(c, "BEGIN");
+		exec_ok(c, sql);
+		char ins[128];
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations (version, name) VALUES (%d, 'old')", version);
+		exec_ok(c, ins);
+		exec_ok(c, "COMMIT");
+		free(sql);
+	}
+	globfree(&g);
+}
+
+/* Every mf_ function of url's database as pg_get_functiondef() shows it. */
+static char *function_defs(const char *url)
+{
+	return th_sql(url, "SELECT string_agg(pg_get_functiondef(p.oid), E'\\n'"
+			   "                  ORDER BY p.proname, pg_get_function_identity_arguments(p.oid))"
+			   "  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+			   " WHERE n.nspname = 'public' AND p.proname LIKE 'mf\\_%'");
+}
+
+/*
+ * A database migrated by a mailferry from before db/functions.sql (schema
+ * 0019, its functions defined by the migrations) upgrades: migrate adds
+ * 0020 and applies db/functions.sql, after which its functions are exactly
+ * a fresh database's and the API's SQL works on the rows it had.  /readyz
+ * says "not current" before, and again when the recorded functions are
+ * not this binary's.
+ */
+Test(migrate, upgrades_a_0019_database)
+{
+	char *url = th_db_create(0);
+	cr_assert_not_null(url);
+	PGconn *c = PQconnectdb(url);
+	cr_assert_eq(PQstatus(c), CONNECTION_OK);
+	apply_old_schema(c, 20);
+	exec_ok(c, "WITH m AS (INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size)"
+		   " VALUES ('0190a000-0000-7000-8000-000000000001', 'a@example.org', 'a@example.org',"
+		   "         'x@example.org', 10) RETURNING id)"
+		   " INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		   " SELECT id, 0, 'r@example.com', 'example.com', 'to', 'queued' FROM m");
+	exec_ok(c, "SELECT mf_record_event(id, 'message.queued') FROM recipients");
+	PQfinish(c);
+
+	char err[512];
+	struct db_pool *pool = db_pool_new(url, 1);
+	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
+	cr_assert(strstr(err, "lacks 1 of") != NULL, "%s", err);
+	cr_assert_eq(db_migrate(url, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), 0, "%s", err);
+
+	char *fresh_url = th_db_create(1);
+	cr_assert_not_null(fresh_url);
+	char *want = function_defs(fresh_url), *got = function_defs(url);
+	cr_assert(want && got && want[0] != '\0');
+	cr_assert_str_eq(got, want, "the upgraded database's functions differ from a fresh one's");
+	free(want);
+	free(got);
+	th_db_drop(fresh_url);
+	free(fresh_url);
+
+	static const char *const checks[] = {
+		"SELECT mf_api_message(m, true)->'events'->0->>'id' = 'evt_' || e.public_id::text"
+		"  FROM messages m, events e WHERE e.message_id = m.id",
+		"SELECT mf_record_event(id, 'message.canceled') > 0 FROM recipients",
+		"SELECT count(*) = 2 FROM events",
+	};
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		char *v = th_sql(url, checks[i]);
+		cr_assert(v && strcmp(v, "t") == 0, "%s: %s", checks[i], v ? v : "(error)");
+		free(v);
+	}
+
+	/* Functions recorded from another db/functions.sql are not current. */
+	free(th_sql(url, "UPDATE schema_functions SET sha256 = 'other'"));
+	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
+	cr_assert(strstr(err, "functions") != NULL, "%s", err);
+	cr_assert_eq(db_migrate(url, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), 0, "%s", err);
+	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}
+
 /* Events written before migration 0019 (one with a stored payload naming
  * its old evt_N id, one accept event built on read, both with a webhook
  * delivery pending) get public ids of their own time; the documents,
@@ -121,20 +244,7 @@ Test(migrate, events_before_0019_get_public_ids)
 	cr_assert_not_null(url);
 	PGconn *c = PQconnectdb(url);
 	cr_assert_eq(PQstatus(c), CONNECTION_OK);
-	exec_ok(c, "SET client_min_messages = warning");
-	exec_ok(c, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-		   " applied_at timestamptz NOT NULL DEFAULT now())");
-	int k;
-	for (k = 0; k < db_migrations_count && db_migrations[k].version < 19; k++) {
-		exec_ok(c, "BEGIN");
-		exec_ok(c, db_migrations[k].sql);
-		char ins[128];
-		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations (version, name) VALUES (%d, 'x')",
-			 db_migrations[k].version);
-		exec_ok(c, ins);
-		exec_ok(c, "COMMIT");
-	}
-	cr_assert(k < db_migrations_count && db_migrations[k].version == 19);
+	apply_old_schema(c, 19);
 	exec_ok(c, "INSERT INTO webhooks (public_id, url, secret) VALUES ('wh_a', 'http://127.0.0.1:9/', 'whsec_x')");
 	exec_ok(c, "WITH m AS (INSERT INTO messages (id, mail_from, from_header, message_id_hdr, size)"
 		   " VALUES (gen_random_uuid(), 'a@example.org', 'a@example.org', 'x@example.org', 10) RETURNING id),"

@@ -1,5 +1,5 @@
 /*
- * messages.c - the SQL of the send API (see messages.h).
+ * accept.c - the SQL of the accept path (see accept.h).
  *
  * db_group_send() writes a whole group of units with a handful of
  * statements whatever its size, in one pipelined round trip: idempotency
@@ -8,14 +8,15 @@
  * (suppressed addresses are marked there), their events (no stored
  * payload: mf_event_doc() builds it on read) and the message statuses in
  * one statement (sql_accept); units whose key was already used are left
- * out of both.  The 202 bodies are built here, in C, from what those
- * statements return (only the statuses that are not 'queued' come back);
- * a replay of an Idempotency-Key is built again by the same code from the
- * original message (see sql_claim).  Cancel uses mf_record_event().
+ * out of both.  What the 202 bodies need is read back from those
+ * statements into each message's struct db_accepted (only the statuses
+ * that are not 'queued' come back); a replay of an Idempotency-Key gets
+ * the same struct, filled from the original message (see sql_claim).
+ * api/accepted.c renders both.
  * Parameterised queries only: values travel as parameters or as array
  * literals built by array_add(), never inside SQL text.
  */
-#include "db/messages.h"
+#include "db/accept.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,18 +73,6 @@ static void array_add_int(struct buf *b, int64_t v)
 	char num[32];
 	snprintf(num, sizeof(num), "%" PRId64, v);
 	array_add(b, num);
-}
-
-static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *const *v, const int *lens,
-			     const int *fmts, ExecStatusType want, char *err, size_t errlen)
-{
-	PGresult *res = PQexecParams(c, sql, n, NULL, v, lens, fmts, 0);
-	if (!db_res_ok(res, want)) {
-		db_set_error(c, res, err, errlen);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
 }
 
 #define MSG_COLS 12
@@ -157,18 +146,19 @@ static const char sql_accept[] = SQL_ACCEPT_INS("") SQL_ACCEPT_ROWS;
  * are thus those whose key row names another message: the keyed variants
  * of the message INSERT and of sql_accept leave their rows out
  * (SQL_LOSERS), and sql_losers returns what each loser gets: (unit, same
- * request?, status code or 0 while in flight, stored answer, and the
- * original message's accept-time answer).
+ * request?, the key row's status_code - 0 while in flight, the column's
+ * legacy marker of "answered" otherwise - stored answer, and the original
+ * message's accept-time state).
  *
- * The 202 of a winner is built in C like any other (accepted_body), and
- * nothing of it is stored: a key row commits with its message, so it says
- * 202 from the start.  A replay is built again, by the same function,
- * from what the original answer was made of - the message's id and
+ * The answer of a winner is made in api/ like any other (from its struct
+ * db_accepted), and nothing of it is stored: a key row commits with its
+ * message, so it is answered from the start.  A replay gets the same
+ * struct, filled from what the original answer was made of - the message's id and
  * created_at, and each recipient's status at accept, which its first
  * event and send_at record (suppressed: 'message.suppressed'; scheduled:
  * send_at after created_at; else queued) - with the replaying request's
  * own recipients, which are the original's (same SHA-256 of the body): so
- * the replay is the original answer byte for byte, whatever happened to
+ * the replay renders as the original answer byte for byte, whatever happened to
  * the message since.  (Building the body in SQL and storing it with the
  * key cost 12-16 us of the backend per message: docs/benchmarks.md.)  Key
  * rows written before that change carry their stored answer, which wins.
@@ -309,13 +299,11 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 	return 0;
 }
 
-/* A message with the unit it belongs to, and the statuses the
- * statements returned for it (NULL: 'queued'). */
+/* A message with the unit it belongs to; the statuses the statements
+ * return for it go to m->accepted. */
 struct flat {
 	struct db_write *u;
 	struct db_msg_row *m;
-	char *status;
-	char **rstatus; /* [m->nrcpts], allocated when one is not 'queued' */
 };
 
 /*
@@ -333,7 +321,7 @@ struct pipe {
 	int accept_at;
 	int losers_at;       /* sql_losers, whose result is kept in losers */
 	int wake_at;         /* the wake-up after the commit, whose failure is ignored */
-	char created_at[40]; /* from accept_at */
+	char created_at[DB_TS_LEN]; /* from accept_at */
 	PGresult *losers;
 };
 
@@ -500,20 +488,20 @@ static struct flat *find_flat(struct flat *f, int n, const char *id, int *hint)
 
 /* Keeps one status row of mf_accept: kind 'm' (a message's), or 'r' (a
  * recipient's, by position). */
-static void take_status(struct flat *x, char kind, const char *pos_s, const char *status)
+static void take_status(struct db_accepted *a, int nrcpts, char kind, const char *pos_s, const char *status)
 {
 	if (kind == 'm') {
-		free(x->status);
-		x->status = xstrdup(status);
+		free(a->status);
+		a->status = xstrdup(status);
 		return;
 	}
 	long pos = strtol(pos_s, NULL, 10);
-	if (pos < 0 || pos >= x->m->nrcpts)
+	if (pos < 0 || pos >= nrcpts)
 		return;
-	if (x->rstatus == NULL)
-		x->rstatus = xcalloc((size_t)x->m->nrcpts, sizeof(char *));
-	free(x->rstatus[pos]);
-	x->rstatus[pos] = xstrdup(status);
+	if (a->rstatus == NULL)
+		a->rstatus = xcalloc((size_t)nrcpts, sizeof(char *));
+	free(a->rstatus[pos]);
+	a->rstatus[pos] = xstrdup(status);
 }
 
 /* Reads the rows of mf_accept (see sql_accept). */
@@ -531,53 +519,27 @@ static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, i
 		struct flat *x = find_flat(f, nf, PQgetvalue(res, r, 1), &hint);
 		if (x == NULL)
 			continue;
-		take_status(x, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+		take_status(&x->m->accepted, x->m->nrcpts, kind, PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
 	}
 }
 
-static void json_member(struct buf *b, const char *sep, const char *name, const char *value)
+void db_accepted_cleanup(struct db_accepted *a, int nrcpts)
 {
-	buf_puts(b, sep);
-	buf_put_json_string(b, name, strlen(name));
-	buf_putc(b, ':');
-	buf_put_json_string(b, value, strlen(value));
+	free(a->status);
+	for (int r = 0; a->rstatus && r < nrcpts; r++)
+		free(a->rstatus[r]);
+	free(a->rstatus);
+	*a = (struct db_accepted){ 0 };
 }
 
-/* The 202 body (INTERFACE.md): {"id","status","created_at","recipients":
- * [{"email","kind","status"}]}, recipients in request order. */
-static char *accepted_body(const struct flat *x, const char *id, const char *created_at)
+void db_write_cleanup(struct db_write *w)
 {
-	struct buf b;
-	buf_init(&b, ARRAY_MAX);
-	json_member(&b, "{", "id", id);
-	json_member(&b, ",", "status", x->status ? x->status : "queued");
-	json_member(&b, ",", "created_at", created_at);
-	buf_puts(&b, ",\"recipients\":[");
-	for (int r = 0; r < x->m->nrcpts; r++) {
-		const char *st = x->rstatus && x->rstatus[r] ? x->rstatus[r] : "queued";
-		json_member(&b, r ? ",{" : "{", "email", x->m->rcpts[r].email);
-		json_member(&b, ",", "kind", x->m->rcpts[r].kind);
-		json_member(&b, ",", "status", st);
-		buf_putc(&b, '}');
-	}
-	buf_puts(&b, "]}");
-	return buf_steal(&b, NULL);
-}
-
-/* Frees what x owns (its statuses), not x. */
-static void flat_free_one(struct flat *x)
-{
-	free(x->status);
-	for (int r = 0; x->rstatus && r < x->m->nrcpts; r++)
-		free(x->rstatus[r]);
-	free(x->rstatus);
-}
-
-static void flat_free(struct flat *f, int n)
-{
-	for (int i = 0; i < n; i++)
-		flat_free_one(&f[i]);
-	free(f);
+	for (int i = 0; i < w->nmsgs; i++)
+		db_accepted_cleanup(&w->msgs[i].accepted, w->msgs[i].nrcpts);
+	db_accepted_cleanup(&w->replay, w->nmsgs > 0 ? w->msgs[0].nrcpts : 0);
+	free(w->replay_stored);
+	w->replay_stored = NULL;
+	w->replay_id[0] = '\0';
 }
 
 /* Reads every result of the pipeline; 0 when each statement succeeded. */
@@ -624,10 +586,7 @@ static void units_reset(struct db_write **w, int n)
 {
 	for (int i = 0; i < n; i++) {
 		w[i]->status = DB_WRITE_OK;
-		for (int k = 0; k < w[i]->nmsgs; k++) {
-			free(w[i]->msgs[k].result_json);
-			w[i]->msgs[k].result_json = NULL;
-		}
+		db_write_cleanup(w[i]);
 	}
 }
 
@@ -645,140 +604,6 @@ static struct flat *units_flatten(struct db_write **w, int n, int *nm)
 			f[k++] = (struct flat){ .u = w[i], .m = &w[i]->msgs[j] };
 	*nm = total;
 	return f;
-}
-
-/* Runs a one-row, one-column query; 1 with *out (owned), 0 no row, -1 error. */
-static int query_one(PGconn *c, const char *sql, int n, const char *const *v, char **out, char *err,
-		     size_t errlen)
-{
-	PGresult *res = exec_params(c, sql, n, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL)
-		return -1;
-	int found = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
-	if (found)
-		*out = xstrdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return found;
-}
-
-int db_message_get(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen)
-{
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
-	const char *v[] = { id };
-	int rc = query_one(c, "SELECT mf_api_message(m, true)::text FROM messages m WHERE m.id = $1::uuid", 1, v,
-			   json, err, errlen);
-	db_conn_put(pool, c);
-	return rc;
-}
-
-int db_message_list(struct db_pool *pool, const struct db_list_query *q, char **json, int *has_more,
-		    char *last_id, char *err, size_t errlen)
-{
-	char lim[16], lim1[16];
-	snprintf(lim, sizeof(lim), "%d", q->limit);
-	snprintf(lim1, sizeof(lim1), "%d", q->limit + 1);
-	const char *v[] = { q->status, q->recipient, q->tag, q->created_after, q->created_before, q->before_id,
-			    lim1, lim };
-	/* Keyset pagination on the time-ordered id, newest first: a page
-	 * starts below the cursor, so rows inserted meanwhile (newer ids)
-	 * never shift it.  One extra row tells whether there is more.  The
-	 * statement is planned with the actual parameters, so the unused
-	 * filters fold away and each filter can use its index. */
-	const char *sql =
-		"WITH page AS ("
-		"  SELECT m.id FROM messages m"
-		"   WHERE ($1::text IS NULL OR m.status = $1)"
-		"     AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM recipients r"
-		"                                       WHERE lower(r.email) = lower($2) AND r.message_id = m.id))"
-		"     AND ($3::text IS NULL OR m.tags @> ARRAY[$3::text])"
-		"     AND ($4::timestamptz IS NULL OR m.created_at > $4::timestamptz)"
-		"     AND ($5::timestamptz IS NULL OR m.created_at < $5::timestamptz)"
-		"     AND ($6::uuid IS NULL OR m.id < $6::uuid)"
-		"   ORDER BY m.id DESC LIMIT $7::int),"
-		" shown AS (SELECT id FROM page ORDER BY id DESC LIMIT $8::int)"
-		" SELECT (SELECT count(*) FROM page) > $8::int,"
-		"        coalesce((SELECT jsonb_agg(mf_api_message(m, false) ORDER BY m.id DESC)"
-		"                    FROM messages m JOIN shown s ON s.id = m.id), '[]'::jsonb)::text,"
-		"        coalesce((SELECT id::text FROM shown ORDER BY id LIMIT 1), '')";
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
-	PGresult *res = exec_params(c, sql, 8, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	db_conn_put(pool, c);
-	if (res == NULL)
-		return -1;
-	*has_more = PQgetvalue(res, 0, 0)[0] == 't';
-	*json = xstrdup(PQgetvalue(res, 0, 1));
-	snprintf(last_id, UUID_STR_LEN, "%s", PQgetvalue(res, 0, 2));
-	PQclear(res);
-	return 0;
-}
-
-int db_message_cancel(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen)
-{
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
-	const char *v[] = { id };
-	int rc = -1;
-	char *dummy = NULL, rb_err[256];
-	if (db_exec(c, "BEGIN", err, errlen) < 0)
-		goto out;
-	/* Lock the message so that two cancels (or a cancel and the status
-	 * refresh of a delivery) are serialised. */
-	rc = query_one(c, "SELECT id::text FROM messages WHERE id = $1::uuid FOR UPDATE", 1, v, &dummy, err, errlen);
-	free(dummy);
-	if (rc <= 0)
-		goto rollback;
-	/* Recipients a worker holds ('sending') are left alone: their outcome
-	 * will be recorded as usual.  Events are written in a second
-	 * statement so that their payload sees the new status. */
-	PGresult *res = exec_params(c,
-		"WITH c AS (UPDATE recipients SET status = 'canceled', updated_at = now(),"
-		"                  lease_owner = NULL, lease_expires_at = NULL"
-		"            WHERE message_id = $1::uuid AND status IN ('queued', 'scheduled', 'deferred')"
-		"            RETURNING id, position)"
-		" SELECT coalesce(array_agg(id ORDER BY position), '{}')::text FROM c",
-		1, v, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	if (res == NULL) {
-		rc = -1;
-		goto rollback;
-	}
-	const char *ids[] = { PQgetvalue(res, 0, 0) };
-	PGresult *ev = exec_params(c,
-				   "SELECT count(mf_record_event(x, 'message.canceled'))"
-				   "  FROM (SELECT x FROM unnest($1::bigint[]) WITH ORDINALITY AS u(x, o) ORDER BY o) s",
-				   1, ids, NULL, NULL, PGRES_TUPLES_OK, err, errlen);
-	PQclear(res);
-	if (ev == NULL) {
-		rc = -1;
-		goto rollback;
-	}
-	PQclear(ev);
-	ev = exec_params(c, "SELECT 1 FROM (SELECT mf_refresh_message_status($1::uuid)) x", 1, v, NULL, NULL,
-			 PGRES_TUPLES_OK, err, errlen);
-	if (ev == NULL) {
-		rc = -1;
-		goto rollback;
-	}
-	PQclear(ev);
-	rc = query_one(c, "SELECT mf_api_message(m, true)::text FROM messages m WHERE m.id = $1::uuid", 1, v, json, err,
-		       errlen);
-	if (rc <= 0)
-		goto rollback;
-	if (db_exec(c, "COMMIT", err, errlen) < 0) {
-		free(*json);
-		*json = NULL;
-		rc = -1;
-	}
-	goto out;
-rollback:
-	db_exec(c, "ROLLBACK", rb_err, sizeof(rb_err));
-out:
-	db_conn_put(pool, c);
-	return rc;
 }
 
 /*
@@ -867,26 +692,31 @@ struct db_group *db_group_send(void *conn, struct db_write **w, int n, char *err
 	return g;
 }
 
-/* The answer a replaying unit gets, from sql_losers' row r: the stored one,
- * or the original 202 built again (see sql_claim); NULL when neither can
+/* What a replaying unit gets, from sql_losers' row r: the stored answer,
+ * or the original message at accept (see sql_claim); -1 when neither can
  * be had (the message, or an accept event, is gone). */
-static char *replay_body(PGresult *res, int r, struct db_write *u)
+static int take_replay(PGresult *res, int r, struct db_write *u)
 {
-	if (PQgetvalue(res, r, 3)[0] != '\0')
-		return xstrdup(PQgetvalue(res, r, 3));
+	if (PQgetvalue(res, r, 3)[0] != '\0') {
+		u->replay_stored = xstrdup(PQgetvalue(res, r, 3));
+		return 0;
+	}
 	if (PQgetisnull(res, r, 5) || PQgetvalue(res, r, 8)[0] != 't')
-		return NULL;
-	struct db_msg_row *m = &u->msgs[0];
-	struct flat x = { .u = u, .m = m, .status = xstrdup(PQgetvalue(res, r, 6)),
-			  .rstatus = xcalloc((size_t)m->nrcpts + 1, sizeof(char *)) };
-	char *rst = xstrdup(PQgetvalue(res, r, 7)), *save = NULL;
-	int k = 0;
-	for (char *t = strtok_r(rst, ",", &save); t && k < m->nrcpts; t = strtok_r(NULL, ",", &save))
-		x.rstatus[k++] = xstrdup(t);
-	char *body = accepted_body(&x, PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
-	free(rst);
-	flat_free_one(&x);
-	return body;
+		return -1;
+	int nrcpts = u->msgs[0].nrcpts;
+	struct db_accepted *a = &u->replay;
+	snprintf(u->replay_id, sizeof(u->replay_id), "%s", PQgetvalue(res, r, 4));
+	snprintf(a->created_at, sizeof(a->created_at), "%s", PQgetvalue(res, r, 5));
+	a->status = xstrdup(PQgetvalue(res, r, 6));
+	a->rstatus = xcalloc((size_t)nrcpts + 1, sizeof(char *));
+	/* The recipients' statuses, comma-separated in position order. */
+	const char *p = PQgetvalue(res, r, 7);
+	for (int k = 0; *p && k < nrcpts; k++) {
+		size_t len = strcspn(p, ",");
+		a->rstatus[k] = xstrndup(p, len);
+		p += len + (p[len] == ',');
+	}
+	return 0;
 }
 
 /* sql_losers' rows: each unit that lost its key is a replay, a conflict,
@@ -905,8 +735,7 @@ static void take_losers(struct db_group *g, PGresult *res)
 		} else if (PQgetvalue(res, r, 1)[0] != 't') {
 			u->status = DB_WRITE_IDEM_CONFLICT;
 		} else {
-			char *body = replay_body(res, r, u);
-			if (body == NULL) {
+			if (take_replay(res, r, u) < 0) {
 				/* Retention shorter than the key's 24 hours took the
 				 * message or its accept events: the answer cannot be
 				 * given again, and a new message would be a duplicate:
@@ -914,13 +743,9 @@ static void take_losers(struct db_group *g, PGresult *res)
 				u->status = DB_WRITE_IDEM_GONE;
 			} else {
 				u->status = DB_WRITE_REPLAY;
-				u->replay_status = code;
-				free(u->replay_body);
-				u->replay_body = body;
 			}
 		}
-		free(u->msgs[0].result_json);
-		u->msgs[0].result_json = NULL;
+		db_accepted_cleanup(&u->msgs[0].accepted, u->msgs[0].nrcpts);
 	}
 }
 
@@ -930,8 +755,8 @@ int db_group_finish(struct db_group *g, char *err, size_t errlen)
 	if (rc == 0)
 		take_losers(g, g->rows.losers);
 	for (int i = 0; rc == 0 && i < g->nm; i++)
-		if (g->f[i].u->status == DB_WRITE_OK && g->f[i].m->result_json == NULL)
-			g->f[i].m->result_json = accepted_body(&g->f[i], g->f[i].m->id, g->rows.created_at);
+		if (g->f[i].u->status == DB_WRITE_OK)
+			memcpy(g->f[i].m->accepted.created_at, g->rows.created_at, sizeof(g->rows.created_at));
 	if (g->wake.n > 0) {
 		char werr[256]; /* a failed wake-up is logged by pipe_finish */
 		(void)pipe_finish(&g->wake, NULL, 0, werr, sizeof(werr));
@@ -948,7 +773,7 @@ void db_group_free(struct db_group *g)
 	free(g->rows.want);
 	free(g->wake.want);
 	PQclear(g->rows.losers);
-	flat_free(g->f, g->nm);
+	free(g->f);
 	free(g->keyed);
 	free(g);
 }

@@ -1,5 +1,6 @@
 /*
- * messages.h - storing accepted messages and reading them back.
+ * accept.h - storing accepted messages (the write path of POST
+ * /v1/messages and POST /v1/messages/batch).
  *
  * Writes go through the group committer (db/committer.c): a struct
  * db_write is one unit that commits or fails as a whole - one message for
@@ -8,11 +9,14 @@
  * result; db_group_send() and db_group_finish() are the SQL it runs for a
  * group of units.
  *
- * JSON returned by these functions (the API's representation of a message,
- * defined once in SQL by migration 0002) is text owned by the caller.
+ * The result is data, not an answer: each stored message's struct
+ * db_accepted (created_at and the statuses at accept), and for an
+ * Idempotency-Key replay the original message's.  api/accepted.c renders
+ * the 202 bodies from them; the HTTP status of each enum db_write_status
+ * is chosen in api/messages.c.  Reading messages back is db/msgread.h.
  */
-#ifndef MF_DB_MESSAGES_H
-#define MF_DB_MESSAGES_H
+#ifndef MF_DB_ACCEPT_H
+#define MF_DB_ACCEPT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +31,25 @@ struct db_rcpt_row {
 	const char *kind;    /* "to", "cc" or "bcc" */
 };
 
-/* One message to store.  Everything borrowed except result_json. */
+/* Timestamp text as the database gives it (mf_ts(): RFC 3339 UTC). */
+#define DB_TS_LEN 40
+
+/*
+ * What an accepted message's 202 body is made of, besides the id and
+ * recipients its request already has.  Statuses are owned (free with
+ * db_accepted_cleanup); NULL means "queued" - the common case, which the
+ * database does not even send back (see db/accept.c).
+ */
+struct db_accepted {
+	char created_at[DB_TS_LEN];
+	char *status;   /* the message's */
+	char **rstatus; /* [nrcpts] the recipients', by position; NULL when all are queued */
+};
+
+/* Frees a's statuses (nrcpts of rstatus) and clears it; a may be all zero. */
+void db_accepted_cleanup(struct db_accepted *a, int nrcpts);
+
+/* One message to store.  Everything borrowed except accepted. */
 struct db_msg_row {
 	char id[UUID_STR_LEN];
 	const char *mail_from;       /* envelope sender addr-spec */
@@ -43,12 +65,12 @@ struct db_msg_row {
 	size_t body_len;
 	struct db_rcpt_row *rcpts;
 	int nrcpts;
-	char *result_json;           /* set on success: the 202 body (caller frees) */
+	struct db_accepted accepted; /* set on success (db_accepted_cleanup) */
 };
 
 enum db_write_status {
-	DB_WRITE_OK,            /* committed; msgs[i].result_json set */
-	DB_WRITE_REPLAY,        /* idempotent replay: replay_status, replay_body */
+	DB_WRITE_OK,            /* committed; msgs[i].accepted set */
+	DB_WRITE_REPLAY,        /* idempotent replay: replay_id and replay, or replay_stored */
 	DB_WRITE_IDEM_CONFLICT, /* same key, different request */
 	DB_WRITE_IDEM_IN_FLIGHT,/* same key still being processed */
 	DB_WRITE_IDEM_GONE,     /* same key and request, but its message is no longer kept */
@@ -66,14 +88,23 @@ struct db_write {
 	int nmsgs;
 	/* Results, set before done() is called. */
 	enum db_write_status status;
-	int replay_status;
-	char *replay_body;                         /* owned by the caller after done() */
+	/* DB_WRITE_REPLAY: the original message (its recipients are this
+	 * unit's msgs[0].rcpts: same request) and what it was at accept; or,
+	 * for a key written by an older mailferry, the answer stored with
+	 * it (replay_stored, text, NULL otherwise).  Owned by the unit: free
+	 * with db_write_cleanup(). */
+	char replay_id[UUID_STR_LEN];
+	struct db_accepted replay;
+	char *replay_stored;
 	char err[256];
 	/* Called once, from the committer thread, when the unit is decided. */
 	void (*done)(struct db_write *w);
 	void *arg;
 	struct db_write *next;                     /* the committer's queue link */
 };
+
+/* Frees what w's results own (each message's accepted, the replay), not w. */
+void db_write_cleanup(struct db_write *w);
 
 /*
  * Writes a group of units in one transaction on conn (a PGconn *, void *
@@ -96,26 +127,5 @@ void db_group_free(struct db_group *g);
 
 /* Prepares the group's statements on a new connection; 0 or -1. */
 int db_messages_prepare(void *conn, char *err, size_t errlen);
-
-/* 1 with *json (GET /v1/messages/{id}), 0 when there is no such message, -1 on error. */
-int db_message_get(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen);
-
-struct db_list_query {
-	const char *status;          /* each NULL when not filtered */
-	const char *recipient;
-	const char *tag;
-	const char *created_after;   /* RFC 3339 */
-	const char *created_before;
-	const char *before_id;       /* keyset cursor: ids older than this */
-	int limit;
-};
-/* The page as a JSON array in *json; *has_more and last_id (UUID_STR_LEN)
- * for the next cursor.  0 or -1. */
-int db_message_list(struct db_pool *pool, const struct db_list_query *q, char **json, int *has_more,
-		    char *last_id, char *err, size_t errlen);
-
-/* Cancels the recipients not yet sent/terminal (with message.canceled
- * events); 1 with *json (the message as GET shows it), 0 no such message, -1 error. */
-int db_message_cancel(struct db_pool *pool, const char *id, char **json, char *err, size_t errlen);
 
 #endif
