@@ -472,3 +472,51 @@ Test(sink, carries_thousands_of_sessions)
 	cr_assert(strstr(out, "messages=2000 ") != NULL, "%s", out);
 	free(out);
 }
+
+Test(sink, bounded_lines_dot_unstuffing_and_folded_message_id)
+{
+	struct sink_proc sp;
+	sink_start(&sp, 0, "");
+	int fd = th_smtp_connect(sp.port);
+	cr_assert_geq(fd, 0);
+	char *r = th_smtp_reply(fd, 30000);
+	cr_assert(r && strncmp(r, "220 ", 4) == 0, "%s", r ? r : "(none)");
+	free(r);
+	/* RFC 5321 §4.5.3.1.4: a command line of more than 512 octets. */
+	char big[1400];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "NOOP ", 5);
+	memcpy(big + 600, "\r\n", 3);
+	cr_assert_eq(th_smtp_send(fd, big), 0);
+	r = th_smtp_reply(fd, 30000);
+	cr_assert(r && strncmp(r, "500 5.5.2", 9) == 0, "%s", r ? r : "(none)");
+	free(r);
+	cr_assert_eq(th_smtp_send(fd, "EHLO t.test\r\nMAIL FROM:<a@t.test>\r\nRCPT TO:<b@t.test>\r\nDATA\r\n"), 0);
+	free(th_smtp_replies(fd, 4, 30000));
+	/* §4.5.3.1.6: a text line of more than 1000 octets fails the message. */
+	memset(big, 'y', sizeof(big));
+	memcpy(big + 1200, "\r\n.\r\n", 6);
+	cr_assert_eq(th_smtp_send(fd, big), 0);
+	r = th_smtp_reply(fd, 30000);
+	cr_assert(r && strncmp(r, "500 5.5.2", 9) == 0, "%s", r ? r : "(none)");
+	free(r);
+	/* §4.5.2: ".." is a dot, not the end; a folded Message-ID counts. */
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(th_smtp_send(fd, "MAIL FROM:<a@t.test>\r\nRCPT TO:<b@t.test>\r\nDATA\r\n"), 0);
+		r = th_smtp_replies(fd, 3, 30000);
+		cr_assert(r && strstr(r, "354 "), "%s", r ? r : "(none)");
+		free(r);
+		cr_assert_eq(th_smtp_send(fd, "Message-ID:\r\n <folded@t.test>\r\n\r\n..\r\n.."), 0);
+		usleep(50 * 1000);
+		cr_assert_eq(th_smtp_send(fd, ".\r\n.\r\n"), 0);
+		r = th_smtp_reply(fd, 30000);
+		cr_assert(r && strncmp(r, "250 2.0.0", 9) == 0, "%s", r ? r : "(none)");
+		free(r);
+	}
+	cr_assert_eq(th_smtp_send(fd, "QUIT\r\n"), 0);
+	free(th_smtp_reply(fd, 30000));
+	close(fd);
+	char *out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=2 recipients=2 duplicates=1 no_message_id=0 ") != NULL, "%s", out);
+	free(out);
+}
