@@ -47,7 +47,8 @@ static const struct {
 	[SINK_S_CLOSING] = { "closing", 0, NULL },
 };
 
-/* The only way to change state. */
+/* The only way to change state.  Unlike relay/smtp_client.c it does not
+ * log: at tens of thousands of sessions the log would be the bench's limit. */
 static void set_state(struct sink_session *s, enum sink_sstate st)
 {
 	s->state = st;
