@@ -21,7 +21,7 @@ BINDIR       ?= bin
 SAN          ?=
 CC           ?= cc
 PKGS         := libmicrohttpd jansson libcjson openssl libpq libcurl
-MODULES      := util db mail relay bounce hooks queue api cli
+MODULES      := util db mail relay bounce hooks sink queue api cli
 
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
