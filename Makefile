@@ -28,7 +28,7 @@ PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
 CRIT_LIBS     = $(shell pkg-config --libs criterion)
 
 OPT          ?= -O2
-CFLAGS_BASE  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+CFLAGS_BASE  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
                 -Wno-format-nonliteral -g -I. -Itests/harness -I$(BUILD)/gen -DMF_VERSION='"$(VERSION)"'
 ifeq ($(SAN),1)
 SANFLAGS     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
