@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -144,18 +145,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Says which outcome broke an invariant, then aborts. */
+static void broken(const struct smtp_outcome *o, const char *why)
+{
+	fprintf(stderr, "outcome %s: scope=%d cls=%d kind=%d code=%d enhanced=%.16s text=%.512s\n", why,
+		(int)o->scope, (int)o->cls, (int)o->kind, o->code, o->enhanced, o->text);
+	abort();
+}
+
 static void check_outcome(const struct smtp_outcome *o)
 {
-	if ((unsigned)o->scope > SCOPE_RECIPIENT || (unsigned)o->cls > OUT_LOCAL ||
-	    (unsigned)o->kind > KIND_INTERNAL)
-		abort();
-	if (o->code != 0 && (o->code < 200 || o->code > 599))
-		abort();
-	if ((o->cls == OUT_2XX && o->code / 100 != 2) || (o->cls == OUT_4XX && o->code / 100 != 4) ||
-	    (o->cls == OUT_5XX && o->code / 100 != 5))
-		abort();
 	if (memchr(o->text, 0, sizeof(o->text)) == NULL || memchr(o->enhanced, 0, sizeof(o->enhanced)) == NULL)
 		abort();
+	if ((unsigned)o->scope > SCOPE_RECIPIENT || (unsigned)o->cls > OUT_LOCAL ||
+	    (unsigned)o->kind > KIND_INTERNAL)
+		broken(o, "out of its enums");
+	if (o->code != 0 && (o->code < 200 || o->code > 599))
+		broken(o, "code out of range");
+	/* A reply the state did not expect (a 354 to EHLO, a 250 to DATA's
+	 * end that came too early) fails the session as transient: OUT_4XX
+	 * with that reply's code (smtp_fail_reply()). */
+	if ((o->cls == OUT_2XX && o->code / 100 != 2) || (o->cls == OUT_4XX && o->code / 100 > 4) ||
+	    (o->cls == OUT_4XX && o->code == 0) || (o->cls == OUT_5XX && o->code / 100 != 5))
+		broken(o, "class does not match the code");
 }
 
 static void transaction(struct smtp_client *c, unsigned flags)
