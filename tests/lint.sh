@@ -49,8 +49,9 @@ fi
 # A path folder/file.c or folder/file.h named in production code (its
 # comments), README.md or docs/*.md must exist: files move between folders.
 folders='util|db|mail|relay|bounce|hooks|queue|api|cli|tests|deploy|docs'
-stale=$(grep -noE "(^|[^A-Za-z0-9_./-])(\.\./)*($folders)/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.[ch]\b" \
-          --include='*.c' --include='*.h' -r $src README.md docs/*.md 2>/dev/null \
+named='(^|[^A-Za-z0-9_./-])(\.\./)*('$folders')/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.[ch]\b'
+stale=$({ grep -noE "$named" --include='*.c' --include='*.h' -r $src || true
+          grep -noE "$named" README.md docs/*.md || true; } \
         | while IFS= read -r hit; do
             f=${hit%%:*}; rest=${hit#*:}; line=${rest%%:*}; path=${rest#*:}
             path=$(printf '%s' "$path" | sed -E 's/^[^A-Za-z.]//; s#^(\.\./)+##')
