@@ -6,7 +6,8 @@
 #   make stop       stop the private PostgreSQL that make run started
 #   make test       install what is missing, build, run every test, then the
 #                   whole suite again under AddressSanitizer + UBSan
-#   make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS each)
+#   make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS each, FUZZ_JOBS at
+#                   a time) and print their coverage (tests/fuzz/run.sh)
 #   make bench      run the benchmarks
 #   make install PREFIX=/usr/local
 #
@@ -28,7 +29,7 @@ PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
 CRIT_LIBS     = $(shell pkg-config --libs criterion)
 
 OPT          ?= -O2
-CFLAGS_BASE  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+CFLAGS_BASE  := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
                 -Wno-format-nonliteral -g -I. -Itests/harness -I$(BUILD)/gen -DMF_VERSION='"$(VERSION)"'
 ifeq ($(SAN),1)
 SANFLAGS     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -53,7 +54,7 @@ TEST_BIN     := $(BUILD)/tests/mailferry-tests
 MF_BIN       := $(if $(filter 1,$(SAN)),$(BUILD)/bin/mailferry,$(BINDIR)/mailferry)
 HDR          := $(foreach m,$(MODULES),$(wildcard $(m)/*.h)) $(wildcard tests/harness/*.h)
 
-.PHONY: all run stop test test-build test-asan fuzz bench install clean bootstrap-run bootstrap-test check-deps
+.PHONY: all run stop test test-build test-asan fuzz fuzz-build bench install clean bootstrap-run bootstrap-test check-deps
 
 all: check-deps $(MF_BIN)
 
@@ -110,11 +111,12 @@ test-asan: bootstrap-test
 	@tests/run.sh build-asan
 
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: bootstrap-test
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SAN=1 \
 		SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" fuzz-build
-	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
 fuzz-build: $(LIB_OBJ) $(GEN_SRC)
 	@mkdir -p $(BUILD)/fuzz

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/head.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -205,75 +206,6 @@ void api_gate_release(struct api_gate *g, const struct sockaddr *sa)
 	pthread_mutex_unlock(&g->mu);
 }
 
-/* --- judging a head ----------------------------------------------------- */
-
-enum head { HEAD_INCOMPLETE, HEAD_COMPLETE, HEAD_BAD, HEAD_TOO_BIG };
-
-/* RFC 9110 §5.6.2: tchar. */
-static int is_tchar(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-/*
- * Judges the first n octets a client sent.  The request line is checked
- * octet by octet as it arrives (RFC 9112 §3: method SP request-target SP
- * HTTP-version CRLF; a bare LF is accepted, as libmicrohttpd does), so
- * garbage is refused at its first wrong octet; then the head is complete
- * at the first empty line (RFC 9112 §2.1).
- */
-static enum head head_judge(const char *b, size_t n)
-{
-	size_t i = 0;
-	int empty = 0;
-	while (i < n && (b[i] == '\r' || b[i] == '\n')) {
-		if (b[i] == '\n' && ++empty > MF_API_HEAD_EMPTY_LINES)
-			return HEAD_BAD;
-		i++;
-	}
-	size_t m = i;
-	while (i < n && is_tchar((unsigned char)b[i]) && i - m < MF_API_METHOD_MAX)
-		i++;
-	if (i == n)
-		return HEAD_INCOMPLETE;
-	if (b[i] != ' ' || i == m)
-		return HEAD_BAD;
-	size_t t = ++i;
-	while (i < n && (unsigned char)b[i] > ' ' && b[i] != 0x7f)
-		i++;
-	if (i == n)
-		return n >= MF_API_HEAD_MAX ? HEAD_TOO_BIG : HEAD_INCOMPLETE;
-	if (b[i] != ' ' || i == t)
-		return HEAD_BAD;
-	static const char version[] = "HTTP/d.d";
-	i++;
-	for (size_t k = 0; k < sizeof(version) - 1; k++, i++) {
-		if (i == n)
-			return HEAD_INCOMPLETE;
-		unsigned char c = (unsigned char)b[i];
-		if (version[k] == 'd' ? !(c >= '0' && c <= '9') : c != (unsigned char)version[k])
-			return HEAD_BAD;
-	}
-	if (i < n && b[i] == '\r')
-		i++;
-	if (i == n)
-		return HEAD_INCOMPLETE;
-	if (b[i] != '\n')
-		return HEAD_BAD;
-	/* i is at the request line's LF: the head ends at an LF followed by
-	 * CRLF or LF. */
-	for (; i < n; i++) {
-		if (b[i] != '\n')
-			continue;
-		if (i + 1 < n && b[i + 1] == '\n')
-			return HEAD_COMPLETE;
-		if (i + 2 < n && b[i + 1] == '\r' && b[i + 2] == '\n')
-			return HEAD_COMPLETE;
-	}
-	return n >= MF_API_HEAD_MAX ? HEAD_TOO_BIG : HEAD_INCOMPLETE;
-}
-
 /* --- connections -------------------------------------------------------- */
 
 static void count(struct api_gate *g, const char *reason)
@@ -393,8 +325,8 @@ static void on_readable(struct api_gate *g, struct pending *c)
 		return;
 	}
 	c->peeks++;
-	switch (head_judge(g->peek, (size_t)n)) {
-	case HEAD_COMPLETE: {
+	switch (api_head_judge(g->peek, (size_t)n)) {
+	case API_HEAD_COMPLETE: {
 		pending_unlink(g, c);
 		int fd = c->fd;
 		struct sockaddr_storage ss = c->ss;
@@ -404,13 +336,13 @@ static void on_readable(struct api_gate *g, struct pending *c)
 			api_gate_release(g, (struct sockaddr *)&ss);
 		return;
 	}
-	case HEAD_BAD:
+	case API_HEAD_BAD:
 		pending_end(g, c, 400, "bad_request", "the request line is not HTTP");
 		return;
-	case HEAD_TOO_BIG:
+	case API_HEAD_TOO_BIG:
 		pending_end(g, c, 431, "header_too_large", "the request head is larger than allowed");
 		return;
-	case HEAD_INCOMPLETE:
+	case API_HEAD_INCOMPLETE:
 		if (c->peeks >= MF_API_HEAD_PEEKS)
 			pending_end(g, c, 408, "request_timeout", "the request head arrived in too many pieces");
 		return;

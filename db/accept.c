@@ -266,9 +266,9 @@ static int prepare(PGconn *c, const char *name, const char *sql, char *err, size
  * nested-loop probe of a few rows) and index-only scans (which made the
  * suppression probe walk all of suppressions_reason_idx, whose second
  * column is the address, instead of probing the primary key).  The
- * plans on an empty database are checked by a test
- * (tests/db/test_committer_plans.c).  The session also defers its queue
- * NOTIFY (see db_group_send).
+ * plans on an empty database are checked by a test (tests/db/test_committer.c,
+ * generic_plans_on_an_empty_database_probe_by_key).  The session also
+ * defers its queue NOTIFY (see db_group_send).
  */
 /* The committer session's settings (see above), in one round trip. */
 static const char session_settings[] =

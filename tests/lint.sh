@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# lint.sh - checks STYLE.md's banned functions and test habits, and lints
+# lint.sh - checks STYLE.md's banned functions, test habits, which files
+# may include JSON and OpenSSL headers, that named source paths exist, and lints
 # docs/openapi.yaml with redocly and swagger-cli (pinned in tests/node/,
 # installed there by "deploy/bootstrap.sh test"); run by make test.
 set -euo pipefail
@@ -31,6 +32,46 @@ fn_allowed='^db/migrations/(0001_init\.sql:mf_notify_queue|0005_webhooks\.sql:mf
 if grep -iHoE 'CREATE[[:space:]]+(OR[[:space:]]+REPLACE[[:space:]]+)?FUNCTION[[:space:]]+[a-z_0-9]+' db/migrations/*.sql |
    sed -E 's/:.*[[:space:]]([a-z_0-9]+)$/:\1/' | grep -vE "$fn_allowed"; then
   echo "lint: SQL functions are defined in db/functions.sql, not in migrations" >&2; rc=1
+fi
+# JSON libraries stay at the API boundary (STYLE.md): JSON is turned into
+# our own structs in api/.  Outside api/, only these files, each for a reason:
+json_ok=(
+  cli/cmd_send.c  # the send command reads the API's JSON answer with cJSON
+)
+if grep -lE '#[[:space:]]*include[[:space:]]*[<"](jansson|cJSON|cjson/cJSON)\.h' -r $(printf '%s\n' $src | grep -vx api) \
+     | grep -vxF -f <(printf '%s\n' "${json_ok[@]}"); then
+  echo "lint: jansson.h / cJSON.h only in api/ and the files listed in tests/lint.sh" >&2; rc=1
+fi
+# OpenSSL stays in the files that own crypto or TLS (STYLE.md: OpenSSL in
+# as few files as possible); anything else asks one of them.
+ssl_ok=(
+  relay/tls.c           # TLS contexts and connections, client and server side
+  mail/dkim.c           # DKIM signing keys and signatures (RFC 6376)
+  mail/verp.c           # the HMAC in VERP tokens, compared in constant time
+  hooks/webhook_sign.c  # webhook signatures (HMAC-SHA256) and secrets
+  util/rand.c           # unpredictable bytes for identifiers
+  api/auth.c            # API keys: random secrets, hashing, constant-time compare
+  api/webhooks.c        # webhook endpoint secrets come from RAND_bytes (util/rand.h is not for secrets)
+  api/messages.c        # SHA-256 of idempotent request bodies, base64 of attachments (EVP)
+)
+if grep -lE '#[[:space:]]*include[[:space:]]*<openssl/' -r $src \
+     | grep -vxF -f <(printf '%s\n' "${ssl_ok[@]}"); then
+  echo "lint: OpenSSL headers only in the crypto/TLS files listed in tests/lint.sh" >&2; rc=1
+fi
+# A path folder/file.c or folder/file.h named in production code (its
+# comments), README.md or docs/*.md must exist: files move between folders.
+folders='util|db|mail|relay|bounce|hooks|sink|queue|api|cli|tests|deploy|docs'
+named='(^|[^A-Za-z0-9_./-])(\.\./)*('$folders')/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.[ch]\b'
+stale=$({ grep -noE "$named" --include='*.c' --include='*.h' -r $src || true
+          grep -noE "$named" README.md docs/*.md || true; } \
+        | while IFS= read -r hit; do
+            f=${hit%%:*}; rest=${hit#*:}; line=${rest%%:*}; path=${rest#*:}
+            path=$(printf '%s' "$path" | sed -E 's/^[^A-Za-z.]//; s#^(\.\./)+##')
+            [ -e "$path" ] || echo "$f:$line: $path"
+          done)
+if [ -n "$stale" ]; then
+  printf '%s\n' "$stale"
+  echo "lint: these files are named but do not exist (moved? fix the reference)" >&2; rc=1
 fi
 # util/log.h: the logger escapes every value itself, so a value passed
 # through log_quote() would be escaped twice; a conversion outside key=VALUE

@@ -11,6 +11,8 @@
 
 #include "relay/smtp_reply.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct smtp_reply r;
