@@ -238,8 +238,9 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	buf_init(&m->body, max + max / 2 + 65536);
 	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL), .dkim = req->deps->dkim };
 	char err[256] = "";
-	if (mime_compose(&m->mr, &mp, &m->body, err, sizeof(err)) < 0 || m->body.len > max) {
-		int big = m->body.len > max || m->body.len + 1024 >= m->body.max || strstr(err, "size");
+	enum mime_status ms = mime_compose(&m->mr, &mp, &m->body, err, sizeof(err));
+	if (ms != MIME_OK || m->body.len > max) {
+		int big = ms == MIME_TOO_BIG || m->body.len > max;
 		*code = big ? "payload_too_large" : "internal";
 		if (big)
 			snprintf(msg, msglen, "the composed message is larger than max_message_size (%zu bytes)", max);
@@ -285,7 +286,7 @@ static void answer_location(struct api_req *req, const char *id)
 {
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/v1/messages/%s", id);
-	api_header(req, "Location", loc);
+	api_location(req, loc);
 }
 
 /* A replayed answer names its message only in its body. */
@@ -378,7 +379,7 @@ static void write_done(struct db_write *w)
 		break;
 	case DB_WRITE_UNAVAILABLE:
 		log_warn_limited("event=send_unavailable error=\"%s\"", w->err);
-		api_header(req, "Retry-After", "1");
+		api_retry_after(req, "1");
 		api_problem(req, 503, "unavailable", "the database is unavailable; nothing was queued, try again");
 		break;
 	case DB_WRITE_FAILED:
