@@ -17,6 +17,12 @@
  * break; attachments are base64, byte for byte.  Bcc recipients, tags and
  * metadata never appear in the message.  When p->dkim is set the finished
  * message is signed once and the DKIM-Signature field is put in front.
+ *
+ * mime_compose() returns MIME_OK or the class of its failure (mime.h):
+ * MIME_TOO_BIG when out's maximum is reached, MIME_INVALID for what the
+ * request asks that no message may hold, MIME_INTERNAL for the composer's
+ * own limits; the static helpers record the class in a struct mime_err
+ * along with the text for the caller's buffer.
  */
 #include "mail/mime.h"
 
