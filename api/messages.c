@@ -222,12 +222,20 @@ static char *from_header(const struct mail_address *a)
 	return out;
 }
 
+/* Why a message could not be composed: the answer's status and problem
+ * code, chosen from mime_compose()'s enum mime_status, and its detail. */
+struct compose_fail {
+	int status;       /* 413 or 500 */
+	const char *code; /* "payload_too_large" or "internal" */
+	char msg[256];
+};
+
 /*
  * Composes m (already validated into m->mr) and fills row.  Returns 0, or
- * -1 with code and msg set ("payload_too_large" or "internal").
+ * -1 with *f set.
  */
 static int build_message(struct api_req *req, const json_t *root, struct send_msg *m,
-			 struct db_msg_row *row, const char **code, char *msg, size_t msglen)
+			 struct db_msg_row *row, struct compose_fail *f)
 {
 	const struct config *cfg = req->deps->cfg;
 	uuid_v7(row->id);
@@ -241,11 +249,12 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	enum mime_status ms = mime_compose(&m->mr, &mp, &m->body, err, sizeof(err));
 	if (ms != MIME_OK || m->body.len > max) {
 		int big = ms == MIME_TOO_BIG || m->body.len > max;
-		*code = big ? "payload_too_large" : "internal";
+		f->status = big ? 413 : 500;
+		f->code = big ? "payload_too_large" : "internal";
 		if (big)
-			snprintf(msg, msglen, "the composed message is larger than max_message_size (%zu bytes)", max);
+			snprintf(f->msg, sizeof(f->msg), "the composed message is larger than max_message_size (%zu bytes)", max);
 		else
-			snprintf(msg, msglen, "cannot compose the message: %s", err);
+			snprintf(f->msg, sizeof(f->msg), "cannot compose the message: %s", err);
 		return -1;
 	}
 	struct mail_request *mr = &m->mr;
@@ -441,12 +450,11 @@ enum api_result api_post_message(struct api_req *req)
 	val_errors_cleanup(&e);
 	u->nmsgs = 1;
 	u->w.nmsgs = 1;
-	const char *code;
-	char msg[256];
-	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &code, msg, sizeof(msg));
+	struct compose_fail f;
+	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &f);
 	json_decref(root);
 	if (rc < 0) {
-		api_problem(req, strcmp(code, "payload_too_large") == 0 ? 413 : 500, code, msg);
+		api_problem(req, f.status, f.code, f.msg);
 		unit_free(u);
 		return API_DONE;
 	}
@@ -512,10 +520,9 @@ enum api_result api_post_message_batch(struct api_req *req)
 			continue;
 		}
 		val_errors_cleanup(&e);
-		const char *code;
-		char msg[256];
-		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &code, msg, sizeof(msg)) < 0) {
-			json_t *x = api_field_error("", code, msg);
+		struct compose_fail f;
+		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &f) < 0) {
+			json_t *x = api_field_error("", f.code, f.msg);
 			json_object_set_new(x, "index", json_integer((json_int_t)i));
 			json_array_append_new(u->errors, x);
 			send_msg_cleanup(m);
