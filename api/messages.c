@@ -251,10 +251,11 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 		int big = ms == MIME_TOO_BIG || m->body.len > max;
 		f->status = big ? 413 : 500;
 		f->code = big ? "payload_too_large" : "internal";
+		/* The detail is cut where it always was: 28 + 227 octets fill msg. */
 		if (big)
 			snprintf(f->msg, sizeof(f->msg), "the composed message is larger than max_message_size (%zu bytes)", max);
 		else
-			snprintf(f->msg, sizeof(f->msg), "cannot compose the message: %s", err);
+			snprintf(f->msg, sizeof(f->msg), "cannot compose the message: %.227s", err);
 		return -1;
 	}
 	struct mail_request *mr = &m->mr;
