@@ -1,12 +1,14 @@
 /*
- * api.h - the HTTP API server (INTERFACE.md "HTTP API").
+ * api.h - the HTTP API server (INTERFACE.md "HTTP API"), implemented in
+ * api/server.c; what the rest of the process (cli/cmd_serve.c) sees.
  *
  * api_server_new() starts libmicrohttpd on cfg->http_listen with a thread
  * pool (and, when cfg->admin_listen is set, a second listener serving only
  * /healthz, /readyz and /metrics); requests are dispatched to the handlers
- * in api/routes.c.  The
- * struct api_deps is borrowed and must outlive the server; api_server_free()
- * stops the server and waits for its threads.
+ * of api/handlers.h through the table in api/routes.c.  It returns NULL
+ * with err set when it cannot listen.  The struct api_deps is borrowed and
+ * must outlive the server (handlers reach it as req->deps);
+ * api_server_free() stops the server and waits for its threads.
  */
 #ifndef MF_API_H
 #define MF_API_H

@@ -7,10 +7,12 @@
  * secret is still hashed and compared on every request), so a revocation
  * takes effect within that time and the hot send path does not pay a
  * database round trip per request.
+ *
+ * api_authenticate() returns an enum api_auth_status and never builds a
+ * response: api/server.c maps it to 401 / 403 / 503.  Nothing here calls
+ * into api/server.c.
  */
 #include "api/auth.h"
-
-#include "api/api.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -23,7 +25,6 @@
 
 #include "db/keys.h"
 #include "util/limits.h"
-#include "util/log.h"
 
 #define PUBLIC_ID_LEN 12
 #define SECRET_BYTES 32
@@ -201,16 +202,14 @@ static void cache_put(const char *public_id, const struct db_key_auth *a)
 	pthread_mutex_unlock(&auth_cache_mu);
 }
 
-int api_authenticate(struct api_req *req, unsigned need_scope)
+enum api_auth_status api_authenticate(struct db_pool *pool, const char *authorization, unsigned need_scope,
+				      struct api_auth *out, char *err, size_t errlen)
 {
-	const char *h = api_req_header(req, "Authorization");
-	char public_id[PUBLIC_ID_LEN + 1], err[256];
+	const char *h = authorization;
+	char public_id[PUBLIC_ID_LEN + 1];
 	const char *secret;
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
-		api_header(req, "WWW-Authenticate", "Bearer");
-		api_problem(req, 401, "unauthorized", "missing Authorization: Bearer API key");
-		return -1;
-	}
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return AUTH_MISSING;
 	const char *key = h + 7;
 	while (*key == ' ')
 		key++;
@@ -219,32 +218,24 @@ int api_authenticate(struct api_req *req, unsigned need_scope)
 	if (split_key(key, public_id, &secret) == 0) {
 		found = cache_get(public_id, &auth);
 		if (!found) {
-			found = db_key_lookup(req->deps->pool, public_id, &auth, err, sizeof(err));
+			found = db_key_lookup(pool, public_id, &auth, err, errlen);
 			if (found == 1)
 				cache_put(public_id, &auth);
 		}
 	}
-	if (found < 0) {
-		log_warn_limited("event=auth_unavailable error=\"%s\"", err);
-		api_problem(req, 503, "unavailable", "the database is unavailable; try again");
-		return -1;
-	}
+	if (found < 0)
+		return AUTH_UNAVAILABLE;
 	unsigned char hash[DB_KEY_HASH_LEN];
 	if (found)
 		hash_secret(auth.salt, secret, hash);
-	if (!found || CRYPTO_memcmp(hash, auth.hash, sizeof(hash)) != 0 || auth.revoked) {
-		api_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-		api_problem(req, 401, "unauthorized", "unknown or revoked API key");
-		return -1;
-	}
+	if (!found || CRYPTO_memcmp(hash, auth.hash, sizeof(hash)) != 0 || auth.revoked)
+		return AUTH_INVALID;
 	unsigned scopes = 0;
 	if (api_scopes_parse(auth.scopes, &scopes) < 0)
 		scopes = 0;
-	if ((scopes & need_scope) == 0 && (scopes & API_SCOPE_ADMIN) == 0) {
-		api_problem(req, 403, "forbidden", "this API key lacks the scope this endpoint needs");
-		return -1;
-	}
-	req->api_key_id = auth.id;
-	req->scopes = scopes;
-	return 0;
+	if ((scopes & need_scope) == 0 && (scopes & API_SCOPE_ADMIN) == 0)
+		return AUTH_FORBIDDEN;
+	out->key_id = auth.id;
+	out->scopes = scopes;
+	return AUTH_OK;
 }

@@ -1,8 +1,13 @@
 /*
- * auth.h - API keys: making them and checking "Authorization: Bearer KEY".
+ * auth.h - API keys: making them and checking "Authorization: Bearer KEY"
+ * (RFC 6750 §2.1); implemented in api/auth.c, keys stored by db/keys.h.
  *
  * A key reads  mf_<public id>_<secret>.  Only the public id, a random salt
  * and SHA-256(salt || secret) are stored; the secret is shown once.
+ *
+ * api_authenticate() only judges: it returns an enum api_auth_status and
+ * knows nothing of HTTP responses.  api/server.c turns a failure into the
+ * 401 / 403 / 503 answer.
  */
 #ifndef MF_API_AUTH_H
 #define MF_API_AUTH_H
@@ -14,12 +19,28 @@
 
 struct db_pool;
 
+enum api_auth_status {
+	AUTH_OK = 0,
+	AUTH_MISSING,     /* no "Authorization: Bearer ..." header: 401 */
+	AUTH_INVALID,     /* unknown, malformed or revoked key: 401 */
+	AUTH_FORBIDDEN,   /* a good key without the scope needed: 403 */
+	AUTH_UNAVAILABLE, /* the key store cannot be read: 503, err set */
+};
+
+/* Who the request is, when AUTH_OK. */
+struct api_auth {
+	int64_t key_id;
+	unsigned scopes; /* API_SCOPE_* bits */
+};
+
 /*
- * Checks the request's bearer key against the database and the scope the
- * route needs.  Returns 0 (req->api_key_id and req->scopes set), or -1 with
- * a 401/403/503 problem already in req->resp.
+ * Checks the Authorization header value (borrowed, NULL when absent)
+ * against the keys in pool and the scope the route needs (an admin key has
+ * every scope).  AUTH_OK fills *out; AUTH_UNAVAILABLE writes the store's
+ * error into err.  Nothing is logged here.
  */
-int api_authenticate(struct api_req *req, unsigned need_scope);
+enum api_auth_status api_authenticate(struct db_pool *pool, const char *authorization, unsigned need_scope,
+				      struct api_auth *out, char *err, size_t errlen);
 
 /* Parses "send,read,admin" into API_SCOPE_* bits; -1 on an unknown name. */
 int api_scopes_parse(const char *csv, unsigned *out);

@@ -1,6 +1,10 @@
 /*
- * handlers.h - the API's request handlers, one per route (api/routes.c).
- * Each fills req->resp and returns API_DONE, or API_SUSPEND (see http.h).
+ * handlers.h - the API's request handlers, one per route; api/routes.c
+ * puts them in the route table, each is defined in the file named above
+ * its group below.  A handler reads its request (api/http.h), answers
+ * with api/respond.h's builders into req->resp and returns API_DONE, or
+ * returns API_SUSPEND and completes later (api/http.h).  Authentication
+ * has already been done by api/server.c when the route needs a scope.
  */
 #ifndef MF_API_HANDLERS_H
 #define MF_API_HANDLERS_H
@@ -38,6 +42,8 @@ enum api_result api_get_suppressions(struct api_req *req);
 enum api_result api_post_suppressions(struct api_req *req);
 enum api_result api_get_suppression(struct api_req *req);
 enum api_result api_delete_suppression(struct api_req *req);
+
+/* api/bounces.c */
 enum api_result api_post_bounces(struct api_req *req);
 
 #endif

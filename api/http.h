@@ -1,10 +1,11 @@
 /*
- * http.h - the request and response types that API handlers see.
+ * http.h - the request type that API handlers see, and its accessors.
  *
- * api/server.c owns the libmicrohttpd side and turns each HTTP request into
- * a struct api_req; a handler (api/routes.c lists them) fills a struct
- * api_resp.  Handlers never see libmicrohttpd.  JSON bodies are jansson
- * values: api_json() and api_problem*() take ownership of the json_t given.
+ * api/server.c owns the libmicrohttpd side: it turns each HTTP request into
+ * a struct api_req, implements the accessors below, and sends req->resp.
+ * A handler (api/handlers.h, listed in api/routes.c) answers by filling
+ * req->resp with the builders of api/respond.h.  Handlers never see
+ * libmicrohttpd.
  *
  * Asynchronous handlers (e.g. waiting for the group commit) return
  * API_SUSPEND after handing req to another thread, which fills req->resp and
@@ -13,10 +14,10 @@
 #ifndef MF_API_HTTP_H
 #define MF_API_HTTP_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/respond.h"
 #include "util/buf.h"
 
 struct api_deps;
@@ -24,19 +25,8 @@ struct api_deps;
 enum api_scope { API_SCOPE_NONE = 0, API_SCOPE_SEND = 1, API_SCOPE_READ = 2, API_SCOPE_ADMIN = 4 };
 
 #define API_MAX_PARAMS 4
-#define API_MAX_HEADERS 8
 
 enum api_result { API_DONE = 0, API_SUSPEND = 1 };
-
-struct api_resp {
-	int status;
-	const char *content_type;     /* static string */
-	char *body;                   /* owned */
-	size_t body_len;
-	int nheaders;
-	char *hname[API_MAX_HEADERS]; /* owned */
-	char *hvalue[API_MAX_HEADERS];
-};
 
 struct api_req {
 	struct api_deps *deps;
@@ -48,24 +38,14 @@ struct api_req {
 	struct buf body;
 	int64_t api_key_id;           /* 0 when unauthenticated */
 	unsigned scopes;
-	struct api_resp resp;
+	struct api_resp resp;         /* the answer (api/respond.h) */
 	void *conn;                   /* the server's connection state */
 };
 
-/* Request accessors; returned strings are borrowed for the request's life. */
+/* Request accessors (api/server.c); returned strings are borrowed for the
+ * request's life, NULL when absent. */
 const char *api_req_header(struct api_req *req, const char *name);
 const char *api_req_query(struct api_req *req, const char *name);
-
-/* Response builders.  Each replaces any body set before. */
-void api_json(struct api_req *req, int status, json_t *body);
-void api_text(struct api_req *req, int status, const char *content_type, const char *text);
-void api_header(struct api_req *req, const char *name, const char *value);
-/* problem+json: {"type","title","status","code","detail"[,"errors"]}. */
-void api_problem(struct api_req *req, int status, const char *code, const char *detail);
-void api_problem_errors(struct api_req *req, int status, const char *code, const char *detail,
-			json_t *errors);
-/* One {"field","code","message"} entry for api_problem_errors(). */
-json_t *api_field_error(const char *field, const char *code, const char *message);
 
 /* Completes a request a handler returned API_SUSPEND for (any thread). */
 void api_req_complete(struct api_req *req);

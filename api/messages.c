@@ -223,12 +223,20 @@ static char *from_header(const struct mail_address *a)
 	return out;
 }
 
+/* Why a message could not be composed: the answer's status and problem
+ * code, chosen from mime_compose()'s enum mime_status, and its detail. */
+struct compose_fail {
+	int status;       /* 413 or 500 */
+	const char *code; /* "payload_too_large" or "internal" */
+	char msg[256];
+};
+
 /*
  * Composes m (already validated into m->mr) and fills row.  Returns 0, or
- * -1 with code and msg set ("payload_too_large" or "internal").
+ * -1 with *f set.
  */
 static int build_message(struct api_req *req, const json_t *root, struct send_msg *m,
-			 struct db_msg_row *row, const char **code, char *msg, size_t msglen)
+			 struct db_msg_row *row, struct compose_fail *f)
 {
 	const struct config *cfg = req->deps->cfg;
 	uuid_v7(row->id);
@@ -239,13 +247,16 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	buf_init(&m->body, max + max / 2 + 65536);
 	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL), .dkim = req->deps->dkim };
 	char err[256] = "";
-	if (mime_compose(&m->mr, &mp, &m->body, err, sizeof(err)) < 0 || m->body.len > max) {
-		int big = m->body.len > max || m->body.len + 1024 >= m->body.max || strstr(err, "size");
-		*code = big ? "payload_too_large" : "internal";
+	enum mime_status ms = mime_compose(&m->mr, &mp, &m->body, err, sizeof(err));
+	if (ms != MIME_OK || m->body.len > max) {
+		int big = ms == MIME_TOO_BIG || m->body.len > max;
+		f->status = big ? 413 : 500;
+		f->code = big ? "payload_too_large" : "internal";
+		/* The detail is cut where it always was: 28 + 227 octets fill msg. */
 		if (big)
-			snprintf(msg, msglen, "the composed message is larger than max_message_size (%zu bytes)", max);
+			snprintf(f->msg, sizeof(f->msg), "the composed message is larger than max_message_size (%zu bytes)", max);
 		else
-			snprintf(msg, msglen, "cannot compose the message: %s", err);
+			snprintf(f->msg, sizeof(f->msg), "cannot compose the message: %.227s", err);
 		return -1;
 	}
 	struct mail_request *mr = &m->mr;
@@ -286,7 +297,7 @@ static void answer_location(struct api_req *req, const char *id)
 {
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/v1/messages/%s", id);
-	api_header(req, "Location", loc);
+	api_location(req, loc);
 }
 
 /* A stored answer (written by an older mailferry) names its message only
@@ -384,7 +395,7 @@ static void write_done(struct db_write *w)
 		break;
 	case DB_WRITE_UNAVAILABLE:
 		log_warn_limited("event=send_unavailable error=\"%s\"", w->err);
-		api_header(req, "Retry-After", "1");
+		api_retry_after(req, "1");
 		api_problem(req, 503, "unavailable", "the database is unavailable; nothing was queued, try again");
 		break;
 	case DB_WRITE_FAILED:
@@ -446,12 +457,11 @@ enum api_result api_post_message(struct api_req *req)
 	val_errors_cleanup(&e);
 	u->nmsgs = 1;
 	u->w.nmsgs = 1;
-	const char *code;
-	char msg[256];
-	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &code, msg, sizeof(msg));
+	struct compose_fail f;
+	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &f);
 	json_decref(root);
 	if (rc < 0) {
-		api_problem(req, strcmp(code, "payload_too_large") == 0 ? 413 : 500, code, msg);
+		api_problem(req, f.status, f.code, f.msg);
 		unit_free(u);
 		return API_DONE;
 	}
@@ -517,10 +527,9 @@ enum api_result api_post_message_batch(struct api_req *req)
 			continue;
 		}
 		val_errors_cleanup(&e);
-		const char *code;
-		char msg[256];
-		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &code, msg, sizeof(msg)) < 0) {
-			json_t *x = api_field_error("", code, msg);
+		struct compose_fail f;
+		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &f) < 0) {
+			json_t *x = api_field_error("", f.code, f.msg);
 			json_object_set_new(x, "index", json_integer((json_int_t)i));
 			json_array_append_new(u->errors, x);
 			send_msg_cleanup(m);

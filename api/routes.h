@@ -1,5 +1,7 @@
 /*
- * routes.h - the API's route table: method, path pattern, scope, handler.
+ * routes.h - the API's route table (api/routes.c): method, path pattern,
+ * scope, body limit, handler (api/handlers.h).  api/server.c matches each
+ * request against it.
  *
  * Patterns are literal segments and "{name}" parameters.  api_route_match()
  * fills req->params in order and returns the route, or NULL; *path_known is
@@ -26,6 +28,7 @@ struct api_route {
 
 const struct api_route *api_route_match(const char *method, const char *path, struct api_req *req,
 					int *path_known);
+/* The largest request body r accepts (r NULL: the small limit). */
 size_t api_route_body_max(const struct api_route *r, const struct config *cfg);
 
 #endif

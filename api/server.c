@@ -19,6 +19,12 @@
  * reports each closed connection back (MHD_OPTION_NOTIFY_CONNECTION) so
  * that the gate's counts drop.  libmicrohttpd's own messages go through
  * api_netlog() (rate-limited, util/log.h format), not to stderr.
+ *
+ * Here: the request accessors of api/http.h (api_req_header, api_req_query,
+ * api_req_complete), authentication's answer (api/auth.c judges the key,
+ * this file answers 401/403/503), dispatch, and the listeners.  Response
+ * bodies and headers are built by api/respond.c; this file only hands the
+ * finished struct api_resp to libmicrohttpd.
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -37,6 +43,7 @@
 #include "api/auth.h"
 #include "api/gate.h"
 #include "api/http.h"
+#include "api/respond.h"
 #include "api/routes.h"
 #include "db/committer.h"
 #include "mail/dkim.h"
@@ -100,91 +107,6 @@ void api_req_complete(struct api_req *req)
 	cs->done = 1;
 	pthread_mutex_unlock(&cs->mu);
 	MHD_resume_connection(mc);
-}
-
-/* --- responses ---------------------------------------------------------- */
-
-static void resp_set_body(struct api_resp *r, int status, const char *ctype, char *body, size_t len)
-{
-	free(r->body);
-	r->status = status;
-	r->content_type = ctype;
-	r->body = body;
-	r->body_len = len;
-}
-
-void api_json(struct api_req *req, int status, json_t *body)
-{
-	char *s = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	if (s == NULL)
-		s = xstrdup("{}");
-	size_t len = strlen(s);
-	/* jansson allocates with malloc by default, so free() owns it. */
-	resp_set_body(&req->resp, status, "application/json", s, len);
-}
-
-void api_text(struct api_req *req, int status, const char *content_type, const char *text)
-{
-	resp_set_body(&req->resp, status, content_type, xstrdup(text), strlen(text));
-}
-
-void api_header(struct api_req *req, const char *name, const char *value)
-{
-	struct api_resp *r = &req->resp;
-	if (r->nheaders == API_MAX_HEADERS)
-		return;
-	r->hname[r->nheaders] = xstrdup(name);
-	r->hvalue[r->nheaders] = xstrdup(value);
-	r->nheaders++;
-}
-
-static const char *status_title(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 503: return "Service Unavailable";
-	default: return "Error";
-	}
-}
-
-json_t *api_field_error(const char *field, const char *code, const char *message)
-{
-	return json_pack("{s:s, s:s, s:s}", "field", field, "code", code, "message", message);
-}
-
-void api_problem_errors(struct api_req *req, int status, const char *code, const char *detail,
-			json_t *errors)
-{
-	char type[128];
-	snprintf(type, sizeof(type), "https://mailferry.dev/problems/%s", code);
-	json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", status_title(status),
-			      "status", status, "code", code, "detail", detail ? detail : "");
-	if (errors)
-		json_object_set_new(p, "errors", errors);
-	api_json(req, status, p);
-	req->resp.content_type = "application/problem+json";
-	/* Every 503 says when to come back (RFC 9110 §10.2.3, §15.6.4). */
-	int has_retry_after = 0;
-	for (int i = 0; i < req->resp.nheaders; i++)
-		has_retry_after |= strcasecmp(req->resp.hname[i], "Retry-After") == 0;
-	if (status == 503 && !has_retry_after)
-		api_header(req, "Retry-After", MF_UNAVAILABLE_RETRY_AFTER);
-}
-
-void api_problem(struct api_req *req, int status, const char *code, const char *detail)
-{
-	api_problem_errors(req, status, code, detail, NULL);
 }
 
 /* --- libmicrohttpd callbacks -------------------------------------------- */
@@ -267,17 +189,47 @@ static struct conn_state *conn_new(struct listener *l, struct MHD_Connection *mc
 
 static void conn_free(struct conn_state *cs)
 {
-	struct api_resp *r = &cs->req.resp;
-	free(r->body);
-	for (int i = 0; i < r->nheaders; i++) {
-		free(r->hname[i]);
-		free(r->hvalue[i]);
-	}
+	api_resp_cleanup(&cs->req.resp);
 	for (int i = 0; i < cs->req.nparams; i++)
 		free(cs->req.params[i]);
 	buf_cleanup(&cs->req.body);
 	pthread_mutex_destroy(&cs->mu);
 	free(cs);
+}
+
+/*
+ * Checks the bearer key for a route that needs a scope.  Returns 0
+ * (req->api_key_id and req->scopes set), or -1 with the 401 (RFC 6750
+ * §3, WWW-Authenticate), 403 or 503 answer in req->resp.
+ */
+static int authenticate(struct api_req *req, unsigned need_scope)
+{
+	struct api_auth who = { 0 };
+	char err[256] = "";
+	enum api_auth_status st = api_authenticate(req->deps->pool, api_req_header(req, "Authorization"),
+						   need_scope, &who, err, sizeof(err));
+	switch (st) {
+	case AUTH_OK:
+		req->api_key_id = who.key_id;
+		req->scopes = who.scopes;
+		return 0;
+	case AUTH_MISSING:
+		api_header(req, "WWW-Authenticate", "Bearer");
+		api_problem(req, 401, "unauthorized", "missing Authorization: Bearer API key");
+		return -1;
+	case AUTH_INVALID:
+		api_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_problem(req, 401, "unauthorized", "unknown or revoked API key");
+		return -1;
+	case AUTH_FORBIDDEN:
+		api_problem(req, 403, "forbidden", "this API key lacks the scope this endpoint needs");
+		return -1;
+	case AUTH_UNAVAILABLE:
+	default:
+		log_warn_limited("event=auth_unavailable error=\"%s\"", err);
+		api_problem(req, 503, "unavailable", "the database is unavailable; try again");
+		return -1;
+	}
 }
 
 /* Authenticates (when the route needs it), then runs the handler. */
@@ -287,7 +239,7 @@ static enum MHD_Result dispatch(struct conn_state *cs)
 		api_problem(&cs->req, 413, "payload_too_large", "the request body is larger than allowed");
 		return queue_response(cs);
 	}
-	if (cs->route->scope != API_SCOPE_NONE && api_authenticate(&cs->req, cs->route->scope) < 0)
+	if (cs->route->scope != API_SCOPE_NONE && authenticate(&cs->req, cs->route->scope) < 0)
 		return queue_response(cs);
 	pthread_mutex_lock(&cs->mu);
 	enum api_result r = cs->route->handler(&cs->req);

@@ -1,28 +1,23 @@
 /*
- * suppressions.c - the suppression list and bounce submission endpoints.
+ * suppressions.c - the suppression list endpoints (handlers.h):
  *
  *   GET    /v1/suppressions?reason=R&limit=N&after=CURSOR   (read)
  *   POST   /v1/suppressions {"email","reason"?}              (send) 201 / 200
  *   GET    /v1/suppressions/{email}                          (read)
  *   DELETE /v1/suppressions/{email}                          (admin) 204
- *   POST   /v1/bounces  (message/rfc822 body)                (send) 202
  *
  * Addresses are compared in lower case (db/suppressions.h).  Adding an
  * address already listed answers 200 with the existing entry (idempotent).
- * POST /v1/bounces stores the message in bounces_raw (source 'api') and
- * processes it at once (bounce/bounces.h), answering with what matched.
+ * Bounce submission, POST /v1/bounces, is api/bounces.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/api.h"
 #include "api/handlers.h"
-#include "db/bounces.h"
 #include "db/suppressions.h"
-#include "bounce/bounces.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -161,7 +156,7 @@ enum api_result api_post_suppressions(struct api_req *req)
 	if (added) {
 		char loc[MF_ADDRESS_MAX + 32];
 		snprintf(loc, sizeof(loc), "/v1/suppressions/%s", json_string_value(json_object_get(row, "email")));
-		api_header(req, "Location", loc);
+		api_location(req, loc);
 	}
 	api_json(req, added ? 201 : 200, row);
 	return API_DONE;
@@ -195,60 +190,5 @@ enum api_result api_delete_suppression(struct api_req *req)
 			 LOG_RCPT(MF_LOG_INFO, req->params[0]), req->api_key_id);
 		api_text(req, 204, NULL, "");
 	}
-	return API_DONE;
-}
-
-static json_t *rcpt_result_json(const struct bounce_rcpt_result *x)
-{
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "recipient", x->recipient, "action",
-			      dsn_action_name(x->action), "status", x->status, "result", x->result ? x->result : "",
-			      "suppressed", x->suppressed);
-	json_object_set_new(o, "matched_by", x->matched_by ? json_string(x->matched_by) : json_null());
-	json_object_set_new(o, "message_id", x->message_id[0] ? json_string(x->message_id) : json_null());
-	json_object_set_new(o, "bounce",
-			    x->bounce_type ? json_pack("{s:s, s:s?}", "type", x->bounce_type, "category", x->category)
-					   : json_null());
-	return o;
-}
-
-enum api_result api_post_bounces(struct api_req *req)
-{
-	const char *ct = api_req_header(req, "Content-Type");
-	if (ct == NULL || strncasecmp(ct, "message/rfc822", 14) != 0) {
-		api_problem(req, 415, "unsupported_media_type", "the body must be a raw message sent as message/rfc822");
-		return API_DONE;
-	}
-	if (req->body.len == 0) {
-		api_problem_errors(req, 422, "validation_failed", "the bounce is empty",
-				   json_pack("[o]", api_field_error("body", "required", "send the raw message")));
-		return API_DONE;
-	}
-	if (req->body.len > MF_BOUNCE_SIZE_MAX) {
-		api_problem(req, 413, "payload_too_large", "a bounce is at most 10 MiB");
-		return API_DONE;
-	}
-	char err[512];
-	int64_t id;
-	if (db_bounce_insert(req->deps->pool, "api", NULL, "", req->body.data, req->body.len, &id, err, sizeof(err)) < 0) {
-		db_fail(req, "bounce_insert", err);
-		return API_DONE;
-	}
-	struct bounce_result *res = xmalloc(sizeof(*res));
-	int rc = bounce_process(req->deps->pool, req->deps->cfg, id, res, err, sizeof(err));
-	if (rc < 0) {
-		/* Stored: the bounce processor will retry it. */
-		log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=%s", id, err);
-		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
-	} else if (rc == 0) {
-		/* Another processor took it first. */
-		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
-	} else {
-		json_t *rcpts = json_array();
-		for (int i = 0; i < res->nrcpts; i++)
-			json_array_append_new(rcpts, rcpt_result_json(&res->rcpts[i]));
-		api_json(req, 202, json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)id, "kind", dsn_kind_name(res->kind),
-					     "outcome", res->outcome, "recipients", rcpts));
-	}
-	free(res);
 	return API_DONE;
 }

@@ -346,7 +346,8 @@ static void add_address(struct val_errors *e, const char *field, const char *s, 
 {
 	char err[256];
 	if (address_parse(s, out, err, sizeof(err)) < 0) {
-		int inj = strstr(err, "CR or LF") != NULL;
+		/* A line break anywhere is injection (address_parse refuses it). */
+		int inj = strpbrk(s, "\r\n") != NULL;
 		val_add(e, field, inj ? "header_injection" : "invalid_address", "%s", err);
 		*ok = 0;
 		return;

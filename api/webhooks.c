@@ -287,7 +287,7 @@ enum api_result api_post_webhooks(struct api_req *req)
 	OPENSSL_cleanse(secret, sizeof(secret));
 	char loc[64];
 	snprintf(loc, sizeof(loc), "/v1/webhooks/%s", public_id);
-	api_header(req, "Location", loc);
+	api_location(req, loc);
 	log_info("event=webhook_created webhook=%s", public_id);
 	api_json(req, 201, out);
 out:

@@ -17,6 +17,12 @@
  * break; attachments are base64, byte for byte.  Bcc recipients, tags and
  * metadata never appear in the message.  When p->dkim is set the finished
  * message is signed once and the DKIM-Signature field is put in front.
+ *
+ * mime_compose() returns MIME_OK or the class of its failure (mime.h):
+ * MIME_TOO_BIG when out's maximum is reached, MIME_INVALID for what the
+ * request asks that no message may hold, MIME_INTERNAL for the composer's
+ * own limits; the static helpers record the class in a struct mime_err
+ * along with the text for the caller's buffer.
  */
 #include "mail/mime.h"
 
@@ -53,15 +59,33 @@ static void room(struct buf *b, size_t n)
 /* Longest Message-ID, Content-ID or Content-Type value accepted. */
 #define MIME_ID_MAX 900
 
-static int fail(char *err, size_t errlen, const char *what)
+/* Where a failure is told: its class (mime.h) and its text. */
+struct mime_err {
+	enum mime_status status;
+	char *err;
+	size_t errlen;
+};
+
+/* The request asks for something no message may hold. */
+static int invalid(struct mime_err *me, const char *what)
 {
-	snprintf(err, errlen, "%s", what);
+	me->status = MIME_INVALID;
+	snprintf(me->err, me->errlen, "%s", what);
 	return -1;
 }
 
-static int too_big(char *err, size_t errlen, const struct buf *b)
+/* A limit or a fault of the composer itself, not of the request. */
+static int internal(struct mime_err *me, const char *what)
 {
-	snprintf(err, errlen, "composed message exceeds max_message_size (%zu bytes)", b->max);
+	me->status = MIME_INTERNAL;
+	snprintf(me->err, me->errlen, "%s", what);
+	return -1;
+}
+
+static int too_big(struct mime_err *me, const struct buf *b)
+{
+	me->status = MIME_TOO_BIG;
+	snprintf(me->err, me->errlen, "composed message exceeds max_message_size (%zu bytes)", b->max);
 	return -1;
 }
 
@@ -121,24 +145,25 @@ static int no_line_breaks(const char *s)
 	return strpbrk(s, "\r\n") == NULL;
 }
 
-static int put_custom_headers(struct buf *out, const struct mail_request *req, char *err,
-			      size_t errlen)
+static int put_custom_headers(struct buf *out, const struct mail_request *req, struct mime_err *me)
 {
 	for (int i = 0; i < req->nheaders; i++) {
 		const struct mail_header *mh = &req->headers[i];
 		struct hdr h;
 		if (!valid_header_name(mh->name) || strlen(mh->name) > 76 || !no_line_breaks(mh->value)) {
-			snprintf(err, errlen, "invalid custom header \"%.64s\"", mh->name);
+			me->status = MIME_INVALID;
+			snprintf(me->err, me->errlen, "invalid custom header \"%.64s\"", mh->name);
 			return -1;
 		}
 		for (const char *const *r = reserved_headers; *r; r++) {
 			if (strcasecmp(*r, mh->name) == 0) {
-				snprintf(err, errlen, "custom header %s is set by mailferry", mh->name);
+				me->status = MIME_INVALID;
+				snprintf(me->err, me->errlen, "custom header %s is set by mailferry", mh->name);
 				return -1;
 			}
 		}
 		if (hdr_begin(&h, out, mh->name) || hdr_unstructured(&h, mh->value) || hdr_end(&h))
-			return too_big(err, errlen, out);
+			return too_big(me, out);
 	}
 	return 0;
 }
@@ -229,8 +254,7 @@ static void ascii_fallback(const char *name, char *out, size_t outlen)
  * identical (RFC 2045 §6.8).  The filename goes in Content-Disposition
  * (RFC 2183, RFC 2231 when non-ASCII); Content-Type also carries a
  * plain name= for old readers. */
-static int entity_attachment(struct buf *e, const struct mail_attachment *a, int inl, char *err,
-			     size_t errlen)
+static int entity_attachment(struct buf *e, const struct mail_attachment *a, int inl, struct mime_err *me)
 {
 	const char *ctype = a->content_type && *a->content_type ? a->content_type
 								: "application/octet-stream";
@@ -238,31 +262,31 @@ static int entity_attachment(struct buf *e, const struct mail_attachment *a, int
 	struct hdr h;
 
 	if (!valid_content_type(ctype))
-		return fail(err, errlen, "attachment content_type is not a valid MIME type");
+		return invalid(me, "attachment content_type is not a valid MIME type");
 	if (a->content_id && !valid_id(a->content_id))
-		return fail(err, errlen, "attachment content_id is not a valid id");
+		return invalid(me, "attachment content_id is not a valid id");
 	if (!no_line_breaks(fname))
-		return fail(err, errlen, "attachment filename contains a line break");
+		return invalid(me, "attachment filename contains a line break");
 
 	if (hdr_begin(&h, e, "Content-Type") || hdr_token(&h, ctype, strlen(ctype)))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	if (*fname) {
 		char plain[FALLBACK_NAME_MAX + 1];
 		ascii_fallback(fname, plain, sizeof(plain));
 		if (hdr_param(&h, "name", plain))
-			return too_big(err, errlen, e);
+			return too_big(me, e);
 	}
 	if (hdr_end(&h))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	const char *disp = inl ? "inline" : "attachment";
 	if (hdr_begin(&h, e, "Content-Disposition") || hdr_token(&h, disp, strlen(disp)) ||
 	    (*fname && hdr_param(&h, "filename", fname)) || hdr_end(&h))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	if (a->content_id && buf_printf(e, "Content-ID: <%s>\r\n", a->content_id))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	if (buf_puts(e, "Content-Transfer-Encoding: base64\r\n\r\n") ||
 	    enc_base64(e, a->data, a->len, MF_MIME_ENCODED_LINE))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	return 0;
 }
 
@@ -289,25 +313,25 @@ static int pick_boundary(char *b, size_t blen, struct buf *const *kids, int nkid
 
 /* A multipart entity of the given children (RFC 2046 §5.1). */
 static int entity_multipart(struct buf *e, const char *subtype, struct buf *const *kids, int nkids,
-			    char *err, size_t errlen)
+			    struct mime_err *me)
 {
 	char b[48];
 	if (pick_boundary(b, sizeof(b), kids, nkids))
-		return fail(err, errlen, "no multipart boundary could be chosen");
+		return internal(me, "no multipart boundary could be chosen");
 	size_t need = 128;
 	for (int i = 0; i < nkids; i++)
 		need += kids[i]->len + strlen(b) + 8;
 	room(e, need);
 	if (buf_printf(e, "Content-Type: multipart/%s;\r\n boundary=\"%s\"\r\n\r\n", subtype, b))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	for (int i = 0; i < nkids; i++) {
 		/* The CRLF before "--" belongs to the delimiter, not the part. */
 		if (buf_printf(e, "--%s\r\n", b) || buf_append(e, kids[i]->data, kids[i]->len) ||
 		    buf_puts(e, "\r\n"))
-			return too_big(err, errlen, e);
+			return too_big(me, e);
 	}
 	if (buf_printf(e, "--%s--\r\n", b))
-		return too_big(err, errlen, e);
+		return too_big(me, e);
 	return 0;
 }
 
@@ -337,25 +361,24 @@ static void parts_cleanup(struct parts *ps)
 
 /* Builds a list of entities, each in its own buffer, into one parent. */
 static struct buf *build_multipart(struct parts *ps, const char *subtype, struct buf **kids,
-				   int nkids, char *err, size_t errlen)
+				   int nkids, struct mime_err *me)
 {
 	struct buf *e = parts_add(ps);
-	if (e == NULL || entity_multipart(e, subtype, kids, nkids, err, errlen))
+	if (e == NULL || entity_multipart(e, subtype, kids, nkids, me))
 		return NULL;
 	return e;
 }
 
 /* The html entity, wrapped in multipart/related with its inline parts. */
-static struct buf *build_html(struct parts *ps, const struct mail_request *req, char *err,
-			      size_t errlen)
+static struct buf *build_html(struct parts *ps, const struct mail_request *req, struct mime_err *me)
 {
 	struct buf *html = parts_add(ps);
 	if (html == NULL) {
-		fail(err, errlen, "internal: too many MIME parts");
+		internal(me, "internal: too many MIME parts");
 		return NULL;
 	}
 	if (entity_text(html, "html", req->html)) {
-		too_big(err, errlen, html);
+		too_big(me, html);
 		return NULL;
 	}
 	int ninline = 0;
@@ -373,14 +396,14 @@ static struct buf *build_html(struct parts *ps, const struct mail_request *req, 
 			continue;
 		struct buf one;
 		buf_init(&one, ps->max);
-		if (entity_attachment(&one, &req->atts[i], 1, err, errlen)) {
+		if (entity_attachment(&one, &req->atts[i], 1, me)) {
 			buf_cleanup(&one);
 			goto done;
 		}
 		kids[k] = xmalloc(sizeof(struct buf));
 		*kids[k++] = one;
 	}
-	out = build_multipart(ps, "related", kids, k, err, errlen);
+	out = build_multipart(ps, "related", kids, k, me);
 done:
 	for (int i = 1; i < k; i++) {
 		buf_cleanup(kids[i]);
@@ -391,8 +414,7 @@ done:
 }
 
 /* The whole body entity: text/html/alternative/related, then mixed. */
-static struct buf *build_body(struct parts *ps, const struct mail_request *req, char *err,
-			      size_t errlen)
+static struct buf *build_body(struct parts *ps, const struct mail_request *req, struct mime_err *me)
 {
 	struct buf *text = NULL, *html = NULL, *main = NULL;
 	int nattach = 0;
@@ -402,19 +424,19 @@ static struct buf *build_body(struct parts *ps, const struct mail_request *req, 
 	if (req->text != NULL || (req->html == NULL && nattach == 0)) {
 		text = parts_add(ps);
 		if (text == NULL) {
-			fail(err, errlen, "internal: too many MIME parts");
+			internal(me, "internal: too many MIME parts");
 			return NULL;
 		}
 		if (entity_text(text, "plain", req->text ? req->text : "")) {
-			too_big(err, errlen, text);
+			too_big(me, text);
 			return NULL;
 		}
 	}
-	if (req->html != NULL && (html = build_html(ps, req, err, errlen)) == NULL)
+	if (req->html != NULL && (html = build_html(ps, req, me)) == NULL)
 		return NULL;
 	if (text && html) {
 		struct buf *kids[] = {text, html};
-		main = build_multipart(ps, "alternative", kids, 2, err, errlen);
+		main = build_multipart(ps, "alternative", kids, 2, me);
 		if (main == NULL)
 			return NULL;
 	} else {
@@ -435,14 +457,14 @@ static struct buf *build_body(struct parts *ps, const struct mail_request *req, 
 			continue; /* in multipart/related */
 		struct buf one;
 		buf_init(&one, ps->max);
-		if (entity_attachment(&one, a, a->content_id != NULL, err, errlen)) {
+		if (entity_attachment(&one, a, a->content_id != NULL, me)) {
 			buf_cleanup(&one);
 			goto done;
 		}
 		kids[k] = xmalloc(sizeof(struct buf));
 		*kids[k++] = one;
 	}
-	out = build_multipart(ps, "mixed", kids, k, err, errlen);
+	out = build_multipart(ps, "mixed", kids, k, me);
 done:
 	for (int i = first_att; i < k; i++) {
 		buf_cleanup(kids[i]);
@@ -454,7 +476,7 @@ done:
 
 /* The message header block, up to (not including) the entity headers. */
 static int put_headers(struct buf *out, const struct mail_request *req, const struct mime_params *p,
-		       char *err, size_t errlen)
+		       struct mime_err *me)
 {
 	const struct mail_address *from[] = {&req->from};
 	const struct mail_address *reply[MF_RECIPIENTS_MAX];
@@ -467,22 +489,22 @@ static int put_headers(struct buf *out, const struct mail_request *req, const st
 		visible += req->rcpts[i].kind != RCPT_BCC;
 
 	if (put_date(out, p->date ? p->date : time(NULL)) || put_addresses(out, "From", from, 1))
-		return too_big(err, errlen, out);
+		return too_big(me, out);
 	if (visible == 0) {
 		/* RFC 5322 §3.6.3: an empty group keeps Bcc-only mail well formed. */
 		if (buf_puts(out, "To: undisclosed-recipients:;\r\n"))
-			return too_big(err, errlen, out);
+			return too_big(me, out);
 	} else if (put_recipients(out, "To", req, RCPT_TO) || put_recipients(out, "Cc", req, RCPT_CC)) {
-		return too_big(err, errlen, out);
+		return too_big(me, out);
 	}
 	if (put_addresses(out, "Reply-To", reply, nreply))
-		return too_big(err, errlen, out);
+		return too_big(me, out);
 	if (hdr_begin(&h, out, "Subject") || hdr_unstructured(&h, req->subject ? req->subject : "") ||
 	    hdr_end(&h))
-		return too_big(err, errlen, out);
+		return too_big(me, out);
 	if (buf_printf(out, "Message-ID: <%s>\r\nMIME-Version: 1.0\r\n", p->message_id))
-		return too_big(err, errlen, out);
-	return put_custom_headers(out, req, err, errlen);
+		return too_big(me, out);
+	return put_custom_headers(out, req, me);
 }
 
 /* Checks the invariant of mime.h: no line longer than 998 octets (RFC
@@ -506,15 +528,31 @@ static int longest_line_ok(const char *s, size_t n)
 	return 1;
 }
 
-static int check_request(const struct mail_request *req, const struct mime_params *p, char *err,
-			 size_t errlen)
+/* Room kept for the DKIM-Signature field in front of a signed message. */
+#define MIME_DKIM_FIELD_ROOM 8192
+
+/* Signs msg once, here (delivery sends these bytes unchanged), putting the
+ * DKIM-Signature field into out.  A message that leaves out no room for
+ * the field is too big; any other signing failure is the composer's. */
+static int sign(const struct dkim_signer *dkim, const struct buf *msg, struct buf *out, struct mime_err *me)
+{
+	size_t left = out->max - out->len;
+	if (msg->len > left)
+		return too_big(me, out);
+	if (dkim_sign(dkim, msg->data, msg->len, out, me->err, me->errlen) == 0)
+		return 0;
+	me->status = left - msg->len < MIME_DKIM_FIELD_ROOM ? MIME_TOO_BIG : MIME_INTERNAL;
+	return -1;
+}
+
+static int check_request(const struct mail_request *req, const struct mime_params *p, struct mime_err *me)
 {
 	if (p == NULL || p->message_id == NULL || !valid_id(p->message_id))
-		return fail(err, errlen, "invalid Message-ID");
+		return invalid(me, "invalid Message-ID");
 	if (req->from.addr == NULL || req->from.addr[0] == '\0')
-		return fail(err, errlen, "missing from address");
+		return invalid(me, "missing from address");
 	if (req->nrcpts > MF_RECIPIENTS_MAX || req->nreply_to > MF_RECIPIENTS_MAX)
-		return fail(err, errlen, "too many recipients");
+		return invalid(me, "too many recipients");
 	const struct mail_address *all[2 + MF_RECIPIENTS_MAX * 2];
 	int n = 0;
 	all[n++] = &req->from;
@@ -526,47 +564,51 @@ static int check_request(const struct mail_request *req, const struct mime_param
 		const char *a = all[i]->addr;
 		if (a == NULL || strlen(a) > MF_ADDRESS_MAX || !valid_id(a) ||
 		    (all[i]->name && !no_line_breaks(all[i]->name)))
-			return fail(err, errlen, "invalid address");
+			return invalid(me, "invalid address");
 	}
 	if (req->subject && !no_line_breaks(req->subject))
-		return fail(err, errlen, "subject contains a line break");
+		return invalid(me, "subject contains a line break");
 	return 0;
 }
 
-int mime_compose(const struct mail_request *req, const struct mime_params *p, struct buf *out,
-		 char *err, size_t errlen)
+enum mime_status mime_compose(const struct mail_request *req, const struct mime_params *p, struct buf *out,
+			      char *err, size_t errlen)
 {
 	struct parts ps = {.n = 0, .max = out->max};
 	struct buf msg;
 	size_t start = out->len;
+	/* A failure that sets no class of its own is the composer's. */
+	struct mime_err e = {.status = MIME_INTERNAL, .err = err, .errlen = errlen};
+	struct mime_err *me = &e;
 	int rc = -1;
 
-	if (check_request(req, p, err, errlen))
-		return -1;
+	if (err && errlen)
+		err[0] = '\0';
+	if (check_request(req, p, me))
+		return e.status;
 	/* Unsigned, the message is written straight into out; signed, it is
 	 * built on the side and the DKIM-Signature goes in front of it. */
 	buf_init(&msg, out->max);
 	struct buf *m = p->dkim != NULL ? &msg : out;
 	size_t base = m->len;
 	room(m, MIME_HEADER_ROOM);
-	if (put_headers(m, req, p, err, errlen))
+	if (put_headers(m, req, p, me))
 		goto done;
-	struct buf *body = build_body(&ps, req, err, errlen);
+	struct buf *body = build_body(&ps, req, me);
 	if (body == NULL)
 		goto done;
 	if (buf_append(m, body->data, body->len)) {
-		too_big(err, errlen, m);
+		too_big(me, m);
 		goto done;
 	}
 	if (!longest_line_ok(m->data + base, m->len - base)) {
-		fail(err, errlen, "internal: composed line longer than 998 octets");
+		internal(me, "internal: composed line longer than 998 octets");
 		goto done;
 	}
-	/* Signed once, here; delivery sends these bytes unchanged. */
-	if (p->dkim != NULL && dkim_sign(p->dkim, msg.data, msg.len, out, err, errlen))
+	if (p->dkim != NULL && sign(p->dkim, &msg, out, me))
 		goto done;
 	if (p->dkim != NULL && buf_append(out, msg.data, msg.len)) {
-		too_big(err, errlen, out);
+		too_big(me, out);
 		goto done;
 	}
 	rc = 0;
@@ -577,5 +619,5 @@ done:
 	}
 	parts_cleanup(&ps);
 	buf_cleanup(&msg);
-	return rc;
+	return rc == 0 ? MIME_OK : e.status;
 }

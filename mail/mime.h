@@ -20,12 +20,24 @@ struct mime_params {
 	const struct dkim_signer *dkim;  /* NULL: unsigned */
 };
 
+/* What mime_compose() returns: MIME_OK, or the class of its failure. */
+enum mime_status {
+	MIME_OK = 0,
+	MIME_TOO_BIG,  /* the message exceeds out's maximum size */
+	MIME_INVALID,  /* the request holds what no message may (a reserved or
+			* malformed header, a bad attachment type / id / filename,
+			* a bad address or Message-ID, a line break in the subject) */
+	MIME_INTERNAL, /* the composer's own limit or fault (parts, boundary,
+			* line length, DKIM signing) */
+};
+
 /*
  * Appends the composed message (CRLF line ends, no line over 998 octets,
- * Bcc never in the headers) to out.  Returns 0, or -1 with err set (e.g.
- * the message exceeds out's maximum size).
+ * Bcc never in the headers) to out.  Returns MIME_OK, or a failure class
+ * with its detail text in err; out is then as it was.  Callers decide on
+ * the class, never on the text.
  */
-int mime_compose(const struct mail_request *req, const struct mime_params *p, struct buf *out,
-		 char *err, size_t errlen);
+enum mime_status mime_compose(const struct mail_request *req, const struct mime_params *p, struct buf *out,
+			      char *err, size_t errlen);
 
 #endif

@@ -428,7 +428,7 @@ Test(mime, refuses_structural_custom_header_and_oversize)
 	struct buf out;
 	char err[256] = "";
 	buf_init(&out, 1 << 20);
-	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), -1);
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_INVALID);
 	cr_assert(strstr(err, "content-type") != NULL, "%s", err);
 	buf_cleanup(&out);
 	mail_request_cleanup(&r);
@@ -438,7 +438,7 @@ Test(mime, refuses_structural_custom_header_and_oversize)
 	memset(r.text, 'a', 4999);
 	r.text[4999] = '\0';
 	buf_init(&out, 2048);
-	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), -1);
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_TOO_BIG);
 	cr_assert(strstr(err, "max_message_size") != NULL, "%s", err);
 	cr_assert_eq(out.len, 0);
 	buf_cleanup(&out);
@@ -492,11 +492,43 @@ Test(mime, appends_after_existing_bytes_up_to_the_exact_maximum)
 	/* ... and one byte less leaves out as it was. */
 	buf_init(&out, 6 + one.len - 1);
 	buf_puts(&out, "PREFIX");
-	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), -1);
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_TOO_BIG);
 	cr_assert(strstr(err, "max_message_size") != NULL, "%s", err);
 	cr_assert_eq(out.len, 6);
 	cr_assert_str_eq(buf_cstr(&out), "PREFIX");
 	buf_cleanup(&out);
 	buf_cleanup(&one);
 	mail_request_cleanup(&r);
+}
+
+/* The class of a failure, not its text, says what went wrong: a header
+ * whose name holds "size" is invalid, not too big. */
+Test(mime, failures_are_classified)
+{
+	struct mail_request r;
+	struct mime_params p = {.message_id = "x@y", .date = 1, .dkim = NULL};
+	struct buf out;
+	char err[256] = "";
+	buf_init(&out, 1 << 20);
+
+	base_request(&r);
+	r.text = xstrdup("hi");
+	header_add(&r.headers, &r.nheaders, "x-size", "a\r\nb");
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_INVALID, "%s", err);
+	cr_assert(strstr(err, "x-size") != NULL, "%s", err);
+	mail_request_cleanup(&r);
+
+	base_request(&r);
+	r.text = xstrdup("hi");
+	att_add(&r, "a.bin", "not a type", NULL, "x", 1);
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_INVALID, "%s", err);
+	mail_request_cleanup(&r);
+
+	base_request(&r);
+	r.text = xstrdup("hi");
+	struct mime_params bad = {.message_id = "no <id>", .date = 1, .dkim = NULL};
+	cr_assert_eq(mime_compose(&r, &bad, &out, err, sizeof(err)), MIME_INVALID, "%s", err);
+	cr_assert_eq(mime_compose(&r, &p, &out, err, sizeof(err)), MIME_OK, "%s", err);
+	mail_request_cleanup(&r);
+	buf_cleanup(&out);
 }
