@@ -19,6 +19,7 @@
 
 #include "api/json_in.h"
 #include "mail/address.h"
+#include "util/base64.h"
 #include "util/limits.h"
 #include "util/scan.h"
 #include "util/xmalloc.h"
@@ -206,56 +207,18 @@ static int need_string(struct val_errors *e, const char *field, const json_t *v)
 
 /* --- base64 and dates -------------------------------------------------- */
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
+/* RFC 4648 §4, strict (util/base64.h), with whitespace allowed. */
 unsigned char *validate_base64_decode(const char *s, size_t n, size_t *outlen)
 {
-	unsigned char *out = xmalloc(n / 4 * 3 + 4);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0, quad = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			continue;
-		if (c == '=') {
-			pad++;
-			quad++;
-			continue;
-		}
-		int v = b64val(c);
-		if (v < 0 || pad)
-			goto bad; /* a character that is not base64, or data after '=' */
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		quad++;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
+	size_t max = n / 4 * 3 + 3;
+	unsigned char *out = xmalloc(max + 1);
+	long len = base64_decode(s, n, out, max, B64_SKIP_SPACE);
+	if (len < 0) {
+		free(out);
+		return NULL;
 	}
-	/* RFC 4648 §4: the input is whole quanta of 4 characters, padded. */
-	if (quad % 4 != 0 || pad > 2 || (pad && (quad - pad) % 4 < 2) || acc != 0)
-		goto bad;
-	*outlen = o;
+	*outlen = (size_t)len;
 	return out;
-bad:
-	free(out);
-	return NULL;
 }
 
 static int digits(const char *s, int n, int *out)

@@ -25,6 +25,7 @@
 #include "db/internal.h"
 #include "util/buf.h"
 #include "util/hex.h"
+#include "util/json_escape.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -538,9 +539,9 @@ static void take_result(struct pipe *pp, int i, PGresult *res, struct flat *f, i
 static void json_member(struct buf *b, const char *sep, const char *name, const char *value)
 {
 	buf_puts(b, sep);
-	buf_put_json_string(b, name, strlen(name));
+	json_escape(b, name, strlen(name), 0);
 	buf_putc(b, ':');
-	buf_put_json_string(b, value, strlen(value));
+	json_escape(b, value, strlen(value), 0);
 }
 
 /* The 202 body (INTERFACE.md): {"id","status","created_at","recipients":

@@ -20,6 +20,7 @@
 
 #include "db/internal.h"
 #include "util/buf.h"
+#include "util/json_escape.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -232,25 +233,20 @@ int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen)
 	return 0;
 }
 
-/* Appends s as a JSON string (printable ASCII only; see the header). */
+/* Appends s as a JSON string (printable ASCII only; see the header): tabs
+ * become spaces and other bytes outside printable ASCII '?'. */
 static void json_str(struct buf *b, const char *s)
 {
 	if (s == NULL || *s == '\0') {
 		buf_puts(b, "null");
 		return;
 	}
-	buf_putc(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			buf_putc(b, '\\');
-			buf_putc(b, (char)*p);
-		} else if (*p < 0x20 || *p >= 0x7f) {
-			buf_putc(b, *p == '\t' ? ' ' : '?');
-		} else {
-			buf_putc(b, (char)*p);
-		}
-	}
-	buf_putc(b, '"');
+	char *t = xstrdup(s);
+	for (unsigned char *p = (unsigned char *)t; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = *p == '\t' ? ' ' : '?';
+	json_escape(b, t, strlen(t), 0);
+	free(t);
 }
 
 static void outcomes_json(struct buf *b, const struct db_outcome *o, int n)
