@@ -545,11 +545,14 @@ static void answer_db_error(struct api_req *req, const char *err)
 	api_problem(req, 503, "unavailable", "the database is unavailable; try again");
 }
 
-enum api_result api_get_message(struct api_req *req)
+/* Answers with the message JSON that fn (db_message_get or _cancel) gives
+ * for the id in the path; 404 for an unknown or malformed id. */
+static enum api_result answer_message(struct api_req *req,
+				      int (*fn)(struct db_pool *, const char *, char **, char *, size_t))
 {
 	const char *id = req->params[0];
 	char *json = NULL, err[512] = "";
-	int rc = uuid_valid(id) ? db_message_get(req->deps->pool, id, &json, err, sizeof(err)) : 0;
+	int rc = uuid_valid(id) ? fn(req->deps->pool, id, &json, err, sizeof(err)) : 0;
 	if (rc < 0)
 		answer_db_error(req, err);
 	else if (rc == 0)
@@ -560,21 +563,16 @@ enum api_result api_get_message(struct api_req *req)
 	return API_DONE;
 }
 
+enum api_result api_get_message(struct api_req *req)
+{
+	return answer_message(req, db_message_get);
+}
+
 /* --- POST /v1/messages/{id}/cancel ------------------------------------- */
 
 enum api_result api_cancel_message(struct api_req *req)
 {
-	const char *id = req->params[0];
-	char *json = NULL, err[512] = "";
-	int rc = uuid_valid(id) ? db_message_cancel(req->deps->pool, id, &json, err, sizeof(err)) : 0;
-	if (rc < 0)
-		answer_db_error(req, err);
-	else if (rc == 0)
-		api_problem(req, 404, "not_found", "no message with this id");
-	else
-		api_text(req, 200, "application/json", json);
-	free(json);
-	return API_DONE;
+	return answer_message(req, db_message_cancel);
 }
 
 /* --- GET /v1/messages -------------------------------------------------- */

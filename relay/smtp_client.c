@@ -642,6 +642,22 @@ static void on_auth(struct smtp_client *c)
 
 /* ---- the transaction --------------------------------------------------- */
 
+/* Writes the envelope (MAIL FROM and the RCPTs) as one pipelined group,
+ * after "RSET" when rset; mail_sent records that it went out. */
+static int send_envelope(struct smtp_client *c, int rset)
+{
+	struct buf b;
+	buf_init(&b, (size_t)(c->t->n + 1 + (rset != 0)) * (MF_SMTP_LINE_MAX + 2));
+	int rc = rset ? buf_puts(&b, "RSET\r\n") : 0;
+	if (rc == 0)
+		rc = envelope(c, &b);
+	if (rc == 0)
+		rc = smtp_write(c, b.data, b.len);
+	buf_cleanup(&b);
+	c->mail_sent = rc == 0;
+	return rc;
+}
+
 static int send_rset(struct smtp_client *c)
 {
 	const char *enhanced;
@@ -651,15 +667,7 @@ static int send_rset(struct smtp_client *c)
 		return smtp_cmd(c, "RSET");
 	/* RFC 2920 §3.1: RSET may start the group; the envelope follows it
 	 * without waiting, which saves a round trip per reused message. */
-	struct buf b;
-	buf_init(&b, (size_t)(c->t->n + 2) * (MF_SMTP_LINE_MAX + 2));
-	buf_puts(&b, "RSET\r\n");
-	int rc = envelope(c, &b);
-	if (rc == 0)
-		rc = smtp_write(c, b.data, b.len);
-	buf_cleanup(&b);
-	c->mail_sent = rc == 0;
-	return rc;
+	return send_envelope(c, 1);
 }
 
 static void on_rset(struct smtp_client *c)
@@ -784,14 +792,7 @@ static int send_mail(struct smtp_client *c)
 		smtp_set_state(c, SMTP_READY);
 		return 0;
 	}
-	struct buf b;
-	buf_init(&b, (size_t)(c->t->n + 1) * (MF_SMTP_LINE_MAX + 2));
-	int rc = envelope(c, &b);
-	if (rc == 0)
-		rc = smtp_write(c, b.data, b.len);
-	buf_cleanup(&b);
-	c->mail_sent = rc == 0;
-	return rc;
+	return send_envelope(c, 0);
 }
 
 static void on_mail(struct smtp_client *c)

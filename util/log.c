@@ -279,6 +279,19 @@ static void put_conv(struct fline *f, const char *t, size_t n, int is_str, int i
 	}
 }
 
+/* Skips a width or precision at p[i]: digits, or '*' whose int argument
+ * is taken from *ap into st[(*nst)++].  Returns the index after it. */
+static size_t skip_count(const char *p, size_t i, va_list *ap, int *st, int *nst)
+{
+	if (p[i] == '*') {
+		st[(*nst)++] = va_arg(*ap, int);
+		return i + 1;
+	}
+	while (p[i] >= '0' && p[i] <= '9')
+		i++;
+	return i;
+}
+
 /*
  * Formats the one directive spec (e.g. "%-*.*ld") with its arguments from
  * *ap into t.  Sets *is_str for text conversions and *is_null for a NULL %s.
@@ -292,23 +305,9 @@ static size_t format_directive(const char *p, struct buf *t, va_list *ap, int *i
 	size_t i = 1;
 	while (p[i] && strchr("-+ #0'", p[i]))
 		i++;
-	if (p[i] == '*') {
-		st[nst++] = va_arg(*ap, int);
-		i++;
-	} else {
-		while (p[i] >= '0' && p[i] <= '9')
-			i++;
-	}
-	if (p[i] == '.') {
-		i++;
-		if (p[i] == '*') {
-			st[nst++] = va_arg(*ap, int);
-			i++;
-		} else {
-			while (p[i] >= '0' && p[i] <= '9')
-				i++;
-		}
-	}
+	i = skip_count(p, i, ap, st, &nst); /* field width */
+	if (p[i] == '.')
+		i = skip_count(p, i + 1, ap, st, &nst); /* precision */
 	int len = 0; /* 0 none, 1 hh, 2 h, 3 l, 4 ll, 5 z, 6 j, 7 t, 8 L */
 	if (p[i] == 'h' && p[i + 1] == 'h') len = 1, i += 2;
 	else if (p[i] == 'h') len = 2, i++;
