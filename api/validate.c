@@ -197,6 +197,27 @@ static const char *type_name(const json_t *v)
 	}
 }
 
+/*
+ * The start of an optional array or object field: 1 when v is there, of
+ * the wanted kind ("must be <shape>") and, when max > 0, with at most max
+ * items; 0 when it is absent or null, or after an error was added.
+ */
+static int open_container(struct val_errors *e, const char *field, const json_t *v, int object,
+			  const char *shape, int max, const char *items)
+{
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (object ? !json_is_object(v) : !json_is_array(v)) {
+		val_add(e, field, "invalid_type", "must be %s, not %s", shape, type_name(v));
+		return 0;
+	}
+	if (max > 0 && (object ? json_object_size(v) : json_array_size(v)) > (size_t)max) {
+		val_add(e, field, "too_many", "at most %d %s", max, items);
+		return 0;
+	}
+	return 1;
+}
+
 static int need_string(struct val_errors *e, const char *field, const json_t *v)
 {
 	if (json_is_string(v))
@@ -407,16 +428,8 @@ static void parse_reply_to(struct val_errors *e, const json_t *v, struct mail_re
 
 static void parse_headers(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "headers", v, 1, "an object of name: value", MF_CUSTOM_HEADERS_MAX, "custom headers"))
 		return;
-	if (!json_is_object(v)) {
-		val_add(e, "headers", "invalid_type", "must be an object of name: value, not %s", type_name(v));
-		return;
-	}
-	if (json_object_size(v) > MF_CUSTOM_HEADERS_MAX) {
-		val_add(e, "headers", "too_many", "at most %d custom headers", MF_CUSTOM_HEADERS_MAX);
-		return;
-	}
 	r->headers = xcalloc(json_object_size(v) + 1, sizeof(*r->headers));
 	const char *name;
 	const json_t *val;
@@ -561,16 +574,8 @@ static void parse_attachment(struct val_errors *e, size_t i, const json_t *a, st
 
 static void parse_attachments(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "attachments", v, 0, "an array", MF_ATTACHMENTS_MAX, "attachments"))
 		return;
-	if (!json_is_array(v)) {
-		val_add(e, "attachments", "invalid_type", "must be an array, not %s", type_name(v));
-		return;
-	}
-	if (json_array_size(v) > MF_ATTACHMENTS_MAX) {
-		val_add(e, "attachments", "too_many", "at most %d attachments", MF_ATTACHMENTS_MAX);
-		return;
-	}
 	r->atts = xcalloc(json_array_size(v) + 1, sizeof(*r->atts));
 	size_t i;
 	const json_t *a;
@@ -579,16 +584,8 @@ static void parse_attachments(struct val_errors *e, const json_t *v, struct mail
 
 static void parse_tags(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "tags", v, 0, "an array of strings", MF_TAGS_MAX, "tags"))
 		return;
-	if (!json_is_array(v)) {
-		val_add(e, "tags", "invalid_type", "must be an array of strings, not %s", type_name(v));
-		return;
-	}
-	if (json_array_size(v) > MF_TAGS_MAX) {
-		val_add(e, "tags", "too_many", "at most %d tags", MF_TAGS_MAX);
-		return;
-	}
 	r->tags = xcalloc(json_array_size(v) + 1, sizeof(char *));
 	size_t i;
 	const json_t *t;
@@ -608,12 +605,8 @@ static void parse_tags(struct val_errors *e, const json_t *v, struct mail_reques
 
 static void parse_metadata(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "metadata", v, 1, "an object of string values", 0, NULL))
 		return;
-	if (!json_is_object(v)) {
-		val_add(e, "metadata", "invalid_type", "must be an object of string values, not %s", type_name(v));
-		return;
-	}
 	r->metadata = xcalloc(json_object_size(v) + 1, sizeof(*r->metadata));
 	size_t total = 0;
 	const char *k;

@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/json_in.h"
 #include "db/webhooks.h"
 #include "hooks/webhook_http.h"
 #include "hooks/webhook_sign.h"
@@ -143,16 +144,12 @@ struct wh_input {
  */
 static json_t *parse_input(struct api_req *req, int need_url, struct wh_input *in)
 {
-	json_error_t jerr;
 	memset(in, 0, sizeof(*in));
 	in->enabled = -1;
 	buf_init(&in->events, 64 * NEVENT_TYPES);
-	json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL || !json_is_object(body)) {
-		json_decref(body);
-		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+	json_t *body = json_in_body_object(req);
+	if (body == NULL)
 		return NULL;
-	}
 	json_t *errors = json_array();
 	const char *key;
 	json_t *v;
