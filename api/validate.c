@@ -339,6 +339,20 @@ static void add_address(struct val_errors *e, const char *field, const char *s, 
 		*ok = 0;
 }
 
+/* add_address() into a slot of a list: 1 when the address is good, else 0
+ * with the slot emptied again. */
+static int take_address(struct val_errors *e, const char *field, const char *s, struct mail_address *a)
+{
+	int ok = 1;
+	add_address(e, field, s, a, &ok);
+	if (!ok) {
+		free(a->name);
+		free(a->addr);
+		a->name = a->addr = NULL;
+	}
+	return ok;
+}
+
 /* to/cc/bcc: a string or an array of strings. */
 static void parse_rcpts(struct val_errors *e, const json_t *root, const char *key, enum rcpt_kind kind,
 			struct mail_request *r, int *total)
@@ -352,14 +366,9 @@ static void parse_rcpts(struct val_errors *e, const json_t *root, const char *ke
 		if (*total > MF_RECIPIENTS_MAX)
 			return;
 		struct mail_recipient *rc = &r->rcpts[r->nrcpts];
-		int ok = 1;
-		add_address(e, key, json_string_value(v), &rc->a, &ok);
-		if (ok) {
+		if (take_address(e, key, json_string_value(v), &rc->a)) {
 			rc->kind = kind;
 			r->nrcpts++;
-		} else {
-			free(rc->a.name);
-			free(rc->a.addr);
 		}
 		return;
 	}
@@ -377,15 +386,9 @@ static void parse_rcpts(struct val_errors *e, const json_t *root, const char *ke
 		if (need_string(e, field, it) < 0)
 			continue;
 		struct mail_recipient *rc = &r->rcpts[r->nrcpts];
-		int ok = 1;
-		add_address(e, field, json_string_value(it), &rc->a, &ok);
-		if (ok) {
+		if (take_address(e, field, json_string_value(it), &rc->a)) {
 			rc->kind = kind;
 			r->nrcpts++;
-		} else {
-			free(rc->a.name);
-			free(rc->a.addr);
-			rc->a.name = rc->a.addr = NULL;
 		}
 	}
 }
@@ -413,16 +416,8 @@ static void parse_reply_to(struct val_errors *e, const json_t *v, struct mail_re
 			snprintf(field, sizeof(field), "reply_to");
 		if (need_string(e, field, it) < 0)
 			continue;
-		int ok = 1;
-		struct mail_address *a = &r->reply_to[r->nreply_to];
-		add_address(e, field, json_string_value(it), a, &ok);
-		if (ok) {
+		if (take_address(e, field, json_string_value(it), &r->reply_to[r->nreply_to]))
 			r->nreply_to++;
-		} else {
-			free(a->name);
-			free(a->addr);
-			a->name = a->addr = NULL;
-		}
 	}
 }
 
