@@ -9,12 +9,14 @@
 
 #include <string.h>
 
+#include "util/json_escape.h"
+
 static void json_member(struct buf *b, const char *sep, const char *name, const char *value)
 {
 	buf_puts(b, sep);
-	buf_put_json_string(b, name, strlen(name));
+	json_escape(b, name, strlen(name), 0);
 	buf_putc(b, ':');
-	buf_put_json_string(b, value, strlen(value));
+	json_escape(b, value, strlen(value), 0);
 }
 
 void api_accepted_put(struct buf *b, const char *id, const struct db_accepted *a, const struct db_rcpt_row *rcpts,

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "db/keys.h"
+#include "util/base64.h"
 #include "util/limits.h"
 
 #define PUBLIC_ID_LEN 12
@@ -90,24 +91,6 @@ static void hash_secret(const unsigned char *salt, const char *secret, unsigned 
 	EVP_MD_CTX_free(ctx);
 }
 
-/* base64url without padding. */
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-			     (i + 2 < n ? in[i + 2] : 0);
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		if (i + 1 < n)
-			out[o++] = tbl[(v >> 6) & 63];
-		if (i + 2 < n)
-			out[o++] = tbl[v & 63];
-	}
-	out[o] = '\0';
-}
-
 int api_key_create(struct db_pool *pool, const char *name, unsigned scopes, char *key, size_t keysz,
 		   int64_t *id, char *err, size_t errlen)
 {
@@ -122,7 +105,7 @@ int api_key_create(struct db_pool *pool, const char *name, unsigned scopes, char
 	for (int i = 0; i < PUBLIC_ID_LEN; i++)
 		public_id[i] = alnum[rnd[i] % 36];
 	public_id[PUBLIC_ID_LEN] = '\0';
-	b64url(secret_raw, sizeof(secret_raw), secret);
+	base64_encode(secret_raw, sizeof(secret_raw), secret, sizeof(secret), B64_URL | B64_NOPAD);
 	hash_secret(salt, secret, hash);
 	api_scopes_format(scopes, scopes_csv, sizeof(scopes_csv));
 	if (db_key_insert(pool, name, public_id, salt, hash, scopes_csv, id, err, errlen) < 0)

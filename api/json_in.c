@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "api/http.h"
 #include "util/scan.h"
 
 static pthread_mutex_t cjson_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -164,4 +165,16 @@ json_t *json_in_parse(const char *body, size_t len, json_error_t *err)
 		return v;
 	}
 	return json_loadb(body, len, JSON_REJECT_DUPLICATES, err);
+}
+
+json_t *json_in_body_object(struct api_req *req)
+{
+	json_error_t jerr;
+	json_t *v = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+		return NULL;
+	}
+	return v;
 }

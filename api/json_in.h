@@ -19,6 +19,12 @@
 /* A new reference, or NULL with err filled as json_loadb fills it. */
 json_t *json_in_parse(const char *body, size_t len, json_error_t *err);
 
+struct api_req;
+/* The request body of a POST or PATCH that takes a JSON object (jansson,
+ * duplicate keys refused): a new reference, or NULL after answering 400
+ * invalid_json. */
+json_t *json_in_body_object(struct api_req *req);
+
 /* The fast path alone: the value, or NULL when it leaves the body to
  * jansson (for tests: a plain send request must not be left to it). */
 json_t *json_in_fast(const char *body, size_t len);

@@ -29,10 +29,12 @@
 #include "mail/address.h"
 #include "mail/mime.h"
 #include "util/config.h"
+#include "util/cursor.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/metrics_names.h"
+#include "util/rfc3339.h"
 #include "util/uuid.h"
 #include "util/xmalloc.h"
 
@@ -270,11 +272,8 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 		address_domain_lower(mr->rcpts[i].a.addr, m->domains[i], sizeof(m->domains[i]));
 		m->rcpts[i] = (struct db_rcpt_row){ mr->rcpts[i].a.addr, m->domains[i], kind_names[mr->rcpts[i].kind] };
 	}
-	if (mr->send_at) {
-		struct tm tm;
-		gmtime_r(&mr->send_at, &tm);
-		strftime(m->send_at, sizeof(m->send_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	}
+	if (mr->send_at)
+		rfc3339_format(mr->send_at, -1, m->send_at, sizeof(m->send_at));
 	row->mail_from = mr->from.addr;
 	row->from_header = m->from_header;
 	row->subject = mr->subject;
@@ -561,11 +560,14 @@ static void answer_db_error(struct api_req *req, const char *err)
 	api_problem(req, 503, "unavailable", "the database is unavailable; try again");
 }
 
-enum api_result api_get_message(struct api_req *req)
+/* Answers with the message JSON that fn (db_message_get or _cancel) gives
+ * for the id in the path; 404 for an unknown or malformed id. */
+static enum api_result answer_message(struct api_req *req,
+				      int (*fn)(struct db_pool *, const char *, char **, char *, size_t))
 {
 	const char *id = req->params[0];
 	char *json = NULL, err[512] = "";
-	int rc = uuid_valid(id) ? db_message_get(req->deps->pool, id, &json, err, sizeof(err)) : 0;
+	int rc = uuid_valid(id) ? fn(req->deps->pool, id, &json, err, sizeof(err)) : 0;
 	if (rc < 0)
 		answer_db_error(req, err);
 	else if (rc == 0)
@@ -574,60 +576,21 @@ enum api_result api_get_message(struct api_req *req)
 		api_text(req, 200, "application/json", json);
 	free(json);
 	return API_DONE;
+}
+
+enum api_result api_get_message(struct api_req *req)
+{
+	return answer_message(req, db_message_get);
 }
 
 /* --- POST /v1/messages/{id}/cancel ------------------------------------- */
 
 enum api_result api_cancel_message(struct api_req *req)
 {
-	const char *id = req->params[0];
-	char *json = NULL, err[512] = "";
-	int rc = uuid_valid(id) ? db_message_cancel(req->deps->pool, id, &json, err, sizeof(err)) : 0;
-	if (rc < 0)
-		answer_db_error(req, err);
-	else if (rc == 0)
-		api_problem(req, 404, "not_found", "no message with this id");
-	else
-		api_text(req, 200, "application/json", json);
-	free(json);
-	return API_DONE;
+	return answer_message(req, db_message_cancel);
 }
 
 /* --- GET /v1/messages -------------------------------------------------- */
-
-/* The cursor is opaque to clients: base64url("m1:" + last id). */
-static void cursor_encode(const char *id, char *out, size_t outsz)
-{
-	char raw[64];
-	unsigned char enc[128];
-	int n = snprintf(raw, sizeof(raw), "m1:%s", id);
-	int len = EVP_EncodeBlock(enc, (const unsigned char *)raw, n);
-	size_t o = 0;
-	for (int i = 0; i < len && enc[i] != '=' && o + 1 < outsz; i++)
-		out[o++] = enc[i] == '+' ? '-' : enc[i] == '/' ? '_' : (char)enc[i];
-	out[o] = '\0';
-}
-
-static int cursor_decode(const char *s, char *id)
-{
-	char b64[128];
-	size_t n = strlen(s);
-	if (n == 0 || n > 100)
-		return -1;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++)
-		b64[o++] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-	while (o % 4)
-		b64[o++] = '=';
-	b64[o] = '\0';
-	unsigned char raw[100];
-	int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)o);
-	if (len < 3 + 36 || memcmp(raw, "m1:", 3) != 0)
-		return -1;
-	memcpy(id, raw + 3, 36);
-	id[36] = '\0';
-	return uuid_valid(id) ? 0 : -1;
-}
 
 static const char *const list_statuses[] = {
 	"queued", "scheduled", "sending", "deferred", "delivered", "bounced", "failed", "suppressed",
@@ -660,9 +623,7 @@ enum api_result api_list_messages(struct api_req *req)
 			json_array_append_new(errors, api_field_error(names[i], "invalid_datetime", "expected RFC 3339"));
 			continue;
 		}
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(bufs[i], 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		rfc3339_format(t, -1, bufs[i], 32);
 	}
 	q.created_after = after_ts[0] ? after_ts : NULL;
 	q.created_before = before_ts[0] ? before_ts : NULL;
@@ -677,7 +638,8 @@ enum api_result api_list_messages(struct api_req *req)
 	}
 	const char *after = api_req_query(req, "after");
 	if (after) {
-		if (cursor_decode(after, cursor_id) < 0)
+		/* util/cursor.h: base64url("m1:" + last id). */
+		if (cursor_decode(after, "m1", cursor_id, sizeof(cursor_id)) < 0 || !uuid_valid(cursor_id))
 			json_array_append_new(errors, api_field_error("after", "invalid_value",
 								      "not a cursor returned by this endpoint"));
 		else
@@ -694,9 +656,9 @@ enum api_result api_list_messages(struct api_req *req)
 		answer_db_error(req, err);
 		return API_DONE;
 	}
-	char cursor[128] = "";
-	if (has_more && last[0])
-		cursor_encode(last, cursor, sizeof(cursor));
+	char cursor[CURSOR_LEN] = "";
+	if (has_more && last[0] && cursor_encode("m1", last, cursor, sizeof(cursor)) < 0)
+		cursor[0] = '\0';
 	struct buf out;
 	buf_init(&out, (size_t)1 << 30);
 	buf_printf(&out, "{\"data\":%s,\"has_more\":%s,\"next_cursor\":", data, has_more ? "true" : "false");

@@ -21,6 +21,7 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/json_in.h"
 #include "db/replay.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -151,13 +152,9 @@ enum api_result api_post_replays(struct api_req *req)
 {
 	static const char *known[] = { "status", "created_after", "created_before", "recipient_domain", "tag",
 				       "dry_run", "sample" };
-	json_error_t jerr;
-	json_t *in = json_loadb(buf_cstr(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(in)) {
-		json_decref(in);
-		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+	json_t *in = json_in_body_object(req);
+	if (in == NULL)
 		return API_DONE;
-	}
 	json_t *errs = json_array();
 	const char *key;
 	json_t *v;

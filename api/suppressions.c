@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/json_in.h"
 #include "db/suppressions.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -112,13 +113,9 @@ enum api_result api_get_suppressions(struct api_req *req)
 
 enum api_result api_post_suppressions(struct api_req *req)
 {
-	json_error_t jerr;
-	json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL || !json_is_object(body)) {
-		json_decref(body);
-		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+	json_t *body = json_in_body_object(req);
+	if (body == NULL)
 		return API_DONE;
-	}
 	json_t *errors = json_array();
 	const char *email = NULL, *reason = "manual", *key;
 	json_t *v;

@@ -19,6 +19,7 @@
 
 #include "api/json_in.h"
 #include "mail/address.h"
+#include "util/base64.h"
 #include "util/limits.h"
 #include "util/scan.h"
 #include "util/xmalloc.h"
@@ -196,6 +197,27 @@ static const char *type_name(const json_t *v)
 	}
 }
 
+/*
+ * The start of an optional array or object field: 1 when v is there, of
+ * the wanted kind ("must be <shape>") and, when max > 0, with at most max
+ * items; 0 when it is absent or null, or after an error was added.
+ */
+static int open_container(struct val_errors *e, const char *field, const json_t *v, int object,
+			  const char *shape, int max, const char *items)
+{
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (object ? !json_is_object(v) : !json_is_array(v)) {
+		val_add(e, field, "invalid_type", "must be %s, not %s", shape, type_name(v));
+		return 0;
+	}
+	if (max > 0 && (object ? json_object_size(v) : json_array_size(v)) > (size_t)max) {
+		val_add(e, field, "too_many", "at most %d %s", max, items);
+		return 0;
+	}
+	return 1;
+}
+
 static int need_string(struct val_errors *e, const char *field, const json_t *v)
 {
 	if (json_is_string(v))
@@ -206,56 +228,18 @@ static int need_string(struct val_errors *e, const char *field, const json_t *v)
 
 /* --- base64 and dates -------------------------------------------------- */
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
+/* RFC 4648 §4, strict (util/base64.h), with whitespace allowed. */
 unsigned char *validate_base64_decode(const char *s, size_t n, size_t *outlen)
 {
-	unsigned char *out = xmalloc(n / 4 * 3 + 4);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0, quad = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			continue;
-		if (c == '=') {
-			pad++;
-			quad++;
-			continue;
-		}
-		int v = b64val(c);
-		if (v < 0 || pad)
-			goto bad; /* a character that is not base64, or data after '=' */
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		quad++;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
+	size_t max = n / 4 * 3 + 3;
+	unsigned char *out = xmalloc(max + 1);
+	long len = base64_decode(s, n, out, max, B64_SKIP_SPACE);
+	if (len < 0) {
+		free(out);
+		return NULL;
 	}
-	/* RFC 4648 §4: the input is whole quanta of 4 characters, padded. */
-	if (quad % 4 != 0 || pad > 2 || (pad && (quad - pad) % 4 < 2) || acc != 0)
-		goto bad;
-	*outlen = o;
+	*outlen = (size_t)len;
 	return out;
-bad:
-	free(out);
-	return NULL;
 }
 
 static int digits(const char *s, int n, int *out)
@@ -356,6 +340,20 @@ static void add_address(struct val_errors *e, const char *field, const char *s, 
 		*ok = 0;
 }
 
+/* add_address() into a slot of a list: 1 when the address is good, else 0
+ * with the slot emptied again. */
+static int take_address(struct val_errors *e, const char *field, const char *s, struct mail_address *a)
+{
+	int ok = 1;
+	add_address(e, field, s, a, &ok);
+	if (!ok) {
+		free(a->name);
+		free(a->addr);
+		a->name = a->addr = NULL;
+	}
+	return ok;
+}
+
 /* to/cc/bcc: a string or an array of strings. */
 static void parse_rcpts(struct val_errors *e, const json_t *root, const char *key, enum rcpt_kind kind,
 			struct mail_request *r, int *total)
@@ -369,14 +367,9 @@ static void parse_rcpts(struct val_errors *e, const json_t *root, const char *ke
 		if (*total > MF_RECIPIENTS_MAX)
 			return;
 		struct mail_recipient *rc = &r->rcpts[r->nrcpts];
-		int ok = 1;
-		add_address(e, key, json_string_value(v), &rc->a, &ok);
-		if (ok) {
+		if (take_address(e, key, json_string_value(v), &rc->a)) {
 			rc->kind = kind;
 			r->nrcpts++;
-		} else {
-			free(rc->a.name);
-			free(rc->a.addr);
 		}
 		return;
 	}
@@ -394,15 +387,9 @@ static void parse_rcpts(struct val_errors *e, const json_t *root, const char *ke
 		if (need_string(e, field, it) < 0)
 			continue;
 		struct mail_recipient *rc = &r->rcpts[r->nrcpts];
-		int ok = 1;
-		add_address(e, field, json_string_value(it), &rc->a, &ok);
-		if (ok) {
+		if (take_address(e, field, json_string_value(it), &rc->a)) {
 			rc->kind = kind;
 			r->nrcpts++;
-		} else {
-			free(rc->a.name);
-			free(rc->a.addr);
-			rc->a.name = rc->a.addr = NULL;
 		}
 	}
 }
@@ -430,31 +417,15 @@ static void parse_reply_to(struct val_errors *e, const json_t *v, struct mail_re
 			snprintf(field, sizeof(field), "reply_to");
 		if (need_string(e, field, it) < 0)
 			continue;
-		int ok = 1;
-		struct mail_address *a = &r->reply_to[r->nreply_to];
-		add_address(e, field, json_string_value(it), a, &ok);
-		if (ok) {
+		if (take_address(e, field, json_string_value(it), &r->reply_to[r->nreply_to]))
 			r->nreply_to++;
-		} else {
-			free(a->name);
-			free(a->addr);
-			a->name = a->addr = NULL;
-		}
 	}
 }
 
 static void parse_headers(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "headers", v, 1, "an object of name: value", MF_CUSTOM_HEADERS_MAX, "custom headers"))
 		return;
-	if (!json_is_object(v)) {
-		val_add(e, "headers", "invalid_type", "must be an object of name: value, not %s", type_name(v));
-		return;
-	}
-	if (json_object_size(v) > MF_CUSTOM_HEADERS_MAX) {
-		val_add(e, "headers", "too_many", "at most %d custom headers", MF_CUSTOM_HEADERS_MAX);
-		return;
-	}
 	r->headers = xcalloc(json_object_size(v) + 1, sizeof(*r->headers));
 	const char *name;
 	const json_t *val;
@@ -599,16 +570,8 @@ static void parse_attachment(struct val_errors *e, size_t i, const json_t *a, st
 
 static void parse_attachments(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "attachments", v, 0, "an array", MF_ATTACHMENTS_MAX, "attachments"))
 		return;
-	if (!json_is_array(v)) {
-		val_add(e, "attachments", "invalid_type", "must be an array, not %s", type_name(v));
-		return;
-	}
-	if (json_array_size(v) > MF_ATTACHMENTS_MAX) {
-		val_add(e, "attachments", "too_many", "at most %d attachments", MF_ATTACHMENTS_MAX);
-		return;
-	}
 	r->atts = xcalloc(json_array_size(v) + 1, sizeof(*r->atts));
 	size_t i;
 	const json_t *a;
@@ -617,16 +580,8 @@ static void parse_attachments(struct val_errors *e, const json_t *v, struct mail
 
 static void parse_tags(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "tags", v, 0, "an array of strings", MF_TAGS_MAX, "tags"))
 		return;
-	if (!json_is_array(v)) {
-		val_add(e, "tags", "invalid_type", "must be an array of strings, not %s", type_name(v));
-		return;
-	}
-	if (json_array_size(v) > MF_TAGS_MAX) {
-		val_add(e, "tags", "too_many", "at most %d tags", MF_TAGS_MAX);
-		return;
-	}
 	r->tags = xcalloc(json_array_size(v) + 1, sizeof(char *));
 	size_t i;
 	const json_t *t;
@@ -646,12 +601,8 @@ static void parse_tags(struct val_errors *e, const json_t *v, struct mail_reques
 
 static void parse_metadata(struct val_errors *e, const json_t *v, struct mail_request *r)
 {
-	if (v == NULL || json_is_null(v))
+	if (!open_container(e, "metadata", v, 1, "an object of string values", 0, NULL))
 		return;
-	if (!json_is_object(v)) {
-		val_add(e, "metadata", "invalid_type", "must be an object of string values, not %s", type_name(v));
-		return;
-	}
 	r->metadata = xcalloc(json_object_size(v) + 1, sizeof(*r->metadata));
 	size_t total = 0;
 	const char *k;

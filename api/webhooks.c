@@ -13,7 +13,8 @@
  *   GET    /v1/events?after=CURSOR&limit=N    the feed, in commit order
  *
  * Request JSON becomes plain C values here; SQL lives in db/webhooks.c.
- * Cursors are opaque to clients: base64url of the keyset position.
+ * Cursors are opaque to clients (util/cursor.h): base64url of the keyset
+ * position.
  */
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -24,11 +25,13 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/json_in.h"
 #include "db/webhooks.h"
 #include "hooks/webhook_http.h"
 #include "hooks/webhook_sign.h"
 #include "util/buf.h"
 #include "util/config.h"
+#include "util/cursor.h"
 #include "util/limits.h"
 #include "util/log.h"
 
@@ -45,47 +48,6 @@ static const char *const event_types[] = {
 #define DELIVERY_PREFIX "dlv_"
 
 /* --- helpers ------------------------------------------------------------- */
-
-static const char b64url_tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void b64url_encode(const char *in, char *out, size_t outsz)
-{
-	size_t n = strlen(in), o = 0;
-	for (size_t i = 0; i < n && o + 5 < outsz; i += 3) {
-		unsigned v = (unsigned)(unsigned char)in[i] << 16 |
-			     (i + 1 < n ? (unsigned)(unsigned char)in[i + 1] << 8 : 0) |
-			     (i + 2 < n ? (unsigned char)in[i + 2] : 0);
-		out[o++] = b64url_tbl[(v >> 18) & 63];
-		out[o++] = b64url_tbl[(v >> 12) & 63];
-		if (i + 1 < n)
-			out[o++] = b64url_tbl[(v >> 6) & 63];
-		if (i + 2 < n)
-			out[o++] = b64url_tbl[v & 63];
-	}
-	out[o] = '\0';
-}
-
-/* Decodes into a NUL-terminated string; -1 on a bad character or size. */
-static int b64url_decode(const char *in, char *out, size_t outsz)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	for (const char *p = in; *p; p++) {
-		const char *c = strchr(b64url_tbl, *p);
-		if (c == NULL || o + 1 >= outsz)
-			return -1;
-		acc = (acc << 6) | (unsigned)(c - b64url_tbl);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	out[o] = '\0';
-	return 0;
-}
 
 /* Parses a whole decimal number in [lo, hi]; -1 otherwise. */
 static int parse_int64(const char *s, int64_t lo, int64_t hi, int64_t *out)
@@ -182,16 +144,12 @@ struct wh_input {
  */
 static json_t *parse_input(struct api_req *req, int need_url, struct wh_input *in)
 {
-	json_error_t jerr;
 	memset(in, 0, sizeof(*in));
 	in->enabled = -1;
 	buf_init(&in->events, 64 * NEVENT_TYPES);
-	json_t *body = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-	if (body == NULL || !json_is_object(body)) {
-		json_decref(body);
-		api_problem(req, 400, "invalid_json", "the body must be a JSON object");
+	json_t *body = json_in_body_object(req);
+	if (body == NULL)
 		return NULL;
-	}
 	json_t *errors = json_array();
 	const char *key;
 	json_t *v;
@@ -413,15 +371,14 @@ static void collect_delivery(const struct db_delivery_row *r, void *arg)
 
 enum api_result api_get_webhook_deliveries(struct api_req *req)
 {
-	char err[512], cur[64];
+	char err[512];
 	int limit;
 	int64_t before = 0;
 	if (query_limit(req, 50, MF_DELIVERIES_PAGE_MAX, &limit) < 0)
 		return API_DONE;
 	const char *after = api_req_query(req, "after");
 	if (after && *after) {
-		if (b64url_decode(after, cur, sizeof(cur)) < 0 || strncmp(cur, "d:", 2) != 0 ||
-		    parse_int64(cur + 2, 1, INT64_MAX, &before) < 0) {
+		if (cursor_decode_nums(after, "d", &before, 1) < 0 || before < 1) {
 			api_problem_errors(req, 422, "validation_failed", "invalid query parameter",
 					   json_pack("[o]", api_field_error("after", "invalid", "not a cursor from this API")));
 			return API_DONE;
@@ -449,11 +406,11 @@ enum api_result api_get_webhook_deliveries(struct api_req *req)
 		json_array_remove(pg.data, (size_t)limit);
 		json_t *last = json_array_get(pg.data, (size_t)limit - 1);
 		const char *lid = json_string_value(json_object_get(last, "id"));
-		char plain[48], enc[80];
-		snprintf(plain, sizeof(plain), "d:%s", lid + strlen(DELIVERY_PREFIX));
-		b64url_encode(plain, enc, sizeof(enc));
-		json_decref(next);
-		next = json_string(enc);
+		char enc[CURSOR_LEN];
+		if (cursor_encode("d", lid + strlen(DELIVERY_PREFIX), enc, sizeof(enc)) == 0) {
+			json_decref(next);
+			next = json_string(enc);
+		}
 	}
 	api_json(req, 200, json_pack("{s:o, s:b, s:o}", "data", pg.data, "has_more", has_more, "next_cursor", next));
 	return API_DONE;
@@ -503,27 +460,21 @@ static void collect_event(const struct db_event_row *r, void *arg)
 
 enum api_result api_get_events(struct api_req *req)
 {
-	char err[512], cur[80], txid[32] = "0";
-	int64_t after_id = 0, tx;
+	char err[512], txid[32] = "0";
+	int64_t after_id = 0;
 	int limit;
 	if (query_limit(req, 100, MF_EVENTS_PAGE_MAX, &limit) < 0)
 		return API_DONE;
 	const char *after = api_req_query(req, "after");
 	if (after && *after) {
-		char *dot = NULL;
-		int ok = b64url_decode(after, cur, sizeof(cur)) == 0 && strncmp(cur, "e:", 2) == 0 &&
-			 (dot = strchr(cur + 2, '.')) != NULL;
-		if (ok) {
-			*dot = '\0';
-			ok = parse_int64(cur + 2, 0, INT64_MAX, &tx) == 0 &&
-			     parse_int64(dot + 1, 0, INT64_MAX, &after_id) == 0;
-		}
-		if (!ok) {
+		int64_t pos[2];
+		if (cursor_decode_nums(after, "e", pos, 2) < 0) {
 			api_problem_errors(req, 422, "validation_failed", "invalid query parameter",
 					   json_pack("[o]", api_field_error("after", "invalid", "not a cursor from this API")));
 			return API_DONE;
 		}
-		snprintf(txid, sizeof(txid), "%" PRId64, tx);
+		snprintf(txid, sizeof(txid), "%" PRId64, pos[0]);
+		after_id = pos[1];
 	}
 	struct feed_page pg = { .data = json_array(), .limit = limit };
 	int rc = db_events_feed(req->deps->pool, txid, after_id, limit + 1, collect_event, &pg, err, sizeof(err));
@@ -536,10 +487,9 @@ enum api_result api_get_events(struct api_req *req)
 	 * one the client sent, so polling with next_cursor always works. */
 	json_t *next;
 	if (pg.n > 0) {
-		char plain[80], enc[120];
-		snprintf(plain, sizeof(plain), "e:%s.%" PRId64, pg.last_txid, pg.last_id);
-		b64url_encode(plain, enc, sizeof(enc));
-		next = json_string(enc);
+		char pos[80], enc[CURSOR_LEN];
+		snprintf(pos, sizeof(pos), "%s.%" PRId64, pg.last_txid, pg.last_id);
+		next = cursor_encode("e", pos, enc, sizeof(enc)) == 0 ? json_string(enc) : json_null();
 	} else {
 		next = after && *after ? json_string(after) : json_null();
 	}

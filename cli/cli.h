@@ -41,6 +41,13 @@ const char *cli_config_path(const char *path, char *buf, size_t bufsz);
  * up logging from it.  Returns 0, or prints the error and returns EXIT_USAGE.
  */
 int cli_load_config(struct config *cfg, const char *path);
+/*
+ * The options of a command that takes only --config/-c and --help/-h:
+ * *path from -c.  Returns -1 to go on, or the exit code to return (0 after
+ * --help, EXIT_USAGE after another option), usage printed.  Operands are
+ * left to the caller (optind).
+ */
+int cli_config_opts(int argc, char **argv, const char *usage, const char **path);
 /* Prints "mailferry: <msg>" to stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

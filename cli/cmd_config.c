@@ -51,27 +51,15 @@ static int check_files(const struct config *cfg)
 
 int cmd_config(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *path = NULL;
-	int c;
 	if (argc < 2 || strcmp(argv[1], "check") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 			return fputs(usage, stdout), 0;
 		return fputs(usage, stderr), EXIT_USAGE;
 	}
-	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "c:h", opts, NULL)) != -1) {
-		if (c == 'c')
-			path = optarg;
-		else if (c == 'h')
-			return fputs(usage, stdout), 0;
-		else
-			return fputs(usage, stderr), EXIT_USAGE;
-	}
+	int rc = cli_config_opts(argc - 1, argv + 1, usage, &path);
+	if (rc >= 0)
+		return rc;
 	struct config cfg;
 	if (cli_load_config(&cfg, path) != 0)
 		return EXIT_USAGE;

@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "util/base64.h"
 #include "util/buf.h"
 #include "util/config.h"
 #include "util/limits.h"
@@ -41,23 +42,6 @@ struct send_opts {
 		*tags[MF_TAGS_MAX];
 	int nto, ncc, nbcc, nattach, ntags, json;
 };
-
-/* RFC 4648 §4 base64 of n bytes, appended to b. */
-static int base64_append(struct buf *b, const unsigned char *p, size_t n)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char q[4];
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-		q[0] = tbl[(v >> 18) & 63];
-		q[1] = tbl[(v >> 12) & 63];
-		q[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < n ? tbl[v & 63] : '=';
-		if (buf_append(b, q, 4) < 0)
-			return -1;
-	}
-	return 0;
-}
 
 static const char *content_type_for(const char *name)
 {
@@ -101,7 +85,7 @@ static int attach_file(struct buf *b, const char *path, long max, char *err, siz
 	buf_puts(b, "{\"filename\":");
 	cli_json_buf(b, base);
 	buf_printf(b, ",\"content_type\":\"%s\",\"content\":\"", content_type_for(base));
-	rc = base64_append(b, (const unsigned char *)raw.data, raw.len);
+	rc = base64_encode_buf(b, raw.data, raw.len, 0);
 	buf_cleanup(&raw);
 	if (rc == 0)
 		rc = buf_puts(b, "\"}");

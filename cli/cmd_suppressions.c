@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/output.h"
 #include "db/db.h"
 #include "db/suppressions.h"
 #include "util/config.h"
@@ -52,21 +53,6 @@ static int valid_email(const char *s)
 	return 1;
 }
 
-/* JSON string content for values we stored: escape quotes, backslashes, controls. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 32)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 struct list_state {
 	int json;
 	char last[MF_ADDRESS_MAX + 1];
@@ -80,10 +66,10 @@ static void print_row(const struct db_suppression *s, void *arg)
 	st->printed++;
 	if (st->json) {
 		printf("{\"email\":");
-		json_str(s->email);
+		cli_json_str(stdout, s->email);
 		printf(",\"reason\":\"%s\",\"message_id\":", s->reason);
 		if (*s->message_id)
-			json_str(s->message_id);
+			cli_json_str(stdout, s->message_id);
 		else
 			printf("null");
 		printf(",\"created_at\":\"%s\"}\n", s->created_at);

@@ -2,6 +2,7 @@
  * common.c - helpers every command shares: configuration loading with
  * logging set up from it, and uniform error reporting.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,4 +49,24 @@ int cli_load_config(struct config *cfg, const char *path)
 	log_setup(level, strcmp(cfg->log_format, "json") == 0);
 	log_set_recipients(cfg->log_recipients);
 	return 0;
+}
+
+int cli_config_opts(int argc, char **argv, const char *usage, const char **path)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (c == 'c')
+			*path = optarg;
+		else if (c == 'h')
+			return fputs(usage, stdout), 0;
+		else
+			return fputs(usage, stderr), EXIT_USAGE;
+	}
+	return -1;
 }

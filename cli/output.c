@@ -9,47 +9,22 @@
 #include <time.h>
 
 #include "util/config.h"
-
-/* Escapes one byte for a JSON string into esc; returns its length. */
-static int json_escape(unsigned char c, char esc[8])
-{
-	switch (c) {
-	case '"': return snprintf(esc, 8, "\\\"");
-	case '\\': return snprintf(esc, 8, "\\\\");
-	case '\n': return snprintf(esc, 8, "\\n");
-	case '\r': return snprintf(esc, 8, "\\r");
-	case '\t': return snprintf(esc, 8, "\\t");
-	default:
-		if (c < 0x20)
-			return snprintf(esc, 8, "\\u%04x", c);
-		esc[0] = (char)c;
-		esc[1] = '\0';
-		return 1;
-	}
-}
+#include "util/json_escape.h"
+#include "util/rfc3339.h"
 
 void cli_json_str(FILE *out, const char *s)
 {
-	char esc[8];
-	fputc('"', out);
-	for (; s && *s; s++) {
-		json_escape((unsigned char)*s, esc);
-		fputs(esc, out);
-	}
-	fputc('"', out);
+	size_t n = s ? strlen(s) : 0;
+	struct buf b;
+	buf_init(&b, 6 * n + 3); /* an escape is at most 6 bytes (\u00XX) */
+	json_escape(&b, s ? s : "", n, JSON_ESC_SHORT);
+	fwrite(buf_cstr(&b), 1, b.len, out);
+	buf_cleanup(&b);
 }
 
 int cli_json_buf(struct buf *b, const char *s)
 {
-	char esc[8];
-	if (buf_putc(b, '"') < 0)
-		return -1;
-	for (; s && *s; s++) {
-		int n = json_escape((unsigned char)*s, esc);
-		if (buf_append(b, esc, (size_t)n) < 0)
-			return -1;
-	}
-	return buf_putc(b, '"');
+	return json_escape(b, s ? s : "", s ? strlen(s) : 0, JSON_ESC_SHORT);
 }
 
 int cli_time_arg(const char *s, char *out, size_t outsz)
@@ -63,10 +38,7 @@ int cli_time_arg(const char *s, char *out, size_t outsz)
 	long secs;
 	if (config_parse_duration(s, &secs) < 0 || secs < 0)
 		return -1;
-	time_t t = time(NULL) - (time_t)secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	return strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0 ? 0 : -1;
+	return rfc3339_format(time(NULL) - (time_t)secs, -1, out, outsz);
 }
 
 /* Bytes of the UTF-8 character at s (RFC 3629 §3); 1 for a stray byte. */

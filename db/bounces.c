@@ -37,14 +37,9 @@ int db_bounce_insert(struct db_pool *pool, const char *source, const char *mail_
 	PGresult *res = PQexecParams(c,
 		"INSERT INTO bounces_raw (source, mail_from, rcpt_to, raw) VALUES ($1, $2, NULLIF($3, ''), $4)"
 		" RETURNING id", 4, NULL, params, lens, fmts, 0);
-	int ok = db_res_ok(res, PGRES_TUPLES_OK);
-	if (ok)
-		*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	else
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
+	int rc = db_res_int64(c, res, id, err, errlen);
 	db_conn_put(pool, c);
-	return ok ? 0 : -1;
+	return rc < 0 ? -1 : 0;
 }
 
 void db_bounce_tx_abort(struct db_bounce_tx *tx)

@@ -23,6 +23,9 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 void db_set_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
 /* True when res is a result of the given status; clears nothing. */
 int db_res_ok(const PGresult *res, ExecStatusType want);
+/* The first column of res's first row as a number: 1 with *v set, 0 when
+ * res has no rows, -1 with err set when the query failed.  Clears res. */
+int db_res_int64(PGconn *conn, PGresult *res, int64_t *v, char *err, size_t errlen);
 /* Connects with a short timeout; NULL with err set on failure. */
 PGconn *db_connect(const char *conninfo, char *err, size_t errlen);
 

@@ -33,14 +33,9 @@ int db_key_insert(struct db_pool *pool, const char *name, const char *public_id,
 		"INSERT INTO api_keys (name, public_id, salt, hash, scopes)"
 		" VALUES ($1, $2, $3::bytea, $4::bytea, string_to_array($5, ',')) RETURNING id",
 		5, NULL, params, NULL, NULL, 0);
-	int ok = db_res_ok(res, PGRES_TUPLES_OK);
-	if (ok)
-		*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	else
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
+	int rc = db_res_int64(c, res, id, err, errlen);
 	db_conn_put(pool, c);
-	return ok ? 0 : -1;
+	return rc < 0 ? -1 : 0;
 }
 
 int db_key_lookup(struct db_pool *pool, const char *public_id, struct db_key_auth *out, char *err,

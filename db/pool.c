@@ -86,6 +86,21 @@ int db_res_ok(const PGresult *res, ExecStatusType want)
 	return res != NULL && PQresultStatus(res) == want;
 }
 
+int db_res_int64(PGconn *conn, PGresult *res, int64_t *v, char *err, size_t errlen)
+{
+	int rc = -1;
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(conn, res, err, errlen);
+	} else if (PQntuples(res) == 0) {
+		rc = 0;
+	} else {
+		*v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		rc = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
 int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(conn, sql);

@@ -20,6 +20,7 @@
 
 #include "db/internal.h"
 #include "util/buf.h"
+#include "util/json_escape.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -232,25 +233,20 @@ int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen)
 	return 0;
 }
 
-/* Appends s as a JSON string (printable ASCII only; see the header). */
+/* Appends s as a JSON string (printable ASCII only; see the header): tabs
+ * become spaces and other bytes outside printable ASCII '?'. */
 static void json_str(struct buf *b, const char *s)
 {
 	if (s == NULL || *s == '\0') {
 		buf_puts(b, "null");
 		return;
 	}
-	buf_putc(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			buf_putc(b, '\\');
-			buf_putc(b, (char)*p);
-		} else if (*p < 0x20 || *p >= 0x7f) {
-			buf_putc(b, *p == '\t' ? ' ' : '?');
-		} else {
-			buf_putc(b, (char)*p);
-		}
-	}
-	buf_putc(b, '"');
+	char *t = xstrdup(s);
+	for (unsigned char *p = (unsigned char *)t; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = *p == '\t' ? ' ' : '?';
+	json_escape(b, t, strlen(t), 0);
+	free(t);
 }
 
 static void outcomes_json(struct buf *b, const struct db_outcome *o, int n)
@@ -427,28 +423,19 @@ out:
 	return rc;
 }
 
-int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen)
+/*
+ * In one transaction: sql (an UPDATE of recipients RETURNING their
+ * message_id) with params, then the messages' statuses refreshed.  The
+ * count of recipients updated, or -1 with err set (rolled back).
+ */
+static int update_and_refresh(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
+			      size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
-	char lim[32];
-	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *params[] = { lim };
 	int rc = -1;
 	PGresult *res = NULL;
 	if (db_exec(c, "BEGIN", err, errlen) < 0)
 		goto out;
-	/* The attempt counts: it was made (the worker may even have
-	 * delivered; its 250 is still recorded, see db_queue_record), so the
-	 * next one is the next attempt, not the same one again. */
-	res = PQexecParams(c,
-		"UPDATE recipients SET status = 'deferred',"
-		"       lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()"
-		" WHERE id IN (SELECT id FROM recipients WHERE status = 'sending' AND lease_expires_at < now()"
-		"               ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-		" RETURNING message_id::text",
-		1, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);
 		goto out;
@@ -460,6 +447,27 @@ out:
 	PQclear(res);
 	if (rc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
 		PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}
+
+int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	char lim[32];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[] = { lim };
+	/* The attempt counts: it was made (the worker may even have
+	 * delivered; its 250 is still recorded, see db_queue_record), so the
+	 * next one is the next attempt, not the same one again. */
+	int rc = update_and_refresh(c,
+		"UPDATE recipients SET status = 'deferred',"
+		"       lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()"
+		" WHERE id IN (SELECT id FROM recipients WHERE status = 'sending' AND lease_expires_at < now()"
+		"               ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+		" RETURNING message_id::text",
+		1, params, err, errlen);
 	db_conn_put(pool, c);
 	return rc;
 }
@@ -509,11 +517,7 @@ int db_queue_release(struct db_pool *pool, const int64_t *ids, const char *const
 	buf_putc(&ia, '}');
 	buf_putc(&oa, '}');
 	const char *params[] = { buf_cstr(&ia), buf_cstr(&oa) };
-	int rc = -1;
-	PGresult *res = NULL;
-	if (db_exec(c, "BEGIN", err, errlen) < 0)
-		goto out;
-	res = PQexecParams(c,
+	int rc = update_and_refresh(c,
 		"UPDATE recipients r SET status = CASE WHEN r.attempts <= 1 THEN 'queued' ELSE 'deferred' END,"
 		"       first_attempt_at = CASE WHEN r.attempts <= 1 THEN NULL ELSE r.first_attempt_at END,"
 		"       attempts = greatest(r.attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,"
@@ -521,20 +525,9 @@ int db_queue_release(struct db_pool *pool, const int64_t *ids, const char *const
 		"  FROM unnest($1::bigint[], $2::text[]) AS x(id, owner)"
 		" WHERE r.id = x.id AND r.lease_owner = x.owner AND r.status = 'sending'"
 		" RETURNING r.message_id::text",
-		2, NULL, params, NULL, NULL, 0);
-	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
-		db_set_error(c, res, err, errlen);
-		goto out;
-	}
-	if (refresh_messages(c, res, 0, err, errlen) < 0 || db_exec(c, "COMMIT", err, errlen) < 0)
-		goto out;
-	rc = PQntuples(res);
-out:
-	PQclear(res);
+		2, params, err, errlen);
 	buf_cleanup(&ia);
 	buf_cleanup(&oa);
-	if (rc < 0 && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
-		PQclear(PQexec(c, "ROLLBACK"));
 	db_conn_put(pool, c);
 	return rc;
 }

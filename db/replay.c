@@ -268,16 +268,10 @@ int db_replay_message_owner(struct db_pool *pool, const char *message_id, long l
 	const char *params[] = { message_id };
 	PGresult *res = PQexecParams(c, "SELECT coalesce(api_key_id, 0) FROM messages WHERE id = $1::uuid", 1,
 				     NULL, params, NULL, NULL, 0);
-	int rc = -1;
-	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
-		db_set_error(c, res, err, errlen);
-	} else if (PQntuples(res) == 0) {
-		rc = 0;
-	} else {
-		*api_key_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		rc = 1;
-	}
-	PQclear(res);
+	int64_t owner = 0;
+	int rc = db_res_int64(c, res, &owner, err, errlen);
+	if (rc > 0)
+		*api_key_id = owner;
 	db_conn_put(pool, c);
 	return rc;
 }

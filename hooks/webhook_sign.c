@@ -3,7 +3,8 @@
  *
  * The signed content is exactly  msg_id "." timestamp "." body  with the
  * body bytes as sent; HMAC-SHA256 through OpenSSL, base64 per RFC 4648 §4
- * (standard alphabet, padded), as the reference libraries do.
+ * (standard alphabet, padded; util/base64), as the reference libraries do.
+ * A secret's key decodes with its padding optional.
  */
 #include "hooks/webhook_sign.h"
 
@@ -14,49 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char b64tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Encodes n bytes, padded; out needs 4*ceil(n/3)+1 bytes. */
-static void b64_encode(const unsigned char *in, size_t n, char *out)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-			     (i + 2 < n ? in[i + 2] : 0);
-		out[o++] = b64tbl[(v >> 18) & 63];
-		out[o++] = b64tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? b64tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? b64tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
-long webhook_b64_decode(const char *in, unsigned char *out, size_t outsz)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	const char *p = in;
-	for (; *p && *p != '='; p++) {
-		const char *c = strchr(b64tbl, *p);
-		if (c == NULL)
-			return -1;
-		acc = (acc << 6) | (unsigned)(c - b64tbl);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == outsz)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	for (; *p == '='; p++)
-		;
-	if (*p != '\0')
-		return -1;
-	return (long)o;
-}
+#include "util/base64.h"
 
 int webhook_secret_new(char *out, size_t outsz)
 {
@@ -64,8 +23,10 @@ int webhook_secret_new(char *out, size_t outsz)
 	char enc[4 * ((WEBHOOK_SECRET_BYTES + 2) / 3) + 1];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -1;
-	b64_encode(raw, sizeof(raw), enc);
+	long len = base64_encode(raw, sizeof(raw), enc, sizeof(enc), 0);
 	OPENSSL_cleanse(raw, sizeof(raw));
+	if (len < 0)
+		return -1;
 	int n = snprintf(out, outsz, "%s%s", WEBHOOK_SECRET_PREFIX, enc);
 	OPENSSL_cleanse(enc, sizeof(enc));
 	return n > 0 && (size_t)n < outsz ? 0 : -1;
@@ -80,7 +41,7 @@ int webhook_sign(const char *secret, const char *msg_id, long timestamp, const c
 	size_t plen = strlen(WEBHOOK_SECRET_PREFIX);
 	if (strncmp(secret, WEBHOOK_SECRET_PREFIX, plen) == 0)
 		secret += plen;
-	long keylen = webhook_b64_decode(secret, key, sizeof(key));
+	long keylen = base64_decode(secret, strlen(secret), key, sizeof(key), B64_PAD_OPTIONAL);
 	if (keylen <= 0 || outsz < WEBHOOK_SIG_LEN)
 		return -1;
 	snprintf(ts, sizeof(ts), "%ld", timestamp);
@@ -109,7 +70,8 @@ int webhook_sign(const char *secret, const char *msg_id, long timestamp, const c
 	if (!ok || maclen != 32)
 		return -1;
 	char enc[48];
-	b64_encode(mac, maclen, enc);
+	if (base64_encode(mac, maclen, enc, sizeof(enc), 0) < 0)
+		return -1;
 	snprintf(out, outsz, "v1,%s", enc);
 	return 0;
 }

@@ -31,8 +31,5 @@ int webhook_sign(const char *secret, const char *msg_id, long timestamp, const c
  */
 int webhook_signature_header(const char *secret, const char *old_secret, const char *msg_id, long timestamp,
 			     const char *body, size_t bodylen, char *out, size_t outsz);
-/* Standard base64 (RFC 4648 §4) decoding; padding optional.  Returns the
- * decoded length or -1. */
-long webhook_b64_decode(const char *in, unsigned char *out, size_t outsz);
 
 #endif

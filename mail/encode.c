@@ -1,6 +1,7 @@
 /*
- * encode.c - base64, quoted-printable, RFC 2047 encoded-words, RFC 2231
- * parameters and header folding for the MIME composer (see encode.h).
+ * encode.c - base64 lines (the codec itself is util/base64.c),
+ * quoted-printable, RFC 2047 encoded-words, RFC 2231 parameters and
+ * header folding for the MIME composer (see encode.h).
  *
  * Everything appends to a struct buf and returns 0, or -1 when the buffer
  * is full.  Header writers keep lines at 78 characters where the content
@@ -13,45 +14,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/base64.h"
 #include "util/limits.h"
 #include "util/scan.h"
 #include "util/xmalloc.h"
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char hex_upper[] = "0123456789ABCDEF";
 
-/* Lines are assembled here before they are appended, one append per line. */
+/* Lines are assembled here and appended a chunk at a time. */
 #define ENC_CHUNK 1024
 
+/* RFC 2045 §6.8 lines on top of util/base64: a line is ceil(line / 4)
+ * quanta of 3 input bytes, so every line but the last is whole. */
 int enc_base64(struct buf *out, const unsigned char *p, size_t n, size_t line)
 {
-	char chunk[ENC_CHUNK + 8];
-	size_t len = 0, col = 0;
+	char chunk[ENC_CHUNK];
+	size_t len = 0, per = (line + 3) / 4 * 3;
 
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		chunk[len++] = b64_alphabet[(v >> 18) & 63];
-		chunk[len++] = b64_alphabet[(v >> 12) & 63];
-		chunk[len++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
-		chunk[len++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
-		col += 4;
-		if (line > 0 && col >= line) {
-			chunk[len++] = '\r';
-			chunk[len++] = '\n';
-			col = 0;
-		}
-		if (len >= ENC_CHUNK) {
-			if (buf_append(out, chunk, len))
+	if (line == 0)
+		return base64_encode_buf(out, p, n, 0);
+	for (size_t i = 0; i < n; i += per) {
+		size_t k = n - i < per ? n - i : per, w = base64_encoded_len(k, 0);
+		if (len + w + 3 > sizeof(chunk)) {
+			if (len > 0 && buf_append(out, chunk, len))
 				return -1;
 			len = 0;
 		}
-	}
-	if (line > 0 && col > 0) {
+		if (w + 3 > sizeof(chunk)) { /* a line longer than the chunk */
+			if (base64_encode_buf(out, p + i, k, 0) || buf_append(out, "\r\n", 2))
+				return -1;
+			continue;
+		}
+		len += (size_t)base64_encode(p + i, k, chunk + len, sizeof(chunk) - len, 0);
 		chunk[len++] = '\r';
 		chunk[len++] = '\n';
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/base64.h"
 #include "util/limits.h"
 #include "util/xmalloc.h"
 
@@ -214,41 +215,14 @@ static char *content_type(const char *v)
 	return t;
 }
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* RFC 2045 §6.8: characters outside the alphabet are ignored; '=' ends. */
 static char *decode_base64(const char *s, size_t n, size_t *outlen)
 {
-	char *out = xmalloc(n / 4 * 3 + 4);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n && s[i] != '='; i++) {
-		int v = b64val((unsigned char)s[i]);
-		if (v < 0)
-			continue;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	*outlen = o;
+	size_t max = n / 4 * 3 + 3;
+	char *out = xmalloc(max + 1);
+	long o = base64_decode(s, n, (unsigned char *)out, max, B64_MIME);
+	*outlen = o > 0 ? (size_t)o : 0;
+	out[*outlen] = '\0';
 	return out;
 }
 

@@ -25,6 +25,7 @@
 #include "relay/smtp_io.h"
 #include "relay/smtp_reply.h"
 #include "relay/tls.h"
+#include "util/base64.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -569,24 +570,6 @@ static void on_starttls(struct smtp_client *c)
 
 /* ---- AUTH (RFC 4954; PLAIN RFC 4616; LOGIN draft-murchison-sasl-login) - */
 
-static void base64(const unsigned char *in, size_t n, char *out, size_t outsz)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 5 < outsz; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		out[o++] = tab[(v >> 18) & 63];
-		out[o++] = tab[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tab[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 static int send_auth(struct smtp_client *c)
 {
 	if (c->caps & SMTP_CAP_AUTH_PLAIN) {
@@ -602,7 +585,7 @@ static int send_auth(struct smtp_client *c)
 		raw[1 + ul] = 0;
 		memcpy(raw + 2 + ul, c->p.auth_password, pl);
 		char b64[820];
-		base64(raw, ul + pl + 2, b64, sizeof(b64));
+		base64_encode(raw, ul + pl + 2, b64, sizeof(b64), 0);
 		memset(raw, 0, sizeof(raw));
 		int rc = smtp_cmd(c, "AUTH PLAIN %s", b64);
 		memset(b64, 0, sizeof(b64));
@@ -619,7 +602,7 @@ static int send_secret_line(struct smtp_client *c, const char *s)
 		smtp_fail(c, OUT_LOCAL, KIND_INTERNAL, 0, NULL, "AUTH credentials too long");
 		return -1;
 	}
-	base64((const unsigned char *)s, n, b64, sizeof(b64));
+	base64_encode(s, n, b64, sizeof(b64), 0);
 	int rc = smtp_cmd(c, "%s", b64);
 	memset(b64, 0, sizeof(b64));
 	return rc;
@@ -659,6 +642,22 @@ static void on_auth(struct smtp_client *c)
 
 /* ---- the transaction --------------------------------------------------- */
 
+/* Writes the envelope (MAIL FROM and the RCPTs) as one pipelined group,
+ * after "RSET" when rset; mail_sent records that it went out. */
+static int send_envelope(struct smtp_client *c, int rset)
+{
+	struct buf b;
+	buf_init(&b, (size_t)(c->t->n + 1 + (rset != 0)) * (MF_SMTP_LINE_MAX + 2));
+	int rc = rset ? buf_puts(&b, "RSET\r\n") : 0;
+	if (rc == 0)
+		rc = envelope(c, &b);
+	if (rc == 0)
+		rc = smtp_write(c, b.data, b.len);
+	buf_cleanup(&b);
+	c->mail_sent = rc == 0;
+	return rc;
+}
+
 static int send_rset(struct smtp_client *c)
 {
 	const char *enhanced;
@@ -668,15 +667,7 @@ static int send_rset(struct smtp_client *c)
 		return smtp_cmd(c, "RSET");
 	/* RFC 2920 §3.1: RSET may start the group; the envelope follows it
 	 * without waiting, which saves a round trip per reused message. */
-	struct buf b;
-	buf_init(&b, (size_t)(c->t->n + 2) * (MF_SMTP_LINE_MAX + 2));
-	buf_puts(&b, "RSET\r\n");
-	int rc = envelope(c, &b);
-	if (rc == 0)
-		rc = smtp_write(c, b.data, b.len);
-	buf_cleanup(&b);
-	c->mail_sent = rc == 0;
-	return rc;
+	return send_envelope(c, 1);
 }
 
 static void on_rset(struct smtp_client *c)
@@ -801,14 +792,7 @@ static int send_mail(struct smtp_client *c)
 		smtp_set_state(c, SMTP_READY);
 		return 0;
 	}
-	struct buf b;
-	buf_init(&b, (size_t)(c->t->n + 1) * (MF_SMTP_LINE_MAX + 2));
-	int rc = envelope(c, &b);
-	if (rc == 0)
-		rc = smtp_write(c, b.data, b.len);
-	buf_cleanup(&b);
-	c->mail_sent = rc == 0;
-	return rc;
+	return send_envelope(c, 0);
 }
 
 static void on_mail(struct smtp_client *c)

@@ -147,22 +147,3 @@ char *buf_steal(struct buf *b, size_t *len)
 	return p;
 }
 
-int buf_put_json_string(struct buf *b, const char *s, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-	int rc = buf_putc(b, '"');
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			rc = buf_putc(b, '\\');
-			if (rc == 0)
-				rc = buf_putc(b, (char)c);
-		} else if (c < 0x20) {
-			char esc[7] = { '\\', 'u', '0', '0', hx[c >> 4], hx[c & 15], 0 };
-			rc = buf_puts(b, esc);
-		} else {
-			rc = buf_putc(b, (char)c);
-		}
-	}
-	return rc == 0 ? buf_putc(b, '"') : rc;
-}

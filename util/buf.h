@@ -31,9 +31,6 @@ int buf_reserve(struct buf *b, size_t n);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
-/* Appends s[0..n-1] as a JSON string (RFC 8259 section 7): quotes,
- * backslash and control characters escaped, other bytes as they are. */
-int buf_put_json_string(struct buf *b, const char *s, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void buf_reset(struct buf *b);

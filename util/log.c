@@ -23,7 +23,9 @@
 #include <wchar.h>
 
 #include "util/buf.h"
+#include "util/json_escape.h"
 #include "util/limits.h"
+#include "util/rfc3339.h"
 
 static _Atomic int min_level = MF_LOG_INFO;
 static _Atomic int json_output = 1;
@@ -277,6 +279,19 @@ static void put_conv(struct fline *f, const char *t, size_t n, int is_str, int i
 	}
 }
 
+/* Skips a width or precision at p[i]: digits, or '*' whose int argument
+ * is taken from *ap into st[(*nst)++].  Returns the index after it. */
+static size_t skip_count(const char *p, size_t i, va_list *ap, int *st, int *nst)
+{
+	if (p[i] == '*') {
+		st[(*nst)++] = va_arg(*ap, int);
+		return i + 1;
+	}
+	while (p[i] >= '0' && p[i] <= '9')
+		i++;
+	return i;
+}
+
 /*
  * Formats the one directive spec (e.g. "%-*.*ld") with its arguments from
  * *ap into t.  Sets *is_str for text conversions and *is_null for a NULL %s.
@@ -290,23 +305,9 @@ static size_t format_directive(const char *p, struct buf *t, va_list *ap, int *i
 	size_t i = 1;
 	while (p[i] && strchr("-+ #0'", p[i]))
 		i++;
-	if (p[i] == '*') {
-		st[nst++] = va_arg(*ap, int);
-		i++;
-	} else {
-		while (p[i] >= '0' && p[i] <= '9')
-			i++;
-	}
-	if (p[i] == '.') {
-		i++;
-		if (p[i] == '*') {
-			st[nst++] = va_arg(*ap, int);
-			i++;
-		} else {
-			while (p[i] >= '0' && p[i] <= '9')
-				i++;
-		}
-	}
+	i = skip_count(p, i, ap, st, &nst); /* field width */
+	if (p[i] == '.')
+		i = skip_count(p, i + 1, ap, st, &nst); /* precision */
 	int len = 0; /* 0 none, 1 hh, 2 h, 3 l, 4 ll, 5 z, 6 j, 7 t, 8 L */
 	if (p[i] == 'h' && p[i + 1] == 'h') len = 1, i += 2;
 	else if (p[i] == 'h') len = 2, i++;
@@ -477,74 +478,6 @@ static int logfmt_value(const char **pp, struct buf *out)
 	return quoted;
 }
 
-/* Length of the UTF-8 sequence at s (RFC 3629 section 4), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
-/* A JSON string (RFC 8259 section 7); bytes that are not UTF-8 (section 8.1)
- * become U+FFFD. */
-static void json_string(struct buf *b, const char *s, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i = 0;
-	buf_putc(b, '"');
-	while (i < n) {
-		const unsigned char *u = (const unsigned char *)s + i;
-		if (*u < 0x80) {
-			if (*u == '"' || *u == '\\') {
-				buf_putc(b, '\\');
-				buf_putc(b, (char)*u);
-			} else if (*u < 0x20) {
-				char esc[7] = { '\\', 'u', '0', '0', hx[*u >> 4], hx[*u & 15], 0 };
-				buf_puts(b, esc);
-			} else {
-				buf_putc(b, (char)*u);
-			}
-			i++;
-			continue;
-		}
-		size_t l = utf8_len(u, n - i);
-		if (l == 0) {
-			buf_puts(b, "\xef\xbf\xbd");
-			i++;
-		} else {
-			buf_append(b, s + i, l);
-			i += l;
-		}
-	}
-	buf_putc(b, '"');
-}
-
 /* Writes key as a JSON member name, with a _N suffix if already used. */
 static void json_key(struct buf *b, struct buf *seen, const char *k, size_t klen)
 {
@@ -561,7 +494,7 @@ static void json_key(struct buf *b, struct buf *seen, const char *k, size_t klen
 	buf_puts(seen, name);
 	buf_putc(seen, '\n');
 	buf_putc(b, ',');
-	json_string(b, name, strlen(name));
+	json_escape(b, name, strlen(name), JSON_ESC_UTF8);
 	buf_putc(b, ':');
 }
 
@@ -598,11 +531,11 @@ static void logfmt_to_json(struct buf *b, const char *line)
 		if (!quoted && is_json_number(buf_cstr(&val), val.len))
 			buf_append(b, val.data, val.len);
 		else
-			json_string(b, buf_cstr(&val), val.len);
+			json_escape(b, buf_cstr(&val), val.len, JSON_ESC_UTF8);
 	}
 	if (msg.len) {
 		json_key(b, &seen, "msg", 3);
-		json_string(b, buf_cstr(&msg), msg.len);
+		json_escape(b, buf_cstr(&msg), msg.len, JSON_ESC_UTF8);
 	}
 	buf_cleanup(&val);
 	buf_cleanup(&msg);
@@ -613,13 +546,10 @@ static void emit(enum mf_log_level level, long suppressed, const char *fmt, va_l
 {
 	if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
 		return;
-	char ts[64];
+	char ts[RFC3339_LEN] = "";
 	struct timespec now;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	rfc3339_format(now.tv_sec, now.tv_nsec / 1000000, ts, sizeof(ts));
 
 	struct buf line, b;
 	buf_init(&line, MF_LOG_LINE_MAX);
