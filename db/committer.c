@@ -24,7 +24,7 @@
  * first group's requests answered, so the server starts the next
  * transaction while this thread answers (one group in flight at a time:
  * each is its own implicit transaction, its Idempotency-Keys claimed
- * inside it; db/messages.c).
+ * inside it; db/accept.c).
  *
  * Failure handling: a group whose transaction fails with the connection
  * still good is rolled back and its units are retried one per transaction,
