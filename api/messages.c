@@ -307,7 +307,7 @@ static void answer_replay_location(struct api_req *req, const char *body)
 static void answer_batch(struct send_unit *u)
 {
 	struct buf b;
-	buf_init(&b, (size_t)1 << 30);
+	buf_init(&b, MF_API_BATCH_ANSWER_MAX);
 	buf_puts(&b, "{\"data\":[");
 	for (int i = 0; i < u->nmsgs; i++) {
 		const char *item = u->w.msgs[i].result_json;
@@ -683,7 +683,7 @@ enum api_result api_list_messages(struct api_req *req)
 	if (has_more && last[0])
 		cursor_encode(last, cursor, sizeof(cursor));
 	struct buf out;
-	buf_init(&out, (size_t)1 << 30);
+	buf_init(&out, strlen(data) + MF_API_LIST_WRAP);
 	buf_printf(&out, "{\"data\":%s,\"has_more\":%s,\"next_cursor\":", data, has_more ? "true" : "false");
 	if (cursor[0])
 		buf_printf(&out, "\"%s\"}", cursor);

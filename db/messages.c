@@ -28,7 +28,7 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define ARRAY_MAX ((size_t)1 << 30)
+#define ARRAY_MAX MF_PG_VALUE_MAX
 
 static void array_start(struct buf *b)
 {
@@ -298,7 +298,7 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 		int rows = i % MSG_CHUNK_MAX + 1, keyed = i >= MSG_CHUNK_MAX;
 		struct buf sql;
 		char name[32];
-		buf_init(&sql, ARRAY_MAX);
+		buf_init(&sql, MF_DB_STATEMENT_MAX);
 		messages_sql(&sql, rows, keyed);
 		snprintf(name, sizeof(name), "mf_msgs_%s%d", keyed ? "k" : "", rows);
 		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);
@@ -548,7 +548,7 @@ static void json_member(struct buf *b, const char *sep, const char *name, const 
 static char *accepted_body(const struct flat *x, const char *id, const char *created_at)
 {
 	struct buf b;
-	buf_init(&b, ARRAY_MAX);
+	buf_init(&b, MF_API_ACCEPTED_MAX);
 	json_member(&b, "{", "id", id);
 	json_member(&b, ",", "status", x->status ? x->status : "queued");
 	json_member(&b, ",", "created_at", created_at);

@@ -3,9 +3,9 @@
  * parameters and header folding for the MIME composer (see encode.h).
  *
  * Everything appends to a struct buf and returns 0, or -1 when the buffer
- * is full.  Header writers keep lines at 78 characters where the content
- * allows a fold, and never produce a token that cannot fit a 998-octet
- * line (RFC 5322 §2.1.1): text that could not be folded is written as
+ * is full.  Header writers keep lines at MF_MIME_FOLD_WIDTH characters
+ * where the content allows a fold, and never produce a token that cannot
+ * fit a line of MF_MIME_LINE_MAX octets (RFC 5322 §2.1.1): text that could not be folded is written as
  * encoded-words instead.
  */
 #include "mail/encode.h"
@@ -113,7 +113,7 @@ int enc_qp(struct buf *out, const char *p, size_t n)
 			int last = i + 1 == len;
 			int enc = qp_must_encode(c, last, col);
 			size_t t = enc ? 3 : 1;
-			/* Soft break "=" keeps every line at 76 characters (rule 5),
+			/* Soft break "=" keeps every line at MF_MIME_ENCODED_LINE (rule 5),
 			 * unless this is the line's last token and it fits. */
 			if (col + t > MF_MIME_ENCODED_LINE - 1 && !(last && col + t <= MF_MIME_ENCODED_LINE)) {
 				line[col++] = '=';
@@ -269,7 +269,7 @@ static size_t q_cost(unsigned char c)
 }
 
 /* Writes one finished encoded-word as a token; the caller sized it so
- * that the line stays within 76 characters (RFC 2047 §2). */
+ * that the line stays within MF_MIME_ENCODED_LINE characters (RFC 2047 §2). */
 static int ew_flush(struct hdr *h, int use_b, const unsigned char *raw, size_t n)
 {
 	struct buf w;

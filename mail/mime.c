@@ -485,7 +485,7 @@ static int put_headers(struct buf *out, const struct mail_request *req, const st
 	return put_custom_headers(out, req, err, errlen);
 }
 
-/* Checks the invariant of mime.h: no line longer than 998 octets (RFC
+/* Checks the invariant of mime.h: no line longer than MF_MIME_LINE_MAX (RFC
  * 5322 §2.1.1), CR not counted.  memchr() finds the line ends: a loop over
  * every byte was 2.6% of the send path's CPU. */
 static int longest_line_ok(const char *s, size_t n)
@@ -559,7 +559,7 @@ int mime_compose(const struct mail_request *req, const struct mime_params *p, st
 		goto done;
 	}
 	if (!longest_line_ok(m->data + base, m->len - base)) {
-		fail(err, errlen, "internal: composed line longer than 998 octets");
+		snprintf(err, errlen, "internal: composed line longer than %d octets", MF_MIME_LINE_MAX);
 		goto done;
 	}
 	/* Signed once, here; delivery sends these bytes unchanged. */

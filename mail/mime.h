@@ -21,7 +21,8 @@ struct mime_params {
 };
 
 /*
- * Appends the composed message (CRLF line ends, no line over 998 octets,
+ * Appends the composed message (CRLF line ends, no line over
+ * MF_MIME_LINE_MAX octets,
  * Bcc never in the headers) to out.  Returns 0, or -1 with err set (e.g.
  * the message exceeds out's maximum size).
  */
