@@ -4,8 +4,10 @@
  * On a non-blocking socket (the relay) SSL_read/SSL_write/SSL_connect are
  * retried after poll() whenever OpenSSL asks to read or write, until the
  * caller's deadline; on a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO (the
- * inbound server) OpenSSL waits in the kernel and a socket timeout comes
- * back as SSL_ERROR_SYSCALL with EAGAIN, reported as IOE_TIMEOUT.
+ * inbound server) OpenSSL waits in the kernel, and a socket timeout comes
+ * back as SSL_ERROR_WANT_READ/WRITE, so the wait goes on in poll() until
+ * the deadline (or, reported as a system error with EAGAIN, is
+ * IOE_TIMEOUT at once).
  * Hostname checking uses X509_VERIFY_PARAM_set1_host (RFC 6125 rules as
  * OpenSSL implements them); with verify off the handshake always proceeds
  * and the verification result is only reported, which is what
@@ -147,7 +149,8 @@ static int tls_retry(struct tls_conn *t, int rc, long deadline, enum io_err *ioe
 	if (e == SSL_ERROR_WANT_WRITE)
 		return io_wait(t->fd, POLLOUT, deadline, ioerr, err, errlen);
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && (saved == EAGAIN || saved == EWOULDBLOCK)) {
-		/* A blocking socket's SO_RCVTIMEO/SO_SNDTIMEO ran out. */
+		/* A blocking socket's SO_RCVTIMEO/SO_SNDTIMEO ran out and
+		 * OpenSSL called it a system error. */
 		*ioerr = IOE_TIMEOUT;
 		snprintf(err, errlen, "%s: timed out", what);
 		return -1;

@@ -13,7 +13,8 @@
  * returns -1 with *ioerr set (IOE_TIMEOUT, IOE_CLOSED, IOE_TLS, IOE_SYS)
  * and err filled on failure.  The socket may be non-blocking (the relay:
  * waits go through poll() until the deadline) or blocking with
- * SO_RCVTIMEO/SO_SNDTIMEO (the server: a socket timeout is IOE_TIMEOUT).
+ * SO_RCVTIMEO/SO_SNDTIMEO (the server: OpenSSL waits in the kernel, and
+ * when the socket times out, in poll() until the deadline).
  * tls_conn_free() does not close the socket.
  */
 #ifndef MF_RELAY_TLS_H

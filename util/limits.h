@@ -9,6 +9,10 @@
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets; we accept a
  * multiline reply up to this many octets in all. */
 #define MF_SMTP_REPLY_MAX 65536
+/* One read from an outbound SMTP connection (relay/smtp_io.c); its input
+ * buffer holds a whole reply (MF_SMTP_REPLY_MAX) plus one read's worth of
+ * what follows it (a pipelining server's next replies). */
+#define MF_SMTP_IO_READ 16384
 /* RFC 5322 §2.1.1: a line must not exceed 998 characters excluding CRLF. */
 #define MF_MIME_LINE_MAX 998
 /* RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters; we fold
