@@ -328,7 +328,7 @@ static void sess_add_received(struct session *s)
 static enum rd sess_read_data(struct session *s, int *too_big)
 {
 	buf_cleanup(&s->data);
-	buf_init(&s->data, s->srv->p.max_message_size + 2 * MF_SMTP_LINE_MAX);
+	buf_init(&s->data, s->srv->p.max_message_size + MF_SMTP_SERVER_TRACE_MAX);
 	sess_add_received(s);
 	size_t limit = s->data.len + s->srv->p.max_message_size;
 	int prev_crlf = 1, midline = 0;

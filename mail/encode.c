@@ -501,9 +501,10 @@ int hdr_phrase(struct hdr *h, const char *s)
 				break;
 			run_end = q + qn;
 		}
-		/* Whitespace inside the run is normalised to single spaces. */
+		/* Whitespace inside the run is normalised to single spaces, so
+		 * the run's own length bounds it. */
 		struct buf r;
-		buf_init(&r, 65536);
+		buf_init(&r, (size_t)(run_end - run) + 1);
 		int rc = 0;
 		for (const char *q = run; q < run_end && rc == 0; q++) {
 			if (is_wsp(*q)) {

@@ -212,6 +212,30 @@
 #define MF_DSN_RCPTS_MAX 100
 #define MF_DSN_FIELD_MAX 512
 
+/* DKIM signing (mail/dkim.c).  Header fields one message can have, for
+ * the signer's index: a composed message has at most
+ * MF_CUSTOM_HEADERS_MAX custom fields and about 20 of its own. */
+#define MF_DKIM_FIELDS_MAX 256
+/* Octets of canonical header data kept for one signature: the signed
+ * fields (mail/dkim.c's signed_headers, about 20 names), whose values the
+ * send request's limits bound (MF_HEADER_VALUE_MAX per header, at most
+ * MF_RECIPIENTS_MAX addresses in To and Cc) to well under this.  A message
+ * whose signed fields pass it is not signed (dkim_sign fails). */
+#define MF_DKIM_HEADER_DATA_MAX (1u << 20)
+/* The DKIM-Signature field (RFC 6376 §3.5), and each tag while it is
+ * written: fixed tags, d= (MF_DOMAIN_MAX), s=, the h= list of those
+ * names, bh= (44) and b= (683 for RSA-4096), folded: under 4 KiB. */
+#define MF_DKIM_SIGNATURE_MAX 8192
+/* GET /metrics (api/health.c): series are created on first use, so their
+ * number has no fixed bound; an exposition larger than this (some 60,000
+ * series of 250 octets) is cut short rather than grow without limit. */
+#define MF_METRICS_TEXT_MAX (16u * 1024u * 1024u)
+/* An inbound message's buffer holds max_message_size and our Received:
+ * line (bounce/smtp_server.c): the HELO argument (under MF_SMTP_LINE_MAX),
+ * a recipient (MF_ADDRESS_MAX), our host name (MF_DOMAIN_MAX) and under
+ * 200 octets of fixed text and date. */
+#define MF_SMTP_SERVER_TRACE_MAX (2 * MF_SMTP_LINE_MAX)
+
 /* One log line (util/log.c): its logfmt text, before JSON conversion, is cut
  * at this many bytes; a libpq error or an SMTP reply fits many times over. */
 #define MF_LOG_LINE_MAX 65536
