@@ -47,7 +47,6 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-
 enum sess_state { SS_GREET, SS_READY, SS_MAIL, SS_RCPT };
 static const char *const sess_state_names[] = { "greet", "ready", "mail", "rcpt" };
 
@@ -128,12 +127,11 @@ static int sess_flush(struct session *s)
 	while (off < s->out.len) {
 		ssize_t n;
 		if (s->tls) {
-			/* The socket's SO_SNDTIMEO bounds the write; the deadline
-			 * only matters if OpenSSL asks to wait itself. */
+			/* The socket's SO_SNDTIMEO bounds the write; when it runs
+			 * out OpenSSL asks to wait, and the deadline (now) says no. */
 			enum io_err ioerr;
 			char err[256];
-			long deadline = mono_ms() + s->srv->p.idle_timeout_ms;
-			n = tls_conn_write(s->tls, s->out.data + off, s->out.len - off, deadline, &ioerr, err,
+			n = tls_conn_write(s->tls, s->out.data + off, s->out.len - off, mono_ms(), &ioerr, err,
 					   sizeof(err)) == 0 ? (ssize_t)(s->out.len - off) : -1;
 		} else {
 			n = send(s->fd, s->out.data + off, s->out.len - off, MSG_NOSIGNAL);
@@ -479,9 +477,9 @@ static int cmd_starttls(struct session *s)
 	s->in_start = s->in_end = 0;
 	enum io_err ioerr;
 	char err[256];
-	/* SO_RCVTIMEO/SO_SNDTIMEO bound each step of the handshake. */
-	s->tls = tls_conn_accept(s->srv->tls, s->fd, mono_ms() + s->srv->p.idle_timeout_ms, &ioerr, err,
-				 sizeof(err));
+	/* SO_RCVTIMEO/SO_SNDTIMEO bound each step of the handshake; when one
+	 * runs out OpenSSL asks to wait, and the deadline (now) says no. */
+	s->tls = tls_conn_accept(s->srv->tls, s->fd, mono_ms(), &ioerr, err, sizeof(err));
 	if (s->tls == NULL) {
 		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, err);
 		return -1;
