@@ -54,7 +54,9 @@ enum api_result api_post_bounces(struct api_req *req)
 		return API_DONE;
 	}
 	if (req->body.len > MF_BOUNCE_SIZE_MAX) {
-		api_problem(req, 413, "payload_too_large", "a bounce is at most 10 MiB");
+		char msg[64];
+		snprintf(msg, sizeof(msg), "a bounce is at most %u MiB", MF_BOUNCE_SIZE_MAX >> 20);
+		api_problem(req, 413, "payload_too_large", msg);
 		return API_DONE;
 	}
 	char err[512];

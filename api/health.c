@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "api/handlers.h"
 #include "db/db.h"
+#include "util/limits.h"
 #include "util/metrics.h"
 
 enum api_result api_get_healthz(struct api_req *req)
@@ -36,7 +37,7 @@ enum api_result api_get_readyz(struct api_req *req)
 enum api_result api_get_metrics(struct api_req *req)
 {
 	struct buf out;
-	buf_init(&out, 16 * 1024 * 1024);
+	buf_init(&out, MF_METRICS_TEXT_MAX);
 	metrics_render(req->deps->metrics, &out);
 	api_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", buf_cstr(&out));
 	buf_cleanup(&out);

@@ -315,7 +315,7 @@ static void answer_replay_location(struct api_req *req, const char *body)
 static void answer_batch(struct send_unit *u)
 {
 	struct buf b;
-	buf_init(&b, (size_t)1 << 30);
+	buf_init(&b, MF_API_BATCH_ANSWER_MAX);
 	buf_puts(&b, "{\"data\":[");
 	for (int i = 0; i < u->nmsgs; i++) {
 		const struct db_msg_row *m = &u->w.msgs[i];
@@ -337,7 +337,7 @@ static void answer_accepted(struct api_req *req, const char *id, const struct db
 			    const struct db_msg_row *m)
 {
 	struct buf b;
-	buf_init(&b, (size_t)1 << 30);
+	buf_init(&b, MF_API_ACCEPTED_MAX);
 	api_accepted_put(&b, id, a, m->rcpts, m->nrcpts, -1);
 	api_text(req, 202, "application/json", buf_cstr(&b));
 	buf_cleanup(&b);
@@ -660,7 +660,7 @@ enum api_result api_list_messages(struct api_req *req)
 	if (has_more && last[0] && cursor_encode("m1", last, cursor, sizeof(cursor)) < 0)
 		cursor[0] = '\0';
 	struct buf out;
-	buf_init(&out, (size_t)1 << 30);
+	buf_init(&out, strlen(data) + MF_API_LIST_WRAP);
 	buf_printf(&out, "{\"data\":%s,\"has_more\":%s,\"next_cursor\":", data, has_more ? "true" : "false");
 	if (cursor[0])
 		buf_printf(&out, "\"%s\"}", cursor);

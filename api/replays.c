@@ -176,8 +176,11 @@ enum api_result api_post_replays(struct api_req *req)
 		json_array_append_new(errs, api_field_error("dry_run", "invalid", "must be true or false"));
 	json_t *sample = json_object_get(in, "sample");
 	if (sample && (!json_is_integer(sample) || json_integer_value(sample) < 0 ||
-		       json_integer_value(sample) > MF_REPLAY_SAMPLE_MAX))
-		json_array_append_new(errs, api_field_error("sample", "invalid", "must be 0..100"));
+		       json_integer_value(sample) > MF_REPLAY_SAMPLE_MAX)) {
+		char msg[32];
+		snprintf(msg, sizeof(msg), "must be 0..%d", MF_REPLAY_SAMPLE_MAX);
+		json_array_append_new(errs, api_field_error("sample", "invalid", msg));
+	}
 	if (json_array_size(errs) > 0) {
 		api_problem_errors(req, 422, "validation_failed", "the replay filter is invalid", errs);
 		json_decref(in);

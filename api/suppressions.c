@@ -23,8 +23,6 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define SUPPRESSIONS_PAGE_MAX 100
-
 static void db_fail(struct api_req *req, const char *op, const char *err)
 {
 	log_error_limited("event=db_error op=%s error=%s", op, err);
@@ -77,14 +75,15 @@ enum api_result api_get_suppressions(struct api_req *req)
 	const char *reason = api_req_query(req, "reason");
 	const char *after = api_req_query(req, "after");
 	const char *ls = api_req_query(req, "limit");
-	long limit = 50;
+	long limit = MF_SUPPRESSIONS_PAGE_DEFAULT;
 	if (ls) {
 		char *end = NULL;
 		limit = strtol(ls, &end, 10);
-		if (*ls == '\0' || *end || limit < 1 || limit > SUPPRESSIONS_PAGE_MAX) {
+		if (*ls == '\0' || *end || limit < 1 || limit > MF_SUPPRESSIONS_PAGE_MAX) {
+			char msg[64];
+			snprintf(msg, sizeof(msg), "limit must be a whole number from 1 to %d", MF_SUPPRESSIONS_PAGE_MAX);
 			api_problem_errors(req, 422, "validation_failed", "invalid query parameter",
-					   json_pack("[o]", api_field_error("limit", "invalid",
-									    "limit must be a whole number from 1 to 100")));
+					   json_pack("[o]", api_field_error("limit", "invalid", msg)));
 			return API_DONE;
 		}
 	}

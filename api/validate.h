@@ -21,11 +21,12 @@
 #include <time.h>
 
 #include "mail/mailreq.h"
+#include "util/limits.h"
 
 struct val_error {
-	char field[160];
-	char code[32];
-	char message[256];
+	char field[MF_VALIDATION_FIELD_MAX];
+	char code[MF_VALIDATION_CODE_MAX];
+	char message[MF_VALIDATION_MESSAGE_MAX];
 };
 
 struct val_errors {

@@ -165,9 +165,12 @@ static json_t *parse_input(struct api_req *req, int need_url, struct wh_input *i
 				in->url = json_string_value(v);
 			}
 		} else if (strcmp(key, "description") == 0) {
-			if (!json_is_string(v) || strlen(json_string_value(v)) > MF_WEBHOOK_DESCRIPTION_MAX)
-				json_array_append_new(errors, api_field_error("description", "invalid",
-									       "must be a string of at most 1024 bytes"));
+			if (!json_is_string(v) || strlen(json_string_value(v)) > MF_WEBHOOK_DESCRIPTION_MAX) {
+				char msg[64];
+				snprintf(msg, sizeof(msg), "must be a string of at most %d bytes",
+					 MF_WEBHOOK_DESCRIPTION_MAX);
+				json_array_append_new(errors, api_field_error("description", "invalid", msg));
+			}
 			else
 				in->description = json_string_value(v);
 		} else if (strcmp(key, "enabled") == 0) {

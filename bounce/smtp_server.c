@@ -14,16 +14,21 @@
  *
  * STARTTLS (RFC 3207) runs the handshake on the session's blocking socket
  * (bounded by SO_RCVTIMEO/SO_SNDTIMEO); afterwards all I/O goes through
- * the SSL object.  Plaintext pipelined after STARTTLS is discarded, never
- * read as if it came over TLS (the CVE-2011-0411 command injection).
+ * the session's struct tls_conn (relay/tls.c, which holds every OpenSSL
+ * call).  Plaintext pipelined after STARTTLS is discarded, never read as
+ * if it came over TLS (the CVE-2011-0411 command injection).
+ *
+ * The line reader is this file's own, not relay/smtp_io.c's: a session
+ * waits on its socket and the shutdown pipe at once, tells an idle
+ * timeout from the session deadline and from shutdown (three different
+ * 421s), and hands DATA lines longer than its buffer on in pieces, while
+ * smtp_io reads whole replies on a non-blocking socket with one deadline.
  */
 #include "bounce/smtp_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -36,14 +41,11 @@
 #include <unistd.h>
 
 #include "bounce/smtp_server_cmd.h"
+#include "relay/tls.h"
 #include "util/buf.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
-
-/* A client that keeps sending bad commands is dropped (like Postfix's
- * smtpd_hard_error_limit). */
-#define SESSION_ERRORS_MAX 20
 
 enum sess_state { SS_GREET, SS_READY, SS_MAIL, SS_RCPT };
 static const char *const sess_state_names[] = { "greet", "ready", "mail", "rcpt" };
@@ -62,7 +64,8 @@ struct session {
 	char peer[64];
 	char helo[MF_SMTP_LINE_MAX];
 	int esmtp;
-	SSL *ssl;
+	struct tls_conn *tls;  /* after STARTTLS, else NULL */
+	char tls_version[16];  /* e.g. "TLSv1.3", for env->tls */
 	int errors;
 	int messages;
 	enum sess_state state;
@@ -83,7 +86,7 @@ struct smtp_server {
 	int port;
 	int wake[2];
 	pthread_t acceptor;
-	SSL_CTX *tls;
+	struct tls_ctx *tls;  /* STARTTLS offered when not NULL */
 	pthread_mutex_t lock;
 	struct session *sessions;
 	int nsessions;
@@ -113,14 +116,23 @@ static void sess_reply(struct session *s, int code, const char *fmt, ...)
 	buf_printf(&s->out, "%03d %s\r\n", code, text);
 }
 
+static long mono_ms(void)
+{
+	return tls_now_ms();
+}
+
 static int sess_flush(struct session *s)
 {
 	size_t off = 0;
 	while (off < s->out.len) {
 		ssize_t n;
-		if (s->ssl) {
-			int w = SSL_write(s->ssl, s->out.data + off, (int)(s->out.len - off));
-			n = w > 0 ? w : -1;
+		if (s->tls) {
+			/* The socket's SO_SNDTIMEO bounds the write; when it runs
+			 * out OpenSSL asks to wait, and the deadline (now) says no. */
+			enum io_err ioerr;
+			char err[256];
+			n = tls_conn_write(s->tls, s->out.data + off, s->out.len - off, mono_ms(), &ioerr, err,
+					   sizeof(err)) == 0 ? (ssize_t)(s->out.len - off) : -1;
 		} else {
 			n = send(s->fd, s->out.data + off, s->out.len - off, MSG_NOSIGNAL);
 			if (n < 0 && errno == EINTR)
@@ -138,11 +150,25 @@ static int sess_flush(struct session *s)
 
 /* ---- input ---- */
 
-static long mono_ms(void)
+/*
+ * One TLS read into the input buffer: bytes read, or a negative enum rd.
+ * The socket's SO_RCVTIMEO bounds a record that arrives in pieces (as it
+ * did when the session called SSL_read itself); the deadline bounds any
+ * wait OpenSSL asks for.
+ */
+static ssize_t sess_tls_read(struct session *s)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	enum io_err ioerr;
+	char err[256];
+	long now = mono_ms(), left = s->deadline_ms - now;
+	long deadline = now + (left < s->srv->p.idle_timeout_ms ? left : s->srv->p.idle_timeout_ms);
+	ssize_t n = tls_conn_read(s->tls, s->in + s->in_end, sizeof(s->in) - s->in_end, deadline, &ioerr, err,
+				  sizeof(err));
+	if (n > 0)
+		return n;
+	if (ioerr != IOE_TIMEOUT)
+		return RD_CLOSED;
+	return mono_ms() >= s->deadline_ms ? RD_DEADLINE : RD_TIMEOUT;
 }
 
 /* Flushes pending replies, then waits for more input (or shutdown). */
@@ -157,7 +183,7 @@ static enum rd sess_fill(struct session *s)
 	}
 	for (;;) {
 		/* Bytes already decrypted inside OpenSSL do not show in poll(). */
-		if (!(s->ssl && SSL_pending(s->ssl) > 0)) {
+		if (!(s->tls && tls_conn_pending(s->tls) > 0)) {
 			struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN },
 						 { .fd = s->srv->wake[0], .events = POLLIN } };
 			/* Wait for the next bytes at most the idle timeout, and
@@ -177,17 +203,10 @@ static enum rd sess_fill(struct session *s)
 				return RD_SHUTDOWN;
 		}
 		ssize_t n;
-		if (s->ssl) {
-			int r = SSL_read(s->ssl, s->in + s->in_end, (int)(sizeof(s->in) - s->in_end));
-			if (r <= 0) {
-				int e = SSL_get_error(s->ssl, r);
-				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-					continue;
-				if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-					return RD_TIMEOUT;
-				return RD_CLOSED;
-			}
-			n = r;
+		if (s->tls) {
+			n = sess_tls_read(s);
+			if (n < 0)
+				return (enum rd)n;
 		} else {
 			n = recv(s->fd, s->in + s->in_end, sizeof(s->in) - s->in_end, 0);
 			if (n < 0 && errno == EINTR)
@@ -264,7 +283,7 @@ static void sess_envelope(struct session *s, struct smtp_server_envelope *env)
 	env->session = s->id;
 	env->peer = s->peer;
 	env->helo = s->helo;
-	env->tls = s->ssl ? SSL_get_version(s->ssl) : NULL;
+	env->tls = s->tls ? s->tls_version : NULL;
 	env->mail_from = s->mail_from;
 	env->rcpts = (const char *const *)s->rcpts;
 	env->nrcpts = s->nrcpts;
@@ -291,7 +310,7 @@ static void sess_add_received(struct session *s)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	/* RFC 5321 §4.4: the server inserts a trace line. */
 	buf_printf(&s->data, "Received: from %s ([%s])\r\n\tby %s (mailferry) with %s id %s", s->helo, s->peer,
-		   s->srv->hostname, s->ssl ? "ESMTPS" : (s->esmtp ? "ESMTP" : "SMTP"), s->id);
+		   s->srv->hostname, s->tls ? "ESMTPS" : (s->esmtp ? "ESMTP" : "SMTP"), s->id);
 	if (s->nrcpts == 1)
 		buf_printf(&s->data, "\r\n\tfor <%s>", s->rcpts[0]);
 	buf_printf(&s->data, "; %s\r\n", date);
@@ -307,7 +326,7 @@ static void sess_add_received(struct session *s)
 static enum rd sess_read_data(struct session *s, int *too_big)
 {
 	buf_cleanup(&s->data);
-	buf_init(&s->data, s->srv->p.max_message_size + 2 * MF_SMTP_LINE_MAX);
+	buf_init(&s->data, s->srv->p.max_message_size + MF_SMTP_SERVER_TRACE_MAX);
 	sess_add_received(s);
 	size_t limit = s->data.len + s->srv->p.max_message_size;
 	int prev_crlf = 1, midline = 0;
@@ -352,7 +371,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 	}
 	/* RFC 5321 §4.1.1.1: a multiline reply, one extension per line. */
 	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n%s250 ENHANCEDSTATUSCODES\r\n",
-		   s->srv->hostname, s->srv->p.max_message_size, s->srv->tls && !s->ssl ? "250-STARTTLS\r\n" : "");
+		   s->srv->hostname, s->srv->p.max_message_size, s->srv->tls && !s->tls ? "250-STARTTLS\r\n" : "");
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
@@ -446,7 +465,7 @@ static int cmd_starttls(struct session *s)
 		sess_reply(s, 502, "5.5.1 Error: command not implemented");
 		return 0;
 	}
-	if (s->ssl) {
+	if (s->tls) {
 		sess_reply(s, 554, "5.5.1 Error: TLS already active");
 		return 0;
 	}
@@ -456,17 +475,19 @@ static int cmd_starttls(struct session *s)
 	if (s->in_end > s->in_start)
 		log_warn("event=smtp_starttls_pipelined session=%s dropped=%zu", s->id, s->in_end - s->in_start);
 	s->in_start = s->in_end = 0;
-	s->ssl = SSL_new(s->srv->tls);
-	if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1 || SSL_accept(s->ssl) != 1) {
-		char e[256];
-		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, e);
-		SSL_free(s->ssl);
-		s->ssl = NULL;
+	enum io_err ioerr;
+	char err[256];
+	/* SO_RCVTIMEO/SO_SNDTIMEO bound each step of the handshake; when one
+	 * runs out OpenSSL asks to wait, and the deadline (now) says no. */
+	s->tls = tls_conn_accept(s->srv->tls, s->fd, mono_ms(), &ioerr, err, sizeof(err));
+	if (s->tls == NULL) {
+		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, err);
 		return -1;
 	}
-	log_info("event=smtp_tls session=%s version=%s cipher=%s", s->id, SSL_get_version(s->ssl),
-		 SSL_get_cipher_name(s->ssl));
+	char cipher[64];
+	int verified;
+	tls_conn_info(s->tls, s->tls_version, sizeof(s->tls_version), cipher, sizeof(cipher), &verified);
+	log_info("event=smtp_tls session=%s version=%s cipher=%s", s->id, s->tls_version, cipher);
 	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
 	sess_reset(s);
 	s->helo[0] = '\0';
@@ -486,17 +507,17 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 		break;
 	case SMTP_CMD_BAD_VERB:
 		sess_reply(s, 500, "5.5.2 Error: command not recognized");
-		return ++s->errors >= SESSION_ERRORS_MAX;
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	case SMTP_CMD_BAD_PATH:
 		sess_reply(s, 501, is_mail ? "5.1.7 Bad sender address syntax" : "5.1.3 Bad recipient address syntax");
-		return ++s->errors >= SESSION_ERRORS_MAX;
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	case SMTP_CMD_BAD_PARAM:
 		sess_reply(s, 555, "5.5.4 Unsupported option");
-		return ++s->errors >= SESSION_ERRORS_MAX;
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	case SMTP_CMD_BAD_SYNTAX:
 	default:
 		sess_reply(s, 501, "5.5.4 Syntax error in parameters (%s)", smtp_verb_name(c.verb));
-		return ++s->errors >= SESSION_ERRORS_MAX;
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	}
 	switch (c.verb) {
 	case SMTP_VERB_HELO:
@@ -536,7 +557,7 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 	default:
 		/* EXPN, AUTH, BDAT: not offered. */
 		sess_reply(s, 502, "5.5.1 Error: command not implemented");
-		return ++s->errors >= SESSION_ERRORS_MAX;
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	}
 }
 
@@ -559,14 +580,14 @@ static void sess_run(struct session *s)
 			if (why != RD_OK)
 				break;
 			sess_reply(s, 500, "5.5.2 Error: line too long");
-			if (++s->errors >= SESSION_ERRORS_MAX) {
+			if (++s->errors >= MF_SMTP_SERVER_ERRORS_MAX) {
 				reason = "errors";
 				break;
 			}
 			continue;
 		}
 		if (sess_command(s, line, len, &why)) {
-			if (why == RD_OK && s->errors >= SESSION_ERRORS_MAX) {
+			if (why == RD_OK && s->errors >= MF_SMTP_SERVER_ERRORS_MAX) {
 				reason = "errors";
 				sess_reply(s, 421, "4.7.0 %s Error: too many errors", s->srv->hostname);
 			}
@@ -597,10 +618,10 @@ static void *session_main(void *arg)
 	log_info("event=smtp_session_start session=%s peer=%s", s->id, s->peer);
 	sess_run(s);
 	sess_reset(s);
-	if (s->ssl) {
-		SSL_shutdown(s->ssl);
-		SSL_free(s->ssl);
-		s->ssl = NULL;
+	if (s->tls) {
+		tls_conn_close(s->tls);
+		tls_conn_free(s->tls);
+		s->tls = NULL;
 	}
 	buf_cleanup(&s->out);
 	buf_cleanup(&s->data);
@@ -776,33 +797,21 @@ static int listen_on(struct smtp_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-/* The STARTTLS context: TLS 1.2 or later, the configured chain and key. */
-static SSL_CTX *tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	const char *what = "SSL_CTX_new";
-	if (ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 && (what = cert) &&
-	    SSL_CTX_use_certificate_chain_file(ctx, cert) == 1 && (what = key) &&
-	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1 && SSL_CTX_check_private_key(ctx) == 1) {
-		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-		return ctx;
-	}
-	char e[256];
-	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-	snprintf(err, errlen, "smtp server: TLS: %s: %s", what, e);
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
 struct smtp_server *smtp_server_new(const struct smtp_server_params *params, char *err, size_t errlen)
 {
 	if ((params->tls_cert_file == NULL) != (params->tls_key_file == NULL)) {
 		snprintf(err, errlen, "smtp server: a TLS certificate needs its key and vice versa");
 		return NULL;
 	}
-	SSL_CTX *tls = NULL;
-	if (params->tls_cert_file && (tls = tls_ctx_new(params->tls_cert_file, params->tls_key_file, err, errlen)) == NULL)
-		return NULL;
+	struct tls_ctx *tls = NULL;
+	if (params->tls_cert_file) {
+		char why[512];
+		tls = tls_server_ctx_new(params->tls_cert_file, params->tls_key_file, why, sizeof(why));
+		if (tls == NULL) {
+			snprintf(err, errlen, "smtp server: TLS: %s", why);
+			return NULL;
+		}
+	}
 	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
 	srv->p = *params;
 	srv->listen = xstrdup(params->listen ? params->listen : "");
@@ -887,7 +896,7 @@ void smtp_server_free(struct smtp_server *srv)
 	if (srv->wake[1] >= 0)
 		close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
-	SSL_CTX_free(srv->tls);
+	tls_ctx_free(srv->tls);
 	free(srv->listen);
 	free(srv->hostname);
 	free(srv);

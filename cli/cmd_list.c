@@ -14,8 +14,9 @@
 #include "util/limits.h"
 #include "util/config.h"
 
-#define LIST_DEFAULT 20
-#define LIST_MAX 10000
+/* A limit's value as text, for the usage string. */
+#define LIST_STR_(x) #x
+#define LIST_STR(x) LIST_STR_(x)
 
 /* The message statuses GET /v1/messages accepts (api/messages.c). */
 static const char *const list_statuses[] = {
@@ -34,7 +35,7 @@ static int status_known(const char *s)
 static const char usage[] =
 	"usage: mailferry list [--status S] [--since T] [--recipient R] [--limit N] [--json] [--config FILE]\n"
 	"\n"
-	"Lists messages, newest first (default 20, at most 10000).\n"
+	"Lists messages, newest first (default " LIST_STR(MF_CLI_LIST_DEFAULT) ", at most " LIST_STR(MF_CLI_LIST_MAX) ").\n"
 	"--status S     message status: queued, scheduled, sending, deferred, delivered, bounced,\n"
 	"               failed, suppressed, canceled, partial\n"
 	"--since T      created at or after T: RFC 3339 time or a duration ago (24h, 7d)\n"
@@ -74,7 +75,7 @@ int cmd_list(int argc, char **argv)
 	};
 	const char *path = NULL;
 	char since[64];
-	struct db_message_view_filter f = { .limit = LIST_DEFAULT };
+	struct db_message_view_filter f = { .limit = MF_CLI_LIST_DEFAULT };
 	int json = 0, c;
 	char *end;
 	optind = 1;
@@ -94,8 +95,8 @@ int cmd_list(int argc, char **argv)
 		case 'r': f.recipient = optarg; break;
 		case 'l':
 			f.limit = (int)strtol(optarg, &end, 10);
-			if (*end || f.limit < 1 || f.limit > LIST_MAX)
-				return cli_fail(EXIT_USAGE, "list: --limit must be 1..%d", LIST_MAX);
+			if (*end || f.limit < 1 || f.limit > MF_CLI_LIST_MAX)
+				return cli_fail(EXIT_USAGE, "list: --limit must be 1..%d", MF_CLI_LIST_MAX);
 			break;
 		case 'j': json = 1; break;
 		case 'h': return fputs(usage, stdout), 0;

@@ -29,7 +29,7 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define ARRAY_MAX ((size_t)1 << 30)
+#define ARRAY_MAX MF_PG_VALUE_MAX
 
 static void array_start(struct buf *b)
 {
@@ -288,7 +288,7 @@ int db_messages_prepare(void *conn, char *err, size_t errlen)
 		int rows = i % MSG_CHUNK_MAX + 1, keyed = i >= MSG_CHUNK_MAX;
 		struct buf sql;
 		char name[32];
-		buf_init(&sql, ARRAY_MAX);
+		buf_init(&sql, MF_DB_STATEMENT_MAX);
 		messages_sql(&sql, rows, keyed);
 		snprintf(name, sizeof(name), "mf_msgs_%s%d", keyed ? "k" : "", rows);
 		int rc = prepare(c, name, buf_cstr(&sql), err, errlen);

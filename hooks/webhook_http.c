@@ -81,7 +81,7 @@ int webhook_url_check(const char *url, int allow_private, char *err, size_t errl
 {
 	struct url_parts p;
 	if (strlen(url) > MF_WEBHOOK_URL_MAX) {
-		snprintf(err, errlen, "the URL is longer than 2048 characters");
+		snprintf(err, errlen, "the URL is longer than %d characters", MF_WEBHOOK_URL_MAX);
 		return -1;
 	}
 	webhook_http_global_init();

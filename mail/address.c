@@ -98,7 +98,8 @@ static int check_dot_atom(const char *p, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
-/* RFC 1035 §2.3.1 / RFC 5321 §4.1.2: LDH labels, 1-63 octets, 255 in all. */
+/* RFC 1035 §2.3.1 / RFC 5321 §4.1.2: LDH labels, 1 to MF_DOMAIN_LABEL_MAX
+ * octets, MF_DOMAIN_MAX in all. */
 static int check_domain(const char *d, char *err, size_t errlen)
 {
 	size_t n = strlen(d);
@@ -123,8 +124,8 @@ static int check_domain(const char *d, char *err, size_t errlen)
 			snprintf(err, errlen, "empty label in domain");
 			return -1;
 		}
-		if (len > 63) {
-			snprintf(err, errlen, "domain label longer than 63 octets");
+		if (len > MF_DOMAIN_LABEL_MAX) {
+			snprintf(err, errlen, "domain label longer than %d octets", MF_DOMAIN_LABEL_MAX);
 			return -1;
 		}
 		if (p[0] == '-' || p[len - 1] == '-') {

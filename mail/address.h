@@ -4,9 +4,10 @@
  * address_parse() accepts "local@domain", "<local@domain>" and
  * "Display Name <local@domain>" (the display name bare or quoted; UTF-8 is
  * allowed in it, the composer encodes it per RFC 2047).  The addr-spec is
- * checked strictly: dot-atom or quoted-string local part of at most 64
- * octets, a domain of LDH labels (1-63 octets each, 255 in all, at least
- * two labels).  CR, LF and NUL anywhere are refused (header injection).
+ * checked strictly: dot-atom or quoted-string local part of at most
+ * MF_LOCAL_PART_MAX octets, a domain of LDH labels (1 to
+ * MF_DOMAIN_LABEL_MAX octets each, MF_DOMAIN_MAX in all, at least two
+ * labels).  CR, LF and NUL anywhere are refused (header injection).
  * Non-ASCII domains and local parts are refused with a message saying so
  * (no IDNA/SMTPUTF8 in this version).
  *

@@ -46,10 +46,6 @@ static const char *const signed_headers[] = {
 	"feedback-id", NULL,
 };
 
-/* Most header fields one message can have, for the signer's index. */
-#define DKIM_FIELDS_MAX 256
-/* Octets of header data kept for one signature (all signed fields). */
-#define DKIM_HEADER_DATA_MAX (1u << 20)
 
 static void ssl_error(char *err, size_t errlen, const char *what)
 {
@@ -345,16 +341,16 @@ static int put_b_value(struct hdr *h, const char *b64, size_t n)
 int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, struct buf *out, char *err,
 	      size_t errlen)
 {
-	struct field *f = xcalloc(DKIM_FIELDS_MAX, sizeof(*f));
+	struct field *f = xcalloc(MF_DKIM_FIELDS_MAX, sizeof(*f));
 	struct buf data, sighdr, tmp;
 	int rc = -1;
 	size_t body_off;
 	unsigned char bh[32];
 
-	buf_init(&data, DKIM_HEADER_DATA_MAX);
-	buf_init(&sighdr, 8192);
-	buf_init(&tmp, 8192);
-	int nf = split_fields(msg, len, f, DKIM_FIELDS_MAX, &body_off);
+	buf_init(&data, MF_DKIM_HEADER_DATA_MAX);
+	buf_init(&sighdr, MF_DKIM_SIGNATURE_MAX);
+	buf_init(&tmp, MF_DKIM_SIGNATURE_MAX);
+	int nf = split_fields(msg, len, f, MF_DKIM_FIELDS_MAX, &body_off);
 	if (nf < 0) {
 		snprintf(err, errlen, "dkim: malformed or too many header fields");
 		goto done;
@@ -365,7 +361,7 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, struct b
 	}
 
 	/* h= and the signed data, bottom-up for repeated names (§5.4.2). */
-	const char *names[DKIM_FIELDS_MAX + 1];
+	const char *names[MF_DKIM_FIELDS_MAX + 1];
 	int nnames = 0;
 	for (const char *const *sh = signed_headers; *sh; sh++) {
 		for (int i = nf - 1; i >= 0; i--) {

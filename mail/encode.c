@@ -4,9 +4,9 @@
  * header folding for the MIME composer (see encode.h).
  *
  * Everything appends to a struct buf and returns 0, or -1 when the buffer
- * is full.  Header writers keep lines at 78 characters where the content
- * allows a fold, and never produce a token that cannot fit a 998-octet
- * line (RFC 5322 §2.1.1): text that could not be folded is written as
+ * is full.  Header writers keep lines at MF_MIME_FOLD_WIDTH characters
+ * where the content allows a fold, and never produce a token that cannot
+ * fit a line of MF_MIME_LINE_MAX octets (RFC 5322 §2.1.1): text that could not be folded is written as
  * encoded-words instead.
  */
 #include "mail/encode.h"
@@ -107,7 +107,7 @@ int enc_qp(struct buf *out, const char *p, size_t n)
 			int last = i + 1 == len;
 			int enc = qp_must_encode(c, last, col);
 			size_t t = enc ? 3 : 1;
-			/* Soft break "=" keeps every line at 76 characters (rule 5),
+			/* Soft break "=" keeps every line at MF_MIME_ENCODED_LINE (rule 5),
 			 * unless this is the line's last token and it fits. */
 			if (col + t > MF_MIME_ENCODED_LINE - 1 && !(last && col + t <= MF_MIME_ENCODED_LINE)) {
 				line[col++] = '=';
@@ -263,7 +263,7 @@ static size_t q_cost(unsigned char c)
 }
 
 /* Writes one finished encoded-word as a token; the caller sized it so
- * that the line stays within 76 characters (RFC 2047 §2). */
+ * that the line stays within MF_MIME_ENCODED_LINE characters (RFC 2047 §2). */
 static int ew_flush(struct hdr *h, int use_b, const unsigned char *raw, size_t n)
 {
 	struct buf w;
@@ -495,9 +495,10 @@ int hdr_phrase(struct hdr *h, const char *s)
 				break;
 			run_end = q + qn;
 		}
-		/* Whitespace inside the run is normalised to single spaces. */
+		/* Whitespace inside the run is normalised to single spaces, so
+		 * the run's own length bounds it. */
 		struct buf r;
-		buf_init(&r, 65536);
+		buf_init(&r, (size_t)(run_end - run) + 1);
 		int rc = 0;
 		for (const char *q = run; q < run_end && rc == 0; q++) {
 			if (is_wsp(*q)) {

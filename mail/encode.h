@@ -17,11 +17,12 @@
 #include "util/buf.h"
 
 /* Base64 (RFC 4648 §4).  line > 0: CRLF after every line chars and at the
- * end (RFC 2045 §6.8 uses 76); line == 0: one unbroken run, no CRLF. */
+ * end (RFC 2045 §6.8: MF_MIME_ENCODED_LINE); line == 0: one unbroken run, no CRLF. */
 int enc_base64(struct buf *out, const unsigned char *p, size_t n, size_t line);
 
 /* Quoted-printable (RFC 2045 §6.7) of text whose line ends are CRLF, LF or
- * CR; output lines end in CRLF and are at most 76 characters, with soft
+ * CR; output lines end in CRLF and are at most MF_MIME_ENCODED_LINE
+ * characters, with soft
  * line breaks, encoded trailing whitespace, '=' and non-ASCII as =XX.  A
  * final CRLF is always written. */
 int enc_qp(struct buf *out, const char *p, size_t n);
@@ -42,9 +43,9 @@ int enc_is_ascii(const char *s, size_t n);
 /*
  * Header field writer with folding.  hdr_begin() writes "Name:"; each
  * token is preceded by one space, and the writer folds (CRLF before that
- * space) when the token would pass column 78.  A token longer than the
- * room on a fresh line is written unbroken (callers keep tokens under
- * 998 octets).  hdr_end() writes the final CRLF.
+ * space) when the token would pass column MF_MIME_FOLD_WIDTH.  A token
+ * longer than the room on a fresh line is written unbroken (callers keep
+ * tokens under MF_MIME_LINE_MAX octets).  hdr_end() writes the final CRLF.
  */
 struct hdr {
 	struct buf *out;
@@ -69,8 +70,8 @@ int hdr_phrase(struct hdr *h, const char *s);
 /* A mailbox: [phrase] "<" addr ">", or the bare addr-spec without name. */
 int hdr_mailbox(struct hdr *h, const char *name, const char *addr, int comma);
 
-/* RFC 2047 encoded-words ("=?utf-8?q?...?=" or "?b?"), each at most 75
- * characters and never splitting a UTF-8 sequence, written as tokens. */
+/* RFC 2047 encoded-words ("=?utf-8?q?...?=" or "?b?"), each at most
+ * MF_MIME_EW_MAX characters and never splitting a UTF-8 sequence, written as tokens. */
 int hdr_encoded_words(struct hdr *h, const char *s, size_t n);
 
 /* A parameter "; name=value" (RFC 2045 §5.1): token or quoted-string for

@@ -507,7 +507,7 @@ static int put_headers(struct buf *out, const struct mail_request *req, const st
 	return put_custom_headers(out, req, me);
 }
 
-/* Checks the invariant of mime.h: no line longer than 998 octets (RFC
+/* Checks the invariant of mime.h: no line longer than MF_MIME_LINE_MAX (RFC
  * 5322 §2.1.1), CR not counted.  memchr() finds the line ends: a loop over
  * every byte was 2.6% of the send path's CPU. */
 static int longest_line_ok(const char *s, size_t n)
@@ -602,7 +602,9 @@ enum mime_status mime_compose(const struct mail_request *req, const struct mime_
 		goto done;
 	}
 	if (!longest_line_ok(m->data + base, m->len - base)) {
-		internal(me, "internal: composed line longer than 998 octets");
+		char what[80];
+		snprintf(what, sizeof(what), "internal: composed line longer than %d octets", MF_MIME_LINE_MAX);
+		internal(me, what);
 		goto done;
 	}
 	if (p->dkim != NULL && sign(p->dkim, &msg, out, me))

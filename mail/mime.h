@@ -32,10 +32,10 @@ enum mime_status {
 };
 
 /*
- * Appends the composed message (CRLF line ends, no line over 998 octets,
- * Bcc never in the headers) to out.  Returns MIME_OK, or a failure class
- * with its detail text in err; out is then as it was.  Callers decide on
- * the class, never on the text.
+ * Appends the composed message (CRLF line ends, no line over
+ * MF_MIME_LINE_MAX octets, Bcc never in the headers) to out.  Returns
+ * MIME_OK, or a failure class with its detail text in err; out is then as
+ * it was.  Callers decide on the class, never on the text.
  */
 enum mime_status mime_compose(const struct mail_request *req, const struct mime_params *p, struct buf *out,
 			      char *err, size_t errlen);

@@ -9,7 +9,7 @@
  * HMAC-SHA256(key, "mfverp1" || 8-byte big-endian id).  The decoder learns
  * the id length from the token length, so no separator is needed.  At most
  * 18 bytes -> 29 characters, so the local part stays at 36 octets, well
- * inside RFC 5321 §4.5.3.1.1's 64.  Base32 survives MTAs that fold the
+ * inside RFC 5321 §4.5.3.1.1's MF_LOCAL_PART_MAX.  Base32 survives MTAs that fold the
  * local part to lower case (RFC 5321 §2.4 allows case-sensitive local
  * parts, but many MTAs do not keep them).
  *

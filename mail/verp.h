@@ -1,8 +1,8 @@
 /*
  * verp.h - VERP return paths: bounce+TOKEN@bounce_domain, where TOKEN
  * names a recipient row and carries an HMAC (server secret), so a forged
- * bounce cannot touch other mail.  The local part stays within 64 octets
- * (RFC 5321 §4.5.3.1.1).
+ * bounce cannot touch other mail.  The local part stays within
+ * MF_LOCAL_PART_MAX octets (RFC 5321 §4.5.3.1.1).
  */
 #ifndef MF_MAIL_VERP_H
 #define MF_MAIL_VERP_H

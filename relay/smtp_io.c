@@ -96,7 +96,7 @@ int smtp_io_connect(const char *host, int port, long deadline, struct smtp_io **
 	struct smtp_io *io = xcalloc(1, sizeof(*io));
 	io->fd = fd;
 	/* Room for a whole reply plus a read's worth of what follows it. */
-	buf_init(&io->in, MF_SMTP_REPLY_MAX + 16384);
+	buf_init(&io->in, MF_SMTP_REPLY_MAX + MF_SMTP_IO_READ);
 	*out = io;
 	return 0;
 }
@@ -114,7 +114,7 @@ void smtp_io_free(struct smtp_io *io)
 /* Reads what is available (waiting until the deadline) into io->in. */
 static int fill(struct smtp_io *io, long deadline, enum io_err *ioerr, char *err, size_t errlen)
 {
-	char tmp[16384];
+	char tmp[MF_SMTP_IO_READ];
 	ssize_t n;
 	if (io->tls) {
 		n = tls_conn_read(io->tls, tmp, sizeof(tmp), deadline, ioerr, err, errlen);

@@ -119,7 +119,7 @@ enum smtp_parse smtp_reply_parse(struct smtp_reply *r, const char *data, size_t 
 		const char *nl = memchr(data + off, '\n', len - off);
 		size_t avail = nl ? (size_t)(nl - (data + off)) + 1 : len - off;
 		/* RFC 5321 §4.5.3.1.5 allows 512 octets; we tolerate up to a text
-		 * line's 1000 and refuse longer ones before buffering them. */
+		 * line's MF_SMTP_LINE_MAX and refuse longer ones before buffering them. */
 		if (avail > MF_SMTP_LINE_MAX) {
 			snprintf(err, errlen, "reply line longer than %d octets", MF_SMTP_LINE_MAX);
 			smtp_reply_reset(r);

@@ -1,12 +1,20 @@
 /*
- * tls.c - OpenSSL client sessions for SMTP (see tls.h).
+ * tls.c - OpenSSL sessions for SMTP, client and server (see tls.h).
  *
- * The socket stays non-blocking; SSL_read/SSL_write/SSL_connect are retried
- * after poll() whenever OpenSSL asks to read or write, until the caller's
- * deadline.  Hostname checking uses X509_VERIFY_PARAM_set1_host (RFC 6125
- * rules as OpenSSL implements them); with verify off the handshake always
- * proceeds and the verification result is only reported, which is what
- * opportunistic TLS (RFC 3207 §4.1, RFC 7435) needs.
+ * On a non-blocking socket (the relay) SSL_read/SSL_write/SSL_connect are
+ * retried after poll() whenever OpenSSL asks to read or write, until the
+ * caller's deadline; on a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO (the
+ * inbound server) OpenSSL waits in the kernel, and a socket timeout comes
+ * back as SSL_ERROR_WANT_READ/WRITE, so the wait goes on in poll() until
+ * the deadline (or, reported as a system error with EAGAIN, is
+ * IOE_TIMEOUT at once).
+ * Hostname checking uses X509_VERIFY_PARAM_set1_host (RFC 6125 rules as
+ * OpenSSL implements them); with verify off the handshake always proceeds
+ * and the verification result is only reported, which is what
+ * opportunistic TLS (RFC 3207 §4.1, RFC 7435) needs.  The server side
+ * offers TLS 1.2 or later with its own cipher preference and refuses
+ * renegotiation (a client-initiated renegotiation costs the server a
+ * handshake per request).
  */
 #include "relay/tls.h"
 
@@ -106,16 +114,47 @@ void tls_ctx_free(struct tls_ctx *c)
 	free(c);
 }
 
+struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
+				   size_t errlen)
+{
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "SSL_CTX_new";
+	if (ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 && (what = cert_file) &&
+	    SSL_CTX_use_certificate_chain_file(ctx, cert_file) == 1 && (what = key_file) &&
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+		struct tls_ctx *c = xmalloc(sizeof(*c));
+		c->ctx = ctx;
+		return c;
+	}
+	char e[256];
+	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	snprintf(err, errlen, "%s: %s", what, e);
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 /* Waits for what OpenSSL asked for after a failed call with result rc.
- * Returns 0 to retry, or -1 (error set). */
+ * Returns 0 to retry, or -1 (error set).  errno is the one the call left. */
 static int tls_retry(struct tls_conn *t, int rc, long deadline, enum io_err *ioerr, char *err,
 		     size_t errlen, const char *what)
 {
+	int saved = errno;
 	int e = SSL_get_error(t->ssl, rc);
 	if (e == SSL_ERROR_WANT_READ)
 		return io_wait(t->fd, POLLIN, deadline, ioerr, err, errlen);
 	if (e == SSL_ERROR_WANT_WRITE)
 		return io_wait(t->fd, POLLOUT, deadline, ioerr, err, errlen);
+	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && (saved == EAGAIN || saved == EWOULDBLOCK)) {
+		/* A blocking socket's SO_RCVTIMEO/SO_SNDTIMEO ran out and
+		 * OpenSSL called it a system error. */
+		*ioerr = IOE_TIMEOUT;
+		snprintf(err, errlen, "%s: timed out", what);
+		return -1;
+	}
 	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
 		*ioerr = IOE_CLOSED;
 		snprintf(err, errlen, "%s: connection closed by peer", what);
@@ -178,6 +217,50 @@ struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, i
 	return t;
 }
 
+struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,
+				 char *err, size_t errlen)
+{
+	ERR_clear_error();
+	SSL *ssl = SSL_new(ctx->ctx);
+	if (!ssl) {
+		*ioerr = IOE_TLS;
+		ssl_err(err, errlen, "SSL_new");
+		return NULL;
+	}
+	struct tls_conn *t = xcalloc(1, sizeof(*t));
+	t->ssl = ssl;
+	t->fd = fd;
+	if (SSL_set_fd(ssl, fd) != 1) {
+		*ioerr = IOE_TLS;
+		ssl_err(err, errlen, "SSL_set_fd");
+		tls_conn_free(t);
+		return NULL;
+	}
+	for (;;) {
+		errno = 0;
+		int rc = SSL_accept(ssl);
+		if (rc == 1)
+			return t;
+		if (tls_retry(t, rc, deadline, ioerr, err, errlen, "TLS handshake") < 0) {
+			tls_conn_free(t);
+			return NULL;
+		}
+	}
+}
+
+void tls_conn_close(struct tls_conn *t)
+{
+	if (t)
+		SSL_shutdown(t->ssl);
+	ERR_clear_error();
+}
+
+size_t tls_conn_pending(const struct tls_conn *t)
+{
+	int n = SSL_pending(t->ssl);
+	return n > 0 ? (size_t)n : 0;
+}
+
 void tls_conn_free(struct tls_conn *t)
 {
 	if (!t)
@@ -192,6 +275,7 @@ ssize_t tls_conn_read(struct tls_conn *t, void *p, size_t n, long deadline, enum
 	ERR_clear_error();
 	for (;;) {
 		size_t got = 0;
+		errno = 0;
 		int rc = SSL_read_ex(t->ssl, p, n, &got);
 		if (rc == 1)
 			return (ssize_t)got;
@@ -207,6 +291,7 @@ int tls_conn_write(struct tls_conn *t, const void *p, size_t n, long deadline, e
 	const char *c = p;
 	while (n > 0) {
 		size_t put = 0;
+		errno = 0;
 		int rc = SSL_write_ex(t->ssl, c, n, &put);
 		if (rc == 1) {
 			c += put;

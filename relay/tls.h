@@ -1,13 +1,21 @@
 /*
- * tls.h - the client side of TLS for SMTP (RFC 3207 STARTTLS and implicit
- * TLS on port 465), the only relay file that includes OpenSSL.
+ * tls.h - TLS for SMTP, both sides: the relay's client sessions (RFC 3207
+ * STARTTLS and implicit TLS on port 465) and the inbound SMTP server's
+ * STARTTLS (bounce/smtp_server.c).  tls.c is the only file of relay/ and
+ * bounce/ that includes OpenSSL.
  *
- * A struct tls_ctx holds the trust store (system CAs plus tls_ca_file) and
- * is shared by every session of a relay (thread-safe after creation).  A
- * struct tls_conn wraps one non-blocking socket; every call takes an
+ * A struct tls_ctx holds either the client's trust store (system CAs plus
+ * tls_ca_file; tls_ctx_new) or the server's certificate chain and key
+ * (tls_server_ctx_new), and is shared by every session (thread-safe after
+ * creation).  A struct tls_conn wraps one socket, started as a client
+ * (tls_conn_start) or a server (tls_conn_accept); every call takes an
  * absolute deadline (CLOCK_MONOTONIC milliseconds, see smtp_io.h) and
  * returns -1 with *ioerr set (IOE_TIMEOUT, IOE_CLOSED, IOE_TLS, IOE_SYS)
- * and err filled on failure.  tls_conn_free() does not close the socket.
+ * and err filled on failure.  The socket may be non-blocking (the relay:
+ * waits go through poll() until the deadline) or blocking with
+ * SO_RCVTIMEO/SO_SNDTIMEO (the server: OpenSSL waits in the kernel, and
+ * when the socket times out, in poll() until the deadline).
+ * tls_conn_free() does not close the socket.
  */
 #ifndef MF_RELAY_TLS_H
 #define MF_RELAY_TLS_H
@@ -22,6 +30,12 @@ struct tls_conn;
 
 /* The system's default trust store, plus ca_file's CAs unless NULL. */
 struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen);
+/* A server context: TLS 1.2 or later, the PEM certificate chain in
+ * cert_file and the PEM private key in key_file (which must match), no
+ * renegotiation, the server's cipher preference.  NULL with err set
+ * ("<file or step>: <OpenSSL error>") on failure. */
+struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
+				   size_t errlen);
 void tls_ctx_free(struct tls_ctx *c);
 
 /*
@@ -32,7 +46,16 @@ void tls_ctx_free(struct tls_ctx *c);
  */
 struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int verify,
 				long deadline, enum io_err *ioerr, char *err, size_t errlen);
+/* The server's handshake on fd (ctx from tls_server_ctx_new), after its
+ * 220 to STARTTLS. */
+struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,
+				 char *err, size_t errlen);
+/* Sends close_notify (RFC 8446 §6.1) without waiting for the peer's. */
+void tls_conn_close(struct tls_conn *t);
 void tls_conn_free(struct tls_conn *t);
+/* Bytes already decrypted inside the connection: they do not make the
+ * socket readable, so a caller polling the socket must read them first. */
+size_t tls_conn_pending(const struct tls_conn *t);
 /* Returns bytes read (> 0) or -1. */
 ssize_t tls_conn_read(struct tls_conn *t, void *p, size_t n, long deadline, enum io_err *ioerr,
 		      char *err, size_t errlen);

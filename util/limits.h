@@ -9,6 +9,10 @@
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets; we accept a
  * multiline reply up to this many octets in all. */
 #define MF_SMTP_REPLY_MAX 65536
+/* One read from an outbound SMTP connection (relay/smtp_io.c); its input
+ * buffer holds a whole reply (MF_SMTP_REPLY_MAX) plus one read's worth of
+ * what follows it (a pipelining server's next replies). */
+#define MF_SMTP_IO_READ 16384
 /* RFC 5322 §2.1.1: a line must not exceed 998 characters excluding CRLF. */
 #define MF_MIME_LINE_MAX 998
 /* RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters; we fold
@@ -22,6 +26,8 @@
 /* RFC 5321 §4.5.3.1.1/2: local part 64 octets, domain 255 octets. */
 #define MF_LOCAL_PART_MAX 64
 #define MF_DOMAIN_MAX 255
+/* RFC 1035 §2.3.4: a label is at most 63 octets. */
+#define MF_DOMAIN_LABEL_MAX 63
 #define MF_ADDRESS_MAX 320
 /* Recipients per message (to + cc + bcc), INTERFACE.md. */
 #define MF_RECIPIENTS_MAX 50
@@ -48,9 +54,61 @@
 #define MF_REPLY_TO_MAX 10
 /* Problems listed in one validation answer; more are summarised. */
 #define MF_VALIDATION_ERRORS_MAX 100
+/* One problem (api/validate.h's struct val_error): its field path, code
+ * and message in at most this many octets each, NUL included. */
+#define MF_VALIDATION_FIELD_MAX 160
+#define MF_VALIDATION_CODE_MAX 32
+#define MF_VALIDATION_MESSAGE_MAX 256
+
+/* JSON escaping (RFC 8259 §7; buf_put_json_string, jansson) writes one
+ * input octet as at most six ("\u001f"). */
+#define MF_JSON_ESCAPE_GROWTH 6
+/* One problem as JSON, {"field","code","message","index"}: the three
+ * strings escaped, plus 64 octets of names, punctuation and the index. */
+#define MF_API_FIELD_ERROR_JSON_MAX                                                                     \
+	(MF_JSON_ESCAPE_GROWTH * (MF_VALIDATION_FIELD_MAX + MF_VALIDATION_CODE_MAX + MF_VALIDATION_MESSAGE_MAX) + 64)
+/* The 202 body of one accepted message (api/accepted.c):
+ * {"id","status","created_at","recipients":[...]} - a UUID, a status word
+ * and a timestamp, under 256 octets with the names - and per recipient
+ * {"email","kind","status"}: the address escaped, plus 96 octets of names,
+ * punctuation and two short words.  About 99 KiB. */
+#define MF_API_ACCEPTED_MAX (256 + MF_RECIPIENTS_MAX * (MF_JSON_ESCAPE_GROWTH * MF_ADDRESS_MAX + 96))
+/* The batch's 202 (api/messages.c answer_batch): {"data":[...],
+ * "errors":[...]} with, for each of at most MF_BATCH_MAX messages, its 202
+ * body and an "index" member (32 octets), or its problems (at most
+ * MF_VALIDATION_ERRORS_MAX and one summary).  Both counted for every
+ * message, which bounds the sum: about 190 MB, and in practice far less
+ * (the request itself is at most MF_API_BATCH_BODY_MAX). */
+#define MF_API_BATCH_ANSWER_MAX                                                                         \
+	((size_t)64 + (size_t)MF_BATCH_MAX * (MF_API_ACCEPTED_MAX + 32) +                               \
+	 (size_t)MF_BATCH_MAX * (MF_VALIDATION_ERRORS_MAX + 1) * MF_API_FIELD_ERROR_JSON_MAX)
+/* GET /v1/messages wraps the page PostgreSQL built (its length known) in
+ * {"data":...,"has_more":false,"next_cursor":"..."}: the names, and a
+ * cursor under 128 octets (api/messages.c cursor_encode), fit in this. */
+#define MF_API_LIST_WRAP 256
 /* GET /v1/messages page size. */
 #define MF_LIST_LIMIT_MAX 100
 #define MF_LIST_LIMIT_DEFAULT 20
+/* GET /v1/suppressions page size. */
+#define MF_SUPPRESSIONS_PAGE_MAX 100
+#define MF_SUPPRESSIONS_PAGE_DEFAULT 50
+/* "mailferry list": rows shown (it reads the database directly, so it
+ * may show more than one API page). */
+#define MF_CLI_LIST_MAX 10000
+#define MF_CLI_LIST_DEFAULT 20
+/* PostgreSQL's MaxAllocSize (src/include/utils/memutils.h, 1 GB - 1):
+ * no single value can be larger, and no protocol message either
+ * (PQ_LARGE_MESSAGE_LIMIT), so a parameter we build - an array literal of
+ * a commit group (db/accept.c) - is useless beyond it.  It, not the
+ * content, bounds the group's recipient arrays: at the extreme
+ * (MF_COMMIT_BATCH_MAX writes of MF_BATCH_MAX messages of
+ * MF_RECIPIENTS_MAX recipients, 2 * MF_ADDRESS_MAX + 3 octets each quoted
+ * and escaped) they would need about 8 GB, and such a group fails at the
+ * database whatever we allow here. */
+#define MF_PG_VALUE_MAX (((size_t)1 << 30) - 1)
+/* SQL text we build (db/accept.c's multi-row message INSERT for its
+ * largest chunk, 64 rows, is under 12 KiB). */
+#define MF_DB_STATEMENT_MAX 65536
 /* Group commit: the most writes taken into one transaction. */
 #define MF_COMMIT_BATCH_MAX 512
 /* Committer threads, each with its own connection, taking groups from one
@@ -119,6 +177,9 @@
  * reply to the final dot alone, §4.5.3.2.6, but our reply is immediate). */
 #define MF_SMTP_SERVER_SESSIONS_PER_ADDR 8
 #define MF_SMTP_SERVER_SESSION_TIMEOUT_MS (10 * 60 * 1000)
+/* A client that keeps sending bad commands is dropped after this many
+ * (like Postfix's smtpd_hard_error_limit). */
+#define MF_SMTP_SERVER_ERRORS_MAX 20
 /* Input buffer of one inbound session; DATA lines longer than this are
  * passed through in pieces (only command lines have a hard limit). */
 #define MF_SMTP_SERVER_INBUF 16384
@@ -150,6 +211,30 @@
 #define MF_MIME_HEADER_VALUE_MAX 8192
 #define MF_DSN_RCPTS_MAX 100
 #define MF_DSN_FIELD_MAX 512
+
+/* DKIM signing (mail/dkim.c).  Header fields one message can have, for
+ * the signer's index: a composed message has at most
+ * MF_CUSTOM_HEADERS_MAX custom fields and about 20 of its own. */
+#define MF_DKIM_FIELDS_MAX 256
+/* Octets of canonical header data kept for one signature: the signed
+ * fields (mail/dkim.c's signed_headers, about 20 names), whose values the
+ * send request's limits bound (MF_HEADER_VALUE_MAX per header, at most
+ * MF_RECIPIENTS_MAX addresses in To and Cc) to well under this.  A message
+ * whose signed fields pass it is not signed (dkim_sign fails). */
+#define MF_DKIM_HEADER_DATA_MAX (1u << 20)
+/* The DKIM-Signature field (RFC 6376 §3.5), and each tag while it is
+ * written: fixed tags, d= (MF_DOMAIN_MAX), s=, the h= list of those
+ * names, bh= (44) and b= (683 for RSA-4096), folded: under 4 KiB. */
+#define MF_DKIM_SIGNATURE_MAX 8192
+/* GET /metrics (api/health.c): series are created on first use, so their
+ * number has no fixed bound; an exposition larger than this (some 60,000
+ * series of 250 octets) is cut short rather than grow without limit. */
+#define MF_METRICS_TEXT_MAX (16u * 1024u * 1024u)
+/* An inbound message's buffer holds max_message_size and our Received:
+ * line (bounce/smtp_server.c): the HELO argument (under MF_SMTP_LINE_MAX),
+ * a recipient (MF_ADDRESS_MAX), our host name (MF_DOMAIN_MAX) and under
+ * 200 octets of fixed text and date. */
+#define MF_SMTP_SERVER_TRACE_MAX (2 * MF_SMTP_LINE_MAX)
 
 /* One log line (util/log.c): its logfmt text, before JSON conversion, is cut
  * at this many bytes; a libpq error or an SMTP reply fits many times over. */

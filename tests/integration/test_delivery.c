@@ -463,7 +463,7 @@ Test(delivery, new_mail_is_picked_up_on_notify)
 }
 
 /* An API-only process and a delivery-only process: the committer's NOTIFY,
- * sent after its COMMIT (db/messages.c send_commit), wakes the other
+ * sent after its COMMIT (db/accept.c), wakes the other
  * process's scheduler, so mail posted while it sleeps leaves at once. */
 Test(delivery, api_commit_wakes_another_process)
 {
