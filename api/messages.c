@@ -158,7 +158,7 @@ static int idempotency_key(struct api_req *req, char *out)
 	if (!ok) {
 		json_t *errors = json_array();
 		json_array_append_new(errors, api_field_error("Idempotency-Key", "invalid_value",
-							      "1 to 256 printable ASCII characters"));
+							      "1 to " MF_STR(MF_IDEMPOTENCY_KEY_MAX) " printable ASCII characters"));
 		api_problem_errors(req, 400, "validation_failed", "the Idempotency-Key header is invalid", errors);
 		return -1;
 	}
@@ -495,7 +495,7 @@ enum api_result api_post_message_batch(struct api_req *req)
 	else if (!json_is_array(items) || json_array_size(items) == 0)
 		why = "messages must be a non-empty array of send requests";
 	else if (json_array_size(items) > MF_BATCH_MAX)
-		why = "at most 500 messages per batch";
+		why = "at most " MF_STR(MF_BATCH_MAX) " messages per batch";
 	else if (json_object_size(root) != 1)
 		why = "only \"messages\" is allowed at the top level";
 	if (why) {
@@ -632,7 +632,7 @@ enum api_result api_list_messages(struct api_req *req)
 		char *end;
 		long l = strtol(lim, &end, 10);
 		if (*lim == '\0' || *end || l < 1 || l > MF_LIST_LIMIT_MAX)
-			json_array_append_new(errors, api_field_error("limit", "invalid_value", "a number from 1 to 100"));
+			json_array_append_new(errors, api_field_error("limit", "invalid_value", "a number from 1 to " MF_STR(MF_LIST_LIMIT_MAX)));
 		else
 			q.limit = (int)l;
 	}

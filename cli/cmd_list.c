@@ -14,10 +14,6 @@
 #include "util/limits.h"
 #include "util/config.h"
 
-/* A limit's value as text, for the usage string. */
-#define LIST_STR_(x) #x
-#define LIST_STR(x) LIST_STR_(x)
-
 /* The message statuses GET /v1/messages accepts (api/messages.c). */
 static const char *const list_statuses[] = {
 	"queued", "scheduled", "sending", "deferred", "delivered", "bounced", "failed", "suppressed",
@@ -35,7 +31,7 @@ static int status_known(const char *s)
 static const char usage[] =
 	"usage: mailferry list [--status S] [--since T] [--recipient R] [--limit N] [--json] [--config FILE]\n"
 	"\n"
-	"Lists messages, newest first (default " LIST_STR(MF_CLI_LIST_DEFAULT) ", at most " LIST_STR(MF_CLI_LIST_MAX) ").\n"
+	"Lists messages, newest first (default " MF_STR(MF_CLI_LIST_DEFAULT) ", at most " MF_STR(MF_CLI_LIST_MAX) ").\n"
 	"--status S     message status: queued, scheduled, sending, deferred, delivered, bounced,\n"
 	"               failed, suppressed, canceled, partial\n"
 	"--since T      created at or after T: RFC 3339 time or a duration ago (24h, 7d)\n"

@@ -4,6 +4,10 @@
 #ifndef MF_LIMITS_H
 #define MF_LIMITS_H
 
+/* MF_STR(MF_X): a limit as a string literal, for messages built from it. */
+#define MF_STR_(x) #x
+#define MF_STR(x) MF_STR_(x)
+
 /* RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF. */
 #define MF_SMTP_LINE_MAX 1000
 /* RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets; we accept a
