@@ -128,7 +128,7 @@ TSAN_SUITES ?= $(sort $(wildcard tests/integration/test_*.c))
 test-tsan: bootstrap-test
 	@$(MAKE) --no-print-directory -j2 test-build
 	@$(MAKE) --no-print-directory -j2 all BUILD=build-tsan SAN=thread
-	@TEST_SUITES='$(TSAN_SUITES)' MAILFERRY_BIN_BUILD=build-tsan tests/run.sh $(BUILD)
+	@TEST_SUITES='$(TSAN_SUITES)' TEST_DAEMON_BUILD=build-tsan tests/run.sh $(BUILD)
 
 FUZZ_SECONDS ?= 60
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)

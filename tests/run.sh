@@ -15,7 +15,7 @@
 # was skipped, disabled, compiled out or missing from Criterion's report
 # (tests/check_report.py prints the counts).
 #
-# MAILFERRY_BIN_BUILD=DIR runs BUILD's tests against DIR's mailferry
+# TEST_DAEMON_BUILD=DIR runs BUILD's tests against DIR's mailferry
 # instead of BUILD's own: make test-tsan runs the normal test binary against
 # the ThreadSanitizer daemon of build-tsan (Criterion 2.4's runner cannot
 # start under gcc's TSan: its fixed-address arena falls in the ranges TSan
@@ -68,10 +68,10 @@ if [ -n "${TEST_SUITES:-}" ]; then
   suite_check=(--suites $TEST_SUITES)
 fi
 for build in "$@"; do
-  bin_build=${MAILFERRY_BIN_BUILD:-$build}
+  bin_build=${TEST_DAEMON_BUILD:-$build}
   if [ "$bin_build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$bin_build/bin/mailferry; fi
   [ -x "$MAILFERRY_BIN" ] || { echo "run.sh: no $MAILFERRY_BIN (build it first)" >&2; exit 1; }
-  echo "==> test suite: $build${MAILFERRY_BIN_BUILD:+ (daemon: $MAILFERRY_BIN)}"
+  echo "==> test suite: $build${TEST_DAEMON_BUILD:+ (daemon: $MAILFERRY_BIN)}"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   # ThreadSanitizer: a race stops the process with exit code 66 and is
