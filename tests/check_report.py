@@ -177,7 +177,7 @@ def reported(path):
             continue
         m = re.match(r'^\s*"status": "(\w+)"', line)
         if m and suite and name:
-            out[suite + '/' + name] = (m.group(1), '')
+            out[suite + '/' + name] = (m.group(1), None)  # message unknown
     return out
 
 
@@ -252,9 +252,11 @@ def main():
         if n not in rep:
             problems.append('%s: missing from the report' % n)
         elif rep[n][0] == 'SKIPPED':
-            problems.append('%s: SKIPPED: %s' % (n, rep[n][1]))
+            problems.append('%s: SKIPPED: %s' % (n, rep[n][1] or '?'))
     for n, (st, msg) in sorted(rep.items()):
-        if st == 'SKIPPED' and n not in expected and msg != 'The test was skipped.':
+        # A test a filter left out is reported skipped with Criterion's own
+        # message (unknown when the report had to be read line by line).
+        if st == 'SKIPPED' and n not in expected and msg not in ('The test was skipped.', None):
             problems.append('%s: SKIPPED: %s' % (n, msg))
     for n in sorted(ran - expected):
         problems.append('%s: ran but was not expected to' % n)
