@@ -6,6 +6,8 @@
 #   make stop       stop the private PostgreSQL that make run started
 #   make test       install what is missing, build, run every test, then the
 #                   whole suite again under AddressSanitizer + UBSan
+#   make test-tsan  the integration suites against a ThreadSanitizer build
+#                   of the daemon (build-tsan/bin/mailferry)
 #   make fuzz       run the libFuzzer harnesses (FUZZ_SECONDS each, FUZZ_JOBS at
 #                   a time) and print their coverage (tests/fuzz/run.sh)
 #   make bench      run the benchmarks
@@ -35,13 +37,18 @@ ifeq ($(SAN),1)
 SANFLAGS     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT          := -O1
 endif
+# SAN=thread: ThreadSanitizer (gcc's, libtsan2), for make test-tsan.
+ifeq ($(SAN),thread)
+SANFLAGS     := -fsanitize=thread -fno-omit-frame-pointer
+OPT          := -O1
+endif
 CFLAGS       += $(CFLAGS_BASE) $(OPT) $(SANFLAGS)
 LDFLAGS      += $(SANFLAGS)
 LDLIBS       += -lpthread -lresolv -lm
 # The daemon allocates with jemalloc, as Redis does: glibc's malloc and free
 # were ~12% of its CPU on the send path, jemalloc cut its CPU per request by
 # ~8% (docs/benchmarks.md).  Not under the sanitizers, which bring their own.
-MALLOC_LIBS  := $(if $(filter 1,$(SAN)),,-ljemalloc)
+MALLOC_LIBS  := $(if $(SAN),,-ljemalloc)
 
 SRC          := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 MIGRATIONS   := $(sort $(wildcard db/migrations/*.sql))
@@ -51,10 +58,10 @@ LIB_OBJ      := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJ))
 TEST_SRC     := $(sort $(wildcard tests/*/test_*.c)) $(wildcard tests/harness/*.c)
 TEST_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
 TEST_BIN     := $(BUILD)/tests/mailferry-tests
-MF_BIN       := $(if $(filter 1,$(SAN)),$(BUILD)/bin/mailferry,$(BINDIR)/mailferry)
+MF_BIN       := $(if $(SAN),$(BUILD)/bin/mailferry,$(BINDIR)/mailferry)
 HDR          := $(foreach m,$(MODULES),$(wildcard $(m)/*.h)) $(wildcard tests/harness/*.h)
 
-.PHONY: all run stop test test-build test-asan fuzz fuzz-build bench install clean bootstrap-run bootstrap-test check-deps
+.PHONY: all run stop test test-build test-asan test-tsan fuzz fuzz-build bench install clean bootstrap-run bootstrap-test check-deps
 
 all: check-deps $(MF_BIN)
 
@@ -100,15 +107,35 @@ stop:
 	@deploy/pg.sh --dir "$${VAR_DIR:-var}" stop
 
 # The suite runs twice: the normal build, then the sanitizer build.
+# Each build compiles with -j2 (CI has two cores).
 test: bootstrap-test
-	@$(MAKE) --no-print-directory test-build
-	@$(MAKE) --no-print-directory test-build BUILD=build-asan SAN=1
+	@$(MAKE) --no-print-directory -j2 test-build
+	@$(MAKE) --no-print-directory -j2 test-build BUILD=build-asan SAN=1
 	@tests/lint.sh
 	@tests/run.sh $(BUILD) build-asan
 
 test-asan: bootstrap-test
-	@$(MAKE) --no-print-directory test-build BUILD=build-asan SAN=1
+	@$(MAKE) --no-print-directory -j2 test-build BUILD=build-asan SAN=1
 	@tests/run.sh build-asan
+
+# ThreadSanitizer (SAN=thread) on the daemon: every integration suite runs
+# the normal test binary against build-tsan/bin/mailferry, whose threads
+# (HTTP pool, gate, committer, scheduler, delivery workers, recorder,
+# webhook dispatcher, bounce listener, housekeeper) meet there.  The test
+# binary itself cannot be built with TSan: Criterion 2.4's runner does not
+# start under it (tests/run.sh), so the in-process unit suites stay with
+# make test.  Left out, to stay within CI's time: the suites whose subject
+# is an external peer or a one-thread CLI process rather than the daemon's
+# threads (Postfix TLS/AUTH and the Postfix bounce chain, make run and the
+# README, the operator commands, config check); 22% of the integration
+# suites' test time.  New integration suites are in by default.
+TSAN_SKIP   := test_postfix_tls.c test_bounce_postfix.c test_ops_run.c test_ops_cli.c test_ops_cli_api.c \
+               test_config_check.c
+TSAN_SUITES ?= $(sort $(filter-out $(addprefix tests/integration/,$(TSAN_SKIP)),$(wildcard tests/integration/test_*.c)))
+test-tsan: bootstrap-test
+	@$(MAKE) --no-print-directory -j2 test-build
+	@$(MAKE) --no-print-directory -j2 all BUILD=build-tsan SAN=thread
+	@TEST_SUITES='$(TSAN_SUITES)' TEST_DAEMON_BUILD=build-tsan tests/run.sh $(BUILD)
 
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
@@ -138,4 +165,4 @@ install: all
 	install -m 0644 $(MIGRATIONS) $(DESTDIR)$(PREFIX)/share/mailferry/migrations/
 
 clean:
-	rm -rf build build-asan build-fuzz bin
+	rm -rf build build-asan build-tsan build-fuzz bin

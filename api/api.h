@@ -13,6 +13,7 @@
 #ifndef MF_API_H
 #define MF_API_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct config;
@@ -28,7 +29,7 @@ struct api_deps {
 	struct metrics *metrics;
 	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
 	struct dkim_signer *dkim;       /* signs composed messages; api_server_new loads it when configured */
-	volatile int draining; /* set on shutdown: /readyz answers 503 */
+	atomic_int draining;   /* set on shutdown (by the main thread): /readyz answers 503 */
 	int health_only;       /* no api role: only the public /healthz, /readyz, /metrics */
 };
 

@@ -400,8 +400,12 @@ struct api_gate *api_gate_new(const struct api_gate_params *p, int lfd, char *er
 		api_gate_free(g);
 		return NULL;
 	}
+	if (p->publish)
+		*p->publish = g; /* before the thread: pthread_create orders it before every handoff */
 	if (pthread_create(&g->thread, NULL, gate_main, g) != 0) {
 		snprintf(err, errlen, "%s listener: cannot start thread", g->name);
+		if (p->publish)
+			*p->publish = NULL;
 		api_gate_free(g);
 		return NULL;
 	}

@@ -43,6 +43,11 @@ struct api_gate_params {
 	struct metrics *metrics; /* may be NULL */
 	int (*handoff)(void *arg, int fd, const struct sockaddr *sa, socklen_t salen);
 	void *arg;
+	/* When set, api_gate_new() stores the gate here before its thread
+	 * starts: whoever receives a handoff (another thread) may then read
+	 * *publish to call api_gate_release() without a race.  NULL again
+	 * when api_gate_new() fails. */
+	struct api_gate **publish;
 };
 
 /* Returns the running gate, or NULL with err set (lfd is closed then). */

@@ -5,6 +5,7 @@
  * when the database answers and its schema is the one this binary needs,
  * and not while the process shuts down; otherwise 503 problem+json.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "api/api.h"
@@ -22,7 +23,7 @@ enum api_result api_get_healthz(struct api_req *req)
 enum api_result api_get_readyz(struct api_req *req)
 {
 	char err[512];
-	if (req->deps->draining) {
+	if (atomic_load(&req->deps->draining)) {
 		api_problem(req, 503, "unavailable", "shutting down");
 		return API_DONE;
 	}

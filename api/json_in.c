@@ -38,6 +38,7 @@
 #include "api/http.h"
 #include "util/scan.h"
 
+/* Serialises cJSON parses: see json_in_fast(). */
 static pthread_mutex_t cjson_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The four hex digits of a "\\u" escape, not 0000: cJSON reads a
@@ -141,10 +142,18 @@ json_t *json_in_fast(const char *body, size_t len)
 	if (precheck((const unsigned char *)body, len) < 0)
 		return NULL;
 	const char *end = NULL;
-	/* cJSON records every parse's error position in one static variable
-	 * (its README: the one part that is not thread-safe), written even on
-	 * success: parses from several threads take turns, so that no two
-	 * write it at once (a data race is undefined behaviour, C17 5.1.2.4).
+	/* cJSON keeps the error position in one static variable (its
+	 * README: the one part that is not thread-safe).  In 1.7.15 (Debian
+	 * 12) cJSON_ParseWithLengthOpts() resets it at the start of every
+	 * call and sets it on failure; return_parse_end is filled as well as
+	 * the global, not instead of it, so every parse writes it, success or
+	 * not.  Parses from several threads (the HTTP pool) therefore take
+	 * turns: two unsynchronised writes are a data race (undefined
+	 * behaviour, C17 5.1.2.4).  make test-tsan would not catch its
+	 * removal: Debian's libcjson is not instrumented, so ThreadSanitizer
+	 * does not see its stores.  Nothing else in cJSON needs the lock:
+	 * cJSON_InitHooks() is never called, so its global hooks are only
+	 * read.  (cli/cmd_send.c's cJSON_Parse() runs in a one-thread CLI.)
 	 * A 2.2 KB body holds the lock ~1 us. */
 	pthread_mutex_lock(&cjson_mu);
 	cJSON *c = cJSON_ParseWithLengthOpts(body, len, &end, 0);

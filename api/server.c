@@ -405,9 +405,9 @@ static int listener_start(struct listener *l, const char *key, const char *addr,
 		.metrics = l->srv->deps->metrics,
 		.handoff = handoff,
 		.arg = l,
+		.publish = &l->gate, /* on_connection reads it in libmicrohttpd's threads */
 	};
-	l->gate = api_gate_new(&gp, lfd, err, errlen);
-	if (l->gate == NULL) {
+	if (api_gate_new(&gp, lfd, err, errlen) == NULL) {
 		MHD_stop_daemon(l->daemon);
 		l->daemon = NULL;
 		return -1;

@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ struct smtp_server {
 	struct session *sessions;
 	int nsessions;
 	unsigned long counter;
-	volatile int stopping;
+	atomic_int stopping; /* set by smtp_server_free, read by the acceptor */
 };
 
 void smtp_server_reply_set(struct smtp_server_reply *r, int code, const char *fmt, ...)

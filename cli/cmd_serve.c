@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,7 @@ static int app_start(struct app *app)
 
 static void app_stop(struct app *app)
 {
-	app->deps.draining = 1;
+	atomic_store(&app->deps.draining, 1);
 	if (queue_free(app->queue) < 0) {
 		/* Deliveries still running after shutdown_grace use the relay,
 		 * the pool and the config: leave now, their leases expire. */
@@ -234,7 +235,7 @@ int cmd_serve(int argc, char **argv)
 	log_info("event=started");
 	int sig = wait_for_stop(&set, path);
 	log_info("event=stopping signal=%s grace=%ld", sig == SIGTERM ? "SIGTERM" : "SIGINT", app.cfg.shutdown_grace);
-	app.deps.draining = 1;
+	atomic_store(&app.deps.draining, 1);
 	lifecycle_watchdog_start(app.cfg.shutdown_grace);
 	app_stop(&app);
 	log_info("event=stopped");

@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,7 @@ struct webhook_dispatcher {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	unsigned long gen;
-	volatile int stop;
+	atomic_int stop; /* set by webhook_dispatcher_free; read unlocked by every thread */
 	pthread_t listener;
 	pthread_t senders[MF_WEBHOOK_SENDERS];
 	int nsenders;

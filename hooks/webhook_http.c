@@ -132,7 +132,7 @@ int webhook_url_check(const char *url, int allow_private, char *err, size_t errl
 
 struct xfer {
 	struct buf body;
-	volatile int *stop;
+	const atomic_int *stop;
 };
 
 /* Keeps the first MF_WEBHOOK_RESPONSE_MAX bytes; beyond that, stops. */
@@ -149,7 +149,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	struct xfer *x = arg;
-	return x->stop && *x->stop ? 1 : 0;
+	return x->stop && atomic_load(x->stop) ? 1 : 0;
 }
 
 static enum webhook_http_kind classify_curl(CURLcode rc)

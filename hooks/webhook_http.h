@@ -14,6 +14,7 @@
 #ifndef MF_WEBHOOK_HTTP_H
 #define MF_WEBHOOK_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct webhook_http_req {
@@ -25,7 +26,7 @@ struct webhook_http_req {
 	size_t bodylen;
 	long timeout;           /* seconds, connect and total */
 	int allow_private;
-	volatile int *stop;     /* non-zero aborts the transfer (shutdown) */
+	const atomic_int *stop; /* non-zero aborts the transfer (shutdown; set by another thread) */
 };
 
 enum webhook_http_kind {

@@ -8,9 +8,21 @@
 #   MAILFERRY_BIN           the mailferry binary of the build under test
 # Extra Criterion options can be given in CRITERION_OPTS, e.g.
 #   CRITERION_OPTS='--filter config/*' tests/run.sh build
+# A chosen set of suites runs with TEST_SUITES: suite names and/or test
+# sources (each meaning every suite it defines), e.g.
+#   TEST_SUITES='committer tests/integration/test_delivery.c' tests/run.sh build
 # A run fails when a test fails, and also when any test it should have run
 # was skipped, disabled, compiled out or missing from Criterion's report
 # (tests/check_report.py prints the counts).
+#
+# TEST_DAEMON_BUILD=DIR runs BUILD's tests against DIR's mailferry
+# instead of BUILD's own: make test-tsan runs the normal test binary against
+# the ThreadSanitizer daemon of build-tsan (Criterion 2.4's runner cannot
+# start under gcc's TSan: its fixed-address arena falls in the ranges TSan
+# reserves, and it crashes when it does start).  TSAN_OPTIONS make a race
+# fail the run: each TSan process writes its reports to $tmp/tsan.PID,
+# printed at the end; any such report fails the run, whether or not the
+# test that caused it noticed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -50,11 +62,26 @@ export MAILFERRY_TEST_TMP=$tmp
 
 rc=0
 set -f  # CRITERION_OPTS patterns such as --filter deploy/* are for Criterion, not the shell
+suite_filter=()
+suite_check=()
+if [ -n "${TEST_SUITES:-}" ]; then
+  # shellcheck disable=SC2086
+  pat=$(python3 tests/check_report.py --sources tests --criterion-filter $TEST_SUITES) || exit 1
+  suite_filter=(--filter "$pat")
+  # shellcheck disable=SC2086
+  suite_check=(--suites $TEST_SUITES)
+fi
 for build in "$@"; do
-  if [ "$build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$build/bin/mailferry; fi
-  echo "==> test suite: $build"
+  bin_build=${TEST_DAEMON_BUILD:-$build}
+  if [ "$bin_build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$bin_build/bin/mailferry; fi
+  [ -x "$MAILFERRY_BIN" ] || { echo "run.sh: no $MAILFERRY_BIN (build it first)" >&2; exit 1; }
+  echo "==> test suite: $build${TEST_DAEMON_BUILD:+ (daemon: $MAILFERRY_BIN)}"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  # ThreadSanitizer: a race stops the process with exit code 66 and is
+  # written to $tmp/tsan.PID.  tests/tsan.supp: races inside third-party
+  # libraries only.
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=$here/tests/tsan.supp:log_path=$tmp/tsan}
   # Criterion leaves skipped tests out of its summary and exits 0: its JSON
   # report and the list of compiled-in tests are checked against the tests
   # the sources define (tests/check_report.py); a skip or a missing test fails.
@@ -62,9 +89,16 @@ for build in "$@"; do
   report=$tmp/report-${build//\//_}.json
   "$build/tests/mailferry-tests" --list > "$list" 2>&1 || rc=1
   # shellcheck disable=SC2086
-  "$build/tests/mailferry-tests" --jobs 4 --json="$report" ${CRITERION_OPTS:-} || rc=1
+  "$build/tests/mailferry-tests" --jobs 4 --json="$report" "${suite_filter[@]}" ${CRITERION_OPTS:-} || rc=1
   # shellcheck disable=SC2086
   python3 tests/check_report.py --label "$build" --list "$list" --report "$report" --sources tests \
-    -- ${CRITERION_OPTS:-} || rc=1
+    "${suite_check[@]}" -- ${CRITERION_OPTS:-} || rc=1
+  for f in "$tmp"/tsan.*; do
+    [ -f "$f" ] || continue
+    echo "==> ThreadSanitizer report ($build): $f" >&2
+    cat "$f" >&2
+    rm -f "$f"
+    rc=1
+  done
 done
 exit $rc

@@ -611,7 +611,7 @@ Test(delivery, message_without_body_fails)
 	const char *env[] = { "MAILFERRY_ROUTES=*=127.0.0.1:9", "MAILFERRY_ROLES=api,delivery", NULL };
 	struct th_proc *p = th_serve_start(url, env);
 	cr_assert_not_null(p);
-	cr_assert_eq(wait_count(url, 1, 10000, "SELECT count(*) FROM recipients WHERE status = 'failed'"), 1);
+	cr_assert_eq(wait_count(url, 1, 30000, "SELECT count(*) FROM recipients WHERE status = 'failed'"), 1);
 	char *v = q(url, "SELECT bounce_type || ' ' || (last_text LIKE '%%no longer stored%%') FROM recipients");
 	cr_assert_str_eq(v, "permanent true");
 	free(v);
