@@ -310,8 +310,8 @@ static int smtp_write(struct smtp_client *c, const char *p, size_t n)
 
 /* Writes one command line (CRLF added).  Refuses CR/LF inside, which could
  * smuggle commands (RFC 5321 §2.3.8). */
-static int smtp_cmd(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int smtp_cmd(struct smtp_client *c, const char *fmt, ...)
+static int send_cmd(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int send_cmd(struct smtp_client *c, const char *fmt, ...)
 {
 	char line[MF_SMTP_LINE_MAX + 1];
 	va_list ap;
@@ -423,12 +423,12 @@ static int send_ehlo(struct smtp_client *c)
 {
 	c->caps = 0;
 	c->size_max = 0;
-	return smtp_cmd(c, "EHLO %s", c->p.helo_name);
+	return send_cmd(c, "EHLO %s", c->p.helo_name);
 }
 
 static int send_helo(struct smtp_client *c)
 {
-	return smtp_cmd(c, "HELO %s", c->p.helo_name);
+	return send_cmd(c, "HELO %s", c->p.helo_name);
 }
 
 /* Case-insensitive "word" match at the start of s, followed by end/space/'='. */
@@ -540,7 +540,7 @@ static void on_helo(struct smtp_client *c)
 
 static int send_starttls(struct smtp_client *c)
 {
-	return smtp_cmd(c, "STARTTLS");
+	return send_cmd(c, "STARTTLS");
 }
 
 static void on_starttls(struct smtp_client *c)
@@ -587,11 +587,11 @@ static int send_auth(struct smtp_client *c)
 		char b64[820];
 		base64_encode(raw, ul + pl + 2, b64, sizeof(b64), 0);
 		memset(raw, 0, sizeof(raw));
-		int rc = smtp_cmd(c, "AUTH PLAIN %s", b64);
+		int rc = send_cmd(c, "AUTH PLAIN %s", b64);
 		memset(b64, 0, sizeof(b64));
 		return rc;
 	}
-	return smtp_cmd(c, "AUTH LOGIN");
+	return send_cmd(c, "AUTH LOGIN");
 }
 
 static int send_secret_line(struct smtp_client *c, const char *s)
@@ -603,7 +603,7 @@ static int send_secret_line(struct smtp_client *c, const char *s)
 		return -1;
 	}
 	base64_encode(s, n, b64, sizeof(b64), 0);
-	int rc = smtp_cmd(c, "%s", b64);
+	int rc = send_cmd(c, "%s", b64);
 	memset(b64, 0, sizeof(b64));
 	return rc;
 }
@@ -664,7 +664,7 @@ static int send_rset(struct smtp_client *c)
 	char text[160];
 	if (!c->reuse_rset || !(c->caps & SMTP_CAP_PIPELINING) ||
 	    envelope_refusal(c, &enhanced, text, sizeof(text)))
-		return smtp_cmd(c, "RSET");
+		return send_cmd(c, "RSET");
 	/* RFC 2920 §3.1: RSET may start the group; the envelope follows it
 	 * without waiting, which saves a round trip per reused message. */
 	return send_envelope(c, 1);
@@ -814,7 +814,7 @@ static int send_rcpt(struct smtp_client *c)
 	if (c->rcpt_sent > c->rcpt_idx)
 		return 0; /* already sent in the pipelined group */
 	c->rcpt_sent++;
-	return smtp_cmd(c, "RCPT TO:<%s>", c->t->rcpts[c->rcpt_idx]);
+	return send_cmd(c, "RCPT TO:<%s>", c->t->rcpts[c->rcpt_idx]);
 }
 
 static void on_rcpt(struct smtp_client *c)
@@ -838,7 +838,7 @@ static void on_rcpt(struct smtp_client *c)
 
 static int send_data(struct smtp_client *c)
 {
-	return smtp_cmd(c, "DATA");
+	return send_cmd(c, "DATA");
 }
 
 static void on_data(struct smtp_client *c)
@@ -901,7 +901,7 @@ static void on_body(struct smtp_client *c)
 
 static int send_quit(struct smtp_client *c)
 {
-	return smtp_cmd(c, "QUIT");
+	return send_cmd(c, "QUIT");
 }
 
 static void on_quit(struct smtp_client *c)

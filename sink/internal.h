@@ -88,6 +88,7 @@ struct sink {
 	 * always has a timer: its reply or its idle deadline). */
 };
 
+/* reactor.c: the primitives both loop.c and session.c use. */
 long long sink_now_ms(void);
 /* A number in [0,1). */
 double sink_random(struct sink *sk);

@@ -1,6 +1,6 @@
 /*
  * loop.c - the sink's event loop (see sink.h): listeners, one epoll set,
- * a signalfd, and a min-heap of session timers.  Modelled on Redis's
+ * a signalfd, and a min-heap of session timers (sink/reactor.c).  Modelled on Redis's
  * ae.c: one thread, level-triggered epoll, the nearest timer bounds the
  * wait.
  *
@@ -34,109 +34,6 @@
 #define SINK_ACCEPT_BURST 256
 #define SINK_PAUSE_MS 100
 #define SINK_STATS_EVERY_MS 1000
-
-long long sink_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* xorshift64*: faults need a fair coin, not an unpredictable one. */
-double sink_random(struct sink *sk)
-{
-	uint64_t x = sk->rng;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	sk->rng = x;
-	return (double)((x * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
-
-/* ---- the timer heap, ordered by at_ms ---- */
-
-static void heap_place(struct sink *sk, size_t i, struct sink_session *s)
-{
-	sk->heap[i] = s;
-	s->heap_idx = i;
-}
-
-static void heap_up(struct sink *sk, size_t i)
-{
-	struct sink_session *s = sk->heap[i];
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (sk->heap[parent]->at_ms <= s->at_ms)
-			break;
-		heap_place(sk, i, sk->heap[parent]);
-		i = parent;
-	}
-	heap_place(sk, i, s);
-}
-
-static void heap_down(struct sink *sk, size_t i)
-{
-	struct sink_session *s = sk->heap[i];
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-		long long best = s->at_ms;
-		if (l < sk->heap_n && sk->heap[l]->at_ms < best)
-			m = l, best = sk->heap[l]->at_ms;
-		if (l + 1 < sk->heap_n && sk->heap[l + 1]->at_ms < best)
-			m = l + 1;
-		if (m == i)
-			break;
-		heap_place(sk, i, sk->heap[m]);
-		i = m;
-	}
-	heap_place(sk, i, s);
-}
-
-void sink_timer_set(struct sink *sk, struct sink_session *s)
-{
-	if (s->heap_idx == SIZE_MAX) {
-		if (sk->heap_n == sk->heap_cap) {
-			sk->heap_cap = sk->heap_cap ? sk->heap_cap * 2 : 1024;
-			sk->heap = xrealloc(sk->heap, sk->heap_cap * sizeof(*sk->heap));
-		}
-		heap_place(sk, sk->heap_n++, s);
-		heap_up(sk, s->heap_idx);
-		return;
-	}
-	heap_up(sk, s->heap_idx);
-	heap_down(sk, s->heap_idx);
-}
-
-void sink_timer_del(struct sink *sk, struct sink_session *s)
-{
-	size_t i = s->heap_idx;
-	if (i == SIZE_MAX)
-		return;
-	s->heap_idx = SIZE_MAX;
-	struct sink_session *last = sk->heap[--sk->heap_n];
-	if (i == sk->heap_n)
-		return;
-	heap_place(sk, i, last);
-	heap_up(sk, i);
-	heap_down(sk, last->heap_idx);
-}
-
-int sink_session_events(struct sink *sk, struct sink_session *s)
-{
-	unsigned want = 0;
-	if (s->state != SINK_S_CLOSING && s->out_len - s->out_off < SINK_OUT_HIGH)
-		want |= EPOLLIN;
-	if (s->flags & SINK_F_WANT_OUT)
-		want |= EPOLLOUT;
-	if (want == s->ev)
-		return 0;
-	struct epoll_event ev = { .events = want, .data.ptr = s };
-	int op = s->ev == 0 && want != 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-	if (s->ev != 0 && want == 0)
-		op = EPOLL_CTL_DEL;
-	s->ev = want;
-	return epoll_ctl(sk->epfd, op, s->fd, &ev);
-}
 
 /* ---- listeners ---- */
 
