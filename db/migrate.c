@@ -63,14 +63,11 @@ static int applied_state(PGconn *c, int *count, int *newest, char *err, size_t e
 	return 0;
 }
 
-/* 1 when migration version v is recorded as applied. */
-static int is_applied(PGconn *c, int v, char *err, size_t errlen)
+/* 1 when the one-parameter query finds a row, 0 when not, -1 on error. */
+static int row_exists(PGconn *c, const char *sql, const char *param, char *err, size_t errlen)
 {
-	char ver[16];
-	snprintf(ver, sizeof(ver), "%d", v);
-	const char *params[] = { ver };
-	PGresult *res = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, NULL, params,
-				     NULL, NULL, 0);
+	const char *params[] = { param };
+	PGresult *res = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
 	int rc = -1;
 	if (db_res_ok(res, PGRES_TUPLES_OK))
 		rc = PQntuples(res) > 0;
@@ -78,6 +75,14 @@ static int is_applied(PGconn *c, int v, char *err, size_t errlen)
 		db_set_error(c, res, err, errlen);
 	PQclear(res);
 	return rc;
+}
+
+/* 1 when migration version v is recorded as applied. */
+static int is_applied(PGconn *c, int v, char *err, size_t errlen)
+{
+	char ver[16];
+	snprintf(ver, sizeof(ver), "%d", v);
+	return row_exists(c, "SELECT 1 FROM schema_migrations WHERE version = $1", ver, err, errlen);
 }
 
 /* Runs one migration's SQL; a migration of comments only (its functions
@@ -93,23 +98,21 @@ static int exec_migration(PGconn *c, const char *sql, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
-/* Applies db/functions.sql and records its SHA-256, in one transaction. */
-static int apply_functions(PGconn *c, char *err, size_t errlen)
+/* Runs sql, then the statement that records it (record, with nparams
+ * params), in one transaction; what names sql prefixes a failure of it. */
+static int apply_and_record(PGconn *c, const char *sql, const char *what, const char *record, int nparams,
+			    const char *const *params, char *err, size_t errlen)
 {
 	if (db_exec(c, "BEGIN", err, errlen) < 0)
 		return -1;
-	if (db_exec(c, db_functions_sql, err, errlen) < 0) {
+	if (exec_migration(c, sql, err, errlen) < 0) {
 		char inner[512];
 		snprintf(inner, sizeof(inner), "%s", err);
-		snprintf(err, errlen, "db/functions.sql failed: %s", inner);
+		snprintf(err, errlen, "%s failed: %s", what, inner);
 		PQclear(PQexec(c, "ROLLBACK"));
 		return -1;
 	}
-	const char *params[] = { db_functions_sha256 };
-	PGresult *res = PQexecParams(c,
-				     "INSERT INTO schema_functions (id, sha256) VALUES (true, $1)"
-				     " ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
-				     1, NULL, params, NULL, NULL, 0);
+	PGresult *res = PQexecParams(c, record, nparams, NULL, params, NULL, NULL, 0);
 	int ok = db_res_ok(res, PGRES_COMMAND_OK);
 	if (!ok)
 		db_set_error(c, res, err, errlen);
@@ -119,49 +122,33 @@ static int apply_functions(PGconn *c, char *err, size_t errlen)
 		return -1;
 	}
 	return db_exec(c, "COMMIT", err, errlen);
+}
+
+/* Applies db/functions.sql and records its SHA-256, in one transaction. */
+static int apply_functions(PGconn *c, char *err, size_t errlen)
+{
+	const char *params[] = { db_functions_sha256 };
+	return apply_and_record(c, db_functions_sql, "db/functions.sql",
+				"INSERT INTO schema_functions (id, sha256) VALUES (true, $1)"
+				" ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()",
+				1, params, err, errlen);
 }
 
 /* 1 when schema_functions records this binary's db/functions.sql, 0 when
  * not, -1 on error. */
 static int functions_current(PGconn *c, char *err, size_t errlen)
 {
-	const char *params[] = { db_functions_sha256 };
-	PGresult *res = PQexecParams(c, "SELECT 1 FROM schema_functions WHERE sha256 = $1", 1, NULL, params, NULL,
-				     NULL, 0);
-	int rc = -1;
-	if (db_res_ok(res, PGRES_TUPLES_OK))
-		rc = PQntuples(res) > 0;
-	else
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
-	return rc;
+	return row_exists(c, "SELECT 1 FROM schema_functions WHERE sha256 = $1", db_functions_sha256, err, errlen);
 }
 
 static int apply_one(PGconn *c, const struct db_migration *m, char *err, size_t errlen)
 {
-	char ver[16];
+	char ver[16], what[160];
 	snprintf(ver, sizeof(ver), "%d", m->version);
-	if (db_exec(c, "BEGIN", err, errlen) < 0)
-		return -1;
-	if (exec_migration(c, m->sql, err, errlen) < 0) {
-		char inner[512];
-		snprintf(inner, sizeof(inner), "%s", err);
-		snprintf(err, errlen, "migration %04d_%s failed: %s", m->version, m->name, inner);
-		PQclear(PQexec(c, "ROLLBACK"));
-		return -1;
-	}
+	snprintf(what, sizeof(what), "migration %04d_%s", m->version, m->name);
 	const char *params[] = { ver, m->name };
-	PGresult *res = PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-				     2, NULL, params, NULL, NULL, 0);
-	int ok = db_res_ok(res, PGRES_COMMAND_OK);
-	if (!ok)
-		db_set_error(c, res, err, errlen);
-	PQclear(res);
-	if (!ok) {
-		PQclear(PQexec(c, "ROLLBACK"));
-		return -1;
-	}
-	return db_exec(c, "COMMIT", err, errlen);
+	return apply_and_record(c, m->sql, what, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+				params, err, errlen);
 }
 
 static int migrate_locked(PGconn *c, FILE *progress, char *err, size_t errlen)

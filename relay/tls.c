@@ -171,8 +171,8 @@ static int is_ip_literal(const char *host)
 	return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
 }
 
-struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int verify,
-				long deadline, enum io_err *ioerr, char *err, size_t errlen)
+/* A connection over fd, before its handshake; NULL with err set. */
+static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr, char *err, size_t errlen)
 {
 	ERR_clear_error();
 	SSL *ssl = SSL_new(ctx->ctx);
@@ -184,7 +184,22 @@ struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, i
 	struct tls_conn *t = xcalloc(1, sizeof(*t));
 	t->ssl = ssl;
 	t->fd = fd;
-	SSL_set_fd(ssl, fd);
+	if (SSL_set_fd(ssl, fd) != 1) {
+		*ioerr = IOE_TLS;
+		ssl_err(err, errlen, "SSL_set_fd");
+		tls_conn_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int verify,
+				long deadline, enum io_err *ioerr, char *err, size_t errlen)
+{
+	struct tls_conn *t = conn_new(ctx, fd, ioerr, err, errlen);
+	if (t == NULL)
+		return NULL;
+	SSL *ssl = t->ssl;
 	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	int hostok = is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
@@ -220,25 +235,12 @@ struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, i
 struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,
 				 char *err, size_t errlen)
 {
-	ERR_clear_error();
-	SSL *ssl = SSL_new(ctx->ctx);
-	if (!ssl) {
-		*ioerr = IOE_TLS;
-		ssl_err(err, errlen, "SSL_new");
+	struct tls_conn *t = conn_new(ctx, fd, ioerr, err, errlen);
+	if (t == NULL)
 		return NULL;
-	}
-	struct tls_conn *t = xcalloc(1, sizeof(*t));
-	t->ssl = ssl;
-	t->fd = fd;
-	if (SSL_set_fd(ssl, fd) != 1) {
-		*ioerr = IOE_TLS;
-		ssl_err(err, errlen, "SSL_set_fd");
-		tls_conn_free(t);
-		return NULL;
-	}
 	for (;;) {
 		errno = 0;
-		int rc = SSL_accept(ssl);
+		int rc = SSL_accept(t->ssl);
 		if (rc == 1)
 			return t;
 		if (tls_retry(t, rc, deadline, ioerr, err, errlen, "TLS handshake") < 0) {
