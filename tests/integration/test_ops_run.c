@@ -28,6 +28,15 @@ static pid_t run_sh(const char *var, int api_port, int sink_port, const char *lo
 	pid_t pid = fork();
 	if (pid == 0) {
 		setsid();
+		/* As from a terminal: a shell started in the background by a
+		 * non-interactive one (CI runners, nohup, "cmd &") inherits
+		 * SIGINT ignored, and bash cannot trap a signal ignored on
+		 * entry - the Ctrl-C below would then never arrive. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		char v[64];
 		setenv("VAR_DIR", var, 1);
 		snprintf(v, sizeof(v), "127.0.0.1:%d", api_port);
