@@ -141,18 +141,18 @@ FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: bootstrap-test
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SAN=1 \
+	@$(MAKE) --no-print-directory -j2 BUILD=build-fuzz CC=clang SAN=1 \
 		SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS)
 
-fuzz-build: $(LIB_OBJ) $(GEN_SRC)
-	@mkdir -p $(BUILD)/fuzz
-	@for f in $(FUZZ_SRC); do \
-		n=$$(basename $$f .c); \
-		echo "  FUZZ $$n"; \
-		clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-			-o $(BUILD)/fuzz/$$n $$f $(LIB_OBJ) $(PKG_LIBS) $(LDLIBS) || exit 1; \
-	done
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+fuzz-build: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $*"
+	@clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
+		-o $@ $< $(LIB_OBJ) $(PKG_LIBS) $(LDLIBS)
 
 bench:
 	@deploy/bootstrap.sh bench
