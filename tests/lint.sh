@@ -33,6 +33,28 @@ if grep -iHoE 'CREATE[[:space:]]+(OR[[:space:]]+REPLACE[[:space:]]+)?FUNCTION[[:
    sed -E 's/:.*[[:space:]]([a-z_0-9]+)$/:\1/' | grep -vE "$fn_allowed"; then
   echo "lint: SQL functions are defined in db/functions.sql, not in migrations" >&2; rc=1
 fi
+# The layers of docs/architecture.md: a folder includes only from lower
+# layers or from itself; folders on one layer do not include each other;
+# and queue/ includes neither relay/, hooks/ nor bounce/.
+declare -A layer=([util]=1 [db]=2 [mail]=2 [relay]=3 [bounce]=4 [hooks]=4 [sink]=5 [queue]=5 [api]=6 [cli]=7)
+up=$(for d in $src; do
+       [ -n "${layer[$d]:-}" ] || { echo "$d/: a folder with no layer in tests/lint.sh"; continue; }
+       grep -noE '^#[[:space:]]*include[[:space:]]*"[a-z_]+/' -r "$d" --include='*.c' --include='*.h' |
+         while IFS= read -r hit; do
+           to=${hit##*\"}; to=${to%/}
+           [ "$to" = "$d" ] && continue
+           [ -n "${layer[$to]:-}" ] || continue
+           [ "${layer[$to]}" -lt "${layer[$d]}" ] || echo "${hit%%:#*}: $d/ (layer ${layer[$d]}) includes $to/ (layer ${layer[$to]})"
+           case "$d>$to" in
+             # queue/ is handed its delivery function (cli/cmd_serve.c wires it)
+             "queue>relay"|"queue>hooks"|"queue>bounce") echo "${hit%%:#*}: $d/ never includes $to/" ;;
+           esac
+         done
+     done)
+if [ -n "$up" ]; then
+  printf '%s\n' "$up"
+  echo "lint: an include runs up or sideways between folders (docs/architecture.md draws the layers)" >&2; rc=1
+fi
 # JSON libraries stay at the API boundary (STYLE.md): JSON is turned into
 # our own structs in api/.  Outside api/, only these files, each for a reason:
 json_ok=(
