@@ -5,7 +5,9 @@
  *
  * The message is stored in bounces_raw (source 'api', db/bounces.h) and
  * processed at once (bounce/bounces.h); the 202 says what matched, or
- * {"id","outcome":"queued"} when the bounce processor will take it later.
+ * {"id","outcome":"queued"} when the bounce processor will take it later
+ * (processing failed, another processor holds it, or it waits for a
+ * recipient that is still being delivered).
  * A body that is not message/rfc822 is 415, an empty one 422, one over
  * MF_BOUNCE_SIZE_MAX 413; a database failure 503.
  */
@@ -66,13 +68,14 @@ enum api_result api_post_bounces(struct api_req *req)
 		return API_DONE;
 	}
 	struct bounce_result *res = xmalloc(sizeof(*res));
-	int rc = bounce_process(req->deps->pool, req->deps->cfg, id, res, err, sizeof(err));
-	if (rc < 0) {
+	enum bounce_process_rc rc = bounce_process(req->deps->pool, req->deps->cfg, id, res, err, sizeof(err));
+	if (rc == BOUNCE_PROCESS_ERROR) {
 		/* Stored: the bounce processor will retry it. */
 		log_error("event=bounce_process_failed bounce_id=%" PRId64 " error=%s", id, err);
 		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
-	} else if (rc == 0) {
-		/* Another processor took it first. */
+	} else if (rc == BOUNCE_PROCESS_NONE || rc == BOUNCE_PROCESS_WAITING) {
+		/* Another processor took it first, or it waits for a delivery
+		 * outcome: the bounce processor applies it later. */
 		api_json(req, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome", "queued"));
 	} else {
 		json_t *rcpts = json_array();

@@ -10,6 +10,16 @@
  * rejections (mail/classify.h): Status, else the enhanced code in the
  * Diagnostic-Code when Status is only "X.0.0" (Exim's habit), plus the
  * reply code and text of the diagnostic.
+ *
+ * Waiting: a recipient still 'sending' has an outcome on its way to the
+ * recorder - maybe the very 250 after which the receiver sent this DSN
+ * (RFC 5321 section 6.1).  The bounce is not applied before that outcome:
+ * bounce_process() gives the row back unprocessed (db_bounce_tx_wait), the
+ * claim skips it until the recipient has left 'sending', and the thread's
+ * sweep takes it again, so the events come in the order things happened
+ * (delivered, then bounced).  After lease_time it is applied anyway: a
+ * worker that long past its 250 is stuck, and a bounce must not wait for it
+ * forever.
  */
 #include "bounce/bounces.h"
 
@@ -71,10 +81,38 @@ static int group_for(const struct dsn_report *r, const char *email)
 	return r->nrcpts > 0 ? 0 : -1;
 }
 
-/* Applies one recipient group to a matched row; fills out. */
-static int apply(struct db_bounce_tx *tx, const struct dsn_report *r, const struct dsn_rcpt *x,
-		 const struct db_bounce_rcpt *row, struct bounce_rcpt_result *out, char *err, size_t errlen)
+/* Whether a bounce may wait for a recipient in 'sending', and which one it
+ * waits for when it does. */
+struct bounce_wait {
+	int allowed;            /* 0: the wait is over, or lease_time is 0 */
+	int64_t recipient_id;   /* set when the bounce waits */
+	char message_id[40];
+};
+
+/* 1 when the bounce must wait for row's delivery outcome (w filled). */
+static int must_wait(struct db_bounce_tx *tx, const struct db_bounce_rcpt *row, struct bounce_wait *w)
 {
+	if (strcmp(row->status, "sending") != 0)
+		return 0;
+	if (!w->allowed) {
+		log_warn("event=bounce_wait_over bounce_id=%" PRId64 " msg_id=%s recipient_id=%" PRId64
+			 " note=\"still sending after lease_time; applied now, a late delivery report is dropped\"",
+			 db_bounce_tx_id(tx), row->message_id, row->id);
+		return 0;
+	}
+	w->recipient_id = row->id;
+	snprintf(w->message_id, sizeof(w->message_id), "%s", row->message_id);
+	return 1;
+}
+
+/* Applies one recipient group to a matched row; fills out.  Returns 0, 1
+ * when the bounce must wait instead (nothing applied), or -1. */
+static int apply(struct db_bounce_tx *tx, const struct dsn_report *r, const struct dsn_rcpt *x,
+		 const struct db_bounce_rcpt *row, struct bounce_wait *w, struct bounce_rcpt_result *out, char *err,
+		 size_t errlen)
+{
+	if (must_wait(tx, row, w))
+		return 1;
 	const char *enhanced = pick_status(x);
 	snprintf(out->status, sizeof(out->status), "%s", enhanced);
 	out->recipient_id = row->id;
@@ -133,9 +171,10 @@ static int wanted(const struct dsn_rcpt *x)
 	return x->action == DSN_ACTION_FAILED || x->action == DSN_ACTION_DELAYED;
 }
 
-/* The body of bounce_process() once a row is claimed. */
+/* The body of bounce_process() once a row is claimed: 0 done, 1 the bounce
+ * waits for w->recipient_id (what was applied is to be undone), -1 error. */
 static int process_claimed(struct db_bounce_tx *tx, const struct config *cfg, const unsigned char *key,
-			   struct bounce_result *res, char *err, size_t errlen)
+			   struct bounce_wait *w, struct bounce_result *res, char *err, size_t errlen)
 {
 	size_t len;
 	const char *raw = db_bounce_tx_raw(tx, &len);
@@ -184,7 +223,7 @@ static int process_claimed(struct db_bounce_tx *tx, const struct config *cfg, co
 				out->result = "ignored";
 			else {
 				out->matched_by = "verp";
-				rc = apply(tx, &r, x, &row, out, err, errlen);
+				rc = apply(tx, &r, x, &row, w, out, err, errlen);
 			}
 		}
 	} else {
@@ -210,7 +249,7 @@ static int process_claimed(struct db_bounce_tx *tx, const struct config *cfg, co
 				out->result = "unmatched";
 			} else {
 				out->matched_by = "message_id";
-				rc = apply(tx, &r, x, &row, out, err, errlen);
+				rc = apply(tx, &r, x, &row, w, out, err, errlen);
 			}
 		}
 	}
@@ -220,8 +259,8 @@ static int process_claimed(struct db_bounce_tx *tx, const struct config *cfg, co
 	return rc;
 }
 
-int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_id, struct bounce_result *res,
-		   char *err, size_t errlen)
+enum bounce_process_rc bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_id,
+				      struct bounce_result *res, char *err, size_t errlen)
 {
 	struct bounce_result *mine = NULL;
 	if (res == NULL)
@@ -232,7 +271,7 @@ int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_
 	if (cfg->bounce_domain && *cfg->bounce_domain) {
 		if (db_settings_secret(pool, DB_SETTING_VERP_KEY, key, sizeof(key), err, errlen) < 0) {
 			free(mine);
-			return -1;
+			return BOUNCE_PROCESS_ERROR;
 		}
 		have_key = 1;
 	}
@@ -240,20 +279,33 @@ int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_
 	int claimed = db_bounce_claim(pool, only_id, &tx, err, errlen);
 	if (claimed <= 0) {
 		free(mine);
-		return claimed;
+		return claimed < 0 ? BOUNCE_PROCESS_ERROR : BOUNCE_PROCESS_NONE;
 	}
-	int rc = process_claimed(tx, cfg, have_key ? key : NULL, res, err, errlen);
+	struct bounce_wait w = { .allowed = cfg->lease_time > 0 && db_bounce_tx_may_wait(tx) };
+	int rc = process_claimed(tx, cfg, have_key ? key : NULL, &w, res, err, errlen);
 	if (rc < 0) {
 		db_bounce_tx_abort(tx);
 		free(mine);
-		return -1;
+		return BOUNCE_PROCESS_ERROR;
+	}
+	if (rc == 1) {
+		/* What the report said of other recipients was undone with it. */
+		res->nrcpts = 0;
+		snprintf(res->outcome, sizeof(res->outcome), "waiting");
+		rc = db_bounce_tx_wait(tx, w.recipient_id, cfg->lease_time, err, errlen);
+		if (rc == 0)
+			log_info("event=bounce_waiting bounce_id=%" PRId64 " msg_id=%s recipient_id=%" PRId64
+				 " max_wait_secs=%ld note=\"recipient still sending; applied once its outcome is recorded\"",
+				 res->bounce_id, w.message_id, w.recipient_id, cfg->lease_time);
+		free(mine);
+		return rc < 0 ? BOUNCE_PROCESS_ERROR : BOUNCE_PROCESS_WAITING;
 	}
 	rc = db_bounce_tx_finish(tx, res->outcome, err, errlen);
 	if (rc == 0)
 		log_info("event=bounce_processed bounce_id=%" PRId64 " kind=%s outcome=%s recipients=%d", res->bounce_id,
 			 dsn_kind_name(res->kind), res->outcome, res->nrcpts);
 	free(mine);
-	return rc < 0 ? -1 : 1;
+	return rc < 0 ? BOUNCE_PROCESS_ERROR : BOUNCE_PROCESS_DONE;
 }
 
 /* --- the thread ----------------------------------------------------------- */
@@ -308,13 +360,20 @@ static void *processor_main(void *arg)
 			sleep(1);
 			continue;
 		}
-		/* Drain: every unprocessed row, one transaction each. */
+		/* Drain: every ready row, one transaction each.  A row that
+		 * waits is not ready again until its recipient has left
+		 * 'sending', so it is not taken again in this drain; a later
+		 * sweep (or NOTIFY) takes it. */
 		while (!stopping(bp)) {
 			char err[512];
-			int rc = bounce_process(bp->pool, bp->cfg, 0, res, err, sizeof(err));
-			if (rc == 0)
+			enum bounce_process_rc rc = bounce_process(bp->pool, bp->cfg, 0, res, err, sizeof(err));
+			if (rc == BOUNCE_PROCESS_NONE)
 				break;
-			if (rc > 0) {
+			if (rc == BOUNCE_PROCESS_WAITING) {
+				failures = 0;
+				continue;
+			}
+			if (rc == BOUNCE_PROCESS_DONE) {
 				failures = 0;
 				count_bounces(bp->metrics, res);
 				continue;

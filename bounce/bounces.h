@@ -15,8 +15,18 @@
  * A VERP address whose HMAC does not verify changes nothing (logged,
  * outcome "forged_token").  Auto-replies change nothing ("not_bounce").
  *
+ * A bounce that matches a recipient still 'sending' waits for the
+ * delivery's outcome: a receiver that answered 250 to DATA reports a later
+ * failure by mail (RFC 5321 section 6.1, an RFC 3464 DSN), and that report
+ * can arrive before the recorder has written the 250.  Applied at once it
+ * would make the recipient bounced and drop the late 'delivered', losing
+ * message.delivered from the timeline.  So the row is left unprocessed
+ * (db_bounce_tx_wait) until the recipient has left 'sending', for at most
+ * lease_time (0: no waiting); then it is applied whatever the status.
+ *
  * bounce_processor_new() runs that in a thread (the "bounces" role): it
- * LISTENs mailferry_bounces and also sweeps every few seconds.
+ * LISTENs mailferry_bounces and also sweeps every few seconds, which is
+ * when a waiting bounce whose recipient has left 'sending' is taken again.
  */
 #ifndef MF_BOUNCE_BOUNCES_H
 #define MF_BOUNCE_BOUNCES_H
@@ -51,13 +61,21 @@ struct bounce_result {
 	int nrcpts;
 };
 
+/* What bounce_process() did. */
+enum bounce_process_rc {
+	BOUNCE_PROCESS_ERROR = -1,  /* rolled back, err set; the row stays unprocessed */
+	BOUNCE_PROCESS_NONE = 0,    /* no row ready to claim */
+	BOUNCE_PROCESS_DONE = 1,    /* processed: *res filled */
+	BOUNCE_PROCESS_WAITING = 2, /* a matched recipient is still 'sending': the row waits,
+				       unprocessed (res: bounce_id, outcome "waiting") */
+};
+
 /*
- * Processes one unprocessed bounce (only_id > 0: that row only).  Returns
- * 1 processed (*res filled, may be NULL), 0 none to claim, -1 on error
- * (rolled back; the row stays unprocessed).
+ * Processes one unprocessed, ready bounce (only_id > 0: that row only).
+ * res may be NULL.
  */
-int bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_id, struct bounce_result *res,
-		   char *err, size_t errlen);
+enum bounce_process_rc bounce_process(struct db_pool *pool, const struct config *cfg, int64_t only_id,
+				      struct bounce_result *res, char *err, size_t errlen);
 
 struct bounce_processor;
 struct metrics;

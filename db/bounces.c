@@ -23,6 +23,7 @@ struct db_bounce_tx {
 	unsigned char *raw;
 	size_t rawlen;
 	char *rcpt_to;
+	int may_wait;   /* wait_until unset or ahead */
 };
 
 int db_bounce_insert(struct db_pool *pool, const char *source, const char *mail_from, const char *rcpt_to,
@@ -67,10 +68,16 @@ int db_bounce_claim(struct db_pool *pool, int64_t only_id, struct db_bounce_tx *
 	char idbuf[32];
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, only_id);
 	const char *params[] = { idbuf };
+	/* A row that waits for a recipient (db_bounce_tx_wait) is ready again
+	 * once that recipient has left 'sending' (its outcome is recorded, or
+	 * the reaper took back its lease) or its wait_until has passed. */
 	PGresult *res = PQexecParams(c,
-		"SELECT id, raw, coalesce(rcpt_to, '') FROM bounces_raw"
-		" WHERE processed_at IS NULL AND ($1::bigint = 0 OR id = $1::bigint)"
-		" ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", 1, NULL, params, NULL, NULL, 0);
+		"SELECT b.id, b.raw, coalesce(b.rcpt_to, ''), (b.wait_until IS NULL OR b.wait_until > now())::text"
+		"  FROM bounces_raw b"
+		" WHERE b.processed_at IS NULL AND ($1::bigint = 0 OR b.id = $1::bigint)"
+		"   AND (b.wait_rcpt IS NULL OR b.wait_until <= now()"
+		"        OR NOT EXISTS (SELECT 1 FROM recipients r WHERE r.id = b.wait_rcpt AND r.status = 'sending'))"
+		" ORDER BY b.id LIMIT 1 FOR UPDATE OF b SKIP LOCKED", 1, NULL, params, NULL, NULL, 0);
 	struct db_bounce_tx *tx = xcalloc(1, sizeof(*tx));
 	tx->pool = pool;
 	tx->conn = c;
@@ -88,9 +95,16 @@ int db_bounce_claim(struct db_pool *pool, int64_t only_id, struct db_bounce_tx *
 	tx->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	tx->raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &tx->rawlen);
 	tx->rcpt_to = xstrdup(PQgetvalue(res, 0, 2));
+	tx->may_wait = PQgetvalue(res, 0, 3)[0] == 't';
 	PQclear(res);
 	if (tx->raw == NULL) {
 		snprintf(err, errlen, "bounce %" PRId64 ": cannot decode raw", tx->id);
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	/* db_bounce_tx_wait() undoes the processing back to here and keeps
+	 * the row lock. */
+	if (db_exec(c, "SAVEPOINT claimed", err, errlen) < 0) {
 		db_bounce_tx_abort(tx);
 		return -1;
 	}
@@ -112,6 +126,11 @@ const char *db_bounce_tx_raw(const struct db_bounce_tx *tx, size_t *len)
 const char *db_bounce_tx_rcpt_to(const struct db_bounce_tx *tx)
 {
 	return tx->rcpt_to;
+}
+
+int db_bounce_tx_may_wait(const struct db_bounce_tx *tx)
+{
+	return tx->may_wait;
 }
 
 static int rcpt_row(PGconn *c, PGresult *res, struct db_bounce_rcpt *out, char *err, size_t errlen)
@@ -268,14 +287,10 @@ int db_bounce_tx_suppress(struct db_bounce_tx *tx, const char *email, const char
 	return added;
 }
 
-int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err, size_t errlen)
+/* Commits and frees tx; on failure rolls back (db_bounce_tx_abort). */
+static int tx_commit(struct db_bounce_tx *tx, char *err, size_t errlen)
 {
-	char idbuf[32];
-	snprintf(idbuf, sizeof(idbuf), "%" PRId64, tx->id);
-	const char *params[] = { idbuf, outcome };
-	if (exec_params(tx->conn, "UPDATE bounces_raw SET processed_at = now(), outcome = $2 WHERE id = $1", 2,
-			params, PGRES_COMMAND_OK, NULL, err, errlen) < 0 ||
-	    db_exec(tx->conn, "COMMIT", err, errlen) < 0) {
+	if (db_exec(tx->conn, "COMMIT", err, errlen) < 0) {
 		db_bounce_tx_abort(tx);
 		return -1;
 	}
@@ -284,6 +299,37 @@ int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err,
 	free(tx->rcpt_to);
 	free(tx);
 	return 0;
+}
+
+int db_bounce_tx_wait(struct db_bounce_tx *tx, int64_t recipient_id, long max_wait_secs, char *err,
+		      size_t errlen)
+{
+	char idbuf[32], rid[32], secs[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, tx->id);
+	snprintf(rid, sizeof(rid), "%" PRId64, recipient_id);
+	snprintf(secs, sizeof(secs), "%ld", max_wait_secs);
+	const char *params[] = { idbuf, rid, secs };
+	if (db_exec(tx->conn, "ROLLBACK TO SAVEPOINT claimed", err, errlen) < 0 ||
+	    exec_params(tx->conn, "UPDATE bounces_raw SET wait_rcpt = $2::bigint,"
+				  " wait_until = coalesce(wait_until, now() + $3::bigint * interval '1 second')"
+				  " WHERE id = $1::bigint", 3, params, PGRES_COMMAND_OK, NULL, err, errlen) < 0) {
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	return tx_commit(tx, err, errlen);
+}
+
+int db_bounce_tx_finish(struct db_bounce_tx *tx, const char *outcome, char *err, size_t errlen)
+{
+	char idbuf[32];
+	snprintf(idbuf, sizeof(idbuf), "%" PRId64, tx->id);
+	const char *params[] = { idbuf, outcome };
+	if (exec_params(tx->conn, "UPDATE bounces_raw SET processed_at = now(), outcome = $2 WHERE id = $1", 2,
+			params, PGRES_COMMAND_OK, NULL, err, errlen) < 0) {
+		db_bounce_tx_abort(tx);
+		return -1;
+	}
+	return tx_commit(tx, err, errlen);
 }
 
 int db_bounce_mark(struct db_pool *pool, int64_t id, const char *outcome, char *err, size_t errlen)

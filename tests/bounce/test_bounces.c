@@ -5,7 +5,9 @@
  * matched by Message-ID), and the resulting recipient status, bounce
  * classification, suppression list, events and bounces_raw outcome are
  * asserted.  Forged tokens, auto-replies and delay notices must change
- * nothing but what they are allowed to.
+ * nothing but what they are allowed to.  A bounce for a recipient still
+ * 'sending' waits for the delivery's outcome (claimed and recorded with
+ * db/queue.h, as the delivery worker does), at most lease_time.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -18,6 +20,7 @@
 #include "db/bounce_store.h"
 #include "db/bounces.h"
 #include "db/db.h"
+#include "db/queue.h"
 #include "db/settings.h"
 #include "harness.h"
 #include "bounce/bounces.h"
@@ -42,6 +45,7 @@ static void fix_init(struct fix *f)
 	memset(&f->cfg, 0, sizeof(f->cfg));
 	f->cfg.bounce_domain = BDOMAIN;
 	f->cfg.database_url = f->url;
+	f->cfg.lease_time = 600; /* the default 10m: how long a bounce waits for a 'sending' recipient */
 	char err[256];
 	cr_assert_eq(db_settings_secret(f->pool, DB_SETTING_VERP_KEY, f->key, VERP_KEY_LEN, err, sizeof(err)), 0, "%s", err);
 }
@@ -333,31 +337,218 @@ Test(bounces, thread_processes_notified_rows)
 	fix_done(&f);
 }
 
+/* Stores the bounce (as the listener would) and processes it once, which
+ * must give want; returns the row id. */
+static int64_t feed_rc(struct fix *f, const char *file, const char *addr, enum bounce_process_rc want,
+		       struct bounce_result *res)
+{
+	size_t len;
+	char *raw = corpus(file, addr, &len);
+	char err[512];
+	int64_t id;
+	cr_assert_eq(db_bounce_insert(f->pool, "smtp", "", addr, raw, len, &id, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	enum bounce_process_rc rc = bounce_process(f->pool, &f->cfg, id, res, err, sizeof(err));
+	cr_assert_eq(rc, want, "bounce_process: %d, want %d (%s)", rc, want, rc < 0 ? err : res->outcome);
+	return id;
+}
+
 Test(bounces, status_transitions_and_lease)
 {
 	struct fix f;
 	fix_init(&f);
-	/* A recipient still "sending" (a worker holds the lease): bounced, and
-	 * the lease is cleared so the worker's late report is dropped. */
+	/* A recipient still "sending" (a worker holds the lease): the bounce
+	 * waits for the delivery's outcome and changes nothing yet. */
 	int64_t sending = add_rcpt(&f, M1, M1 "@shop.example", "nobody@example.org", "sending");
 	free(sqlf(&f, "UPDATE recipients SET lease_owner = 'w1', lease_expires_at = now() + interval '1 minute'"
 		      " WHERE id = %" PRId64, sending));
 	/* A canceled recipient is never revived by a bounce. */
 	int64_t canceled = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0c", "c@shop.example", "nobody@example.org",
 				    "canceled");
-	char addr[128];
+	char addr[128], err[512];
 	struct bounce_result *res = malloc(sizeof(*res));
 	verp(&f, sending, addr, sizeof(addr));
-	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	int64_t b = feed_rc(&f, "postfix_user_unknown.eml", addr, BOUNCE_PROCESS_WAITING, res);
+	cr_expect_str_eq(res->outcome, "waiting");
+	cr_expect_eq(res->bounce_id, b);
+	expect_sql(&f, "sending|w1", "SELECT concat_ws('|', status, lease_owner) FROM recipients WHERE id = %" PRId64,
+		   sending);
+	expect_sql(&f, "t|t|t", "SELECT concat_ws('|', processed_at IS NULL AND outcome IS NULL, wait_rcpt = %" PRId64 ","
+				" wait_until BETWEEN now() + interval '599 s' AND now() + interval '601 s')"
+				" FROM bounces_raw WHERE id = %" PRId64, sending, b);
+	expect_sql(&f, "0", "SELECT count(*) FROM events");
+	expect_sql(&f, "0", "SELECT count(*) FROM suppressions");
+	/* Not ready while the recipient is 'sending': nothing to claim. */
+	cr_expect_eq(bounce_process(f.pool, &f.cfg, b, res, err, sizeof(err)), BOUNCE_PROCESS_NONE);
+	cr_expect_eq(bounce_process(f.pool, &f.cfg, 0, res, err, sizeof(err)), BOUNCE_PROCESS_NONE);
+
+	/* The wait is bounded (lease_time): once over, the bounce is applied
+	 * to the recipient still 'sending', and the lease is cleared so the
+	 * worker's late report is dropped. */
+	free(sqlf(&f, "UPDATE bounces_raw SET wait_until = now() - interval '1 second' WHERE id = %" PRId64, b));
+	cr_assert_eq(bounce_process(f.pool, &f.cfg, b, res, err, sizeof(err)), BOUNCE_PROCESS_DONE, "%s", err);
 	cr_expect_str_eq(res->outcome, "bounced");
 	expect_sql(&f, "bounced|-|-", "SELECT concat_ws('|', status, coalesce(lease_owner, '-'),"
 				     " coalesce(lease_expires_at::text, '-')) FROM recipients WHERE id = %" PRId64, sending);
+	expect_sql(&f, "bounced", "SELECT outcome FROM bounces_raw WHERE id = %" PRId64, b);
+	expect_sql(&f, "1", "SELECT count(*) FROM suppressions WHERE email = 'nobody@example.org'");
+
 	verp(&f, canceled, addr, sizeof(addr));
 	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
 	cr_expect_str_eq(res->outcome, "unchanged");
 	expect_sql(&f, "canceled", "SELECT status FROM recipients WHERE id = %" PRId64, canceled);
 	expect_sql(&f, "1", "SELECT count(*) FROM events WHERE type = 'message.bounced'");
+
+	/* With lease_time 0 a bounce does not wait at all. */
+	int64_t now = add_rcpt(&f, "0193f7a2-6c1e-7d40-9a1b-2c3d4e5f6a0e", "e@shop.example", "gone@example.biz", "sending");
+	f.cfg.lease_time = 0;
+	verp(&f, now, addr, sizeof(addr));
+	feed(&f, "postfix_user_unknown.eml", addr, addr, res);
+	cr_expect_str_eq(res->outcome, "bounced");
+	expect_sql(&f, "bounced", "SELECT status FROM recipients WHERE id = %" PRId64, now);
 	free(res);
+	fix_done(&f);
+}
+
+static void claimed_id(const struct db_claim_row *row, void *arg)
+{
+	*(int64_t *)arg = row->id;
+}
+
+/* The delivery worker's claim of the one due recipient: 'sending' under owner. */
+static void worker_claims(struct db_session *s, const char *owner, int64_t want)
+{
+	char err[256];
+	int64_t got = 0;
+	cr_assert_eq(db_queue_claim(s, owner, 600, 10, claimed_id, &got, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(got, want);
+}
+
+/* The recorder writes the receiver's 250 for rid, as queue/worker.c does. */
+static void recorder_delivers(struct db_session *s, const char *owner, int64_t rid)
+{
+	struct db_outcome o = {
+		.id = rid, .lease_owner = owner, .status = "delivered", .code = 250, .enhanced = "2.0.0",
+		.text = "2.0.0 Ok: queued as 4ZT1", .mx = "mx.example.org", .tls_verified = -1,
+	};
+	char err[256];
+	int applied = -1;
+	cr_assert_eq(db_queue_record(s, &o, 1, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 1, "the 250 was not recorded: the bounce was applied before it");
+}
+
+/*
+ * The race of bounce_postfix::delivered_then_bounced_suppressed_and_forged_ignored:
+ * the receiver answers 250 and its DSN reaches the bounce listener before
+ * the recorder has written 'delivered'.  Every step is taken in order here,
+ * so the race is reproduced every time: the bounce must wait (the
+ * recipient stays 'sending'), the 250 is recorded, and the processor's
+ * thread then applies the bounce, giving queued, delivered, bounced.
+ */
+Test(bounces, dsn_before_the_recorded_250_waits_for_it)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t rid = add_rcpt(&f, M1, M1 "@shop.example", "Nobody@Example.org", "queued");
+	free(sqlf(&f, "SELECT mf_record_event(%" PRId64 ", 'message.queued')", rid));
+	struct db_session *s = db_session_new(f.url);
+	const char *owner = "host:1:r:1";
+	worker_claims(s, owner, rid);
+
+	/* The DSN arrives (stored with its NOTIFY, as the listener does) and
+	 * the processor looks at it while the recipient is still 'sending'. */
+	char addr[128], err[512];
+	verp(&f, rid, addr, sizeof(addr));
+	size_t len;
+	char *raw = corpus("postfix_user_unknown.eml", addr, &len);
+	const char *rcpts[] = { addr };
+	int64_t b = 0;
+	cr_assert_eq(db_bounce_store(f.pool, "smtp", "", rcpts, 1, raw, len, &b, err, sizeof(err)), 0, "%s", err);
+	free(raw);
+	struct bounce_result *res = malloc(sizeof(*res));
+	enum bounce_process_rc rc = bounce_process(f.pool, &f.cfg, b, res, err, sizeof(err));
+	expect_sql(&f, "sending|f", "SELECT concat_ws('|', status, (SELECT processed_at IS NOT NULL FROM bounces_raw"
+				   " WHERE id = %" PRId64 ")) FROM recipients WHERE id = %" PRId64, b, rid);
+	cr_assert_eq(rc, BOUNCE_PROCESS_WAITING, "the bounce did not wait for the delivery outcome: %d (%s)", rc,
+		     res->outcome);
+	expect_sql(&f, "message.queued", "SELECT string_agg(type, ',' ORDER BY id) FROM events");
+
+	/* The processor runs; the waiting bounce is not ready, so nothing
+	 * happens until the recorder writes the 250 (no NOTIFY then: the
+	 * thread's sweep takes the bounce again). */
+	struct bounce_processor *bp = bounce_processor_new(&f.cfg, f.pool, NULL);
+	cr_assert_not_null(bp);
+	recorder_delivers(s, owner, rid);
+	char sql[256], last[64] = "";
+	snprintf(sql, sizeof(sql), "SELECT coalesce(outcome, 'unprocessed') FROM bounces_raw WHERE id = %" PRId64, b);
+	int waited = th_sql_wait(f.url, sql, "bounced", 30000, last, sizeof(last)); /* about one sweep, 5 s */
+	bounce_processor_free(bp);
+	cr_assert_eq(waited, 0, "bounce not processed after the 250 was recorded: %s", last);
+
+	expect_sql(&f, "message.queued,message.delivered,message.bounced",
+		   "SELECT string_agg(type, ',' ORDER BY id) FROM events WHERE recipient_id = %" PRId64, rid);
+	expect_sql(&f, "250|mx.example.org", "SELECT concat_ws('|', payload->'data'->'smtp'->>'code',"
+					    " payload->'data'->'smtp'->>'mx') FROM events WHERE type = 'message.delivered'");
+	expect_sql(&f, "bounced|permanent|bad_mailbox|5.1.1|-", "SELECT concat_ws('|', status, bounce_type,"
+							       " bounce_category, last_enhanced, coalesce(lease_owner, '-'))"
+							       " FROM recipients WHERE id = %" PRId64, rid);
+	expect_sql(&f, "bounced", "SELECT status FROM messages WHERE id = '" M1 "'");
+	/* The suppression, as for a bounce with normal timing. */
+	expect_sql(&f, "bounce|" M1, "SELECT concat_ws('|', reason, message_id) FROM suppressions"
+				     " WHERE email = 'nobody@example.org'");
+	expect_sql(&f, "1", "SELECT count(*) FROM events WHERE type = 'suppression.created'"
+			    " AND payload->'data'->>'email' = 'nobody@example.org'");
+	free(res);
+	db_session_free(s);
+	fix_done(&f);
+}
+
+/*
+ * Matched by Message-ID, one report can name several recipients.  When
+ * one of them is 'sending' the whole bounce waits: what it would have done
+ * to the others is undone, and done once when it is applied.
+ */
+Test(bounces, report_with_a_sending_recipient_waits_whole)
+{
+	struct fix f;
+	fix_init(&f);
+	int64_t a = add_rcpt(&f, M1, M1 "@shop.example", "a@example.org", "delivered");
+	free(sqlf(&f, "INSERT INTO recipients (message_id, position, email, domain, kind, status)"
+		      " VALUES ('" M1 "', 1, 'b@example.org', 'example.org', 'to', 'queued')"));
+	int64_t bid = a + 1;
+	struct db_session *s = db_session_new(f.url);
+	worker_claims(s, "host:1:r:2", bid);
+	char raw[2048];
+	int n = snprintf(raw, sizeof(raw),
+			 "From: MAILER-DAEMON@mx.example.org\r\nTo: orders@shop.example\r\n"
+			 "Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+			 "--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+			 "Final-Recipient: rfc822; a@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+			 "Final-Recipient: rfc822; b@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+			 "--x\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <" M1 "@shop.example>\r\n"
+			 "--x--\r\n");
+	cr_assert(n > 0 && (size_t)n < sizeof(raw));
+	char err[512];
+	int64_t id;
+	cr_assert_eq(db_bounce_insert(f.pool, "smtp", "", "orders@shop.example", raw, (size_t)n, &id, err, sizeof(err)),
+		     0, "%s", err);
+	struct bounce_result *res = malloc(sizeof(*res));
+	cr_assert_eq(bounce_process(f.pool, &f.cfg, id, res, err, sizeof(err)), BOUNCE_PROCESS_WAITING, "%s",
+		     res->outcome);
+	cr_expect_eq(res->nrcpts, 0);
+	expect_sql(&f, "delivered,sending", "SELECT string_agg(status, ',' ORDER BY id) FROM recipients");
+	expect_sql(&f, "0|0", "SELECT (SELECT count(*) FROM events) || '|' || (SELECT count(*) FROM suppressions)");
+
+	recorder_delivers(s, "host:1:r:2", bid);
+	cr_assert_eq(bounce_process(f.pool, &f.cfg, id, res, err, sizeof(err)), BOUNCE_PROCESS_DONE, "%s", err);
+	cr_expect_str_eq(res->outcome, "bounced");
+	cr_expect_eq(res->nrcpts, 2);
+	expect_sql(&f, "bounced,bounced", "SELECT string_agg(status, ',' ORDER BY id) FROM recipients");
+	expect_sql(&f, "message.delivered,message.bounced,message.bounced",
+		   "SELECT string_agg(type, ',' ORDER BY id) FROM events WHERE message_id = '" M1 "'");
+	expect_sql(&f, "2", "SELECT count(*) FROM suppressions");
+	free(res);
+	db_session_free(s);
 	fix_done(&f);
 }
 
