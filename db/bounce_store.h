@@ -5,7 +5,8 @@
  * processed_at NULL, and the same transaction sends
  * NOTIFY mailferry_bounces (payload: the first new row's id), so a
  * processor that LISTENs wakes up and handles every row
- * WHERE processed_at IS NULL.
+ * WHERE processed_at IS NULL (one that waits for a recipient still
+ * 'sending' later, db/bounces.h).
  */
 #ifndef MF_DB_BOUNCE_STORE_H
 #define MF_DB_BOUNCE_STORE_H
