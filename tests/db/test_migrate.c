@@ -196,8 +196,14 @@ Test(migrate, upgrades_a_0019_database)
 
 	char err[512];
 	struct db_pool *pool = db_pool_new(url, 1);
+	/* It lacks 0020 and every migration after it. */
+	int newer = 0;
+	for (int i = 0; i < db_migrations_count; i++)
+		newer += db_migrations[i].version >= 20;
+	char lacks[32];
+	snprintf(lacks, sizeof(lacks), "lacks %d of", newer);
 	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
-	cr_assert(strstr(err, "lacks 1 of") != NULL, "%s", err);
+	cr_assert(strstr(err, lacks) != NULL, "%s (want %s)", err, lacks);
 	cr_assert_eq(db_migrate(url, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), 0, "%s", err);
 
