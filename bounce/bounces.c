@@ -96,7 +96,7 @@ static int must_wait(struct db_bounce_tx *tx, const struct db_bounce_rcpt *row, 
 		return 0;
 	if (!w->allowed) {
 		log_warn("event=bounce_wait_over bounce_id=%" PRId64 " msg_id=%s recipient_id=%" PRId64
-			 " note=\"still sending after lease_time; applied now, a late delivery report is dropped\"",
+			 " note=\"still sending when the wait (lease_time) ended; applied now\"",
 			 db_bounce_tx_id(tx), row->message_id, row->id);
 		return 0;
 	}
