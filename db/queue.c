@@ -35,8 +35,8 @@ struct db_session {
 	char *channel;  /* NULL: not listening */
 	char *owner;    /* NULL: not registered (db_session_register) */
 	int64_t lock_key;  /* the advisory lock this connection holds for owner */
-	int connects;      /* connections made so far */
-	long connected_ms; /* monotonic time of the last one */
+	int attempts;      /* connection attempts so far */
+	long connected_ms; /* monotonic time of the last connection made */
 	PGconn *conn;
 };
 
@@ -138,6 +138,7 @@ static PGconn *session_conn(struct db_session *s, char *err, size_t errlen)
 	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
 		return s->conn;
 	PQfinish(s->conn);
+	s->attempts++;
 	s->conn = db_connect(s->conninfo, err, errlen);
 	if (s->conn == NULL)
 		return NULL;
@@ -147,7 +148,6 @@ static PGconn *session_conn(struct db_session *s, char *err, size_t errlen)
 		s->conn = NULL;
 		return NULL;
 	}
-	s->connects++;
 	s->connected_ms = mono_ms();
 	return s->conn;
 }
@@ -560,10 +560,13 @@ int db_queue_reap(struct db_session *s, long owner_grace_secs, int limit, char *
 		session_after_error(s);
 		return -1;
 	}
-	/* Owners are judged unless this session has just reconnected: then
-	 * the server probably restarted, and the other processes are
-	 * reconnecting too and have owner_grace_secs to register again. */
-	int judge = s->connects <= 1 || mono_ms() - s->connected_ms >= owner_grace_secs * 1000;
+	/* Owners are judged unless this session has just reconnected, or
+	 * connected after failing to: then the server probably restarted (or
+	 * was unreachable), and the other processes are reconnecting too and
+	 * have owner_grace_secs to register again.  A first connection that
+	 * succeeded at once judges at once: a restarted process frees its
+	 * predecessor's leases without waiting. */
+	int judge = s->attempts <= 1 || mono_ms() - s->connected_ms >= owner_grace_secs * 1000;
 	char lim[32], grace[32];
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(grace, sizeof(grace), "%ld", owner_grace_secs);

@@ -110,8 +110,9 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
  * of gone owners that hold no lease any more.  When s is registered, its
  * own registration is refreshed first (the heartbeat that the grace
  * measures).  Owners are not judged (expiry only) during owner_grace_secs
- * after s reconnected, which lets the other processes register again
- * after a database restart.  The attempt counts (it was made).
+ * after s reconnected (or connected after a failed attempt), which lets
+ * the other processes register again after a database restart.  The
+ * attempt counts (it was made).
  * Returns the number of rows reaped, or -1.
  */
 int db_queue_reap(struct db_session *s, long owner_grace_secs, int limit, char *err, size_t errlen);
