@@ -555,10 +555,14 @@ int db_queue_reap(struct db_session *s, long owner_grace_secs, int limit, char *
 	PGconn *c = session_conn(s, err, errlen);
 	if (c == NULL)
 		return -1;
-	/* The heartbeat of this session's own registration first. */
+	/* The heartbeat of this session's own registration first.  When it
+	 * finds the connection broken (a database restart, a terminated
+	 * backend), the connection is made again and registered at once,
+	 * not a round later: the grace others give this owner is running. */
 	if (s->owner != NULL && owner_upsert(s, err, errlen) < 0) {
 		session_after_error(s);
-		return -1;
+		if (s->conn != NULL || (c = session_conn(s, err, errlen)) == NULL)
+			return -1;
 	}
 	/* Owners are judged unless this session has just reconnected, or
 	 * connected after failing to: then the server probably restarted (or

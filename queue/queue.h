@@ -76,10 +76,12 @@ struct queue_params {
 #define QUEUE_CLAIM_MAX 200       /* recipients per claim */
 #define QUEUE_RECORD_MAX 500      /* outcomes per recorder transaction */
 #define QUEUE_REAP_EVERY_MS 2000L
-/* How long a registered owner whose lock is gone stays alive: time for a
- * live process whose connection dropped to reconnect and register again;
- * more than QUEUE_REAP_EVERY_MS, the heartbeat's period. */
-#define QUEUE_OWNER_GRACE_S 5L
+/* How long a registered owner whose lock is gone still counts as alive:
+ * time for a live process whose connection dropped to notice (at its next
+ * round), reconnect and register again.  Its last refresh may be a round
+ * older than the drop, so at least twice QUEUE_REAP_EVERY_MS (the
+ * heartbeat's period) plus a connect; 10 s leaves a margin for slow rounds. */
+#define QUEUE_OWNER_GRACE_S 10L
 #define QUEUE_JITTER_PCT 10
 
 struct queue;

@@ -7,6 +7,7 @@
  * process frees the leases of the dead one at once (its registered
  * connection is gone), so every recipient is delivered within 30 s of the
  * restart, and only what was in flight at the kill reaches the sink twice.
+ * And a live process whose connection drops keeps its leases.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -161,6 +162,68 @@ Test(delivery_crash, kill9_restart_delivers_all_within_seconds)
 	 * one message each) had reached the sink. */
 	cr_assert_leq(dups, leased, "duplicates %ld > rows leased at the kill %ld", dups, leased);
 	cr_assert_leq(dups, 4, "duplicates %ld > SMTP transactions in flight (4 workers)", dups);
+	counting_sink_stop(&cs);
+	th_db_drop(url);
+	free(url);
+}
+
+/* The other side: a live process whose registered connection drops (its
+ * backend terminated, as by an administrator or a network cut) registers
+ * again within the grace, and a second process's reaper, which judges it
+ * at its start and every round, leaves its leases alone: nothing is
+ * reaped (every recipient delivered at its first attempt) and nothing
+ * reaches the sink twice. */
+Test(delivery_crash, owner_connection_drop_keeps_its_leases)
+{
+	enum { N = 16 };
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	struct counting_sink cs;
+	counting_sink_start(&cs, "2s");
+	char routes[128];
+	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", cs.port);
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_WORKERS=4",
+			      "MAILFERRY_LOG_LEVEL=info", NULL };
+	insert_messages(url, N, "c@drop.test");
+	struct th_proc *a = th_serve_start(url, env);
+	cr_assert_not_null(a);
+	long sending = wait_count(url, 4, 30000, "SELECT count(*) FROM recipients WHERE status = 'sending'");
+	cr_assert_geq(sending, 4, "nothing in flight");
+	char last[64];
+	cr_assert_eq(th_sql_wait(url, "SELECT count(*) FROM queue_owners WHERE mf_advisory_lock_held(lock_key)", "1",
+				 30000, last, sizeof(last)), 0, "registered owners: %s", last);
+	char *old = q(url, "SELECT backend_pid FROM queue_owners");
+	char *owner = q(url, "SELECT owner FROM queue_owners");
+	free(q(url, "SELECT pg_terminate_backend(%s)", old));
+	/* The second process starts while the first one's lock is gone. */
+	struct th_proc *b = th_serve_start(url, env);
+	cr_assert_not_null(b);
+	char sql[512];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM queue_owners WHERE owner = '%s' AND backend_pid <> %s"
+		 " AND mf_advisory_lock_held(lock_key)", owner, old);
+	cr_assert_eq(th_sql_wait(url, sql, "1", 30000, last, sizeof(last)), 0, "%s did not register again", owner);
+	long done = wait_count(url, N, 60000, "SELECT count(*) FROM recipients WHERE status = 'delivered'");
+	cr_assert_eq(done, N, "delivered %ld of %d", done, N);
+	cr_assert_eq(ql(url, "SELECT count(*) FROM recipients WHERE attempts <> 1"), 0,
+		     "a live owner's lease was reaped and tried again");
+	cr_assert_eq(th_proc_stop(a, 10000), 0);
+	cr_assert_eq(th_proc_stop(b, 10000), 0);
+	th_proc_free(a);
+	th_proc_free(b);
+	/* A graceful stop deletes the registration. */
+	cr_assert_eq(ql(url, "SELECT count(*) FROM queue_owners"), 0);
+	long msgs = -1, dups = -1;
+	for (long t0 = th_now_ms(); th_now_ms() - t0 < 30000; usleep(100000)) {
+		msgs = sink_counter(&cs, "messages");
+		dups = sink_counter(&cs, "duplicates");
+		if (msgs >= N)
+			break;
+	}
+	fprintf(stderr, "drop: sink_messages=%ld sink_duplicates=%ld\n", msgs, dups);
+	cr_assert_eq(msgs, N);
+	cr_assert_eq(dups, 0);
+	free(old);
+	free(owner);
 	counting_sink_stop(&cs);
 	th_db_drop(url);
 	free(url);
