@@ -36,20 +36,21 @@
  *    an owner whose lock no session holds and whose seen_at is older than
  *    QUEUE_OWNER_GRACE_S, whatever their lease_expires_at, and later
  *    deletes that owner's registry row.  So a killed process's recipients
- *    are retried within seconds, not lease_time.  The grace lets a live
+ *    are retried about QUEUE_OWNER_GRACE_S after the kill, not lease_time.  The grace lets a live
  *    process whose connection dropped reconnect and register again before
  *    anyone judges it; and a reaper that has just reconnected itself (the
  *    database restarted: everybody's locks went) judges nobody for that
  *    long.  Rows of an owner with no registration (an older binary) are
  *    reaped on expiry only.
- *  - Expiry stays: a process that is alive but wedged (its lock held, its
- *    leases no longer renewed) loses its rows once lease_time has passed.
+ *  - A process that is alive but wedged (its lock held, its leases no
+ *    longer renewed) loses its rows by expiry, once lease_time has passed.
  *  - Either way the attempt counts, and a 250 is recorded even if its
  *    lease was lost meanwhile (db_queue_record): a live process judged
  *    gone (its connection away for longer than the grace) costs at most a
  *    duplicate delivery of what it had in flight, never a lost outcome.
  * queue_free() stops gracefully: no new claims, unstarted jobs are given
- * back, jobs in flight get shutdown_grace to finish and be recorded.
+ * back, jobs in flight get shutdown_grace to finish and be recorded, then
+ * the registration is deleted.
  */
 #ifndef MF_QUEUE_QUEUE_H
 #define MF_QUEUE_QUEUE_H
