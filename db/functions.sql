@@ -54,6 +54,22 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT 'evt_' || p_public_id::text
 $$;
 
+-- Whether some session of this database holds the session-level advisory
+-- lock pg_advisory_lock(k) (a delivery process's liveness, migration 0022
+-- and queue/queue.h).  pg_locks shows a bigint key as classid (high 32
+-- bits) and objid (low 32 bits) with objsubid 1, and shows every role's
+-- locks to every role (pg_stat_activity hides backend_start of other
+-- roles' sessions).  Expensive (pg_lock_status copies the lock table):
+-- callers test it only for owners already suspected.
+CREATE OR REPLACE FUNCTION mf_advisory_lock_held(k bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND l.classid::bigint = (k >> 32) & 4294967295
+                      AND l.objid::bigint = k & 4294967295)
+$$;
+
 -- The message status rule as inlinable pieces: IMMUTABLE expression
 -- functions, which the planner inlines, so that the recorder can apply the
 -- rule to a GROUP BY over many messages in one query (a per-message call

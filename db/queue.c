@@ -1,7 +1,8 @@
 /*
  * queue.c - the delivery queue's SQL (see queue.h): dedicated sessions with
- * LISTEN, the claim under a lease, the outcome recorder, the lease reaper
- * and the release of unstarted work.  Parameterised queries only.
+ * LISTEN and the owner registration, the claim under a lease, the outcome
+ * recorder, the lease reaper and the release of unstarted work.
+ * Parameterised queries only.
  *
  * Batches of outcomes travel as one jsonb parameter expanded with
  * jsonb_to_recordset(), so a batch of any size is one UPDATE.  Free text
@@ -16,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db/internal.h"
 #include "util/buf.h"
 #include "util/json_escape.h"
 #include "util/log.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 
 /* Record batches are bounded by the caller; this caps their JSON. */
@@ -30,8 +33,19 @@
 struct db_session {
 	char *conninfo;
 	char *channel;  /* NULL: not listening */
+	char *owner;    /* NULL: not registered (db_session_register) */
+	int64_t lock_key;  /* the advisory lock this connection holds for owner */
+	int attempts;      /* connection attempts so far */
+	long connected_ms; /* monotonic time of the last connection made */
 	PGconn *conn;
 };
+
+static long mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 struct db_session *db_session_new(const char *conninfo)
 {
@@ -47,6 +61,7 @@ void db_session_free(struct db_session *s)
 	PQfinish(s->conn);
 	free(s->conninfo);
 	free(s->channel);
+	free(s->owner);
 	free(s);
 }
 
@@ -64,20 +79,76 @@ static int do_listen(struct db_session *s, char *err, size_t errlen)
 	return rc;
 }
 
-/* The live connection, re-made (and re-LISTENed) when it broke. */
+/* Runs sql with text params, expecting no rows or some; 0 or -1 (err set).
+ * With out, the first value of the first row is copied there. */
+static int exec_params(PGconn *c, const char *sql, int n, const char *const *params, char *out, size_t outlen,
+		       char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	int ok = db_res_ok(res, PGRES_TUPLES_OK) || db_res_ok(res, PGRES_COMMAND_OK);
+	if (!ok)
+		db_set_error(c, res, err, errlen);
+	else if (out != NULL)
+		snprintf(out, outlen, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/* The registry row of s->owner, pointing to this connection's lock: written
+ * at registration and refreshed (seen_at) by every reaper round; written
+ * again if a reaper deleted it meanwhile. */
+static int owner_upsert(struct db_session *s, char *err, size_t errlen)
+{
+	char key[32];
+	snprintf(key, sizeof(key), "%" PRId64, s->lock_key);
+	const char *params[] = { s->owner, key };
+	return exec_params(s->conn,
+		"INSERT INTO queue_owners (owner, lock_key, backend_pid) VALUES ($1, $2::bigint, pg_backend_pid())"
+		" ON CONFLICT (owner) DO UPDATE SET lock_key = EXCLUDED.lock_key, backend_pid = EXCLUDED.backend_pid,"
+		"   seen_at = now(), registered_at = CASE WHEN queue_owners.lock_key = EXCLUDED.lock_key"
+		"                                         THEN queue_owners.registered_at ELSE now() END",
+		2, params, NULL, 0, err, errlen);
+}
+
+/* On a new connection: takes a session-level advisory lock on a fresh
+ * random key (held until this connection ends), then registers it. */
+static int do_register(struct db_session *s, char *err, size_t errlen)
+{
+	for (int i = 0; i < 3; i++) {
+		int64_t k;
+		rand_id_bytes(&k, sizeof(k));
+		char key[32], got[8];
+		snprintf(key, sizeof(key), "%" PRId64, k);
+		const char *params[] = { key };
+		if (exec_params(s->conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, params, got, sizeof(got), err,
+				errlen) < 0)
+			return -1;
+		if (strcmp(got, "t") == 0) {
+			s->lock_key = k;
+			return owner_upsert(s, err, errlen);
+		}
+	}
+	snprintf(err, errlen, "no free advisory lock key for the owner registration");
+	return -1;
+}
+
+/* The live connection, re-made (re-LISTENed, re-registered) when it broke. */
 static PGconn *session_conn(struct db_session *s, char *err, size_t errlen)
 {
 	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
 		return s->conn;
 	PQfinish(s->conn);
+	s->attempts++;
 	s->conn = db_connect(s->conninfo, err, errlen);
 	if (s->conn == NULL)
 		return NULL;
-	if (s->channel != NULL && do_listen(s, err, errlen) < 0) {
+	if ((s->channel != NULL && do_listen(s, err, errlen) < 0) ||
+	    (s->owner != NULL && do_register(s, err, errlen) < 0)) {
 		PQfinish(s->conn);
 		s->conn = NULL;
 		return NULL;
 	}
+	s->connected_ms = mono_ms();
 	return s->conn;
 }
 
@@ -102,6 +173,35 @@ int db_session_listen(struct db_session *s, const char *channel, char *err, size
 	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
 		return do_listen(s, err, errlen);
 	return session_conn(s, err, errlen) ? 0 : -1;
+}
+
+int db_session_register(struct db_session *s, const char *owner, char *err, size_t errlen)
+{
+	free(s->owner);
+	s->owner = xstrdup(owner);
+	if (s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK)
+		return do_register(s, err, errlen);
+	return session_conn(s, err, errlen) ? 0 : -1;
+}
+
+int db_session_unregister(struct db_session *s, char *err, size_t errlen)
+{
+	if (s->owner == NULL)
+		return 0;
+	int rc = -1;
+	PGconn *c = session_conn(s, err, errlen);
+	if (c != NULL) {
+		char key[32];
+		snprintf(key, sizeof(key), "%" PRId64, s->lock_key);
+		const char *params[] = { s->owner, key };
+		rc = exec_params(c,
+			"WITH d AS (DELETE FROM queue_owners WHERE owner = $1 AND lock_key = $2::bigint)"
+			" SELECT pg_advisory_unlock($2::bigint)",
+			2, params, NULL, 0, err, errlen);
+	}
+	free(s->owner);
+	s->owner = NULL;
+	return rc;
 }
 
 static int drain_notifies(PGconn *c)
@@ -450,25 +550,63 @@ out:
 	return rc;
 }
 
-int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen)
+int db_queue_reap(struct db_session *s, long owner_grace_secs, int limit, char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
+	PGconn *c = session_conn(s, err, errlen);
 	if (c == NULL)
 		return -1;
-	char lim[32];
+	/* The heartbeat of this session's own registration first.  When it
+	 * finds the connection broken (a database restart, a terminated
+	 * backend), the connection is made again and registered at once,
+	 * not a round later: the grace others give this owner is running. */
+	if (s->owner != NULL && owner_upsert(s, err, errlen) < 0) {
+		session_after_error(s);
+		if (s->conn != NULL || (c = session_conn(s, err, errlen)) == NULL)
+			return -1;
+	}
+	/* Owners are judged unless this session has just reconnected, or
+	 * connected after failing to: then the server probably restarted (or
+	 * was unreachable), and the other processes are reconnecting too and
+	 * have owner_grace_secs to register again.  A first connection that
+	 * succeeded at once judges at once: a restarted process frees its
+	 * predecessor's leases without waiting. */
+	int judge = s->attempts <= 1 || mono_ms() - s->connected_ms >= owner_grace_secs * 1000;
+	char lim[32], grace[32];
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *params[] = { lim };
-	/* The attempt counts: it was made (the worker may even have
-	 * delivered; its 250 is still recorded, see db_queue_record), so the
-	 * next one is the next attempt, not the same one again. */
+	snprintf(grace, sizeof(grace), "%ld", owner_grace_secs);
+	const char *params[] = { lim, judge ? "t" : "f", grace };
+	/* An owner is gone when no session holds its lock and it has not been
+	 * seen for the grace (queue/queue.h).  Its 'sending' rows are reaped
+	 * whatever their lease_expires_at; its registry row is deleted once
+	 * none remains (the DELETE sees the rows as they were before this
+	 * UPDATE, so that is the next round).  The attempt counts: it was
+	 * made (the worker may even have delivered; its 250 is still
+	 * recorded, see db_queue_record), so the next one is the next
+	 * attempt, not the same one again.  FOR UPDATE rechecks the condition
+	 * on a row that changed meanwhile (recorded, or reclaimed by a live
+	 * owner), which is then left alone. */
 	int rc = update_and_refresh(c,
-		"UPDATE recipients SET status = 'deferred',"
+		"WITH gone AS MATERIALIZED ("
+		"  SELECT o.owner || ':' AS prefix FROM queue_owners o"
+		"   WHERE $2::boolean AND o.seen_at < now() - $3::bigint * interval '1 second'"
+		"     AND NOT mf_advisory_lock_held(o.lock_key)),"
+		" forget AS ("
+		"  DELETE FROM queue_owners o"
+		"   WHERE $2::boolean AND o.seen_at < now() - $3::bigint * interval '1 second'"
+		"     AND NOT mf_advisory_lock_held(o.lock_key)"
+		"     AND NOT EXISTS (SELECT 1 FROM recipients r"
+		"                      WHERE r.status = 'sending' AND starts_with(r.lease_owner, o.owner || ':')))"
+		" UPDATE recipients SET status = 'deferred',"
 		"       lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()"
-		" WHERE id IN (SELECT id FROM recipients WHERE status = 'sending' AND lease_expires_at < now()"
-		"               ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+		" WHERE id IN (SELECT r.id FROM recipients r"
+		"               WHERE r.status = 'sending'"
+		"                 AND (r.lease_expires_at < now()"
+		"                      OR EXISTS (SELECT 1 FROM gone g WHERE starts_with(r.lease_owner, g.prefix)))"
+		"               ORDER BY r.lease_expires_at LIMIT $1::int FOR UPDATE OF r SKIP LOCKED)"
 		" RETURNING message_id::text",
-		1, params, err, errlen);
-	db_conn_put(pool, c);
+		3, params, err, errlen);
+	if (rc < 0)
+		session_after_error(s);
 	return rc;
 }
 

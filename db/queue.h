@@ -3,7 +3,8 @@
  * the outcome").  SQL lives here; queue/ decides what to claim and when.
  *
  * A struct db_session is one dedicated connection (the scheduler's, the
- * recorder's) that reconnects by itself and can LISTEN.  Claims hand rows
+ * recorder's, the housekeeper's) that reconnects by itself, can LISTEN and
+ * can stand for a delivery process's liveness (db_session_register).  Claims hand rows
  * to the caller under a lease: status 'sending', lease_owner, and
  * lease_expires_at.  Outcomes are written only for rows whose lease the
  * writer still holds, so a late writer after a reclaim changes nothing.
@@ -22,6 +23,18 @@ struct db_session *db_session_new(const char *conninfo);
 void db_session_free(struct db_session *s);
 /* LISTENs on channel now and again after every reconnect. */
 int db_session_listen(struct db_session *s, const char *channel, char *err, size_t errlen);
+/*
+ * Registers this session as the live connection of the lease owner prefix
+ * owner ("host:pid:random", whose claims are "owner:<sequence>"), now and
+ * again after every reconnect: the connection takes a session-level
+ * advisory lock on a fresh random key and writes (owner, key) into
+ * queue_owners.  While the connection lives the lock is held, and no
+ * reaper takes owner's leases before they expire (db_queue_reap).
+ */
+int db_session_register(struct db_session *s, const char *owner, char *err, size_t errlen);
+/* Deletes the registration and releases the lock (a graceful stop, after
+ * every lease of the owner was recorded or given back). */
+int db_session_unregister(struct db_session *s, char *err, size_t errlen);
 /*
  * Waits up to timeout_ms for a NOTIFY on the listened channel or for
  * wake_fd (-1: none) to become readable.  Returns 1 on a notification,
@@ -90,11 +103,19 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 		    char *err, size_t errlen);
 
 /*
- * The lease reaper: returns up to limit 'sending' rows whose lease expired
- * to 'deferred', due now.  The attempt counts (it was made).
+ * The lease reaper: returns up to limit 'sending' rows to 'deferred', due
+ * now, whose lease expired or whose owner is gone: registered in
+ * queue_owners, its advisory lock held by no session, and its registration
+ * not refreshed for owner_grace_secs.  It also deletes the registrations
+ * of gone owners that hold no lease any more.  When s is registered, its
+ * own registration is refreshed first (the heartbeat that the grace
+ * measures).  Owners are not judged (expiry only) during owner_grace_secs
+ * after s reconnected (or connected after a failed attempt), which lets
+ * the other processes register again after a database restart.  The
+ * attempt counts (it was made).
  * Returns the number of rows reaped, or -1.
  */
-int db_queue_reap(struct db_pool *pool, int limit, char *err, size_t errlen);
+int db_queue_reap(struct db_session *s, long owner_grace_secs, int limit, char *err, size_t errlen);
 /*
  * The lease heartbeat: extends to now() + lease_secs the lease of every
  * 'sending' row whose lease owner is one of this process's claims

@@ -254,9 +254,36 @@ static void renew_leases(struct queue *q)
 		log_debug("event=leases_renewed count=%d", n);
 }
 
+/* One reaper round: expired leases and leases of gone owners (queue.h). */
+static void reap(struct queue *q, struct db_session *s)
+{
+	char err[512];
+	int n = db_queue_reap(s, QUEUE_OWNER_GRACE_S, 1000, err, sizeof(err));
+	if (n < 0)
+		log_warn_limited("event=lease_reap_failed error=\"%s\"", err);
+	else if (n > 0) {
+		log_info("event=leases_reaped count=%d", n);
+		queue_wake_scheduler(q);
+	}
+}
+
+/*
+ * The housekeeper keeps one connection for the process's whole life: it
+ * stands for the process's liveness (db_session_register: the advisory
+ * lock that other reapers test), re-registered after every reconnect.  It
+ * reaps at once at start, so that a restarted process frees the leases of
+ * the one it replaces, then every QUEUE_REAP_EVERY_MS (or sooner with a
+ * short lease_time), and renews this process's leases.
+ */
 static void *housekeeper_main(void *arg)
 {
 	struct queue *q = arg;
+	struct db_session *s = db_session_new(q->p.cfg->database_url);
+	char err[512];
+	if (db_session_register(s, q->owner, err, sizeof(err)) < 0)
+		log_warn_limited("event=queue_owner_register_failed owner=%s error=\"%s\" note=\"retried at the next round\"",
+				 q->owner, err);
+	reap(q, s);
 	long every = q->lease_secs * 1000 / 2;
 	if (every > QUEUE_REAP_EVERY_MS)
 		every = QUEUE_REAP_EVERY_MS;
@@ -286,17 +313,14 @@ static void *housekeeper_main(void *arg)
 			renewed_at = mono_ms();
 			renew_leases(q);
 		}
-		char err[512];
-		int n = db_queue_reap(q->p.pool, 1000, err, sizeof(err));
-		if (n < 0)
-			log_warn_limited("event=lease_reap_failed error=\"%s\"", err);
-		else if (n > 0) {
-			log_info("event=leases_reaped count=%d", n);
-			queue_wake_scheduler(q);
-		}
+		reap(q, s);
 		pthread_mutex_lock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->lock);
+	/* A graceful stop: every lease was recorded or given back. */
+	if (db_session_unregister(s, err, sizeof(err)) < 0)
+		log_warn("event=queue_owner_unregister_failed owner=%s error=\"%s\"", q->owner, err);
+	db_session_free(s);
 	return NULL;
 }
 

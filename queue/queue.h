@@ -2,7 +2,8 @@
  * queue.h - the delivery engine of the "delivery" role: a scheduler thread
  * that claims due recipients under a lease, delivery worker threads that
  * hand them to the relay, a recorder that writes outcomes in batches, and
- * a housekeeper that reaps expired leases.
+ * a housekeeper that renews this process's leases, stands for its
+ * liveness and reaps the leases of expired or gone owners.
  *
  * Strategy (after Postfix's qmgr, DESIGN.md "Process and threads"):
  *  - The scheduler LISTENs on mailferry_queue (the recipients insert
@@ -24,11 +25,32 @@
  *  - The housekeeper renews the leases of everything this process holds
  *    (pending, in flight, waiting to be recorded) every lease_time/3, so a
  *    session slower than lease_time keeps its recipients.
- *  - A process that dies leaves 'sending' rows; any process's housekeeper
- *    returns them to 'deferred' once lease_time has passed (the attempt
- *    counts).  A 250 is recorded even if its lease was lost meanwhile.
+ *  - A lease is tied to its owner's liveness.  The housekeeper keeps one
+ *    connection for the process's life and registers the process's owner
+ *    prefix on it (db_session_register): a session-level advisory lock on
+ *    a fresh key, and the row (owner, key) in queue_owners, again after
+ *    every reconnect.  Its every round refreshes the row's seen_at.
+ *  - A process that dies leaves 'sending' rows, and its connection, so its
+ *    lock, goes with it.  Any process's reaper (every QUEUE_REAP_EVERY_MS,
+ *    and at once when a process starts) returns to 'deferred' the rows of
+ *    an owner whose lock no session holds and whose seen_at is older than
+ *    QUEUE_OWNER_GRACE_S, whatever their lease_expires_at, and later
+ *    deletes that owner's registry row.  So a killed process's recipients
+ *    are retried about QUEUE_OWNER_GRACE_S after the kill, not lease_time.  The grace lets a live
+ *    process whose connection dropped reconnect and register again before
+ *    anyone judges it; and a reaper that has just reconnected itself (the
+ *    database restarted: everybody's locks went) judges nobody for that
+ *    long.  Rows of an owner with no registration (an older binary) are
+ *    reaped on expiry only.
+ *  - A process that is alive but wedged (its lock held, its leases no
+ *    longer renewed) loses its rows by expiry, once lease_time has passed.
+ *  - Either way the attempt counts, and a 250 is recorded even if its
+ *    lease was lost meanwhile (db_queue_record): a live process judged
+ *    gone (its connection away for longer than the grace) costs at most a
+ *    duplicate delivery of what it had in flight, never a lost outcome.
  * queue_free() stops gracefully: no new claims, unstarted jobs are given
- * back, jobs in flight get shutdown_grace to finish and be recorded.
+ * back, jobs in flight get shutdown_grace to finish and be recorded, then
+ * the registration is deleted.
  */
 #ifndef MF_QUEUE_QUEUE_H
 #define MF_QUEUE_QUEUE_H
@@ -55,6 +77,12 @@ struct queue_params {
 #define QUEUE_CLAIM_MAX 200       /* recipients per claim */
 #define QUEUE_RECORD_MAX 500      /* outcomes per recorder transaction */
 #define QUEUE_REAP_EVERY_MS 2000L
+/* How long a registered owner whose lock is gone still counts as alive:
+ * time for a live process whose connection dropped to notice (at its next
+ * round), reconnect and register again.  Its last refresh may be a round
+ * older than the drop, so at least twice QUEUE_REAP_EVERY_MS (the
+ * heartbeat's period) plus a connect; 10 s leaves a margin for slow rounds. */
+#define QUEUE_OWNER_GRACE_S 10L
 #define QUEUE_JITTER_PCT 10
 
 struct queue;

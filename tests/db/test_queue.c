@@ -2,9 +2,11 @@
  * test_queue.c - the queue's SQL (db/queue.c) against a real PostgreSQL:
  * the claim and its grouping, leases, the outcome recorder with events and
  * message status, the late writer after a reclaim (a late 250 still
- * recorded), the reaper, the lease heartbeat, suppression of bad mailboxes
- * by the recorder, the release, LISTEN/NOTIFY, and concurrent claimers
- * getting disjoint rows.
+ * recorded), the reaper (expired leases, and at once those of an owner
+ * whose registered connection is gone), the owner registration across a
+ * reconnect, the lease heartbeat, suppression of bad mailboxes by the
+ * recorder, the release, LISTEN/NOTIFY, and concurrent claimers getting
+ * disjoint rows.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -219,11 +221,11 @@ Test(db_queue, late_writer_after_reclaim_changes_nothing)
 	char last[32];
 	cr_assert_eq(th_sql_wait(url, "SELECT bool_and(lease_expires_at < clock_timestamp()) FROM recipients"
 				      " WHERE status = 'sending'", "t", 30000, last, sizeof(last)), 0, "%s", last);
-	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_reap(s, 5, 100, err, sizeof(err)), 1, "%s", err);
 	char *v = sqlf(url, "SELECT status || ' ' || attempts || ' ' || (lease_owner IS NULL) FROM recipients");
 	cr_assert_str_eq(v, "deferred 1 true", "the reaped attempt counts: %s", v);
 	free(v);
-	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 0);
+	cr_assert_eq(db_queue_reap(s, 5, 100, err, sizeof(err)), 0);
 	r->n = 0;
 	cr_assert_eq(db_queue_claim(s, "live:2", 60, 10, collect, r, err, sizeof(err)), 1);
 	cr_assert_eq(r->attempts, 2);
@@ -393,7 +395,7 @@ Test(db_queue, late_delivery_is_recorded_after_reclaim)
 	/* Lease 0 s: expired at once, as when a session outlasts lease_time. */
 	cr_assert_eq(db_queue_claim(s, "slow:1", 0, 10, collect, r, err, sizeof(err)), 3);
 	usleep(20000);
-	cr_assert_eq(db_queue_reap(pool, 100, err, sizeof(err)), 3, "%s", err);
+	cr_assert_eq(db_queue_reap(s, 5, 100, err, sizeof(err)), 3, "%s", err);
 	/* Rows 1 and 2 are reclaimed by another worker; row 3 waits, deferred. */
 	free(sqlf(url, "UPDATE recipients SET next_attempt_at = now() + interval '1 h' WHERE id = 3"));
 	r->n = 0;
@@ -508,6 +510,112 @@ Test(db_queue, record_suppresses_marked_bounces)
 	free(v);
 	free(r);
 	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+/* Waits until the advisory lock of owner's registration is held (want "t")
+ * or gone ("f"): a closed connection's backend exits a moment later. */
+static void wait_owner_lock(const char *url, const char *owner, const char *want)
+{
+	char sql[256], last[32];
+	snprintf(sql, sizeof(sql), "SELECT mf_advisory_lock_held(lock_key) FROM queue_owners WHERE owner = '%s'", owner);
+	cr_assert_eq(th_sql_wait(url, sql, want, 30000, last, sizeof(last)), 0, "%s: lock held %s, want %s", owner,
+		     last, want);
+}
+
+/* Issue 17 point 4: the leases of an owner whose registered connection
+ * is gone are reaped at once, whatever lease_expires_at says; those of a
+ * live owner, and of an owner that never registered, are not.  The gone
+ * owner's registry row is deleted once it holds no lease. */
+Test(db_queue, reap_frees_gone_owner_at_once)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 3, "a@x.test");
+	char err[256];
+	struct db_session *alive = db_session_new(url), *dead = db_session_new(url), *reaper = db_session_new(url);
+	cr_assert_eq(db_session_register(alive, "h:1:aa", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_session_register(dead, "h:2:bb", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_session_register(reaper, "h:3:cc", err, sizeof(err)), 0, "%s", err);
+	struct rows *r = xcalloc(1, sizeof(*r));
+	/* Hour-long leases: only the owner's liveness can free them. */
+	cr_assert_eq(db_queue_claim(alive, "h:1:aa:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(dead, "h:2:bb:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(alive, "unregistered:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
+	wait_owner_lock(url, "h:2:bb", "t");
+	cr_assert_eq(db_queue_reap(reaper, 0, 100, err, sizeof(err)), 0, "every owner is alive: %s", err);
+	/* The owner dies: its connection closes, its backend exits, the lock goes. */
+	db_session_free(dead);
+	wait_owner_lock(url, "h:2:bb", "f");
+	cr_assert_eq(db_queue_reap(reaper, 0, 100, err, sizeof(err)), 1, "%s", err);
+	char *v = sqlf(url, "SELECT string_agg(status || ':' || attempts || ':' || coalesce(lease_owner, '-'), ','"
+			    " ORDER BY id) FROM recipients");
+	cr_assert_str_eq(v, "sending:1:h:1:aa:1,deferred:1:-,sending:1:unregistered:1", "%s", v);
+	free(v);
+	/* The next round forgets the gone owner; the live ones stay. */
+	cr_assert_eq(db_queue_reap(reaper, 0, 100, err, sizeof(err)), 0, "%s", err);
+	v = sqlf(url, "SELECT string_agg(owner, ',' ORDER BY owner) FROM queue_owners");
+	cr_assert_str_eq(v, "h:1:aa,h:3:cc");
+	free(v);
+	/* The row is claimable again, as the next attempt. */
+	r->n = 0;
+	cr_assert_eq(db_queue_claim(reaper, "h:3:cc:1", 60, 10, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(r->attempts, 2);
+	free(r);
+	db_session_free(alive);
+	db_session_free(reaper);
+	th_db_drop(url);
+	free(url);
+}
+
+/* A live owner whose connection drops has the grace to reconnect and
+ * register again (seen_at): its leases are not taken meanwhile, and after
+ * the reconnect its new lock protects them.  A gone owner is reaped once
+ * the grace has passed, and expiry still reaps a live owner's rows. */
+Test(db_queue, reap_spares_owner_within_grace_and_after_reconnect)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 3, "a@x.test");
+	char err[256];
+	struct db_session *owner = db_session_new(url), *reaper = db_session_new(url);
+	cr_assert_eq(db_session_register(owner, "h:1:aa", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_session_register(reaper, "h:3:cc", err, sizeof(err)), 0, "%s", err);
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(owner, "h:1:aa:1", 3600, 2, collect, r, err, sizeof(err)), 2, "%s", err);
+	/* The owner's backend is terminated (as by a database restart): the
+	 * lock is gone, but the owner was seen a moment ago. */
+	char *old = sqlf(url, "SELECT backend_pid FROM queue_owners WHERE owner = 'h:1:aa'");
+	free(sqlf(url, "SELECT pg_terminate_backend(%s)", old));
+	wait_owner_lock(url, "h:1:aa", "f");
+	cr_assert_eq(db_queue_reap(reaper, 60, 100, err, sizeof(err)), 0, "within the grace: %s", err);
+	/* The owner's next round finds the connection broken, reconnects and
+	 * registers on a new lock at once. */
+	cr_assert_eq(db_queue_reap(owner, 60, 100, err, sizeof(err)), 0, "%s", err);
+	wait_owner_lock(url, "h:1:aa", "t");
+	char *now = sqlf(url, "SELECT backend_pid FROM queue_owners WHERE owner = 'h:1:aa'");
+	cr_assert_str_neq(now, old, "registered again from the new connection");
+	free(now);
+	free(old);
+	/* Even long unseen, a live owner's leases stay. */
+	free(sqlf(url, "UPDATE queue_owners SET seen_at = now() - interval '1 hour'"));
+	cr_assert_eq(db_queue_reap(reaper, 60, 100, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE status = 'sending'"), 2);
+	/* Expiry still applies to a live owner (a wedged process). */
+	free(sqlf(url, "UPDATE recipients SET lease_expires_at = now() - interval '1 s' WHERE id = 1"));
+	cr_assert_eq(db_queue_reap(reaper, 60, 100, err, sizeof(err)), 1, "%s", err);
+	/* Gone for longer than the grace: reaped. */
+	db_session_free(owner);
+	wait_owner_lock(url, "h:1:aa", "f");
+	cr_assert_eq(db_queue_reap(reaper, 60, 100, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE status = 'sending'"), 0);
+	/* A graceful stop deletes the registration. */
+	cr_assert_eq(db_session_unregister(reaper, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_queue_reap(reaper, 60, 100, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM queue_owners WHERE owner = 'h:3:cc'"), 0);
+	free(r);
+	db_session_free(reaper);
 	th_db_drop(url);
 	free(url);
 }
