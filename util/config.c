@@ -244,7 +244,7 @@ static int check_routes(const char *s, char *why, size_t whylen)
 
 /*
  * destination_rate = domain=N/min,...: a domain (or '*' for every other
- * one) and a rate in jobs per minute; 0 means no limit.  Calls fn (may be
+ * one) and a rate in jobs per minute; 0 (or a bare "=0") means no limit.  Calls fn (may be
  * NULL: only checks) for each item.  The first bad item is quoted in why.
  */
 int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen)
@@ -261,8 +261,12 @@ int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, s
 		const char *eq = memchr(p, '=', n);
 		const char *slash = eq ? memchr(eq, '/', n - (size_t)(eq - p)) : NULL;
 		size_t dlen = eq ? (size_t)(eq - p) : 0;
-		int ok = eq && slash && dlen > 0 && dlen <= MF_DOMAIN_MAX && (size_t)(p + n - slash) == 4 &&
-			 memcmp(slash, "/min", 4) == 0 && slash > eq + 1;
+		/* "=0" alone is "no limit" too (the unit says nothing then). */
+		int bare0 = eq && slash == NULL && (size_t)(p + n - eq) == 2 && eq[1] == '0';
+		if (bare0)
+			slash = eq + 2;
+		int ok = eq && slash && dlen > 0 && dlen <= MF_DOMAIN_MAX && slash > eq + 1 &&
+			 (bare0 || ((size_t)(p + n - slash) == 4 && memcmp(slash, "/min", 4) == 0));
 		long v = 0;
 		for (const char *d = eq ? eq + 1 : p; ok && d < slash; d++) {
 			if (!isdigit((unsigned char)*d) || v > 1000000) {
@@ -277,8 +281,8 @@ int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, s
 			if (!(isalnum((unsigned char)p[i]) || p[i] == '.' || p[i] == '-' || (p[i] == '*' && dlen == 1)))
 				ok = 0;
 		if (!ok) {
-			snprintf(why, whylen, "item \"%.*s\" is not domain=N/min (N from 0 to 1000000, '*' for any"
-				 " other domain, 0 for no limit)", (int)(n > 100 ? 100 : n), p);
+			snprintf(why, whylen, "item \"%.*s\" is not domain=N/min (N from 0 to 1000000; '*' for every"
+				 " other domain; 0 for no limit), e.g. gmail.com=600/min,*=0", (int)(n > 100 ? 100 : n), p);
 			return -1;
 		}
 		if (fn)
