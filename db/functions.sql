@@ -414,8 +414,8 @@ $$;
 -- control (no lock, no limits).
 CREATE OR REPLACE FUNCTION mf_queue_claim(p_owner text, p_lease bigint, p_limit integer, p_verp boolean,
                                           p_initial integer, p_max integer, p_rates jsonb)
-RETURNS TABLE (id bigint, message_id uuid, email text, domain text, attempts integer,
-               first_attempt_at timestamptz)
+RETURNS TABLE (id bigint, message_id uuid, email text, domain text, attempts integer, age_secs bigint,
+               mail_from text, body bytea, has_body boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -423,6 +423,7 @@ DECLARE
     v_room jsonb := '{}';
     v_tokens jsonb := '{}';
     v_default integer := p_limit;
+    v_now timestamptz;
 BEGIN
     IF p_max > 0 THEN
         PERFORM pg_advisory_xact_lock(hashtext('mailferry.queue_claim'));
@@ -433,12 +434,16 @@ BEGIN
           FROM mf_destination_room(p_verp, p_initial, p_max, p_rates) x;
         v_default := mf_destination_default_room(p_initial, p_max, p_rates);
     END IF;
+    -- Due by the clock after the lock, not by now() (the transaction's
+    -- start): mail that became due while the claim waited is taken.  A
+    -- variable, so that it is still an index condition.
+    v_now := clock_timestamp();
     RETURN QUERY
     WITH cand AS (
         SELECT r.id, r.message_id, r.domain, r.next_attempt_at,
                CASE WHEN p_verp THEN r.id::text ELSE r.message_id::text END AS job
           FROM recipients r
-         WHERE r.status IN ('queued', 'scheduled', 'deferred') AND r.next_attempt_at <= now()
+         WHERE r.status IN ('queued', 'scheduled', 'deferred') AND r.next_attempt_at <= v_now
            AND r.domain <> ALL (v_blocked)
          ORDER BY r.next_attempt_at LIMIT p_limit FOR UPDATE SKIP LOCKED),
     j AS (
@@ -466,7 +471,18 @@ BEGIN
                         mf_destination_bucket(mf_destination_rate(p_rates, s.domain))) - s.n, now()
           FROM spent s ORDER BY s.domain
         ON CONFLICT (domain) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at)
-    SELECT u.id, u.message_id, u.email, u.domain, u.attempts, u.first_attempt_at FROM u;
+    -- The messages are read here, in this statement's snapshot: the
+    -- caller's statement took its own before the lock, and may not see a
+    -- message committed while it waited (its recipients would be claimed
+    -- and then lost to the join until their lease ran out).  The body goes
+    -- with the first row of each message only.
+    SELECT u.id, u.message_id, u.email, u.domain, u.attempts,
+           floor(extract(epoch FROM now() - u.first_attempt_at))::bigint,
+           m.mail_from,
+           CASE WHEN row_number() OVER (PARTITION BY u.message_id ORDER BY u.domain, u.id) = 1 THEN m.body END,
+           m.body IS NOT NULL
+      FROM u JOIN messages m ON m.id = u.message_id
+     ORDER BY u.message_id, u.domain, u.id;
 END
 $$;
 

@@ -176,20 +176,15 @@ int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int
 	/* DESIGN.md "The claim": mf_queue_claim (db/functions.sql) walks the
 	 * partial index recipients_due_idx, skips rows another claimer holds
 	 * and destinations without room, so two claimers never get the same
-	 * row nor together more than a destination's room.  Results are
-	 * binary (text columns arrive as raw bytes, the body as raw bytea);
-	 * the body is sent once per message. */
+	 * row nor together more than a destination's room; it also joins the
+	 * messages, in its own snapshot (see there).  Results are binary
+	 * (text columns arrive as raw bytes, the body as raw bytea); the body
+	 * is sent once per message. */
 	PGresult *res = PQexecParams(c,
-		"WITH c AS (SELECT * FROM mf_queue_claim($1, $2::bigint, $3::int, $4::boolean, $5::int, $6::int,"
-		"                                        $7::jsonb))"
-		" SELECT c.id::text, c.message_id::text, c.email, c.domain, c.attempts::text,"
-		"        floor(extract(epoch FROM now() - c.first_attempt_at))::bigint::text,"
-		"        m.mail_from,"
-		"        CASE WHEN row_number() OVER (PARTITION BY c.message_id ORDER BY c.domain, c.id) = 1"
-		"             THEN m.body END,"
-		"        (m.body IS NOT NULL)::text"
-		"   FROM c JOIN messages m ON m.id = c.message_id"
-		"  ORDER BY c.message_id, c.domain, c.id",
+		"SELECT c.id::text, c.message_id::text, c.email, c.domain, c.attempts::text, c.age_secs::text,"
+		"       c.mail_from, c.body, c.has_body::text"
+		"  FROM mf_queue_claim($1, $2::bigint, $3::int, $4::boolean, $5::int, $6::int, $7::jsonb) c"
+		" ORDER BY c.message_id, c.domain, c.id",
 		7, NULL, params, NULL, NULL, 1);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);

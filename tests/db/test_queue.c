@@ -635,6 +635,37 @@ Test(db_queue, concurrent_claims_share_one_window)
 	free(url);
 }
 
+/* A claim that waited for the claim lock sees what was committed while it
+ * waited - the recipients and their messages alike: every row it set to
+ * 'sending' is handed to the caller (a row claimed but not returned would
+ * sit leased to nobody until lease_time). */
+Test(db_queue, claim_returns_all_it_claims_after_waiting)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	PGconn *holder = PQconnectdb(url);
+	cr_assert_eq(PQstatus(holder), CONNECTION_OK);
+	PQclear(PQexec(holder, "BEGIN"));
+	PGresult *res = PQexec(holder, "SELECT pg_advisory_xact_lock(hashtext('mailferry.queue_claim'))");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(holder));
+	PQclear(res);
+	struct blocked_claim b = { .url = url, .n = -2 };
+	pthread_t t;
+	pthread_create(&t, NULL, claim_once, &b);
+	char last[64] = "";
+	cr_assert_eq(th_sql_wait(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "1",
+				 10000, last, sizeof(last)), 0, "the claim does not wait: %s", last);
+	insert_messages(url, 1, "late@w.test");
+	res = PQexec(holder, "COMMIT");
+	PQclear(res);
+	pthread_join(t, NULL);
+	cr_assert_eq(b.n, 1, "claimed %d (%s)", b.n, b.err);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE status = 'sending'"), 1);
+	PQfinish(holder);
+	th_db_drop(url);
+	free(url);
+}
+
 Test(db_queue, verp_jobs_are_recipients)
 {
 	char *url = th_db_create(1);
