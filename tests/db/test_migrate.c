@@ -197,7 +197,8 @@ Test(migrate, upgrades_a_0019_database)
 	char err[512];
 	struct db_pool *pool = db_pool_new(url, 1);
 	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), -2);
-	cr_assert(strstr(err, "lacks 1 of") != NULL, "%s", err);
+	/* The count grows with every migration after 0020 (0023: 2). */
+	cr_assert(strstr(err, "lacks ") != NULL && strstr(err, " migrations") != NULL, "%s", err);
 	cr_assert_eq(db_migrate(url, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(db_check_ready(pool, err, sizeof(err)), 0, "%s", err);
 
