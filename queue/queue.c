@@ -117,14 +117,21 @@ static void claim_row(const struct db_claim_row *row, void *arg)
 	r->age_secs = row->age_secs;
 }
 
+/* The destination control every claim and next-due lookup applies
+ * (queue/destination.h; VERP may be switched on after the start). */
+static struct db_claim_opts claim_opts(const struct queue *q)
+{
+	return (struct db_claim_opts){ .verp = q->verp, .initial = q->dest.initial, .max = q->dest.max,
+				       .rates_json = q->dest_rates };
+}
+
 /* Claims up to limit recipients and queues their jobs; the row count or -1. */
 static int claim(struct queue *q, struct db_session *s, int limit)
 {
 	char owner[QUEUE_OWNER_MAX], err[512];
 	snprintf(owner, sizeof(owner), "%.95s:%ld", q->owner, ++q->claim_seq);
 	struct claim_ctx c = { .q = q, .owner = owner };
-	struct db_claim_opts o = { .verp = q->verp, .initial = q->dest.initial, .max = q->dest.max,
-				   .rates_json = q->dest_rates };
+	struct db_claim_opts o = claim_opts(q);
 	int n = db_queue_claim(s, owner, q->lease_secs, limit, &o, claim_row, &c, err, sizeof(err));
 	if (n < 0) {
 		log_warn_limited("event=queue_claim_failed error=\"%s\"", err);
@@ -201,6 +208,7 @@ static void *scheduler_main(void *arg)
 		if (!listening || (need_verp && !q->verp && load_verp_key(q) < 0)) {
 			wait_ms = 1000;
 		} else if (room > 0 && batch_ok) {
+			struct db_claim_opts o = claim_opts(q);
 			int limit = room < QUEUE_CLAIM_MAX ? room : QUEUE_CLAIM_MAX;
 			int n = claim(q, s, limit);
 			if (n == limit)
@@ -209,9 +217,7 @@ static void *scheduler_main(void *arg)
 			if (n < 0) {
 				wait_ms = 1000;
 				listening = 0;
-			} else if (db_queue_next_due(s, &(struct db_claim_opts){ .verp = q->verp,
-					.initial = q->dest.initial, .max = q->dest.max, .rates_json = q->dest_rates },
-					&due, err, sizeof(err)) < 0) {
+			} else if (db_queue_next_due(s, &o, &due, err, sizeof(err)) < 0) {
 				log_warn_limited("event=queue_next_due_failed error=\"%s\"", err);
 				wait_ms = 1000;
 			} else if (due >= 0) {
