@@ -92,6 +92,7 @@ static int app_start(struct app *app)
 	app->deps.pool = app->pool;
 	app->deps.metrics = app->metrics;
 	app->gauges = queue_gauges_register(app->metrics, app->pool, app->cfg.db_pool_size, MF_VERSION);
+	queue_gauges_destinations(app->gauges, &app->cfg);
 	if (has_role(app->cfg.roles, "delivery"))
 		app->retention = retention_start(&app->cfg, app->pool, app->metrics);
 	/* Without the api role the listener still serves /healthz, /readyz and

@@ -343,3 +343,196 @@ BEGIN
     RETURN true;
 END
 $$;
+
+-- Per-destination control (issue 17 point 3, queue/destination.h): the
+-- rate in jobs per minute that destination_rate gives p_domain (p_rates is
+-- {"gmail.com": 600, "*": 0}); 0 is none.
+CREATE OR REPLACE FUNCTION mf_destination_rate(p_rates jsonb, p_domain text) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT greatest(coalesce((p_rates ->> p_domain)::double precision,
+                             (p_rates ->> '*')::double precision, 0), 0)
+$$;
+
+-- A token bucket holds at most one second's worth of jobs, and at least
+-- one job: a rate is a rate, not a burst allowance.
+CREATE OR REPLACE FUNCTION mf_destination_bucket(p_rate double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT greatest(1, p_rate / 60)
+$$;
+
+-- How many more jobs each destination may start now, across every
+-- process: for each domain with a destinations row, jobs in flight or a
+-- rate of its own,
+-- its window (floor(lim), without a row p_initial, at most p_max) minus
+-- its jobs in flight ('sending' rows: distinct messages, or recipients
+-- with VERP, where each recipient is its own job), 0 while paused, and at
+-- most the whole tokens of its rate bucket.  ready_at: when time alone
+-- gives it room again (the pause's end, the next token), NULL when only a
+-- finishing job will.  Domains without a row and without jobs in flight
+-- have the room of mf_destination_default_room().
+CREATE OR REPLACE FUNCTION mf_destination_room(p_verp boolean, p_initial integer, p_max integer, p_rates jsonb)
+RETURNS TABLE (domain text, lim integer, busy bigint, paused_until timestamptz, backoff_secs integer,
+               tokens double precision, room integer, ready_at timestamptz, updated_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH b AS (
+        SELECT r.domain, CASE WHEN p_verp THEN count(*) ELSE count(DISTINCT r.message_id) END AS n
+          FROM recipients r WHERE r.status = 'sending' GROUP BY r.domain),
+    names AS (
+        SELECT d.domain FROM destinations d
+        UNION SELECT b.domain FROM b
+        UNION SELECT x FROM jsonb_object_keys(p_rates) x WHERE x <> '*'),
+    k AS (
+        SELECT n.domain,
+               greatest(1, least(p_max, floor(coalesce(d.lim, p_initial))))::integer AS lim,
+               coalesce(b.n, 0) AS busy,
+               CASE WHEN d.paused_until > now() THEN d.paused_until END AS paused_until,
+               coalesce(d.backoff_secs, 0) AS backoff_secs,
+               mf_destination_rate(p_rates, n.domain) AS rate,
+               d.tokens, d.tokens_at, d.updated_at
+          FROM names n LEFT JOIN destinations d ON d.domain = n.domain LEFT JOIN b ON b.domain = n.domain),
+    t AS (
+        SELECT k.*, CASE WHEN k.rate > 0 THEN
+                   least(mf_destination_bucket(k.rate),
+                         coalesce(k.tokens + k.rate / 60 * extract(epoch FROM now() - k.tokens_at),
+                                  mf_destination_bucket(k.rate))) END AS tok
+          FROM k)
+    SELECT t.domain, t.lim, t.busy, t.paused_until, t.backoff_secs, t.tok,
+           CASE WHEN t.paused_until IS NOT NULL THEN 0
+                ELSE greatest(0, least(t.lim - t.busy, coalesce(floor(t.tok), t.lim)))::integer END,
+           CASE WHEN t.paused_until IS NOT NULL THEN t.paused_until
+                WHEN t.tok < 1 THEN now() + (1 - t.tok) / (t.rate / 60) * interval '1 second' END,
+           t.updated_at
+      FROM t
+$$;
+
+-- The room of a domain with no destinations row and no job in flight.
+CREATE OR REPLACE FUNCTION mf_destination_default_room(p_initial integer, p_max integer, p_rates jsonb)
+RETURNS integer LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN (p_rates ->> '*')::double precision > 0
+                THEN least(greatest(1, least(p_initial, p_max)),
+                           floor(mf_destination_bucket((p_rates ->> '*')::double precision)))
+                ELSE greatest(1, least(p_initial, p_max)) END::integer
+$$;
+
+-- The claim (DESIGN.md "The claim", db_queue_claim): up to p_limit due
+-- recipients leased to p_owner, each destination getting at most its room
+-- (mf_destination_room) in whole jobs, paused and full destinations
+-- skipped in the index scan itself, so they hold no other domain back.
+-- Claims are serialised across processes by a transaction-level advisory
+-- lock: each statement of this VOLATILE function takes a new snapshot, so
+-- after the lock it sees the 'sending' rows the previous claimer
+-- committed, and two processes cannot both fill the same room.  The lock
+-- is held for one claim (well under a millisecond of work at the queue
+-- sizes measured in docs/architecture.md), a few times a second.  Rows a
+-- domain has no room for stay locked until the claim commits, then are
+-- free again.  Jobs of a domain are taken oldest first.  The tokens spent
+-- are written back to the domain's row.  p_max <= 0: no destination
+-- control (no lock, no limits).
+CREATE OR REPLACE FUNCTION mf_queue_claim(p_owner text, p_lease bigint, p_limit integer, p_verp boolean,
+                                          p_initial integer, p_max integer, p_rates jsonb)
+RETURNS TABLE (id bigint, message_id uuid, email text, domain text, attempts integer, age_secs bigint,
+               mail_from text, body bytea, has_body boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_blocked text[] := '{}';
+    v_room jsonb := '{}';
+    v_tokens jsonb := '{}';
+    v_default integer := p_limit;
+    v_now timestamptz;
+BEGIN
+    IF p_max > 0 THEN
+        PERFORM pg_advisory_xact_lock(hashtext('mailferry.queue_claim'));
+        SELECT coalesce(array_agg(x.domain) FILTER (WHERE x.room <= 0), '{}'),
+               coalesce(jsonb_object_agg(x.domain, x.room), '{}'),
+               coalesce(jsonb_object_agg(x.domain, x.tokens) FILTER (WHERE x.tokens IS NOT NULL), '{}')
+          INTO v_blocked, v_room, v_tokens
+          FROM mf_destination_room(p_verp, p_initial, p_max, p_rates) x;
+        v_default := mf_destination_default_room(p_initial, p_max, p_rates);
+    END IF;
+    -- Due by the clock after the lock, not by now() (the transaction's
+    -- start): mail that became due while the claim waited is taken.  A
+    -- variable, so that it is still an index condition.
+    v_now := clock_timestamp();
+    RETURN QUERY
+    WITH cand AS (
+        SELECT r.id, r.message_id, r.domain, r.next_attempt_at,
+               CASE WHEN p_verp THEN r.id::text ELSE r.message_id::text END AS job
+          FROM recipients r
+         WHERE r.status IN ('queued', 'scheduled', 'deferred') AND r.next_attempt_at <= v_now
+           AND r.domain <> ALL (v_blocked)
+         ORDER BY r.next_attempt_at LIMIT p_limit FOR UPDATE SKIP LOCKED),
+    j AS (
+        SELECT c.id, c.domain, c.job,
+               min(c.next_attempt_at) OVER (PARTITION BY c.domain, c.job) AS due
+          FROM cand c),
+    pick AS (
+        SELECT j.id, j.domain, j.job
+          FROM (SELECT j.*, dense_rank() OVER (PARTITION BY j.domain ORDER BY j.due, j.job) AS k FROM j) j
+         WHERE j.k <= coalesce((v_room ->> j.domain)::integer, v_default)),
+    u AS (
+        UPDATE recipients r SET status = 'sending', lease_owner = p_owner,
+               lease_expires_at = now() + p_lease * interval '1 second',
+               attempts = r.attempts + 1, first_attempt_at = coalesce(r.first_attempt_at, now()),
+               updated_at = now()
+          FROM pick WHERE r.id = pick.id
+        RETURNING r.id, r.message_id, r.email, r.domain, r.attempts, r.first_attempt_at),
+    spent AS (
+        SELECT pick.domain, count(DISTINCT pick.job) AS n FROM pick
+         WHERE p_max > 0 AND mf_destination_rate(p_rates, pick.domain) > 0 GROUP BY pick.domain),
+    tok AS (
+        INSERT INTO destinations AS d (domain, lim, tokens, tokens_at)
+        SELECT s.domain, p_initial,
+               coalesce((v_tokens ->> s.domain)::double precision,
+                        mf_destination_bucket(mf_destination_rate(p_rates, s.domain))) - s.n, now()
+          FROM spent s ORDER BY s.domain
+        ON CONFLICT (domain) DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at)
+    -- The messages are read here, in this statement's snapshot: the
+    -- caller's statement took its own before the lock, and may not see a
+    -- message committed while it waited (its recipients would be claimed
+    -- and then lost to the join until their lease ran out).  The body goes
+    -- with the first row of each message only.
+    SELECT u.id, u.message_id, u.email, u.domain, u.attempts,
+           floor(extract(epoch FROM now() - u.first_attempt_at))::bigint,
+           m.mail_from,
+           CASE WHEN row_number() OVER (PARTITION BY u.message_id ORDER BY u.domain, u.id) = 1 THEN m.body END,
+           m.body IS NOT NULL
+      FROM u JOIN messages m ON m.id = u.message_id
+     ORDER BY u.message_id, u.domain, u.id;
+END
+$$;
+
+-- Milliseconds until the earliest recipient may be claimable (0: one is
+-- now), NULL when none is waiting: due rows of a destination without room
+-- count from when it has room again (mf_destination_room.ready_at), or in
+-- p_poll_ms when only a finishing job - perhaps another process's - will
+-- give it room.  Same parameters as mf_queue_claim.
+CREATE OR REPLACE FUNCTION mf_queue_next_due(p_verp boolean, p_initial integer, p_max integer, p_rates jsonb,
+                                             p_poll_ms integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_blocked text[] := '{}';
+    v_ready timestamptz;
+    v_next timestamptz;
+BEGIN
+    IF p_max > 0 THEN
+        SELECT coalesce(array_agg(x.domain), '{}'),
+               min(coalesce(x.ready_at, now() + p_poll_ms * interval '1 millisecond'))
+          INTO v_blocked, v_ready
+          FROM mf_destination_room(p_verp, p_initial, p_max, p_rates) x WHERE x.room <= 0;
+    END IF;
+    SELECT min(r.next_attempt_at) INTO v_next FROM recipients r
+     WHERE r.status IN ('queued', 'scheduled', 'deferred') AND r.domain <> ALL (v_blocked);
+    -- Nothing of an open domain due now: if anything is due, it belongs to
+    -- a domain without room.
+    IF (v_next IS NULL OR v_next > now()) AND v_ready IS NOT NULL
+       AND EXISTS (SELECT 1 FROM recipients r WHERE r.status IN ('queued', 'scheduled', 'deferred')
+                      AND r.next_attempt_at <= now()) THEN
+        v_next := least(v_next, greatest(v_ready, now()));
+    END IF;
+    IF v_next IS NULL THEN
+        RETURN NULL;  -- (greatest() would skip the NULL)
+    END IF;
+    RETURN ceil(greatest(extract(epoch FROM v_next - now()), 0) * 1000)::bigint;
+END
+$$;

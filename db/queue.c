@@ -38,6 +38,8 @@ struct db_session {
 	int attempts;      /* connection attempts so far */
 	long connected_ms; /* monotonic time of the last connection made */
 	PGconn *conn;
+	db_dest_feedback_fn fb;
+	void *fb_arg;
 };
 
 static long mono_ms(void)
@@ -45,6 +47,12 @@ static long mono_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void db_session_set_feedback(struct db_session *s, db_dest_feedback_fn fn, void *arg)
+{
+	s->fb = fn;
+	s->fb_arg = arg;
 }
 
 struct db_session *db_session_new(const char *conninfo)
@@ -252,40 +260,32 @@ int db_session_wait(struct db_session *s, int wake_fd, long timeout_ms)
 }
 
 int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int limit,
-		   void (*fn)(const struct db_claim_row *row, void *arg), void *arg, char *err,
-		   size_t errlen)
+		   const struct db_claim_opts *opts, void (*fn)(const struct db_claim_row *row, void *arg),
+		   void *arg, char *err, size_t errlen)
 {
 	PGconn *c = session_conn(s, err, errlen);
 	if (c == NULL)
 		return -1;
-	char lease[32], lim[32];
+	char lease[32], lim[32], initial[16], max[16];
 	snprintf(lease, sizeof(lease), "%ld", lease_secs);
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *params[] = { owner, lease, lim };
-	/* DESIGN.md "The claim": the inner SELECT walks the partial index
-	 * recipients_due_idx and skips rows another claimer holds, so two
-	 * claimers never get the same row.  Results are binary (text columns
-	 * arrive as raw bytes, the body as raw bytea); the body is sent once
-	 * per message. */
+	snprintf(initial, sizeof(initial), "%d", opts ? opts->initial : 0);
+	snprintf(max, sizeof(max), "%d", opts ? opts->max : 0);
+	const char *params[] = { owner, lease, lim, opts && opts->verp ? "t" : "f", initial, max,
+				 opts && opts->rates_json ? opts->rates_json : "{}" };
+	/* DESIGN.md "The claim": mf_queue_claim (db/functions.sql) walks the
+	 * partial index recipients_due_idx, skips rows another claimer holds
+	 * and destinations without room, so two claimers never get the same
+	 * row nor together more than a destination's room; it also joins the
+	 * messages, in its own snapshot (see there).  Results are binary
+	 * (text columns arrive as raw bytes, the body as raw bytea); the body
+	 * is sent once per message. */
 	PGresult *res = PQexecParams(c,
-		"WITH c AS ("
-		"  UPDATE recipients SET status = 'sending', lease_owner = $1,"
-		"         lease_expires_at = now() + $2::bigint * interval '1 second',"
-		"         attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, now()),"
-		"         updated_at = now()"
-		"   WHERE id IN (SELECT id FROM recipients"
-		"                 WHERE status IN ('queued', 'scheduled', 'deferred') AND next_attempt_at <= now()"
-		"                 ORDER BY next_attempt_at LIMIT $3::int FOR UPDATE SKIP LOCKED)"
-		"  RETURNING id, message_id, email, domain, attempts, first_attempt_at)"
-		" SELECT c.id::text, c.message_id::text, c.email, c.domain, c.attempts::text,"
-		"        floor(extract(epoch FROM now() - c.first_attempt_at))::bigint::text,"
-		"        m.mail_from,"
-		"        CASE WHEN row_number() OVER (PARTITION BY c.message_id ORDER BY c.domain, c.id) = 1"
-		"             THEN m.body END,"
-		"        (m.body IS NOT NULL)::text"
-		"   FROM c JOIN messages m ON m.id = c.message_id"
-		"  ORDER BY c.message_id, c.domain, c.id",
-		3, NULL, params, NULL, NULL, 1);
+		"SELECT c.id::text, c.message_id::text, c.email, c.domain, c.attempts::text, c.age_secs::text,"
+		"       c.mail_from, c.body, c.has_body::text"
+		"  FROM mf_queue_claim($1, $2::bigint, $3::int, $4::boolean, $5::int, $6::int, $7::jsonb) c"
+		" ORDER BY c.message_id, c.domain, c.id",
+		7, NULL, params, NULL, NULL, 1);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);
 		PQclear(res);
@@ -312,14 +312,20 @@ int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int
 	return n;
 }
 
-int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen)
+int db_queue_next_due(struct db_session *s, const struct db_claim_opts *opts, long *ms, char *err,
+		      size_t errlen)
 {
 	PGconn *c = session_conn(s, err, errlen);
 	if (c == NULL)
 		return -1;
-	PGresult *res = PQexec(c,
-		"SELECT ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000)::bigint"
-		"  FROM recipients WHERE status IN ('queued', 'scheduled', 'deferred')");
+	char initial[16], max[16], poll[16];
+	snprintf(initial, sizeof(initial), "%d", opts ? opts->initial : 0);
+	snprintf(max, sizeof(max), "%d", opts ? opts->max : 0);
+	snprintf(poll, sizeof(poll), "%d", DB_QUEUE_POLL_MS);
+	const char *params[] = { opts && opts->verp ? "t" : "f", initial, max,
+				 opts && opts->rates_json ? opts->rates_json : "{}", poll };
+	PGresult *res = PQexecParams(c, "SELECT mf_queue_next_due($1::boolean, $2::int, $3::int, $4::jsonb, $5::int)",
+				     5, NULL, params, NULL, NULL, 0);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
 		db_set_error(c, res, err, errlen);
 		PQclear(res);
@@ -438,6 +444,105 @@ static int refresh_messages(PGconn *c, PGresult *res, int col, char *err, size_t
 	return rc;
 }
 
+static int feedback_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct db_dest_feedback *)a)->domain, ((const struct db_dest_feedback *)b)->domain);
+}
+
+/*
+ * The destination feedback of a batch, in the recording transaction
+ * (db_session_set_feedback): per domain, the jobs that went well and those
+ * throttled; the rows locked in domain order (two recorders lock alike),
+ * the session's rule applied, the new state written back.  0 or -1.
+ */
+static int record_feedback(struct db_session *s, PGconn *c, const struct db_outcome *o, int n, char *err,
+			   size_t errlen)
+{
+	struct db_dest_feedback *f = NULL;
+	int nf = 0;
+	for (int i = 0; i < n; i++) {
+		if (o[i].domain == NULL || o[i].feedback == 0)
+			continue;
+		int j = 0;
+		while (j < nf && strcmp(f[j].domain, o[i].domain) != 0)
+			j++;
+		if (j == nf) {
+			f = xrealloc(f, (size_t)(nf + 1) * sizeof(*f));
+			memset(&f[nf], 0, sizeof(*f));
+			f[nf++].domain = o[i].domain;
+		}
+		if (o[i].feedback > 0) {
+			f[j].ok++;
+		} else {
+			f[j].throttled++;
+			f[j].last_code = o[i].code;
+		}
+	}
+	if (nf == 0)
+		return 0;
+	qsort(f, (size_t)nf, sizeof(*f), feedback_cmp);
+	struct buf a, js;
+	buf_init(&a, QUEUE_JSON_MAX);
+	buf_init(&js, QUEUE_JSON_MAX);
+	buf_putc(&a, '{');
+	for (int j = 0; j < nf; j++)
+		array_elem(&a, j == 0, f[j].domain);
+	buf_putc(&a, '}');
+	const char *p1[] = { buf_cstr(&a) };
+	int rc = -1;
+	PGresult *res = PQexecParams(c,
+		"SELECT domain, lim, backoff_secs, coalesce(paused_until > now(), false)::text FROM destinations"
+		" WHERE domain = ANY($1::text[]) ORDER BY domain FOR UPDATE",
+		1, NULL, p1, NULL, NULL, 0);
+	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
+		db_set_error(c, res, err, errlen);
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		for (int j = 0; j < nf; j++)
+			if (strcmp(f[j].domain, PQgetvalue(res, i, 0)) == 0) {
+				f[j].known = 1;
+				f[j].limit = strtod(PQgetvalue(res, i, 1), NULL);
+				f[j].backoff_secs = strtol(PQgetvalue(res, i, 2), NULL, 10);
+				f[j].paused = PQgetvalue(res, i, 3)[0] == 't';
+			}
+	buf_putc(&js, '[');
+	for (int j = 0; j < nf; j++) {
+		s->fb(&f[j], s->fb_arg);
+		buf_printf(&js, "%s{\"d\":", j ? "," : "");
+		json_str(&js, f[j].domain);
+		buf_printf(&js, ",\"l\":%.6f,\"b\":%ld,\"p\":%ld,\"c\":", f[j].limit, f[j].backoff_secs,
+			   f[j].pause_secs);
+		if (f[j].last_code > 0)
+			buf_printf(&js, "%d}", f[j].last_code);
+		else
+			buf_puts(&js, "null}");
+	}
+	buf_putc(&js, ']');
+	PQclear(res);
+	const char *p2[] = { buf_cstr(&js) };
+	res = PQexecParams(c,
+		"INSERT INTO destinations AS d (domain, lim, backoff_secs, paused_until, last_code, updated_at)"
+		" SELECT x.d, x.l, x.b, CASE WHEN x.p > 0 THEN now() + x.p * interval '1 second' END, x.c, now()"
+		"   FROM jsonb_to_recordset($1::jsonb) AS x(d text, l double precision, b int, p bigint, c int)"
+		"  ORDER BY x.d"
+		" ON CONFLICT (domain) DO UPDATE SET lim = excluded.lim, backoff_secs = excluded.backoff_secs,"
+		"    paused_until = coalesce(excluded.paused_until, d.paused_until),"
+		"    last_code = coalesce(excluded.last_code, d.last_code), updated_at = now()",
+		1, NULL, p2, NULL, NULL, 0);
+	if (!db_res_ok(res, PGRES_COMMAND_OK)) {
+		db_set_error(c, res, err, errlen);
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	buf_cleanup(&a);
+	buf_cleanup(&js);
+	free(f);
+	return rc;
+}
+
 int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int *applied,
 		    char *err, size_t errlen)
 {
@@ -510,6 +615,8 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 	}
 	int m = PQntuples(res);
 	if (m > 0 && refresh_messages(c, res, 1, err, errlen) < 0)
+		goto out;
+	if (s->fb != NULL && record_feedback(s, c, o, n, err, errlen) < 0)
 		goto out;
 	if (db_exec(c, "COMMIT", err, errlen) < 0)
 		goto out;

@@ -61,18 +61,38 @@ struct db_claim_row {
 };
 
 /*
+ * Per-destination control of a claim (queue/destination.h; the SQL is
+ * mf_queue_claim in db/functions.sql): every destination (recipient
+ * domain) gets at most its room - its window from the destinations table
+ * (initial without a row, at most max) minus its jobs in flight in every
+ * process, none while paused, at most the tokens of its rate - in jobs.
+ */
+struct db_claim_opts {
+	int verp;                 /* each recipient is its own job */
+	int initial;              /* the window of a domain without a row */
+	int max;                  /* destination_concurrency; <= 0: no destination control */
+	const char *rates_json;   /* {"gmail.com": 600, "*": 0}, jobs per minute; NULL: none */
+};
+
+/*
  * Claims up to limit due recipients (queued, scheduled or deferred with
  * next_attempt_at <= now()) with FOR UPDATE SKIP LOCKED on the partial
- * index: status 'sending', lease_owner = owner, lease_expires_at =
+ * index, within each destination's room (opts; NULL: no destination
+ * control): status 'sending', lease_owner = owner, lease_expires_at =
  * now() + lease_secs, attempts + 1, first_attempt_at set once.  Calls fn
  * for each row.  Returns the number of rows claimed, or -1.
  */
 int db_queue_claim(struct db_session *s, const char *owner, long lease_secs, int limit,
-		   void (*fn)(const struct db_claim_row *row, void *arg), void *arg, char *err,
-		   size_t errlen);
+		   const struct db_claim_opts *opts, void (*fn)(const struct db_claim_row *row, void *arg),
+		   void *arg, char *err, size_t errlen);
 /* Milliseconds until the earliest claimable row is due (0 if one is due
- * now); -1 when nothing is waiting. Returns 0 or -1 (error). */
-int db_queue_next_due(struct db_session *s, long *ms, char *err, size_t errlen);
+ * now); -1 when nothing is waiting.  With opts, due rows of a destination
+ * without room count from when it has room again, or DB_QUEUE_POLL_MS
+ * when only a finishing job (perhaps another process's) will give it.
+ * Returns 0 or -1 (error). */
+int db_queue_next_due(struct db_session *s, const struct db_claim_opts *opts, long *ms, char *err,
+		      size_t errlen);
+#define DB_QUEUE_POLL_MS 500
 
 /* One outcome to record; strings borrowed, NULL/"" stored as NULL. */
 struct db_outcome {
@@ -86,7 +106,33 @@ struct db_outcome {
 	int tls_verified;         /* -1: no TLS */
 	const char *bounce_type, *bounce_category;
 	int suppress;             /* bounced: add the address to the suppression list */
+	/* Destination feedback (queue/destination.h): one outcome per job
+	 * carries its job's signal, the others 0. */
+	const char *domain;       /* NULL: no feedback */
+	int feedback;             /* 1 the job went well, -1 it was throttled, 0 none */
 };
+
+/*
+ * The destination feedback of one recorder batch for one domain, handed
+ * to the session's feedback function inside the recording transaction with
+ * the domain's row locked: in: ok/throttled job counts, the row's state
+ * (known 0: no row yet); out: the new state, and pause_secs > 0 to pause
+ * the domain from now.
+ */
+struct db_dest_feedback {
+	const char *domain;
+	int ok, throttled;
+	int last_code;            /* of a throttled job, 0 when none */
+	int known;
+	double limit;
+	long backoff_secs;
+	int paused;
+	long pause_secs;
+};
+typedef void (*db_dest_feedback_fn)(struct db_dest_feedback *f, void *arg);
+/* Sets the function db_queue_record() applies to each batch's destination
+ * feedback (NULL: the destinations table is left alone). */
+void db_session_set_feedback(struct db_session *s, db_dest_feedback_fn fn, void *arg);
 
 /*
  * Writes the outcomes in one transaction: recipient status, last_*, tls_*,
@@ -97,7 +143,10 @@ struct db_outcome {
  * is no longer owner's are left alone, except that a 'delivered' outcome
  * is written over any status that is not final (the server accepted the
  * mail; the lease may have been reaped or reclaimed meanwhile).  *applied
- * counts the rows written.
+ * counts the rows written.  Outcomes carrying destination feedback update
+ * the destinations table in the same transaction, through the session's
+ * feedback function (db_session_set_feedback), whether or not their lease
+ * held: the session took place either way.
  */
 int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int *applied,
 		    char *err, size_t errlen);

@@ -10,12 +10,17 @@
 #ifndef MF_QUEUE_GAUGES_H
 #define MF_QUEUE_GAUGES_H
 
+struct config;
 struct db_pool;
 struct metrics;
 struct gauges_ctx;
 
 struct gauges_ctx *queue_gauges_register(struct metrics *m, struct db_pool *pool, int pool_max,
 					 const char *version);
+/* Adds the per-destination gauges (mailferry_destination_*), computed as
+ * the claim does with cfg's destination_concurrency, destination_rate and
+ * VERP (bounce_domain); cfg is read now, not kept. */
+void queue_gauges_destinations(struct gauges_ctx *g, const struct config *cfg);
 void queue_gauges_free(struct gauges_ctx *g);
 
 #endif

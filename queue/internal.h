@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "db/queue.h"
+#include "queue/destination.h"
 #include "queue/policy.h"
 #include "queue/queue.h"
 #include "mail/outcome.h"
@@ -57,6 +58,7 @@ struct qout {
 	struct db_outcome db;
 	struct smtp_outcome so;
 	char owner[QUEUE_OWNER_MAX];
+	char domain[MF_DOMAIN_MAX + 1];
 	const char *status;
 };
 
@@ -68,6 +70,8 @@ struct qdomain {
 struct queue {
 	struct queue_params p;
 	struct policy_params policy;
+	struct dest_params dest;    /* per-destination feedback (destination.h) */
+	char *dest_rates;           /* destination_rate as the claim's JSON */
 	char owner[QUEUE_OWNER_BASE_MAX];
 	long claim_seq;
 	int nworkers;

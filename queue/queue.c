@@ -117,13 +117,22 @@ static void claim_row(const struct db_claim_row *row, void *arg)
 	r->age_secs = row->age_secs;
 }
 
+/* The destination control every claim and next-due lookup applies
+ * (queue/destination.h; VERP may be switched on after the start). */
+static struct db_claim_opts claim_opts(const struct queue *q)
+{
+	return (struct db_claim_opts){ .verp = q->verp, .initial = q->dest.initial, .max = q->dest.max,
+				       .rates_json = q->dest_rates };
+}
+
 /* Claims up to limit recipients and queues their jobs; the row count or -1. */
 static int claim(struct queue *q, struct db_session *s, int limit)
 {
 	char owner[QUEUE_OWNER_MAX], err[512];
 	snprintf(owner, sizeof(owner), "%.95s:%ld", q->owner, ++q->claim_seq);
 	struct claim_ctx c = { .q = q, .owner = owner };
-	int n = db_queue_claim(s, owner, q->lease_secs, limit, claim_row, &c, err, sizeof(err));
+	struct db_claim_opts o = claim_opts(q);
+	int n = db_queue_claim(s, owner, q->lease_secs, limit, &o, claim_row, &c, err, sizeof(err));
 	if (n < 0) {
 		log_warn_limited("event=queue_claim_failed error=\"%s\"", err);
 		return -1;
@@ -199,6 +208,7 @@ static void *scheduler_main(void *arg)
 		if (!listening || (need_verp && !q->verp && load_verp_key(q) < 0)) {
 			wait_ms = 1000;
 		} else if (room > 0 && batch_ok) {
+			struct db_claim_opts o = claim_opts(q);
 			int limit = room < QUEUE_CLAIM_MAX ? room : QUEUE_CLAIM_MAX;
 			int n = claim(q, s, limit);
 			if (n == limit)
@@ -207,7 +217,7 @@ static void *scheduler_main(void *arg)
 			if (n < 0) {
 				wait_ms = 1000;
 				listening = 0;
-			} else if (db_queue_next_due(s, &due, err, sizeof(err)) < 0) {
+			} else if (db_queue_next_due(s, &o, &due, err, sizeof(err)) < 0) {
 				log_warn_limited("event=queue_next_due_failed error=\"%s\"", err);
 				wait_ms = 1000;
 			} else if (due >= 0) {
@@ -350,6 +360,10 @@ struct queue *queue_new(const struct queue_params *p, char *err, size_t errlen)
 	q->nworkers = cfg->workers > 0 ? cfg->workers : 1;
 	q->domain_limit = cfg->destination_concurrency > 0 ? cfg->destination_concurrency : q->nworkers;
 	q->lease_secs = cfg->lease_time > 0 ? cfg->lease_time : 1;
+	dest_params_init(&q->dest, q->domain_limit);
+	q->dest_rates = dest_rates_json(cfg->destination_rate);
+	if (q->dest_rates == NULL)
+		q->dest_rates = xstrdup("{}");  /* config_load() checked it */
 	make_owner(q->owner, sizeof(q->owner));
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->work, NULL);
@@ -471,6 +485,7 @@ int queue_free(struct queue *q)
 	pthread_cond_destroy(&q->hk);
 	free(q->domains);
 	free(q->workers);
+	free(q->dest_rates);
 	log_info("event=queue_stopped owner=%s", q->owner);
 	free(q);
 	return 0;

@@ -92,6 +92,7 @@ static struct qout *make_out(struct queue *q, const struct qjob *j, const struct
 	struct qout *o = xcalloc(1, sizeof(*o));
 	o->so = *so;
 	snprintf(o->owner, sizeof(o->owner), "%s", j->owner);
+	snprintf(o->domain, sizeof(o->domain), "%s", j->domain);
 	struct policy_decision d;
 	policy_decide(&q->policy, so, r->attempts, r->age_secs, rnd32(), &d);
 	o->status = policy_next_name(d.next);
@@ -112,6 +113,7 @@ static struct qout *make_out(struct queue *q, const struct qjob *j, const struct
 		db->bounce_category = d.cls.category;
 		db->suppress = d.next == NEXT_BOUNCED && d.suppress;
 	}
+	db->domain = o->domain;
 	log_debug("event=queue_outcome msg_id=%s rcpt_id=%" PRId64 " attempt=%d status=%s delay_ms=%ld",
 		  j->msg->id, r->id, r->attempts, o->status, d.delay_ms);
 	return o;
@@ -212,6 +214,8 @@ static void run_job(struct queue *q, struct qjob *j)
 		if (q->p.metrics)
 			outcome_metrics(q, j, o);
 	}
+	/* The job's feedback to its destination, once (destination.h). */
+	first->db.feedback = (int)dest_job_signal(rc, j->n);
 	pthread_mutex_lock(&q->lock);
 	last->next = q->outs;
 	q->outs = first;
@@ -265,6 +269,7 @@ void *queue_recorder_main(void *arg)
 {
 	struct queue *q = arg;
 	struct db_session *s = db_session_new(q->p.cfg->database_url);
+	db_session_set_feedback(s, dest_db_feedback, &q->dest);
 	struct db_outcome *batch = xcalloc(QUEUE_RECORD_MAX, sizeof(*batch));
 	struct qout *retry = NULL;
 	pthread_mutex_lock(&q->lock);

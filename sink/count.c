@@ -80,14 +80,26 @@ void sink_count_message(struct sink_count *c, uint64_t id_hash, size_t nrcpts, s
 		c->ids_n++;
 }
 
+void sink_count_txn_begin(struct sink_count *c)
+{
+	if (++c->txn_open > c->txn_peak)
+		c->txn_peak = c->txn_open;
+}
+
+void sink_count_txn_end(struct sink_count *c)
+{
+	if (c->txn_open > 0)
+		c->txn_open--;
+}
+
 int sink_count_format(const struct sink_count *c, int json, char *out, size_t outsz)
 {
 	const char *fmt = json ? "{\"sessions\":%llu,\"open\":%llu,\"peak\":%llu,\"messages\":%llu,"
 				 "\"recipients\":%llu,\"duplicates\":%llu,\"no_message_id\":%llu,"
-				 "\"faults\":%llu,\"bytes\":%llu}"
+				 "\"faults\":%llu,\"bytes\":%llu,\"txn_peak\":%llu}"
 			       : "sessions=%llu open=%llu peak=%llu messages=%llu recipients=%llu "
-				 "duplicates=%llu no_message_id=%llu faults=%llu bytes=%llu";
+				 "duplicates=%llu no_message_id=%llu faults=%llu bytes=%llu txn_peak=%llu";
 	int n = snprintf(out, outsz, fmt, c->sessions, c->open, c->peak, c->messages, c->recipients, c->duplicates,
-			 c->no_message_id, c->faults, c->bytes);
+			 c->no_message_id, c->faults, c->bytes, c->txn_peak);
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }

@@ -9,6 +9,12 @@
  * millions of messages costs tens of megabytes; two different ids share a
  * hash with a probability of about n^2/2^65, negligible at that scale.
  *
+ * A mail transaction is in progress from an accepted MAIL command to its
+ * final dot being read (or RSET, a new EHLO, the end of the session; a
+ * --data-delay comes after it): txn_peak is
+ * the most concurrent deliveries a client made, which an idle session it
+ * keeps open for reuse does not count towards (peak does).
+ *
  * Single-threaded: the event loop owns the counters.  sink_count_format()
  * writes one summary line, as key=value text or as JSON.
  */
@@ -28,6 +34,8 @@ struct sink_count {
 	unsigned long long no_message_id; /* messages without a Message-ID header */
 	unsigned long long faults;        /* fault replies, drops and tarpitted sessions */
 	unsigned long long bytes;         /* message bytes accepted */
+	unsigned long long txn_open;      /* mail transactions in progress now */
+	unsigned long long txn_peak;      /* most transactions in progress at once */
 	uint64_t *ids;                    /* open addressing, 0 = empty */
 	size_t ids_cap, ids_n;
 };
@@ -38,6 +46,9 @@ void sink_count_cleanup(struct sink_count *c);
 uint64_t sink_count_hash(const char *id, size_t len);
 /* Records an accepted message; hash 0 means it had no Message-ID. */
 void sink_count_message(struct sink_count *c, uint64_t id_hash, size_t nrcpts, size_t bytes);
+/* A transaction began (MAIL accepted) / ended. */
+void sink_count_txn_begin(struct sink_count *c);
+void sink_count_txn_end(struct sink_count *c);
 /* Writes the summary (no newline) into out; returns 0 or -1 when out is too small. */
 int sink_count_format(const struct sink_count *c, int json, char *out, size_t outsz);
 

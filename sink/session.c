@@ -110,8 +110,10 @@ static int fault(struct sink *sk, struct sink_session *s, enum sink_stage stage)
 	return 1;
 }
 
-static void reset_transaction(struct sink_session *s)
+static void reset_transaction(struct sink *sk, struct sink_session *s)
 {
+	if (s->flags & SINK_F_MAIL)
+		sink_count_txn_end(&sk->count);
 	s->flags &= ~(unsigned)(SINK_F_MAIL | SINK_F_HEADERS | SINK_F_MSGID_NEXT | SINK_F_TOO_LONG | SINK_F_TOO_BIG);
 	s->nrcpts = 0;
 	s->data_bytes = 0;
@@ -123,7 +125,7 @@ static int cmd_helo(struct sink *sk, struct sink_session *s, const struct smtp_c
 	int f = fault(sk, s, SINK_STAGE_EHLO);
 	if (f != 0)
 		return f < 0 ? -1 : 0;
-	reset_transaction(s);
+	reset_transaction(sk, s);
 	s->flags |= SINK_F_HELO;
 	if (c->verb == SMTP_VERB_HELO) {
 		reply(s, "250 %s", sk->p.hostname);
@@ -150,6 +152,7 @@ static int cmd_mail(struct sink *sk, struct sink_session *s, const struct smtp_c
 	if (c->size >= 0 && (unsigned long long)c->size > sk->p.max_message_size)
 		return reply(s, "552 5.3.4 Message size exceeds fixed maximum message size"), 0;
 	s->flags |= SINK_F_MAIL;
+	sink_count_txn_begin(&sk->count);
 	reply(s, "250 2.1.0 Ok");
 	return 0;
 }
@@ -209,7 +212,7 @@ static int on_command(struct sink *sk, struct sink_session *s, const char *line,
 	case SMTP_VERB_DATA:
 		return cmd_data(s);
 	case SMTP_VERB_RSET:
-		reset_transaction(s);
+		reset_transaction(sk, s);
 		return reply(s, "250 2.0.0 Ok"), 0;
 	case SMTP_VERB_NOOP:
 		return reply(s, "250 2.0.0 Ok"), 0;
@@ -231,7 +234,7 @@ static int end_of_data(struct sink *sk, struct sink_session *s)
 	s->flags |= SINK_F_EOD;
 	int f = fault(sk, s, SINK_STAGE_DATA);
 	if (f != 0) {
-		reset_transaction(s);
+		reset_transaction(sk, s);
 		return f < 0 ? -1 : 0;
 	}
 	if (s->flags & SINK_F_TOO_BIG)
@@ -243,7 +246,7 @@ static int end_of_data(struct sink *sk, struct sink_session *s)
 		s->nmsg++;
 		reply(s, "250 2.0.0 Ok: queued as %llx.%u", s->id, s->nmsg);
 	}
-	reset_transaction(s);
+	reset_transaction(sk, s);
 	return 0;
 }
 
@@ -497,6 +500,7 @@ int sink_session_timer(struct sink *sk, struct sink_session *s)
 
 void sink_session_close(struct sink *sk, struct sink_session *s)
 {
+	reset_transaction(sk, s);
 	sink_timer_del(sk, s);
 	close(s->fd);
 	free(s->partial);

@@ -21,7 +21,7 @@
 #include "util/xmalloc.h"
 
 enum ctype { C_STR, C_INT, C_BOOL, C_DURATION, C_SIZE, C_SCHEDULE, C_HOSTPORT,
-	     C_SMARTHOST_TLS, C_TLS_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES };
+	     C_SMARTHOST_TLS, C_TLS_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES, C_RATES };
 
 struct ckey {
 	const char *name;
@@ -74,6 +74,7 @@ static const struct ckey keys[] = {
 	K(capture_dir, C_STR, NULL, 0),
 	K(lease_time, C_DURATION, "10m", 0),
 	K(destination_concurrency, C_INT, "20", 0),
+	K(destination_rate, C_RATES, NULL, 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -241,6 +242,63 @@ static int check_routes(const char *s, char *why, size_t whylen)
 	return rc;
 }
 
+/*
+ * destination_rate = domain=N/min,...: a domain (or '*' for every other
+ * one) and a rate in jobs per minute; 0 (or a bare "=0") means no limit.  Calls fn (may be
+ * NULL: only checks) for each item.  The first bad item is quoted in why.
+ */
+int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen)
+{
+	const char *p = s;
+	int any = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		while (n && *p == ' ')
+			p++, n--;
+		while (n && p[n - 1] == ' ')
+			n--;
+		const char *eq = memchr(p, '=', n);
+		const char *slash = eq ? memchr(eq, '/', n - (size_t)(eq - p)) : NULL;
+		size_t dlen = eq ? (size_t)(eq - p) : 0;
+		/* "=0" alone is "no limit" too (the unit says nothing then). */
+		int bare0 = eq && slash == NULL && (size_t)(p + n - eq) == 2 && eq[1] == '0';
+		if (bare0)
+			slash = eq + 2;
+		int ok = eq && slash && dlen > 0 && dlen <= MF_DOMAIN_MAX && slash > eq + 1 &&
+			 (bare0 || ((size_t)(p + n - slash) == 4 && memcmp(slash, "/min", 4) == 0));
+		long v = 0;
+		for (const char *d = eq ? eq + 1 : p; ok && d < slash; d++) {
+			if (!isdigit((unsigned char)*d) || v > 1000000) {
+				ok = 0;
+				break;
+			}
+			v = v * 10 + (*d - '0');
+		}
+		if (ok && v > 1000000)
+			ok = 0;
+		for (size_t i = 0; ok && i < dlen; i++)
+			if (!(isalnum((unsigned char)p[i]) || p[i] == '.' || p[i] == '-' || (p[i] == '*' && dlen == 1)))
+				ok = 0;
+		if (!ok) {
+			snprintf(why, whylen, "item \"%.*s\" is not domain=N/min (N from 0 to 1000000; '*' for every"
+				 " other domain; 0 for no limit), e.g. gmail.com=600/min,*=0", (int)(n > 100 ? 100 : n), p);
+			return -1;
+		}
+		if (fn)
+			fn(p, dlen, v, arg);
+		any = 1;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (!any) {
+		snprintf(why, whylen, "no item; e.g. gmail.com=600/min,*=0");
+		return -1;
+	}
+	return 0;
+}
+
 static int check_roles(const char *s)
 {
 	char *copy = xstrdup(s);
@@ -345,6 +403,9 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 	case C_ROUTES:
 		ok = check_routes(v, why, sizeof(why)) == 0;
 		break;
+	case C_RATES:
+		ok = config_parse_rates(v, NULL, NULL, why, sizeof(why)) == 0;
+		break;
 	case C_ROLES:
 		ok = check_roles(v) == 0;
 		if (!ok)
@@ -356,7 +417,7 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 		return -1;
 	}
 	if (k->type == C_STR || k->type == C_HOSTPORT || k->type == C_LOGLEVEL ||
-	    k->type == C_LOGFORMAT || k->type == C_ROUTES || k->type == C_ROLES) {
+	    k->type == C_LOGFORMAT || k->type == C_ROUTES || k->type == C_ROLES || k->type == C_RATES) {
 		char **sp = str_slot(cfg, k);
 		free(*sp);
 		*sp = xstrdup(v);
@@ -579,7 +640,8 @@ void config_cleanup(struct config *cfg)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		switch (keys[i].type) {
-		case C_STR: case C_HOSTPORT: case C_LOGLEVEL: case C_LOGFORMAT: case C_ROUTES: case C_ROLES: {
+		case C_STR: case C_HOSTPORT: case C_LOGLEVEL: case C_LOGFORMAT: case C_ROUTES: case C_ROLES:
+		case C_RATES: {
 			char **sp = str_slot(cfg, &keys[i]);
 			free(*sp);
 			*sp = NULL;

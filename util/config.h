@@ -67,6 +67,7 @@ struct config {
 	char *capture_dir;
 	long lease_time;
 	int destination_concurrency;
+	char *destination_rate;     /* NULL: no rate limits; see config_parse_rates() */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
@@ -85,5 +86,11 @@ int config_parse_size(const char *s, long *bytes);
 int config_parse_schedule(const char *s, struct schedule *out);
 /* Splits "host:port" ("[v6]:port" too); host is written into host[hostsz]. */
 int config_parse_hostport(const char *s, char *host, size_t hostsz, int *port);
+/* destination_rate items: domain (not NUL-terminated, dlen bytes; "*" for
+ * any other domain) and jobs per minute (0: none). */
+typedef void (*config_rate_fn)(const char *domain, size_t dlen, long per_min, void *arg);
+/* Parses "domain=N/min,...", calling fn (may be NULL) per item; 0, or -1
+ * with the bad item quoted in why. */
+int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen);
 
 #endif

@@ -127,6 +127,22 @@ void metrics_gauge_set(struct metrics *m, const char *name, const char *help, co
 	pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_gauge_clear(struct metrics *m, const char *name)
+{
+	pthread_mutex_lock(&m->lock);
+	for (struct family *f = m->families; f; f = f->next) {
+		if (strcmp(f->name, name) != 0 || f->type != M_GAUGE)
+			continue;
+		for (struct series *s = f->series, *sn; s; s = sn) {
+			sn = s->next;
+			free(s->labels);
+			free(s);
+		}
+		f->series = NULL;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_observe(struct metrics *m, const char *name, const char *help, const char *labels,
 		     double v)
 {

@@ -21,6 +21,9 @@ void metrics_counter_add(struct metrics *m, const char *name, const char *help, 
 			 double v);
 void metrics_gauge_set(struct metrics *m, const char *name, const char *help, const char *labels,
 		       double v);
+/* Drops every series of a gauge (its HELP and TYPE stay), e.g. before a
+ * collector sets the current set of a gauge whose label values come and go. */
+void metrics_gauge_clear(struct metrics *m, const char *name);
 /* Histogram with the default latency buckets (5 ms .. 60 s). */
 void metrics_observe(struct metrics *m, const char *name, const char *help, const char *labels,
 		     double v);

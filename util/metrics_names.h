@@ -52,6 +52,12 @@
 /* Gauges set by collectors at every scrape (queue/gauges.c). */
 #define MF_M_QUEUE_DEPTH "mailferry_queue_recipients", "Recipients waiting or in flight, by status (from the database)."
 #define MF_M_QUEUE_OLDEST "mailferry_queue_oldest_due_seconds", "Age of the oldest due recipient not yet claimed (from the database)."
+/* Per destination (recipient domain) active in the last DEST_ACTIVE_SECS,
+ * from the destinations table (queue/destination.h); label domain. */
+#define MF_M_DEST_SESSIONS "mailferry_destination_sessions", "Delivery jobs (SMTP transactions) in flight to the destination, all processes (from the database)."
+#define MF_M_DEST_LIMIT "mailferry_destination_limit", "The destination's current concurrency window (slow start and throttle feedback)."
+#define MF_M_DEST_PAUSED "mailferry_destination_paused", "1 while the destination is paused after throttling, else 0."
+#define MF_M_DEST_BACKOFF "mailferry_destination_backoff_seconds", "The pause the destination's last throttle gave (0 after a success); the next throttle doubles it."
 #define MF_M_DB_UP "mailferry_database_up", "1 when the last database query of the metrics collector succeeded."
 #define MF_M_DB_POOL "mailferry_db_pool_connections", "Database pool connections by state (open, busy, max)."
 #define MF_M_BUILD "mailferry_build_info", "Build information (always 1)."

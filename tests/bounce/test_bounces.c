@@ -420,7 +420,7 @@ static void worker_claims(struct db_session *s, const char *owner, int64_t want)
 {
 	char err[256];
 	int64_t got = 0;
-	cr_assert_eq(db_queue_claim(s, owner, 600, 10, claimed_id, &got, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(s, owner, 600, 10, NULL, claimed_id, &got, err, sizeof(err)), 1, "%s", err);
 	cr_assert_eq(got, want);
 }
 

@@ -6,9 +6,13 @@
  * whose registered connection is gone), the owner registration across a
  * reconnect, the lease heartbeat, suppression of bad mailboxes by the
  * recorder, the release, LISTEN/NOTIFY, and concurrent claimers getting
- * disjoint rows.
+ * disjoint rows; per-destination control: the claim within each domain's
+ * window, paused domains skipped, two claimers serialised so that together
+ * they stay within a window, VERP jobs, the rate bucket, and the
+ * recorder's feedback cutting and pausing a throttled domain.
  */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +23,7 @@
 #include "db/db.h"
 #include "db/queue.h"
 #include "harness.h"
+#include "queue/destination.h"
 #include "util/xmalloc.h"
 
 static char *sqlf(const char *url, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -96,7 +101,7 @@ Test(db_queue, claim_groups_and_leases)
 	struct db_session *s = db_session_new(url);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	int n = db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err));
+	int n = db_queue_claim(s, "me:1", 60, 100, NULL, collect, r, err, sizeof(err));
 	cr_assert_eq(n, 6, "claim: %d %s", n, err);
 	cr_assert_eq(r->body_rows, 2, "the body once per message");
 	cr_assert_eq(r->attempts, 1);
@@ -110,7 +115,7 @@ Test(db_queue, claim_groups_and_leases)
 				   " AND lease_expires_at > now() + interval '50 s' AND first_attempt_at IS NOT NULL"), 6);
 	/* Nothing left to claim. */
 	r->n = 0;
-	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, collect, r, err, sizeof(err)), 0);
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, NULL, collect, r, err, sizeof(err)), 0);
 	free(r);
 	db_session_free(s);
 	th_db_drop(url);
@@ -128,13 +133,13 @@ Test(db_queue, claim_only_due_claimable_rows)
 	struct db_session *s = db_session_new(url);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err)), 2, "%s", err);
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, NULL, collect, r, err, sizeof(err)), 2, "%s", err);
 	cr_assert(r->ids[0] + r->ids[1] == 3 + 4);
 	long ms = -2;
-	cr_assert_eq(db_queue_next_due(s, &ms, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(db_queue_next_due(s, NULL, &ms, err, sizeof(err)), 0, "%s", err);
 	cr_assert(ms > 3500 * 1000 && ms <= 3600 * 1000, "next due in %ld ms", ms);
 	free(sqlf(url, "UPDATE recipients SET status = 'delivered' WHERE id = 1"));
-	cr_assert_eq(db_queue_next_due(s, &ms, err, sizeof(err)), 0);
+	cr_assert_eq(db_queue_next_due(s, NULL, &ms, err, sizeof(err)), 0);
 	cr_assert_eq(ms, -1);
 	free(r);
 	db_session_free(s);
@@ -158,7 +163,7 @@ Test(db_queue, record_writes_status_event_and_summary)
 	struct db_session *s = db_session_new(url);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, collect, r, err, sizeof(err)), 3);
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, NULL, collect, r, err, sizeof(err)), 3);
 	struct db_outcome o[3] = { ok_outcome(1, "me:1"), ok_outcome(2, "me:1"), ok_outcome(3, "me:1") };
 	o[1].status = "bounced";
 	o[1].code = 550;
@@ -217,7 +222,7 @@ Test(db_queue, late_writer_after_reclaim_changes_nothing)
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
 	/* A lease of 0 s expires at once: the owner "died". */
-	cr_assert_eq(db_queue_claim(s, "dead:1", 0, 10, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "dead:1", 0, 10, NULL, collect, r, err, sizeof(err)), 1);
 	char last[32];
 	cr_assert_eq(th_sql_wait(url, "SELECT bool_and(lease_expires_at < clock_timestamp()) FROM recipients"
 				      " WHERE status = 'sending'", "t", 30000, last, sizeof(last)), 0, "%s", last);
@@ -227,7 +232,7 @@ Test(db_queue, late_writer_after_reclaim_changes_nothing)
 	free(v);
 	cr_assert_eq(db_queue_reap(s, 5, 100, err, sizeof(err)), 0);
 	r->n = 0;
-	cr_assert_eq(db_queue_claim(s, "live:2", 60, 10, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "live:2", 60, 10, NULL, collect, r, err, sizeof(err)), 1);
 	cr_assert_eq(r->attempts, 2);
 	/* The dead owner's late outcome is ignored. */
 	struct db_outcome late = ok_outcome(1, "dead:1");
@@ -265,7 +270,7 @@ Test(db_queue, release_gives_back_unstarted_rows)
 	struct db_pool *pool = db_pool_new(url, 2);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, collect, r, err, sizeof(err)), 3);
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, NULL, collect, r, err, sizeof(err)), 3);
 	int64_t ids[] = { 1, 2, 3 };
 	const char *owners[] = { "me:1", "other:9", "me:1" };
 	cr_assert_eq(db_queue_release(pool, ids, owners, 3, err, sizeof(err)), 2, "%s", err);
@@ -326,7 +331,7 @@ static void *claim_all(void *arg)
 	struct db_session *s = db_session_new(c->url);
 	char err[256];
 	for (;;) {
-		int n = db_queue_claim(s, c->owner, 60, 25, collect_ids, c->r, err, sizeof(err));
+		int n = db_queue_claim(s, c->owner, 60, 25, NULL, collect_ids, c->r, err, sizeof(err));
 		if (n < 0) {
 			c->rc = -1;
 			break;
@@ -393,13 +398,13 @@ Test(db_queue, late_delivery_is_recorded_after_reclaim)
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
 	/* Lease 0 s: expired at once, as when a session outlasts lease_time. */
-	cr_assert_eq(db_queue_claim(s, "slow:1", 0, 10, collect, r, err, sizeof(err)), 3);
+	cr_assert_eq(db_queue_claim(s, "slow:1", 0, 10, NULL, collect, r, err, sizeof(err)), 3);
 	usleep(20000);
 	cr_assert_eq(db_queue_reap(s, 5, 100, err, sizeof(err)), 3, "%s", err);
 	/* Rows 1 and 2 are reclaimed by another worker; row 3 waits, deferred. */
 	free(sqlf(url, "UPDATE recipients SET next_attempt_at = now() + interval '1 h' WHERE id = 3"));
 	r->n = 0;
-	cr_assert_eq(db_queue_claim(s, "other:2", 60, 10, collect, r, err, sizeof(err)), 2);
+	cr_assert_eq(db_queue_claim(s, "other:2", 60, 10, NULL, collect, r, err, sizeof(err)), 2);
 	cr_assert_eq(r->attempts, 2, "the reaped attempt counts");
 	/* Row 2 gets a permanent failure from the other attempt first. */
 	struct db_outcome b = ok_outcome(2, "other:2");
@@ -451,10 +456,10 @@ Test(db_queue, renew_extends_own_leases_only)
 	struct db_pool *pool = db_pool_new(url, 2);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(s, "h:1:ab:1", 5, 1, collect, r, err, sizeof(err)), 1);
-	cr_assert_eq(db_queue_claim(s, "h:1:ab:2", 5, 1, collect, r, err, sizeof(err)), 1);
-	cr_assert_eq(db_queue_claim(s, "h:1:abc:1", 5, 1, collect, r, err, sizeof(err)), 1);
-	cr_assert_eq(db_queue_claim(s, "h:2:ab:1", 5, 1, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:1:ab:1", 5, 1, NULL, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:1:ab:2", 5, 1, NULL, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:1:abc:1", 5, 1, NULL, collect, r, err, sizeof(err)), 1);
+	cr_assert_eq(db_queue_claim(s, "h:2:ab:1", 5, 1, NULL, collect, r, err, sizeof(err)), 1);
 	cr_assert_eq(db_queue_renew(pool, "h:1:ab", 3600, err, sizeof(err)), 2, "%s", err);
 	char *v = sqlf(url, "SELECT string_agg(lease_owner || '=' || (lease_expires_at > now() + interval '1 h'"
 			    " - interval '1 min'), ',' ORDER BY id) FROM recipients");
@@ -481,7 +486,7 @@ Test(db_queue, record_suppresses_marked_bounces)
 	struct db_session *s = db_session_new(url);
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, collect, r, err, sizeof(err)), 3);
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 10, NULL, collect, r, err, sizeof(err)), 3);
 	struct db_outcome o[3] = { ok_outcome(1, "me:1"), ok_outcome(2, "me:1"), ok_outcome(3, "me:1") };
 	for (int i = 0; i < 3; i++) {
 		o[i].status = "bounced";
@@ -540,9 +545,9 @@ Test(db_queue, reap_frees_gone_owner_at_once)
 	cr_assert_eq(db_session_register(reaper, "h:3:cc", err, sizeof(err)), 0, "%s", err);
 	struct rows *r = xcalloc(1, sizeof(*r));
 	/* Hour-long leases: only the owner's liveness can free them. */
-	cr_assert_eq(db_queue_claim(alive, "h:1:aa:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
-	cr_assert_eq(db_queue_claim(dead, "h:2:bb:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
-	cr_assert_eq(db_queue_claim(alive, "unregistered:1", 3600, 1, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(alive, "h:1:aa:1", 3600, 1, NULL, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(dead, "h:2:bb:1", 3600, 1, NULL, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(alive, "unregistered:1", 3600, 1, NULL, collect, r, err, sizeof(err)), 1, "%s", err);
 	wait_owner_lock(url, "h:2:bb", "t");
 	cr_assert_eq(db_queue_reap(reaper, 0, 100, err, sizeof(err)), 0, "every owner is alive: %s", err);
 	/* The owner dies: its connection closes, its backend exits, the lock goes. */
@@ -560,7 +565,7 @@ Test(db_queue, reap_frees_gone_owner_at_once)
 	free(v);
 	/* The row is claimable again, as the next attempt. */
 	r->n = 0;
-	cr_assert_eq(db_queue_claim(reaper, "h:3:cc:1", 60, 10, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_queue_claim(reaper, "h:3:cc:1", 60, 10, NULL, collect, r, err, sizeof(err)), 1, "%s", err);
 	cr_assert_eq(r->attempts, 2);
 	free(r);
 	db_session_free(alive);
@@ -583,7 +588,7 @@ Test(db_queue, reap_spares_owner_within_grace_and_after_reconnect)
 	cr_assert_eq(db_session_register(owner, "h:1:aa", err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(db_session_register(reaper, "h:3:cc", err, sizeof(err)), 0, "%s", err);
 	struct rows *r = xcalloc(1, sizeof(*r));
-	cr_assert_eq(db_queue_claim(owner, "h:1:aa:1", 3600, 2, collect, r, err, sizeof(err)), 2, "%s", err);
+	cr_assert_eq(db_queue_claim(owner, "h:1:aa:1", 3600, 2, NULL, collect, r, err, sizeof(err)), 2, "%s", err);
 	/* The owner's backend is terminated (as by a database restart): the
 	 * lock is gone, but the owner was seen a moment ago. */
 	char *old = sqlf(url, "SELECT backend_pid FROM queue_owners WHERE owner = 'h:1:aa'");
@@ -616,6 +621,258 @@ Test(db_queue, reap_spares_owner_within_grace_and_after_reconnect)
 	cr_assert_eq(sql_long(url, "SELECT count(*) FROM queue_owners WHERE owner = 'h:3:cc'"), 0);
 	free(r);
 	db_session_free(reaper);
+	th_db_drop(url);
+	free(url);
+}
+
+/* ---- per-destination control (queue/destination.h) ---- */
+
+static const struct db_claim_opts win2 = { .verp = 0, .initial = 2, .max = 20, .rates_json = "{}" };
+
+/* Distinct messages 'sending' for domain (jobs in flight). */
+static long jobs_in_flight(const char *url, const char *domain)
+{
+	return sql_long(url, "SELECT count(DISTINCT message_id) FROM recipients WHERE status = 'sending'"
+			     " AND domain = '%s'", domain);
+}
+
+Test(db_queue, claim_stays_within_each_destination_window)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 10, "a@lim.test,b@lim.test");
+	insert_messages(url, 3, "c@other.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	/* Window 2 for both (no rows yet): 2 jobs of lim.test (4 recipients,
+	 * a job is one message's recipients in one domain) and 2 of other. */
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &win2, collect, r, err, sizeof(err)), 6, "%s", err);
+	cr_assert_eq(jobs_in_flight(url, "lim.test"), 2);
+	cr_assert_eq(jobs_in_flight(url, "other.test"), 2);
+	/* Both full: nothing more, and the next due time is a poll, not 0. */
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, &win2, collect, r, err, sizeof(err)), 0, "%s", err);
+	long ms = -2;
+	cr_assert_eq(db_queue_next_due(s, &win2, &ms, err, sizeof(err)), 0, "%s", err);
+	cr_assert(ms > 0 && ms <= DB_QUEUE_POLL_MS, "next due in %ld ms", ms);
+	/* A wider window for lim.test, from the destinations table. */
+	free(sqlf(url, "INSERT INTO destinations (domain, lim) VALUES ('lim.test', 5.5)"));
+	cr_assert_eq(db_queue_claim(s, "me:3", 60, 100, &win2, collect, r, err, sizeof(err)), 6, "%s", err);
+	cr_assert_eq(jobs_in_flight(url, "lim.test"), 5);
+	/* Without destination control (opts NULL) everything due is claimed. */
+	cr_assert_eq(db_queue_claim(s, "me:4", 60, 100, NULL, collect, r, err, sizeof(err)), 11, "%s", err);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, claim_skips_paused_destination)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 3, "a@paused.test");
+	insert_messages(url, 1, "b@open.test");
+	free(sqlf(url, "INSERT INTO destinations (domain, lim, backoff_secs, paused_until)"
+		       " VALUES ('paused.test', 5, 30, now() + interval '1 hour')"));
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &win2, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_str_eq(r->domain[0], "open.test");
+	/* Only the paused domain's rows are due: next due at the pause's end. */
+	long ms = -2;
+	cr_assert_eq(db_queue_next_due(s, &win2, &ms, err, sizeof(err)), 0, "%s", err);
+	cr_assert(ms > 3500 * 1000 && ms <= 3600 * 1000, "next due in %ld ms", ms);
+	free(sqlf(url, "UPDATE destinations SET paused_until = now() - interval '1 second'"));
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, &win2, collect, r, err, sizeof(err)), 3, "%s", err);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+struct blocked_claim {
+	const char *url;
+	int n;
+	char err[256];
+};
+
+static void *claim_once(void *arg)
+{
+	struct blocked_claim *b = arg;
+	struct db_session *s = db_session_new(b->url);
+	struct rows *r = xcalloc(1, sizeof(*r));
+	b->n = db_queue_claim(s, "second:1", 60, 100, &win2, collect, r, b->err, sizeof(b->err));
+	free(r);
+	db_session_free(s);
+	return NULL;
+}
+
+/* A claim whose transaction is still open holds the claim lock: a second
+ * process's claim waits for it and then sees its 'sending' rows, so the
+ * two together stay within the window.  (Without the lock the second
+ * would see none of them - uncommitted - and fill the window again.) */
+Test(db_queue, concurrent_claims_share_one_window)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 10, "a@shared.test");
+	PGconn *first = PQconnectdb(url);
+	cr_assert_eq(PQstatus(first), CONNECTION_OK);
+	PQclear(PQexec(first, "BEGIN"));
+	PGresult *res = PQexec(first, "SELECT count(*) FROM mf_queue_claim('first:1', 60, 1, false, 2, 20, '{}')");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(first));
+	cr_assert_str_eq(PQgetvalue(res, 0, 0), "1");
+	PQclear(res);
+	struct blocked_claim b = { .url = url, .n = -2 };
+	pthread_t t;
+	pthread_create(&t, NULL, claim_once, &b);
+	/* The second claim is waiting on the lock (bounded wait for it to get there). */
+	char last[64] = "";
+	cr_assert_eq(th_sql_wait(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "1",
+				 10000, last, sizeof(last)), 0, "the second claim does not wait: %s", last);
+	res = PQexec(first, "COMMIT");
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	pthread_join(t, NULL);
+	cr_assert_eq(b.n, 1, "the second claim took %d jobs (%s); the window is 2 and 1 was taken", b.n, b.err);
+	cr_assert_eq(jobs_in_flight(url, "shared.test"), 2);
+	PQfinish(first);
+	th_db_drop(url);
+	free(url);
+}
+
+/* A claim that waited for the claim lock sees what was committed while it
+ * waited - the recipients and their messages alike: every row it set to
+ * 'sending' is handed to the caller (a row claimed but not returned would
+ * sit leased to nobody until lease_time). */
+Test(db_queue, claim_returns_all_it_claims_after_waiting)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	PGconn *holder = PQconnectdb(url);
+	cr_assert_eq(PQstatus(holder), CONNECTION_OK);
+	PQclear(PQexec(holder, "BEGIN"));
+	PGresult *res = PQexec(holder, "SELECT pg_advisory_xact_lock(hashtext('mailferry.queue_claim'))");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(holder));
+	PQclear(res);
+	struct blocked_claim b = { .url = url, .n = -2 };
+	pthread_t t;
+	pthread_create(&t, NULL, claim_once, &b);
+	char last[64] = "";
+	cr_assert_eq(th_sql_wait(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "1",
+				 10000, last, sizeof(last)), 0, "the claim does not wait: %s", last);
+	insert_messages(url, 1, "late@w.test");
+	res = PQexec(holder, "COMMIT");
+	PQclear(res);
+	pthread_join(t, NULL);
+	cr_assert_eq(b.n, 1, "claimed %d (%s)", b.n, b.err);
+	cr_assert_eq(sql_long(url, "SELECT count(*) FROM recipients WHERE status = 'sending'"), 1);
+	PQfinish(holder);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, verp_jobs_are_recipients)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 1, "a@v.test,b@v.test,c@v.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	struct db_claim_opts o = win2;
+	o.verp = 1;
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &o, collect, r, err, sizeof(err)), 2, "%s", err);
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, &o, collect, r, err, sizeof(err)), 0, "%s", err);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, rate_bucket_limits_claims)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 5, "a@rate.test");
+	insert_messages(url, 5, "b@free.test");
+	struct db_session *s = db_session_new(url);
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	/* 60/min: a bucket of one job, one more a second. */
+	struct db_claim_opts o = { .initial = 20, .max = 20, .rates_json = "{\"rate.test\": 60, \"*\": 0}" };
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &o, collect, r, err, sizeof(err)), 6, "%s", err);
+	cr_assert_eq(jobs_in_flight(url, "rate.test"), 1);
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, &o, collect, r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(sql_long(url, "SELECT count(*) FROM destinations WHERE domain = 'rate.test' AND tokens < 1") == 1);
+	long ms = -2;
+	cr_assert_eq(db_queue_next_due(s, &o, &ms, err, sizeof(err)), 0, "%s", err);
+	cr_assert(ms > 0 && ms <= 1000, "the next token in %ld ms", ms);
+	/* A token later (bounded wait), one more job. */
+	long t0 = th_now_ms();
+	int n = 0;
+	while (n == 0 && th_now_ms() - t0 < 10000) {
+		n = db_queue_claim(s, "me:3", 60, 100, &o, collect, r, err, sizeof(err));
+		cr_assert_geq(n, 0, "%s", err);
+		usleep(100000);
+	}
+	cr_assert_eq(n, 1);
+	cr_assert_eq(jobs_in_flight(url, "rate.test"), 2);
+	free(r);
+	db_session_free(s);
+	th_db_drop(url);
+	free(url);
+}
+
+Test(db_queue, recorder_feedback_cuts_and_pauses_a_throttled_domain)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	insert_messages(url, 4, "a@slow.test");
+	insert_messages(url, 2, "b@fine.test");
+	struct db_session *s = db_session_new(url);
+	struct dest_params dp;
+	dest_params_init(&dp, 20);
+	db_session_set_feedback(s, dest_db_feedback, &dp);
+	struct db_claim_opts o = { .initial = dp.initial, .max = dp.max, .rates_json = "{}" };
+	char err[256];
+	struct rows *r = xcalloc(1, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &o, collect, r, err, sizeof(err)), 6, "%s", err);
+	/* Two throttled jobs and one success to slow.test, two successes to fine.test. */
+	struct db_outcome out[6];
+	memset(out, 0, sizeof(out));
+	for (int i = 0; i < 6; i++) {
+		out[i].id = r->ids[i];
+		out[i].lease_owner = "me:1";
+		out[i].domain = r->domain[i];
+		int slow = strcmp(r->domain[i], "slow.test") == 0;
+		out[i].status = slow && i % 3 != 0 ? "deferred" : "delivered";
+		out[i].delay_ms = 60000;
+		out[i].code = slow && i % 3 != 0 ? 421 : 250;
+		out[i].enhanced = slow && i % 3 != 0 ? "4.7.0" : "2.0.0";
+		out[i].text = "x";
+		out[i].tls_verified = -1;
+		out[i].feedback = slow && i % 3 != 0 ? -1 : 1;
+	}
+	int applied = 0;
+	cr_assert_eq(db_queue_record(s, out, 6, &applied, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(applied, 6);
+	char *v = sqlf(url, "SELECT string_agg(domain || ' ' || floor(lim) || ' ' || backoff_secs || ' '"
+			    " || coalesce(paused_until > now() + interval '20 seconds', false) || ' '"
+			    " || coalesce(last_code::text, '-'), ',' ORDER BY domain) FROM destinations");
+	cr_assert_str_eq(v, "fine.test 5 0 false -,slow.test 2 30 true 421");
+	free(v);
+	/* A slow.test message still queued is not claimed while paused; new
+	 * fine.test mail is. */
+	insert_messages(url, 1, "c@slow.test");
+	insert_messages(url, 1, "d@fine.test");
+	memset(r, 0, sizeof(*r));
+	cr_assert_eq(db_queue_claim(s, "me:2", 60, 100, &o, collect, r, err, sizeof(err)), 1, "%s", err);
+	cr_assert_str_eq(r->domain[0], "fine.test");
+	free(r);
+	db_session_free(s);
 	th_db_drop(url);
 	free(url);
 }

@@ -243,6 +243,45 @@ Test(sink, data_delay_holds_the_end_of_data_reply)
 	free(out);
 }
 
+/* txn_peak counts mail transactions at once, not open sessions: two
+ * sessions in a transaction together, then one idle session beside a
+ * third transaction. */
+Test(sink, counts_concurrent_transactions)
+{
+	struct sink_proc sp;
+	sink_start(&sp, 0, "");
+	int a = th_smtp_connect(sp.port), b = th_smtp_connect(sp.port), c = th_smtp_connect(sp.port);
+	cr_assert(a >= 0 && b >= 0 && c >= 0);
+	int fds[] = { a, b, c };
+	for (int i = 0; i < 3; i++) {
+		free(th_smtp_replies(fds[i], 1, 10000));
+		cr_assert_eq(th_smtp_send(fds[i], "EHLO t.test\r\n"), 0);
+		char *r = th_smtp_reply(fds[i], 10000);
+		cr_assert_not_null(r);
+		free(r);
+	}
+	/* a and b in a transaction at once; a ends with RSET, b with a message. */
+	cr_assert_eq(th_smtp_send(a, "MAIL FROM:<x@t.test>\r\n"), 0);
+	free(th_smtp_replies(a, 1, 10000));
+	cr_assert_eq(th_smtp_send(b, "MAIL FROM:<x@t.test>\r\nRCPT TO:<y@t.test>\r\nDATA\r\n"), 0);
+	free(th_smtp_replies(b, 3, 10000));
+	cr_assert_eq(th_smtp_send(a, "RSET\r\n"), 0);
+	free(th_smtp_replies(a, 1, 10000));
+	cr_assert_eq(th_smtp_send(b, "Subject: t\r\n\r\nx\r\n.\r\n"), 0);
+	free(th_smtp_replies(b, 1, 10000));
+	/* Now only c: one transaction while a and b sit idle. */
+	cr_assert_eq(th_smtp_send(c, "MAIL FROM:<x@t.test>\r\n"), 0);
+	free(th_smtp_replies(c, 1, 10000));
+	close(c);
+	close(a);
+	close(b);
+	char *out = sink_stop(&sp);
+	cr_assert(strstr(out, "peak=3 ") != NULL, "%s", out);
+	cr_assert(strstr(out, "txn_peak=2") != NULL, "%s", out);
+	cr_assert(strstr(out, "messages=1 ") != NULL, "%s", out);
+	free(out);
+}
+
 /* Runs swaks against a sink started with fault; returns its output. */
 static char *swaks_against(const char *fault, int *rc, char **counters)
 {

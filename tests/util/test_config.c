@@ -108,7 +108,11 @@ Test(config, bad_values_are_named)
 		{ "MAILFERRY_RETRY_SCHEDULE", "5m,,1h" }, { "MAILFERRY_MAX_MESSAGE_SIZE", "big" },
 		{ "MAILFERRY_TLS_VERIFY", "maybe" }, { "MAILFERRY_ROUTES", "example.com" },
 		{ "MAILFERRY_MAX_QUEUE_LIFETIME", "5 days" }, { "MAILFERRY_LOG_LEVEL", "loud" },
-		{ "MAILFERRY_DELIVERY_TIMEOUT", "0" },
+		{ "MAILFERRY_DELIVERY_TIMEOUT", "0" }, { "MAILFERRY_DESTINATION_RATE", "gmail.com=600" },
+		{ "MAILFERRY_DESTINATION_RATE", "gmail.com=600/s" }, { "MAILFERRY_DESTINATION_RATE", "=5/min" },
+		{ "MAILFERRY_DESTINATION_RATE", "a.test=-1/min" }, { "MAILFERRY_DESTINATION_RATE", "a.test=5/min,," },
+		{ "MAILFERRY_DESTINATION_RATE", "a b.test=5/min" }, { "MAILFERRY_DESTINATION_RATE", "" },
+		{ "MAILFERRY_DESTINATION_RATE", "a.test=9999999/min" }, { "MAILFERRY_DESTINATION_RATE", "*.test=1/min" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		setenv(cases[i][0], cases[i][1], 1);
@@ -123,6 +127,36 @@ Test(config, bad_values_are_named)
 		config_cleanup(&c);
 		unsetenv(cases[i][0]);
 	}
+}
+
+static void rate_item(const char *domain, size_t dlen, long per_min, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s%.*s:%ld", n ? "," : "", (int)dlen, domain, per_min);
+}
+
+Test(config, destination_rate_forms)
+{
+	char out[256] = "", why[256];
+	cr_assert_eq(config_parse_rates("gmail.com=600/min,*=0", rate_item, out, why, sizeof(why)), 0, "%s", why);
+	cr_assert_str_eq(out, "gmail.com:600,*:0");
+	out[0] = '\0';
+	cr_assert_eq(config_parse_rates(" a-b.example=5/min , *=30/min", rate_item, out, why, sizeof(why)), 0, "%s", why);
+	cr_assert_str_eq(out, "a-b.example:5,*:30");
+	cr_assert_eq(config_parse_rates("gmail.com=600/min,yahoo.com=fast", NULL, NULL, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "\"yahoo.com=fast\"") != NULL, "the bad item is quoted: %s", why);
+	cr_assert(strstr(why, "gmail.com=600/min,*=0") != NULL, "an example is given: %s", why);
+	setenv("MAILFERRY_DESTINATION_RATE", "gmail.com=600/min,*=0", 1);
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.destination_rate, "gmail.com=600/min,*=0");
+	config_cleanup(&c);
+	unsetenv("MAILFERRY_DESTINATION_RATE");
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(c.destination_rate, "unset by default: no rate limits");
+	config_cleanup(&c);
 }
 
 Test(config, durations_and_sizes)
