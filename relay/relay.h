@@ -34,7 +34,9 @@ void relay_set_nameserver(struct relay *r, const char *ip, int port);
 int relay_idle_sessions(struct relay *r);
 
 #define RELAY_IDLE_MS 5000L
-#define RELAY_IDLE_MAX 64          /* idle sessions kept, all destinations */
+/* Idle sessions kept, all destinations: `workers` (one per worker), at
+ * least this many. */
+#define RELAY_IDLE_MIN 64
 #define RELAY_SESSION_TXNS_MAX 100 /* transactions per session before QUIT */
 
 #endif
