@@ -34,6 +34,8 @@
 #include "relay/tls.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/strmap.h"
 #include "util/xmalloc.h"
 
@@ -69,6 +71,7 @@ struct relay {
 	struct idle_session *oldest, *newest;
 	int nidle, idle_max;
 	atomic_long session_seq;
+	struct metrics *metrics;    /* may be NULL */
 };
 
 static struct idle_session *cache_unlink_expired(struct relay *r, long now);
@@ -125,6 +128,11 @@ void relay_set_timeout_scale(struct relay *r, double scale)
 void relay_set_idle_ms(struct relay *r, long ms)
 {
 	r->idle_ms = ms;
+}
+
+void relay_set_metrics(struct relay *r, struct metrics *m)
+{
+	r->metrics = m;
 }
 
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg)
@@ -311,8 +319,11 @@ static struct smtp_client *open_hop(struct relay *r, enum route_via via, const s
 		 atomic_fetch_add(&r->session_seq, 1) + 1);
 	p.session_id = sid;
 	struct smtp_client *c = smtp_client_new(&p);
-	if (smtp_client_open(c, fail) == 0)
+	if (smtp_client_open(c, fail) == 0) {
+		if (smtp_client_tls_resumed(c) && r->metrics)
+			metrics_counter_add(r->metrics, MF_M_SMTP_TLS_RESUMED, "", 1);
 		return c;
+	}
 	smtp_client_free(c);
 	if (p.tls == SMTP_TLS_OPPORTUNISTIC && fail->kind == KIND_TLS) {
 		log_info("event=smtp_tls_fallback session=%s host=%s", sid, h->host);
@@ -332,11 +343,11 @@ static void log_outcomes(const struct delivery_job *job)
 		static const char *cls[] = { "2xx", "4xx", "5xx", "local" };
 		static const char *scope[] = { "session", "message", "recipient" };
 		log_info("event=smtp_outcome msg_id=%s " LOG_RCPT_FMT " mx=%s class=%s scope=%s code=%d "
-			 "enhanced=%s tls=%s text=%s",
+			 "enhanced=%s tls=%s tls_resumed=%d text=%s",
 			 job->log_id ? job->log_id : "-", LOG_RCPT(MF_LOG_INFO, job->rcpts[i].addr),
 			 o->mx[0] ? o->mx : "-", cls[o->cls], scope[o->scope], o->code,
 			 o->enhanced[0] ? o->enhanced : "-", o->tls_version[0] ? o->tls_version : "-",
-			 o->text);
+			 o->tls_resumed, o->text);
 	}
 }
 

@@ -14,6 +14,7 @@
 #include "relay/route.h"
 
 struct config;
+struct metrics;
 struct relay;
 
 /* The relay keeps routing state and an idle-session cache; thread-safe. */
@@ -30,6 +31,8 @@ void relay_set_idle_ms(struct relay *r, long ms);
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
 /* Sends DNS queries to ip:port (see route.h). */
 void relay_set_nameserver(struct relay *r, const char *ip, int port);
+/* Counts into m (mailferry_smtp_tls_resumed_total); m outlives r. */
+void relay_set_metrics(struct relay *r, struct metrics *m);
 /* Idle sessions in the cache now. */
 int relay_idle_sessions(struct relay *r);
 

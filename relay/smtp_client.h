@@ -99,6 +99,8 @@ void smtp_client_quit(struct smtp_client *c);
 unsigned smtp_client_caps(const struct smtp_client *c);
 /* Copies mx and the TLS details into o. */
 void smtp_client_describe(const struct smtp_client *c, struct smtp_outcome *o);
+/* 1 when the session's TLS handshake resumed a saved session. */
+int smtp_client_tls_resumed(const struct smtp_client *c);
 /* Transactions run on this session so far. */
 int smtp_client_txns(const struct smtp_client *c);
 /* The state's name (for tests and logs). */
