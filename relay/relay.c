@@ -196,12 +196,15 @@ static struct idle_session *cache_unlink_expired(struct relay *r, long now)
 	return out;
 }
 
-/* Says QUIT to and frees a list from cache_unlink_expired(); no lock held. */
+/* Says QUIT to and frees a list from cache_unlink_expired(); no lock held.
+ * The QUIT's reply is not awaited: a worker reaping expired sessions, or
+ * relay_free() closing thousands, would otherwise wait a round trip for
+ * each. */
 static void close_sessions(struct idle_session *s)
 {
 	while (s) {
 		struct idle_session *next = s->gnext;
-		smtp_client_quit(s->c);
+		smtp_client_quit_nowait(s->c);
 		smtp_client_free(s->c);
 		free(s);
 		s = next;

@@ -992,6 +992,18 @@ void smtp_client_quit(struct smtp_client *c)
 		smtp_set_state(c, SMTP_CLOSED);
 }
 
+void smtp_client_quit_nowait(struct smtp_client *c)
+{
+	if (c->state == SMTP_READY && c->io) {
+		smtp_set_state(c, SMTP_QUIT);
+		send_quit(c); /* a failed write closes and marks it failed */
+	}
+	smtp_io_free(c->io);
+	c->io = NULL;
+	if (c->state != SMTP_FAILED)
+		smtp_set_state(c, SMTP_CLOSED);
+}
+
 unsigned smtp_client_caps(const struct smtp_client *c)
 {
 	return c->caps;
