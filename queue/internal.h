@@ -106,9 +106,10 @@ struct queue {
 };
 
 /* Worker threads: a stack of 256 KiB holds the deepest path measured
- * (see worker.c); sanitizers' frames and redzones need more. */
+ * (see worker.c) three times over; sanitizers' instrumented frames,
+ * redzones and interceptors get 1 MiB. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define QUEUE_WORKER_STACK (2048 * 1024)
+#define QUEUE_WORKER_STACK (1024 * 1024)
 #else
 #define QUEUE_WORKER_STACK (256 * 1024)
 #endif

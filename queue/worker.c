@@ -13,10 +13,15 @@
  *
  * Worker threads start on demand (queue_workers_kick/start, called by the
  * scheduler's claim) up to `workers`, each on a QUEUE_WORKER_STACK stack:
- * the deepest path measured is an MX lookup (res_nquery's 64 KiB answer
- * buffer in route.c) under run_job's 45 KiB of outcomes, 126 KiB in all;
- * a STARTTLS handshake (RSA-2048 server) and delivery 78 KiB.  256 KiB
- * leaves twice that; an idle thread touches a few pages of it.  A
+ * the deepest path measured (a painted stack under relay_deliver) is an
+ * MX lookup, 83 KiB (res_nquery's 64 KiB answer buffer in route.c); a
+ * STARTTLS handshake (RSA-2048 server) and delivery 34 KiB; 85 and 37
+ * KiB under ASan.  256 KiB leaves three times that; a session touches 8
+ * pages of it (32 KiB resident).  The job's outcomes (45 KiB for
+ * MF_RECIPIENTS_MAX) live on the heap, and the thread turns jemalloc's
+ * per-thread cache off (~58 KiB resident each): about 40 KB of RSS per
+ * session in all (1,000 and 5,000 sessions, tests/integration/
+ * test_delivery_scale.c).  A
  * finishing thread takes the next job itself, so only a claim wakes idle
  * threads: one signal per newly startable job.
  */
