@@ -274,6 +274,8 @@ static void *worker_main(void *arg)
 
 int queue_workers_kick(struct queue *q, int n)
 {
+	if (n <= 0)
+		return 0;
 	int wake = n < q->nidle ? n : q->nidle;
 	for (int i = 0; i < wake; i++) {
 		q->nidle--;
