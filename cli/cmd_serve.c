@@ -8,6 +8,9 @@
  * first; a watchdog makes sure it exits within shutdown_grace), SIGHUP
  * reloads log_level and log_format (cli/lifecycle.c).
  * SIGPIPE is ignored: a peer closing a socket is an error return, not death.
+ * The soft RLIMIT_NOFILE is raised to the hard limit at start: `workers`
+ * SMTP sessions and as many idle ones in the relay's cache need
+ * descriptors far beyond the usual soft limit of 1024.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -74,9 +78,40 @@ static int has_role(const char *roles, const char *role)
 	return 0;
 }
 
+/* Descriptors the process may need: every SMTP session in flight, as
+ * many idle in the relay's cache, and a margin for the database pool,
+ * the HTTP server, the bounce listener and the logs. */
+static long fds_needed(const struct config *cfg)
+{
+	return has_role(cfg->roles, "delivery") ? 2L * cfg->workers + 256 : 256;
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit; warns when even that
+ * is below what `workers` needs. */
+static void raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	long need = fds_needed(cfg);
+	if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need)
+		log_warn("event=fd_limit_low limit=%ld needed=%ld workers=%d note=\"raise the hard RLIMIT_NOFILE"
+			 " (LimitNOFILE=, ulimit -Hn) or lower workers; sessions beyond it fail to connect\"",
+			 (long)rl.rlim_cur, need, cfg->workers);
+	else
+		log_debug("event=fd_limit limit=%ld needed=%ld", (long)rl.rlim_cur, need);
+}
+
 static int app_start(struct app *app)
 {
 	char err[1024];
+	raise_nofile(&app->cfg);
 	app->metrics = metrics_new();
 	metrics_declare_known(app->metrics);
 	app->pool = db_pool_new(app->cfg.database_url, app->cfg.db_pool_size);
@@ -133,6 +168,7 @@ static int app_start(struct app *app)
 		app->relay = relay_new(&app->cfg, err, sizeof(err));
 		if (app->relay == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+		relay_set_metrics(app->relay, app->metrics);
 		struct queue_params qp = { .cfg = &app->cfg, .pool = app->pool, .metrics = app->metrics,
 					   .deliver = deliver_via_relay, .deliver_arg = app->relay };
 		app->queue = queue_new(&qp, err, sizeof(err));

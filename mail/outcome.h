@@ -33,6 +33,7 @@ struct smtp_outcome {
 	char tls_version[16];    /* "" when no TLS */
 	char tls_cipher[64];
 	int tls_verified;
+	int tls_resumed;         /* the session's TLS handshake resumed an earlier one */
 };
 
 struct delivery_rcpt {

@@ -3,11 +3,18 @@
  * queue/worker.c (delivery workers, recorder) share.  Not for use outside
  * queue/.
  *
- * Locking: q->lock guards the job list, the per-domain counts, the
- * counters and the outcome list; q->work wakes workers (new job, a domain
- * slot freed, stop); q->rec wakes the recorder; q->idle signals
- * "in-flight dropped" to queue_free().  The scheduler is woken through
- * q->wake_fd (eventfd) because it sleeps in poll() on its database socket.
+ * Locking: q->lock guards the job scheduler (queue/sched.h), the
+ * counters, the worker-thread counts and the outcome list; q->work wakes
+ * one idle worker per startable job (signal, with q->wakeups counting the
+ * wake-ups handed out; broadcast only to stop); q->rec wakes the
+ * recorder; q->idle tells queue_free() that the jobs in flight or the
+ * worker threads dropped to 0.  The scheduler is woken through q->wake_fd
+ * (eventfd) because it sleeps in poll() on its database socket.
+ *
+ * Worker threads (worker.c) are started on demand, up to `workers`: when
+ * a claim makes more jobs startable than there are idle threads.  They
+ * are detached, run on a QUEUE_WORKER_STACK stack, and exit after
+ * QUEUE_WORKER_IDLE_MS without work, down to QUEUE_WORKERS_FLOOR.
  */
 #ifndef MF_QUEUE_INTERNAL_H
 #define MF_QUEUE_INTERNAL_H
@@ -19,6 +26,7 @@
 #include "queue/destination.h"
 #include "queue/policy.h"
 #include "queue/queue.h"
+#include "queue/sched.h"
 #include "mail/outcome.h"
 #include "mail/verp.h"
 #include "util/limits.h"
@@ -36,6 +44,8 @@ struct qmsg {
 	int has_body;
 };
 
+struct qdest;
+
 struct qrcpt {
 	int64_t id;
 	char *email;
@@ -45,6 +55,7 @@ struct qrcpt {
 
 struct qjob {
 	struct qjob *next;
+	struct qdest *dest;       /* queue/sched.c's destination entry */
 	struct qmsg *msg;
 	char domain[MF_DOMAIN_MAX + 1];
 	char owner[QUEUE_OWNER_MAX];
@@ -62,11 +73,6 @@ struct qout {
 	const char *status;
 };
 
-struct qdomain {
-	char name[MF_DOMAIN_MAX + 1];
-	int inflight;
-};
-
 struct queue {
 	struct queue_params p;
 	struct policy_params policy;
@@ -82,9 +88,8 @@ struct queue {
 	pthread_cond_t work, rec, idle, hk;
 	int wake_fd;
 
-	struct qjob *head, *tail;   /* pending jobs, FIFO */
+	struct sched *sched;        /* pending jobs per destination */
 	int pending, inflight;
-	struct qdomain *domains;    /* nworkers slots: domains with jobs in flight */
 	struct qout *outs;          /* outcomes to record */
 	int nouts;
 
@@ -97,12 +102,33 @@ struct queue {
 	int verp;                   /* VERP return paths in use (key loaded) */
 
 	pthread_t scheduler, recorder, housekeeper;
-	pthread_t *workers;
-	int nstarted;
+	pthread_attr_t worker_attr; /* detached, QUEUE_WORKER_STACK */
+	int nthreads;               /* worker threads running or being started */
+	int nidle;                  /* waiting for work, not yet handed a wake-up */
+	int wakeups;                /* wake-ups handed out, not yet taken */
+	int threads_peak;
 };
 
-void *queue_worker_main(void *arg);
+/* Worker threads: a stack of 256 KiB holds the deepest path measured
+ * (see worker.c) three times over; sanitizers' instrumented frames,
+ * redzones and interceptors get 1 MiB. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define QUEUE_WORKER_STACK (1024 * 1024)
+#else
+#define QUEUE_WORKER_STACK (256 * 1024)
+#endif
+#define QUEUE_WORKER_IDLE_MS 60000L /* an idle thread exits after this */
+#define QUEUE_WORKERS_FLOOR 4       /* ... unless only this many are left */
+
 void *queue_recorder_main(void *arg);
+/* Under q->lock: n more jobs became startable.  Wakes up to n idle
+ * workers and reserves threads for the rest (up to `workers`); returns
+ * how many threads the caller must start with queue_workers_start()
+ * after releasing the lock. */
+int queue_workers_kick(struct queue *q, int n);
+/* Starts n reserved worker threads (not under q->lock); returns how many
+ * started (a failure gives its reservation back and is logged). */
+int queue_workers_start(struct queue *q, int n);
 /* Wakes the scheduler (thread-safe, async-signal-unsafe). */
 void queue_wake_scheduler(struct queue *q);
 void queue_job_free(struct queue *q, struct qjob *j);

@@ -140,14 +140,15 @@ static int claim(struct queue *q, struct db_session *s, int limit)
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	if (q->tail)
-		q->tail->next = c.first;
-	else
-		q->head = c.first;
-	q->tail = c.last;
+	int before = sched_startable(q->sched);
+	for (struct qjob *j = c.first, *next; j; j = next) {
+		next = j->next;
+		sched_push(q->sched, j);
+	}
 	q->pending += c.njobs;
-	pthread_cond_broadcast(&q->work);
+	int spawn = queue_workers_kick(q, sched_startable(q->sched) - before);
 	pthread_mutex_unlock(&q->lock);
+	queue_workers_start(q, spawn);
 	log_debug("event=queue_claimed owner=%s recipients=%d jobs=%d", owner, n, c.njobs);
 	if (q->p.metrics)
 		metrics_counter_add(q->p.metrics, "mailferry_queue_claimed_total",
@@ -376,26 +377,31 @@ struct queue *queue_new(const struct queue_params *p, char *err, size_t errlen)
 		free(q);
 		return NULL;
 	}
-	q->domains = xcalloc((size_t)q->nworkers, sizeof(*q->domains));
-	q->workers = xcalloc((size_t)q->nworkers, sizeof(*q->workers));
+	q->sched = sched_new(q->domain_limit);
+	pthread_attr_init(&q->worker_attr);
+	pthread_attr_setdetachstate(&q->worker_attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&q->worker_attr, QUEUE_WORKER_STACK);
 	if (pthread_create(&q->recorder, NULL, queue_recorder_main, q) != 0) {
 		snprintf(err, errlen, "queue: cannot start the recorder thread");
 		return NULL;
 	}
-	for (int i = 0; i < q->nworkers; i++) {
-		if (pthread_create(&q->workers[i], NULL, queue_worker_main, q) != 0) {
-			snprintf(err, errlen, "queue: cannot start worker thread %d", i);
-			return NULL;
-		}
-		q->nstarted++;
+	/* The floor of idle workers; the rest start when jobs need them. */
+	int floor = q->nworkers < QUEUE_WORKERS_FLOOR ? q->nworkers : QUEUE_WORKERS_FLOOR;
+	pthread_mutex_lock(&q->lock);
+	q->nthreads = q->threads_peak = floor;
+	pthread_mutex_unlock(&q->lock);
+	if (queue_workers_start(q, floor) < floor) {
+		snprintf(err, errlen, "queue: cannot start worker threads");
+		return NULL;
 	}
 	if (pthread_create(&q->housekeeper, NULL, housekeeper_main, q) != 0 ||
 	    pthread_create(&q->scheduler, NULL, scheduler_main, q) != 0) {
 		snprintf(err, errlen, "queue: cannot start the scheduler");
 		return NULL;
 	}
-	log_info("event=queue_started owner=%s workers=%d destination_concurrency=%d lease_time=%ld",
-		 q->owner, q->nworkers, q->domain_limit, q->lease_secs);
+	log_info("event=queue_started owner=%s workers=%d destination_concurrency=%d lease_time=%ld"
+		 " worker_stack_kib=%d", q->owner, q->nworkers, q->domain_limit, q->lease_secs,
+		 QUEUE_WORKER_STACK / 1024);
 	return q;
 }
 
@@ -403,8 +409,7 @@ struct queue *queue_new(const struct queue_params *p, char *err, size_t errlen)
 static void release_pending(struct queue *q)
 {
 	pthread_mutex_lock(&q->lock);
-	struct qjob *list = q->head;
-	q->head = q->tail = NULL;
+	struct qjob *list = sched_drain(q->sched);
 	q->pending = 0;
 	pthread_mutex_unlock(&q->lock);
 	int n = 0;
@@ -462,9 +467,11 @@ int queue_free(struct queue *q)
 		log_warn("event=queue_stop_timeout inflight=%d note=\"leases will expire; another process retries\"", left);
 		return -1;
 	}
-	for (int i = 0; i < q->nstarted; i++)
-		pthread_join(q->workers[i], NULL);
+	/* The workers are detached: wait until the last one has left. */
 	pthread_mutex_lock(&q->lock);
+	while (q->nthreads > 0)
+		pthread_cond_wait(&q->idle, &q->lock);
+	int peak = q->threads_peak;
 	q->recorder_exit = 1;
 	pthread_cond_broadcast(&q->rec);
 	pthread_mutex_unlock(&q->lock);
@@ -483,10 +490,10 @@ int queue_free(struct queue *q)
 	pthread_cond_destroy(&q->rec);
 	pthread_cond_destroy(&q->idle);
 	pthread_cond_destroy(&q->hk);
-	free(q->domains);
-	free(q->workers);
 	free(q->dest_rates);
-	log_info("event=queue_stopped owner=%s", q->owner);
+	pthread_attr_destroy(&q->worker_attr);
+	sched_free(q->sched);
+	log_info("event=queue_stopped owner=%s worker_threads_peak=%d", q->owner, peak);
 	free(q);
 	return 0;
 }

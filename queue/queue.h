@@ -15,9 +15,14 @@
  *    jobs wait in memory.  Recipients of one message and one domain form one
  *    job (one SMTP transaction); with VERP (bounce_domain set) every
  *    recipient has its own return path and so its own job.
- *  - Workers take the oldest job whose destination domain has fewer than
+ *  - Workers take a job of a destination domain that has fewer than
  *    destination_concurrency jobs in flight, so one slow domain cannot hold
- *    every worker.
+ *    every worker: per-destination FIFOs (oldest first) and a FIFO of the
+ *    destinations that may start one, which take turns (queue/sched.h),
+ *    O(1) per job however many workers and destinations.
+ *  - `workers` is the process's budget of concurrent SMTP sessions; the
+ *    threads start when jobs need them and idle ones exit after a minute
+ *    (a few stay), so a large budget costs nothing while mail is light.
  *  - The failure policy (queue/policy.h) turns each outcome into the next
  *    state; the recorder writes a batch of them in one transaction, only
  *    for rows whose lease this process still holds, except deliveries

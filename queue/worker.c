@@ -1,15 +1,31 @@
 /*
  * worker.c - delivery workers and the outcome recorder (see queue.h).
  *
- * A worker takes the oldest pending job whose destination domain is under
- * its concurrency limit, builds the envelope (VERP return path when
+ * A worker takes the next startable job from queue/sched.h (O(1): the
+ * destination at the head of the ready FIFO, its oldest job), builds the
+ * envelope (VERP return path when
  * bounce_domain is set, else the message's sender), calls the deliver
  * function (relay_deliver), asks the failure policy what each outcome
  * means and hands the results to the recorder.  The recorder writes every
  * outcome waiting at that moment in one transaction (db_queue_record), so
  * one commit serves many deliveries; if the database is down it keeps the
  * outcomes and tries again (their leases protect against a reclaim).
+ *
+ * Worker threads start on demand (queue_workers_kick/start, called by the
+ * scheduler's claim) up to `workers`, each on a QUEUE_WORKER_STACK stack:
+ * the deepest path measured (a painted stack under relay_deliver) is an
+ * MX lookup, 83 KiB (res_nquery's 64 KiB answer buffer in route.c); a
+ * STARTTLS handshake (RSA-2048 server) and delivery 34 KiB; 85 and 37
+ * KiB under ASan.  256 KiB leaves three times that; a session touches 8
+ * pages of it (32 KiB resident).  The job's outcomes (45 KiB for
+ * MF_RECIPIENTS_MAX) live on the heap, and the thread turns jemalloc's
+ * per-thread cache off (~58 KiB resident each): about 40 KB of RSS per
+ * session in all (1,000 and 5,000 sessions, tests/integration/
+ * test_delivery_scale.c).  A
+ * finishing thread takes the next job itself, so only a claim wakes idle
+ * threads: one signal per newly startable job.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,44 +40,6 @@
 #include "util/metrics.h"
 #include "util/metrics_names.h"
 #include "util/xmalloc.h"
-
-/* Under q->lock: the slot of domain (creating it), or NULL when full. */
-static struct qdomain *domain_slot(struct queue *q, const char *domain, int create)
-{
-	struct qdomain *free_slot = NULL;
-	for (int i = 0; i < q->nworkers; i++) {
-		if (q->domains[i].inflight > 0 && strcmp(q->domains[i].name, domain) == 0)
-			return &q->domains[i];
-		if (q->domains[i].inflight == 0 && free_slot == NULL)
-			free_slot = &q->domains[i];
-	}
-	if (create && free_slot)
-		snprintf(free_slot->name, sizeof(free_slot->name), "%s", domain);
-	return create ? free_slot : NULL;
-}
-
-/* Under q->lock: unlinks the first startable job, or NULL. */
-static struct qjob *take_job(struct queue *q)
-{
-	struct qjob *prev = NULL;
-	for (struct qjob *j = q->head; j; prev = j, j = j->next) {
-		struct qdomain *d = domain_slot(q, j->domain, 0);
-		if (d && d->inflight >= q->domain_limit)
-			continue;
-		if (prev)
-			prev->next = j->next;
-		else
-			q->head = j->next;
-		if (q->tail == j)
-			q->tail = prev;
-		j->next = NULL;
-		q->pending--;
-		q->inflight++;
-		domain_slot(q, j->domain, 1)->inflight++;
-		return j;
-	}
-	return NULL;
-}
 
 static unsigned rnd32(void)
 {
@@ -175,8 +153,9 @@ static void run_job(struct queue *q, struct qjob *j)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct delivery_rcpt rc[MF_RECIPIENTS_MAX];
-	memset(rc, 0, sizeof(rc));
+	/* On the heap: MF_RECIPIENTS_MAX outcomes are 45 KiB, which zeroed
+	 * on the stack cost every session thread 11 resident pages. */
+	struct delivery_rcpt *rc = xcalloc((size_t)j->n, sizeof(*rc));
 	for (int i = 0; i < j->n; i++) {
 		rc[i].id = j->r[i].id;
 		rc[i].addr = j->r[i].email;
@@ -216,6 +195,7 @@ static void run_job(struct queue *q, struct qjob *j)
 	}
 	/* The job's feedback to its destination, once (destination.h). */
 	first->db.feedback = (int)dest_job_signal(rc, j->n);
+	free(rc);
 	pthread_mutex_lock(&q->lock);
 	last->next = q->outs;
 	q->outs = first;
@@ -224,27 +204,62 @@ static void run_job(struct queue *q, struct qjob *j)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void *queue_worker_main(void *arg)
+/* Under q->lock: waits for a wake-up (or stop, or the idle timeout).
+ * Returns 0 to look for work again, -1 to exit the thread. */
+static int worker_wait(struct queue *q)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += QUEUE_WORKER_IDLE_MS / 1000;
+	until.tv_nsec += (QUEUE_WORKER_IDLE_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	q->nidle++;
+	for (;;) {
+		if (q->wakeups > 0) {
+			q->wakeups--; /* the waker took us out of nidle */
+			return 0;
+		}
+		if (q->workers_exit) {
+			q->nidle--;
+			return -1;
+		}
+		if (pthread_cond_timedwait(&q->work, &q->lock, &until) == ETIMEDOUT && q->wakeups == 0 &&
+		    !q->workers_exit) {
+			if (q->nthreads > QUEUE_WORKERS_FLOOR) {
+				q->nidle--;
+				return -1;
+			}
+			until.tv_sec += QUEUE_WORKER_IDLE_MS / 1000;
+		}
+	}
+}
+
+/* A worker thread: takes startable jobs until none is left, then waits;
+ * leaves on stop, or after QUEUE_WORKER_IDLE_MS idle above the floor. */
+static void *worker_main(void *arg)
 {
 	struct queue *q = arg;
+	xmalloc_thread_cache_off();
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		struct qjob *j = take_job(q);
+		struct qjob *j = sched_take(q->sched);
 		if (j == NULL) {
-			if (q->workers_exit)
+			if (q->workers_exit || worker_wait(q) < 0)
 				break;
-			pthread_cond_wait(&q->work, &q->lock);
 			continue;
 		}
+		q->pending--;
+		q->inflight++;
 		pthread_mutex_unlock(&q->lock);
 		run_job(q, j);
 		pthread_mutex_lock(&q->lock);
-		struct qdomain *d = domain_slot(q, j->domain, 0);
-		if (d)
-			d->inflight--;
+		/* A freed slot makes at most one job startable: this thread
+		 * takes it (or another) on its next turn, so no wake-up. */
+		sched_done(q->sched, j);
 		q->inflight--;
-		/* A domain slot freed may make another pending job startable. */
-		pthread_cond_broadcast(&q->work);
 		if (q->inflight == 0)
 			pthread_cond_broadcast(&q->idle);
 		pthread_mutex_unlock(&q->lock);
@@ -252,8 +267,57 @@ void *queue_worker_main(void *arg)
 		queue_wake_scheduler(q);  /* room to claim more */
 		pthread_mutex_lock(&q->lock);
 	}
+	q->nthreads--;
+	int left = q->nthreads;
+	if (left == 0)
+		pthread_cond_broadcast(&q->idle);
 	pthread_mutex_unlock(&q->lock);
+	log_debug("event=queue_worker_exit threads=%d", left);
 	return NULL;
+}
+
+int queue_workers_kick(struct queue *q, int n)
+{
+	if (n <= 0)
+		return 0;
+	int wake = n < q->nidle ? n : q->nidle;
+	for (int i = 0; i < wake; i++) {
+		q->nidle--;
+		q->wakeups++;
+		pthread_cond_signal(&q->work);
+	}
+	int spawn = n - wake;
+	if (spawn > q->nworkers - q->nthreads)
+		spawn = q->nworkers - q->nthreads;
+	if (spawn < 0)
+		spawn = 0;
+	q->nthreads += spawn;
+	if (q->nthreads > q->threads_peak)
+		q->threads_peak = q->nthreads;
+	return spawn;
+}
+
+int queue_workers_start(struct queue *q, int n)
+{
+	int started = 0;
+	for (; started < n; started++) {
+		pthread_t t;
+		int rc = pthread_create(&t, &q->worker_attr, worker_main, q);
+		if (rc != 0) {
+			pthread_mutex_lock(&q->lock);
+			q->nthreads -= n - started;
+			int have = q->nthreads;
+			if (have == 0)
+				pthread_cond_broadcast(&q->idle);
+			pthread_mutex_unlock(&q->lock);
+			log_warn_limited("event=queue_worker_start_failed error=\"%s\" threads=%d wanted=%d",
+					 strerror(rc), have, have + n - started);
+			break;
+		}
+	}
+	if (started > 0)
+		log_debug("event=queue_workers_started count=%d", started);
+	return started;
 }
 
 static void free_outs(struct qout *o)

@@ -7,10 +7,18 @@
  * The job's timeout_ms bounds the whole delivery: every wait of every
  * session it uses ends by then (smtp_params.deadline_ms).
  *
- * Idle sessions are cached per destination for a few seconds and reused
- * (with RSET) by whichever worker thread delivers next there; the cache is
- * a small list under one mutex, and a session is only ever used by the
- * thread that took it out.  Sessions are closed (QUIT) outside the lock.
+ * Idle sessions are cached per destination (route, host, port) for
+ * idle_ms and reused (with RSET, pipelined with the next envelope when
+ * the server offers PIPELINING) by whichever worker thread delivers next
+ * there.  The cache holds up to `workers` sessions (each worker leaves at
+ * most one behind per job): a hash table of destinations (util/strmap.h),
+ * each with its sessions newest first, and one list of all of them
+ * oldest first, which is also their expiry order (idle_ms is one value).
+ * Taking, putting and reaping the expired are O(1) per session under one
+ * mutex.  The newest session of a destination is taken (the one least
+ * likely to have been closed by the server); when the cache is full the
+ * oldest of all is closed.  A session is only ever used by the thread
+ * that took it out, and closed (QUIT) outside the lock.
  */
 #include "relay/relay.h"
 
@@ -26,12 +34,25 @@
 #include "relay/tls.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
+#include "util/strmap.h"
 #include "util/xmalloc.h"
 
+struct idle_dest;
+
 struct idle_session {
-	char key[300];
+	struct idle_dest *dest;
 	struct smtp_client *c;
 	long expires;
+	struct idle_session *dprev, *dnext; /* its destination's, newest first */
+	struct idle_session *gprev, *gnext; /* all, oldest first */
+};
+
+/* One destination's idle sessions; freed when the last one goes. */
+struct idle_dest {
+	struct idle_session *newest;
+	char key[];
 };
 
 struct relay {
@@ -46,10 +67,15 @@ struct relay {
 	double timeout_scale;
 	long idle_ms;
 	pthread_mutex_t lock;
-	struct idle_session idle[RELAY_IDLE_MAX];
-	int nidle;
+	struct strmap *idle_dests;         /* key -> struct idle_dest */
+	struct idle_session *oldest, *newest;
+	int nidle, idle_max;
 	atomic_long session_seq;
+	struct metrics *metrics;    /* may be NULL */
 };
+
+static struct idle_session *cache_unlink_expired(struct relay *r, long now);
+static void close_sessions(struct idle_session *s);
 
 struct relay *relay_new(const struct config *cfg, char *err, size_t errlen)
 {
@@ -72,6 +98,8 @@ struct relay *relay_new(const struct config *cfg, char *err, size_t errlen)
 	r->tls = tls;
 	r->timeout_scale = 1.0;
 	r->idle_ms = RELAY_IDLE_MS;
+	r->idle_max = cfg->workers > RELAY_IDLE_MIN ? cfg->workers : RELAY_IDLE_MIN;
+	r->idle_dests = strmap_new();
 	pthread_mutex_init(&r->lock, NULL);
 	return r;
 }
@@ -80,10 +108,9 @@ void relay_free(struct relay *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < r->nidle; i++) {
-		smtp_client_quit(r->idle[i].c);
-		smtp_client_free(r->idle[i].c);
-	}
+	struct idle_session *all = cache_unlink_expired(r, -1);
+	close_sessions(all);
+	strmap_free(r->idle_dests);
 	pthread_mutex_destroy(&r->lock);
 	router_free(r->router);
 	tls_ctx_free(r->tls);
@@ -101,6 +128,11 @@ void relay_set_timeout_scale(struct relay *r, double scale)
 void relay_set_idle_ms(struct relay *r, long ms)
 {
 	r->idle_ms = ms;
+}
+
+void relay_set_metrics(struct relay *r, struct metrics *m)
+{
+	r->metrics = m;
 }
 
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg)
@@ -123,50 +155,114 @@ int relay_idle_sessions(struct relay *r)
 
 /* ---- the idle-session cache -------------------------------------------- */
 
-/* Removes expired sessions (and, with key, takes one for key).  Closing
- * happens after the lock is released. */
+/* Under r->lock: unlinks s from both lists (and frees an emptied destination). */
+static void cache_unlink(struct relay *r, struct idle_session *s)
+{
+	struct idle_dest *d = s->dest;
+	if (s->dprev)
+		s->dprev->dnext = s->dnext;
+	else
+		d->newest = s->dnext;
+	if (s->dnext)
+		s->dnext->dprev = s->dprev;
+	if (d->newest == NULL) {
+		strmap_del(r->idle_dests, d->key);
+		free(d);
+	}
+	if (s->gprev)
+		s->gprev->gnext = s->gnext;
+	else
+		r->oldest = s->gnext;
+	if (s->gnext)
+		s->gnext->gprev = s->gprev;
+	else
+		r->newest = s->gprev;
+	s->gprev = s->gnext = s->dprev = s->dnext = NULL;
+	s->dest = NULL;
+	r->nidle--;
+}
+
+/* Under r->lock: unlinks the sessions expired by now (all when now < 0)
+ * and returns them as a list (gnext) for close_sessions(). */
+static struct idle_session *cache_unlink_expired(struct relay *r, long now)
+{
+	struct idle_session *out = NULL;
+	while (r->oldest && (now < 0 || r->oldest->expires <= now)) {
+		struct idle_session *s = r->oldest;
+		cache_unlink(r, s);
+		s->gnext = out;
+		out = s;
+	}
+	return out;
+}
+
+/* Says QUIT to and frees a list from cache_unlink_expired(); no lock held.
+ * The QUIT's reply is not awaited: a worker reaping expired sessions, or
+ * relay_free() closing thousands, would otherwise wait a round trip for
+ * each. */
+static void close_sessions(struct idle_session *s)
+{
+	while (s) {
+		struct idle_session *next = s->gnext;
+		smtp_client_quit_nowait(s->c);
+		smtp_client_free(s->c);
+		free(s);
+		s = next;
+	}
+}
+
+/* Takes the newest idle session for key, or NULL; closes expired ones. */
 static struct smtp_client *cache_take(struct relay *r, const char *key)
 {
-	struct smtp_client *found = NULL, *expired[RELAY_IDLE_MAX];
-	int nexp = 0;
-	long now = tls_now_ms();
+	struct smtp_client *found = NULL;
 	pthread_mutex_lock(&r->lock);
-	for (int i = 0; i < r->nidle;) {
-		int take = !found && key && strcmp(r->idle[i].key, key) == 0 && r->idle[i].expires > now;
-		if (take || r->idle[i].expires <= now) {
-			if (take)
-				found = r->idle[i].c;
-			else
-				expired[nexp++] = r->idle[i].c;
-			r->idle[i] = r->idle[--r->nidle];
-			continue;
-		}
-		i++;
+	struct idle_session *expired = cache_unlink_expired(r, tls_now_ms());
+	struct idle_dest *d = key ? strmap_get(r->idle_dests, key) : NULL;
+	struct idle_session *s = d ? d->newest : NULL;
+	if (s) {
+		cache_unlink(r, s);
+		found = s->c;
+		free(s);
 	}
 	pthread_mutex_unlock(&r->lock);
-	for (int i = 0; i < nexp; i++) {
-		smtp_client_quit(expired[i]);
-		smtp_client_free(expired[i]);
-	}
+	close_sessions(expired);
 	return found;
 }
 
-/* Keeps c for reuse, or closes it when the cache is full. */
+/* Keeps c for reuse under key; when the cache is full, the oldest idle
+ * session is closed to make room. */
 static void cache_put(struct relay *r, const char *key, struct smtp_client *c)
 {
+	struct idle_session *s = xcalloc(1, sizeof(*s));
+	s->c = c;
 	pthread_mutex_lock(&r->lock);
-	if (r->nidle < RELAY_IDLE_MAX) {
-		struct idle_session *s = &r->idle[r->nidle++];
-		snprintf(s->key, sizeof(s->key), "%s", key);
-		s->c = c;
-		s->expires = tls_now_ms() + r->idle_ms;
-		c = NULL;
+	struct idle_session *evict = NULL;
+	if (r->nidle >= r->idle_max && r->oldest) {
+		evict = r->oldest;
+		cache_unlink(r, evict);
 	}
+	struct idle_dest *d = strmap_get(r->idle_dests, key);
+	if (d == NULL) {
+		size_t len = strlen(key);
+		d = xcalloc(1, sizeof(*d) + len + 1);
+		memcpy(d->key, key, len + 1);
+		strmap_put(r->idle_dests, d->key, d);
+	}
+	s->dest = d;
+	s->expires = tls_now_ms() + r->idle_ms;
+	s->dnext = d->newest;
+	if (d->newest)
+		d->newest->dprev = s;
+	d->newest = s;
+	s->gprev = r->newest;
+	if (r->newest)
+		r->newest->gnext = s;
+	else
+		r->oldest = s;
+	r->newest = s;
+	r->nidle++;
 	pthread_mutex_unlock(&r->lock);
-	if (c) {
-		smtp_client_quit(c);
-		smtp_client_free(c);
-	}
+	close_sessions(evict);
 }
 
 /* ---- one delivery ------------------------------------------------------ */
@@ -226,8 +322,11 @@ static struct smtp_client *open_hop(struct relay *r, enum route_via via, const s
 		 atomic_fetch_add(&r->session_seq, 1) + 1);
 	p.session_id = sid;
 	struct smtp_client *c = smtp_client_new(&p);
-	if (smtp_client_open(c, fail) == 0)
+	if (smtp_client_open(c, fail) == 0) {
+		if (smtp_client_tls_resumed(c) && r->metrics)
+			metrics_counter_add(r->metrics, MF_M_SMTP_TLS_RESUMED, "", 1);
 		return c;
+	}
 	smtp_client_free(c);
 	if (p.tls == SMTP_TLS_OPPORTUNISTIC && fail->kind == KIND_TLS) {
 		log_info("event=smtp_tls_fallback session=%s host=%s", sid, h->host);
@@ -247,11 +346,11 @@ static void log_outcomes(const struct delivery_job *job)
 		static const char *cls[] = { "2xx", "4xx", "5xx", "local" };
 		static const char *scope[] = { "session", "message", "recipient" };
 		log_info("event=smtp_outcome msg_id=%s " LOG_RCPT_FMT " mx=%s class=%s scope=%s code=%d "
-			 "enhanced=%s tls=%s text=%s",
+			 "enhanced=%s tls=%s tls_resumed=%d text=%s",
 			 job->log_id ? job->log_id : "-", LOG_RCPT(MF_LOG_INFO, job->rcpts[i].addr),
 			 o->mx[0] ? o->mx : "-", cls[o->cls], scope[o->scope], o->code,
 			 o->enhanced[0] ? o->enhanced : "-", o->tls_version[0] ? o->tls_version : "-",
-			 o->text);
+			 o->tls_resumed, o->text);
 	}
 }
 

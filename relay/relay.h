@@ -14,6 +14,7 @@
 #include "relay/route.h"
 
 struct config;
+struct metrics;
 struct relay;
 
 /* The relay keeps routing state and an idle-session cache; thread-safe. */
@@ -30,11 +31,15 @@ void relay_set_idle_ms(struct relay *r, long ms);
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
 /* Sends DNS queries to ip:port (see route.h). */
 void relay_set_nameserver(struct relay *r, const char *ip, int port);
+/* Counts into m (mailferry_smtp_tls_resumed_total); m outlives r. */
+void relay_set_metrics(struct relay *r, struct metrics *m);
 /* Idle sessions in the cache now. */
 int relay_idle_sessions(struct relay *r);
 
 #define RELAY_IDLE_MS 5000L
-#define RELAY_IDLE_MAX 64          /* idle sessions kept, all destinations */
+/* Idle sessions kept, all destinations: `workers` (one per worker), at
+ * least this many. */
+#define RELAY_IDLE_MIN 64
 #define RELAY_SESSION_TXNS_MAX 100 /* transactions per session before QUIT */
 
 #endif

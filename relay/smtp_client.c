@@ -67,6 +67,7 @@ struct smtp_client {
 	char tls_version[16];    /* kept after the connection closes */
 	char tls_cipher[64];
 	int tls_verified;
+	int tls_resumed;         /* the handshake resumed a saved session */
 	char addr[64];           /* peer address */
 	struct smtp_outcome fail;/* session failure detail */
 	int txns;
@@ -393,7 +394,7 @@ static int send_tls(struct smtp_client *c)
 		smtp_fail(c, OUT_LOCAL, KIND_INTERNAL, 0, NULL, "TLS wanted but no TLS context");
 		return -1;
 	}
-	if (smtp_io_starttls(c->io, c->p.tls_ctx, c->p.host, verify_wanted(c),
+	if (smtp_io_starttls(c->io, c->p.tls_ctx, c->p.host, c->p.port, verify_wanted(c),
 			     deadline_of(c, SMTP_TLS), &e, err, sizeof(err)) < 0) {
 		smtp_fail(c, OUT_LOCAL, e == IOE_TIMEOUT ? KIND_TIMEOUT : KIND_TLS, 0, NULL, "%s", err);
 		return -1;
@@ -401,8 +402,9 @@ static int send_tls(struct smtp_client *c)
 	c->tls_active = 1;
 	smtp_io_tls_info(c->io, c->tls_version, sizeof(c->tls_version), c->tls_cipher,
 			 sizeof(c->tls_cipher), &c->tls_verified);
-	log_debug("event=smtp_tls session=%s host=%s version=%s cipher=%s verified=%d", c->sid,
-		  c->p.host, c->tls_version, c->tls_cipher, c->tls_verified);
+	c->tls_resumed = smtp_io_tls_resumed(c->io);
+	log_debug("event=smtp_tls session=%s host=%s version=%s cipher=%s verified=%d resumed=%d", c->sid,
+		  c->p.host, c->tls_version, c->tls_cipher, c->tls_verified, c->tls_resumed);
 	/* Implicit TLS: the greeting comes now.  STARTTLS: RFC 3207 §4.2, the
 	 * client forgets what it knew and says EHLO again. */
 	smtp_set_state(c, c->p.tls == SMTP_TLS_IMPLICIT ? SMTP_BANNER : SMTP_EHLO);
@@ -990,6 +992,18 @@ void smtp_client_quit(struct smtp_client *c)
 		smtp_set_state(c, SMTP_CLOSED);
 }
 
+void smtp_client_quit_nowait(struct smtp_client *c)
+{
+	if (c->state == SMTP_READY && c->io) {
+		smtp_set_state(c, SMTP_QUIT);
+		send_quit(c); /* a failed write closes and marks it failed */
+	}
+	smtp_io_free(c->io);
+	c->io = NULL;
+	if (c->state != SMTP_FAILED)
+		smtp_set_state(c, SMTP_CLOSED);
+}
+
 unsigned smtp_client_caps(const struct smtp_client *c)
 {
 	return c->caps;
@@ -1001,6 +1015,12 @@ void smtp_client_describe(const struct smtp_client *c, struct smtp_outcome *o)
 	snprintf(o->tls_version, sizeof(o->tls_version), "%s", c->tls_active ? c->tls_version : "");
 	snprintf(o->tls_cipher, sizeof(o->tls_cipher), "%s", c->tls_active ? c->tls_cipher : "");
 	o->tls_verified = c->tls_active ? c->tls_verified : 0;
+	o->tls_resumed = c->tls_active ? c->tls_resumed : 0;
+}
+
+int smtp_client_tls_resumed(const struct smtp_client *c)
+{
+	return c->tls_active && c->tls_resumed;
 }
 
 int smtp_client_txns(const struct smtp_client *c)

@@ -96,9 +96,15 @@ int smtp_client_ready(const struct smtp_client *c);
 int smtp_client_alive(struct smtp_client *c);
 /* Sends QUIT (short timeout) and closes. */
 void smtp_client_quit(struct smtp_client *c);
+/* Sends QUIT and closes without waiting for the reply (RFC 5321 §4.1.1.10
+ * asks the client to wait; closing thousands of idle sessions at once,
+ * the relay's cache cannot wait a round trip for each). */
+void smtp_client_quit_nowait(struct smtp_client *c);
 unsigned smtp_client_caps(const struct smtp_client *c);
 /* Copies mx and the TLS details into o. */
 void smtp_client_describe(const struct smtp_client *c, struct smtp_outcome *o);
+/* 1 when the session's TLS handshake resumed a saved session. */
+int smtp_client_tls_resumed(const struct smtp_client *c);
 /* Transactions run on this session so far. */
 int smtp_client_txns(const struct smtp_client *c);
 /* The state's name (for tests and logs). */

@@ -201,11 +201,16 @@ size_t smtp_io_pending(const struct smtp_io *io)
 	return io->in.len;
 }
 
-int smtp_io_starttls(struct smtp_io *io, struct tls_ctx *ctx, const char *host, int verify,
+int smtp_io_starttls(struct smtp_io *io, struct tls_ctx *ctx, const char *host, int port, int verify,
 		     long deadline, enum io_err *ioerr, char *err, size_t errlen)
 {
-	io->tls = tls_conn_start(ctx, io->fd, host, verify, deadline, ioerr, err, errlen);
+	io->tls = tls_conn_start(ctx, io->fd, host, port, verify, deadline, ioerr, err, errlen);
 	return io->tls ? 0 : -1;
+}
+
+int smtp_io_tls_resumed(const struct smtp_io *io)
+{
+	return io->tls ? tls_conn_resumed(io->tls) : 0;
 }
 
 int smtp_io_tls_info(const struct smtp_io *io, char *version, size_t vsz, char *cipher,

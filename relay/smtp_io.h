@@ -29,9 +29,12 @@ int smtp_io_write(struct smtp_io *io, const void *p, size_t n, long deadline, en
 		  char *err, size_t errlen);
 /* Bytes received but not yet consumed as a reply. */
 size_t smtp_io_pending(const struct smtp_io *io);
-/* Starts TLS on the connection (see tls_conn_start). */
-int smtp_io_starttls(struct smtp_io *io, struct tls_ctx *ctx, const char *host, int verify,
+/* Starts TLS on the connection (see tls_conn_start: port > 0 resumes the
+ * last session with host:port when there is one). */
+int smtp_io_starttls(struct smtp_io *io, struct tls_ctx *ctx, const char *host, int port, int verify,
 		     long deadline, enum io_err *ioerr, char *err, size_t errlen);
+/* 1 when the TLS handshake resumed a saved session. */
+int smtp_io_tls_resumed(const struct smtp_io *io);
 /* 1 when the connection is encrypted; then fills the details. */
 int smtp_io_tls_info(const struct smtp_io *io, char *version, size_t vsz, char *cipher,
 		     size_t csz, int *verified);

@@ -24,21 +24,41 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "util/strmap.h"
 #include "util/xmalloc.h"
+
+/* One remembered client session: the last one a (host, port, verify)
+ * got, DER-encoded, so that every connection decodes its own copy and no
+ * SSL_SESSION is shared between threads. */
+struct tls_saved {
+	struct tls_saved *prev, *next; /* the context's list, oldest first */
+	unsigned char *der;
+	int len;
+	time_t expires;
+	char key[];
+};
 
 struct tls_ctx {
 	SSL_CTX *ctx;
+	int client;
+	pthread_mutex_t lock;          /* the session cache below */
+	struct strmap *saved;          /* key -> struct tls_saved */
+	struct tls_saved *oldest, *newest;
+	int nsaved;
 };
 
 struct tls_conn {
 	SSL *ssl;
+	struct tls_ctx *ctx;
 	int fd;
 	int verified;
+	char key[300];                 /* session cache key; "" for none */
 };
 
 long tls_now_ms(void)
@@ -80,6 +100,112 @@ static void ssl_err(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
+/* ---- the client's session cache (resumption, RFC 8446 §2.2, RFC 5077) - */
+
+/* Under c->lock: unlinks and frees one entry. */
+static void saved_drop(struct tls_ctx *c, struct tls_saved *e)
+{
+	strmap_del(c->saved, e->key);
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->oldest = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->newest = e->prev;
+	c->nsaved--;
+	OPENSSL_cleanse(e->der, (size_t)e->len);
+	free(e->der);
+	free(e);
+}
+
+/* OpenSSL's new-session callback: a client connection got a session (end
+ * of a TLS 1.2 handshake, or a TLS 1.3 NewSessionTicket read after it).
+ * Keeps it, encoded, as the one for the connection's key. */
+static int saved_new_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+	if (t == NULL || t->key[0] == '\0' || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	int len = i2d_SSL_SESSION(sess, NULL);
+	if (len <= 0 || len > TLS_SESSION_DER_MAX)
+		return 0;
+	unsigned char *der = xmalloc((size_t)len), *p = der;
+	if (i2d_SSL_SESSION(sess, &p) != len) {
+		free(der);
+		return 0;
+	}
+	time_t expires = (time_t)SSL_SESSION_get_time(sess) + (time_t)SSL_SESSION_get_timeout(sess);
+	struct tls_ctx *c = t->ctx;
+	size_t klen = strlen(t->key);
+	struct tls_saved *e = xcalloc(1, sizeof(*e) + klen + 1);
+	memcpy(e->key, t->key, klen + 1);
+	e->der = der;
+	e->len = len;
+	e->expires = expires;
+	pthread_mutex_lock(&c->lock);
+	struct tls_saved *old = strmap_get(c->saved, e->key);
+	if (old)
+		saved_drop(c, old);
+	if (c->nsaved >= TLS_SESSIONS_MAX)
+		saved_drop(c, c->oldest);
+	strmap_put(c->saved, e->key, e);
+	e->prev = c->newest;
+	if (c->newest)
+		c->newest->next = e;
+	else
+		c->oldest = e;
+	c->newest = e;
+	c->nsaved++;
+	pthread_mutex_unlock(&c->lock);
+	return 0; /* we did not keep sess itself */
+}
+
+/* The saved session for key, decoded (the caller frees it), or NULL;
+ * an expired one is dropped. */
+static SSL_SESSION *saved_get(struct tls_ctx *c, const char *key)
+{
+	SSL_SESSION *sess = NULL;
+	pthread_mutex_lock(&c->lock);
+	struct tls_saved *e = strmap_get(c->saved, key);
+	if (e && e->expires <= time(NULL)) {
+		saved_drop(c, e);
+		e = NULL;
+	}
+	if (e) {
+		const unsigned char *p = e->der;
+		sess = d2i_SSL_SESSION(NULL, &p, e->len);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return sess;
+}
+
+int tls_ctx_sessions(struct tls_ctx *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->nsaved;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* A struct tls_ctx around ctx (the session cache set up for a client). */
+static struct tls_ctx *ctx_wrap(SSL_CTX *ctx, int client)
+{
+	struct tls_ctx *c = xcalloc(1, sizeof(*c));
+	c->ctx = ctx;
+	c->client = client;
+	pthread_mutex_init(&c->lock, NULL);
+	c->saved = strmap_new();
+	if (client) {
+		/* OpenSSL's own client cache is never looked up; we keep the
+		 * sessions by (host, port, verify) ourselves. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, saved_new_cb);
+	}
+	return c;
+}
+
 struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -101,9 +227,7 @@ struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 		return NULL;
 	}
 	ERR_clear_error(); /* a missing default CA file or directory is no error */
-	struct tls_ctx *c = xmalloc(sizeof(*c));
-	c->ctx = ctx;
-	return c;
+	return ctx_wrap(ctx, 1);
 }
 
 void tls_ctx_free(struct tls_ctx *c)
@@ -111,6 +235,10 @@ void tls_ctx_free(struct tls_ctx *c)
 	if (!c)
 		return;
 	SSL_CTX_free(c->ctx);
+	while (c->oldest)
+		saved_drop(c, c->oldest);
+	strmap_free(c->saved);
+	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
@@ -125,9 +253,7 @@ struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file, 
 	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1 &&
 	    SSL_CTX_check_private_key(ctx) == 1) {
 		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-		struct tls_ctx *c = xmalloc(sizeof(*c));
-		c->ctx = ctx;
-		return c;
+		return ctx_wrap(ctx, 0);
 	}
 	char e[256];
 	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
@@ -183,7 +309,9 @@ static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr
 	}
 	struct tls_conn *t = xcalloc(1, sizeof(*t));
 	t->ssl = ssl;
+	t->ctx = ctx;
 	t->fd = fd;
+	SSL_set_app_data(ssl, t);
 	if (SSL_set_fd(ssl, fd) != 1) {
 		*ioerr = IOE_TLS;
 		ssl_err(err, errlen, "SSL_set_fd");
@@ -193,13 +321,25 @@ static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr
 	return t;
 }
 
-struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int verify,
+struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int port, int verify,
 				long deadline, enum io_err *ioerr, char *err, size_t errlen)
 {
 	struct tls_conn *t = conn_new(ctx, fd, ioerr, err, errlen);
 	if (t == NULL)
 		return NULL;
 	SSL *ssl = t->ssl;
+	/* The last session with this host and port, verified the same way:
+	 * resuming skips the certificate check, so a session from an
+	 * unverified handshake must not serve a verified one. */
+	if (port > 0 && snprintf(t->key, sizeof(t->key), "%s|%d|%d", host, port, verify != 0) < (int)sizeof(t->key)) {
+		SSL_SESSION *sess = saved_get(ctx, t->key);
+		if (sess) {
+			SSL_set_session(ssl, sess);
+			SSL_SESSION_free(sess);
+		}
+	} else {
+		t->key[0] = '\0';
+	}
 	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	int hostok = is_ip_literal(host) ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
@@ -304,6 +444,11 @@ int tls_conn_write(struct tls_conn *t, const void *p, size_t n, long deadline, e
 			return -1;
 	}
 	return 0;
+}
+
+int tls_conn_resumed(const struct tls_conn *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
 }
 
 void tls_conn_info(const struct tls_conn *t, char *version, size_t vsz, char *cipher, size_t csz,

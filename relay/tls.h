@@ -43,9 +43,24 @@ void tls_ctx_free(struct tls_ctx *c);
  * name the certificate must match.  verify != 0: a certificate that does
  * not verify (chain or name) fails the handshake; verify == 0: the result
  * is only recorded (tls_conn_info's verified).
+ * port > 0 enables resumption: the client context keeps the last session
+ * (host, port, verify) got, up to TLS_SESSIONS_MAX of them, until their
+ * lifetime ends, and offers it on the next connection there
+ * (tls_conn_resumed says whether the server took it).  port 0: none.
  */
-struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int verify,
+struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int port, int verify,
 				long deadline, enum io_err *ioerr, char *err, size_t errlen);
+/* 1 when the handshake resumed a saved session (no certificate sent). */
+int tls_conn_resumed(const struct tls_conn *t);
+/* Client sessions saved for resumption now (for tests). */
+int tls_ctx_sessions(struct tls_ctx *c);
+
+/* Saved client sessions, all hosts: one per MX host and port, so this is
+ * far above the MX hosts a relay talks to in a session lifetime. */
+#define TLS_SESSIONS_MAX 10000
+/* A saved session's DER encoding (a ticket of a few hundred bytes and
+ * the peer's certificate) above this is not kept. */
+#define TLS_SESSION_DER_MAX 16384
 /* The server's handshake on fd (ctx from tls_server_ctx_new), after its
  * 220 to STARTTLS. */
 struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,

@@ -40,7 +40,7 @@ static const struct ckey keys[] = {
 	K(http_connections_per_address, C_INT, "256", 0),
 	K(http_header_timeout, C_DURATION, "10s", 0),
 	K(db_pool_size, C_INT, "16", 0),
-	K(workers, C_INT, "32", 0),
+	K(workers, C_INT, "1000", 0),
 	K(helo_name, C_STR, NULL, 0),
 	K(smarthost, C_HOSTPORT, NULL, 0),
 	K(smarthost_user, C_STR, NULL, 0),
@@ -337,11 +337,12 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 		char *end;
 		errno = 0;
 		lv = strtol(v, &end, 10);
-		ok = *v && !*end && !errno && lv > 0 && lv <= 100000;
+		long max = strcmp(k->name, "workers") == 0 ? MF_WORKERS_MAX : 100000;
+		ok = *v && !*end && !errno && lv > 0 && lv <= max;
 		if (ok)
 			*(int *)slot = (int)lv;
 		else
-			snprintf(why, sizeof(why), "must be a whole number from 1 to 100000");
+			snprintf(why, sizeof(why), "must be a whole number from 1 to %ld", max);
 		break;
 	}
 	case C_BOOL:

@@ -33,6 +33,11 @@
 /* RFC 1035 §2.3.4: a label is at most 63 octets. */
 #define MF_DOMAIN_LABEL_MAX 63
 #define MF_ADDRESS_MAX 320
+/* `workers`: concurrent SMTP sessions per delivery process.  Each holds a
+ * socket and a thread (256 KiB of address space, a few pages touched) and
+ * its idle session may wait in the relay's cache: 20,000 needs some
+ * 45,000 descriptors, already above most systems' default hard limit. */
+#define MF_WORKERS_MAX 20000
 /* Recipients per message (to + cc + bcc), INTERFACE.md. */
 #define MF_RECIPIENTS_MAX 50
 #define MF_TAGS_MAX 10

@@ -251,6 +251,7 @@ void metrics_declare_known(struct metrics *m)
 			metrics_counter_add(m, MF_M_DELIVERIES, labels, 0);
 		}
 	declare_each(m, MF_M_SMTP_TLS, "%s", tls_series);
+	metrics_counter_add(m, MF_M_SMTP_TLS_RESUMED, "", 0);
 	for (const char *const *t = bounce_types; *t; t++)
 		for (const char *const *c = bounce_categories; *c; c++)
 			for (const char *const *src = bounce_sources; *src; src++) {

@@ -32,6 +32,9 @@
 #define MF_M_SMTP_SESSION "mailferry_smtp_session_duration_seconds", "SMTP client session duration."
 /* tls: none|TLSv1.2|TLSv1.3; verified: yes|no. */
 #define MF_M_SMTP_TLS "mailferry_smtp_sessions_total", "SMTP client sessions by TLS use."
+/* relay/relay.c, per TLS handshake of a new session that resumed the last
+ * session with that host and port (relay/tls.c's cache); no labels. */
+#define MF_M_SMTP_TLS_RESUMED "mailferry_smtp_tls_resumed_total", "SMTP client TLS handshakes that resumed an earlier session."
 
 /* Bounces: type permanent|transient, category as classified, source smtp
  * (synchronous rejection, queue/worker.c).

@@ -66,3 +66,17 @@ char *xasprintf(const char *fmt, ...)
 	va_end(ap);
 	return p;
 }
+
+/* jemalloc's control interface, when the daemon is linked with it
+ * (Makefile MALLOC_LIBS; not under the sanitizers): weak, so that a
+ * build without it links and the call below is skipped. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+	__attribute__((weak));
+
+void xmalloc_thread_cache_off(void)
+{
+	if (mallctl != NULL) {
+		_Bool off = 0;
+		mallctl("thread.tcache.enabled", NULL, NULL, &off, sizeof(off));
+	}
+}

@@ -219,7 +219,7 @@ Test(deploy, systemd_service_user_reads_its_configuration)
 	/* --config still wins over the credential. */
 	rc = th_run(&out, "cd / && CREDENTIALS_DIRECTORY=%s/creds %s config check --config /dev/null", dir, th_bin());
 	cr_assert_eq(rc, 0, "%s", out);
-	cr_assert(strstr(out, "workers = 32\n"), "%s", out);
+	cr_assert(strstr(out, "workers = 1000\n"), "%s", out);
 	free(out);
 	th_rmrf(dir);
 	free(dir);

@@ -89,7 +89,7 @@ Test(cli, config_check_names_bad_key)
 	rc = th_run(&out, "MAILFERRY_SMARTHOST_PASSWORD=topsecret %s config check", th_bin());
 	cr_assert_eq(rc, 0, "%s", out);
 	cr_assert(strstr(out, "topsecret") == NULL, "secret printed: %s", out);
-	cr_assert(strstr(out, "workers = 32") != NULL, "%s", out);
+	cr_assert(strstr(out, "workers = 1000") != NULL, "%s", out);
 	free(out);
 }
 

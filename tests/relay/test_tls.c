@@ -103,7 +103,7 @@ static struct tls_conn *handshake(struct server_end *srv, struct tls_ctx **cctx,
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, accept_main, srv), 0);
 	enum io_err ioerr = IOE_NONE;
-	struct tls_conn *c = tls_conn_start(*cctx, fds[1], "mx.test", 0, tls_now_ms() + 10000, &ioerr, err, sizeof(err));
+	struct tls_conn *c = tls_conn_start(*cctx, fds[1], "mx.test", 0, 0, tls_now_ms() + 10000, &ioerr, err, sizeof(err));
 	pthread_join(th, NULL);
 	cr_assert_not_null(c, "client: %s", err);
 	cr_assert_not_null(srv->t, "server: %s", srv->err);

@@ -33,7 +33,8 @@ Test(config, defaults_match_interface)
 	char err[256];
 	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(c.http_listen, "127.0.0.1:8025");
-	cr_assert_eq(c.workers, 32);
+	cr_assert_eq(c.workers, 1000);
+	cr_assert_eq(c.destination_concurrency, 20);
 	cr_assert_eq(c.smarthost_tls, TLS_MODE_STARTTLS);
 	cr_assert_eq(c.tls_policy, TLS_POLICY_OPPORTUNISTIC);
 	cr_assert_eq(c.tls_verify, 1);
@@ -103,7 +104,7 @@ Test(config, unknown_key_is_named)
 Test(config, bad_values_are_named)
 {
 	static const char *cases[][2] = {
-		{ "MAILFERRY_WORKERS", "abc" }, { "MAILFERRY_WORKERS", "0" },
+		{ "MAILFERRY_WORKERS", "abc" }, { "MAILFERRY_WORKERS", "0" }, { "MAILFERRY_WORKERS", "20001" },
 		{ "MAILFERRY_HTTP_LISTEN", "nohost" }, { "MAILFERRY_TLS_POLICY", "sometimes" },
 		{ "MAILFERRY_RETRY_SCHEDULE", "5m,,1h" }, { "MAILFERRY_MAX_MESSAGE_SIZE", "big" },
 		{ "MAILFERRY_TLS_VERIFY", "maybe" }, { "MAILFERRY_ROUTES", "example.com" },
@@ -157,6 +158,22 @@ Test(config, destination_rate_forms)
 	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_null(c.destination_rate, "unset by default: no rate limits");
 	config_cleanup(&c);
+}
+
+/* workers is the session budget: up to MF_WORKERS_MAX, said in the error. */
+Test(config, workers_bound)
+{
+	struct config c;
+	char err[256];
+	setenv("MAILFERRY_WORKERS", "20000", 1);
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.workers, 20000);
+	config_cleanup(&c);
+	setenv("MAILFERRY_WORKERS", "20001", 1);
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "from 1 to 20000") != NULL, "%s", err);
+	config_cleanup(&c);
+	unsetenv("MAILFERRY_WORKERS");
 }
 
 Test(config, durations_and_sizes)
