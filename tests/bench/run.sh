@@ -20,10 +20,14 @@
 # delivery message count (default 20000), BENCH_SECONDS the pgbench time,
 # BENCH_WRK_SECONDS the time of each wrk run (default 5), BENCH_ROUNDS the
 # alternating pgbench/mailferry rounds of the ingest ratio (default 3),
-# BENCH_ONLY=ingest|delivery runs only sections 1-3 or 4-7:
-# MAILFERRY_BIN picks the binary (default bin/mailferry).
 #   7. scale: the queue filled through the API, then drained by one and by
 #      two `mailferry serve --roles delivery` processes on one database
+#   8. delivery at latency (tests/bench/latency.sh, its own PostgreSQL and
+#      sinks, configured by its BENCH_LATENCY_* variables): 40 slow
+#      destinations, mailferry vs Postfix out of the box and at 500 sessions
+#      each; mailferry at 5,000 sessions; its RSS with 1k/5k/10k sessions open
+# BENCH_ONLY=ingest|delivery|latency runs only sections 1-3, 4-7 or 8;
+# MAILFERRY_BIN picks the binary (default bin/mailferry).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
@@ -33,6 +37,7 @@ WRK_SECS=${BENCH_WRK_SECONDS:-5}
 ONLY=${BENCH_ONLY:-all}
 ROUNDS=${BENCH_ROUNDS:-3}
 ncores=$(nproc); hz=$(getconf CLK_TCK)
+[ "$ONLY" != latency ] || exec tests/bench/latency.sh
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 mf_rps=; round_ratios=; batch_ratios=; mf_keyed_rps=; mf_small_rps=; pg_one_x=; pg_fifty_x_rows=; pg_one=; pg_ceiling=; mf_batch_rows=; pg_fifty_rows=; p99=; pg_one_2k=; pg_fifty_2k_rows=; mf_cpu=; batch_cpu=; mf_floor=
 bin=${MAILFERRY_BIN:-$here/bin/mailferry}
@@ -199,45 +204,12 @@ wait_delivered() {
   PSQL -c "DO \$\$ BEGIN WHILE (SELECT count(*) FROM recipients WHERE status = 'delivered') < $1 LOOP PERFORM pg_sleep(0.1); END LOOP; END \$\$"
 }
 
-# The message posted everywhere below: an order confirmation with a text
-# and an HTML part, composed to ~2.2 KB - the size Postfix relays in the
-# delivery comparison (smtp-source -l 2048) and BENCHMARKS.md's ~2 KB
-# payload.  small.json is the 0.75 KB message earlier runs posted, kept
-# for one reference line.
-python3 - "$tmp/one.json" "$tmp/batch.json" "$tmp/small.json" "$tmp/refused.json" <<'P'
-import json, sys
-text = ("Hello Ana,\n\nThank you for your order #100123 at Shop. We have received it and it is being prepared.\n\n"
-        "Order summary\n"
-        "  1 x Merino wool sweater, navy, size M        79.00 EUR\n"
-        "  2 x Organic cotton socks, grey                18.00 EUR\n"
-        "  1 x Leather gloves, brown, size 8             45.00 EUR\n"
-        "  Shipping (standard, 2-4 business days)         4.90 EUR\n"
-        "  Total                                        146.90 EUR\n\n"
-        "Shipping address: Ana Example, Rua das Flores 12, 1200-192 Lisboa, Portugal\n\n"
-        "You will receive another email with the tracking number as soon as your parcel ships.\n"
-        "Questions? Reply to this email or visit https://shop.example/help.\n\nThe Shop team\n")
-row = '<tr><td>%s</td><td align="right">%s</td></tr>'
-html = ('<!doctype html><html><body style="font-family:Arial,sans-serif;color:#222">'
-        '<p>Hello Ana,</p><p>Thank you for your order <b>#100123</b> at Shop. We have received it and it is being prepared.</p>'
-        '<table cellpadding="4" style="border-collapse:collapse">'
-        + row % ("1 &times; Merino wool sweater, navy, size M", "79.00 EUR")
-        + row % ("2 &times; Organic cotton socks, grey", "18.00 EUR")
-        + row % ("1 &times; Leather gloves, brown, size 8", "45.00 EUR")
-        + row % ("Shipping (standard, 2-4 business days)", "4.90 EUR")
-        + row % ("<b>Total</b>", "<b>146.90 EUR</b>") + "</table>"
-        "<p>Shipping address: Ana Example, Rua das Flores 12, 1200-192 Lisboa, Portugal</p>"
-        "<p>You will receive another email with the tracking number as soon as your parcel ships.</p>"
-        "</body></html>")
-one = {"from": "Shop <orders@shop.example>", "to": "customer@example.net", "subject": "Your order #100123",
-       "text": text, "html": html, "tags": ["order"]}
-json.dump(one, open(sys.argv[1], "w"))
-json.dump(dict(one, to="customer at example.net"), open(sys.argv[4], "w"))
-json.dump({"messages": [dict(one, to="customer%d@example.net" % i) for i in range(50)]}, open(sys.argv[2], "w"))
-json.dump({"from": "Shop <orders@shop.example>", "to": "customer@example.net", "subject": "Your order #1001",
-           "text": "Thank you for your order. It ships tomorrow.\nOrder: 1001\nTotal: 42.00 EUR\n",
-           "html": "<p>Thank you for your order. It ships tomorrow.</p><p>Order: 1001<br>Total: 42.00 EUR</p>",
-           "tags": ["order"]}, open(sys.argv[3], "w"))
-P
+# The message posted everywhere below (tests/bench/payload.py): an order
+# confirmation with a text and an HTML part, composed to ~2.2 KB - the size
+# Postfix relays in the delivery comparison (smtp-source -l 2048) and
+# BENCHMARKS.md's ~2 KB payload.  small.json is the 0.75 KB message earlier
+# runs posted, kept for one reference line.
+python3 tests/bench/payload.py "$tmp"
 
 if want ingest; then
 echo "== PostgreSQL alone writing mailferry's rows (tests/bench/schema_ceiling.sql, 2 clients)"
@@ -446,4 +418,8 @@ awk -v a="$mf_del" -v b="$pf" 'BEGIN { printf "delivery: mailferry %.0f msg/s vs
 echo "accept->delivered p50: ${lat} ms (target < 100 ms)"
 awk -v a="$claim_10000" -v b="$claim_1000000" -v c="$claimbuf_10000" -v d="$claimbuf_1000000" 'BEGIN { printf "claim 50: %.2f ms / %d buffers at 10k queued, %.2f ms / %d buffers at 1M queued = %.2fx time, %.2fx buffers (target flat)\n", a, c, b, d, b / a, d / c }'
 awk -v a="$drain1" -v b="$drain2" 'BEGIN { printf "scale: one process %.0f msg/s, two processes %.0f msg/s = %.2fx (target >= 1.6x; 2 cores shared)\n", a, b, b / a }'
+fi
+if [ "$ONLY" = all ]; then
+  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true   # latency.sh runs a cluster of its own
+  tests/bench/latency.sh
 fi
