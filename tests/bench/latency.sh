@@ -50,14 +50,14 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_LATENCY_ONLY       scenarios to run, comma-separated [default,500,5k,rss]
-#   BENCH_LATENCY_MSGS       messages per run of scenario 1 [8000]
+#   BENCH_LATENCY_MSGS       messages per run of scenario 1 [6000]
 #   BENCH_LATENCY_MSGS_5K    messages per run of scenario 2 [40000]
 #   BENCH_LATENCY_SESSIONS   concurrent deliveries of scenario 1's "500" [500]
 #   BENCH_LATENCY_SESSIONS_5K  workers of scenario 2 [5000]
 #   BENCH_LATENCY_ZERO_WORKERS workers of scenario 2's zero-latency run [64]
 #   BENCH_LATENCY_RSS        session counts of scenario 3 ["1000 5000 10000"]
 #   BENCH_LATENCY_TIMEOUT    seconds a relay run (or the sessions of an RSS
-#                            step) may take before it is cut off [180]
+#                            step) may take before it is cut off [240]
 #   BENCH_LATENCY_DOMAINS    recipient domains, each its own address [40]
 #   MAILFERRY_BIN            the binary [bin/mailferry]
 # The message counts are multiples of the domain count (rounded up).  With
@@ -69,13 +69,13 @@ cd "$here"
 D=${BENCH_LATENCY_DOMAINS:-40}
 ONLY=,${BENCH_LATENCY_ONLY:-default,500,5k,rss},
 round_up() { echo $(( ($1 + D - 1) / D * D )); }
-N1=$(round_up "${BENCH_LATENCY_MSGS:-8000}")
+N1=$(round_up "${BENCH_LATENCY_MSGS:-6000}")
 N5K=$(round_up "${BENCH_LATENCY_MSGS_5K:-40000}")
 S500=${BENCH_LATENCY_SESSIONS:-500}
 S5K=${BENCH_LATENCY_SESSIONS_5K:-5000}
 S0=${BENCH_LATENCY_ZERO_WORKERS:-64}
 RSS_SIZES=${BENCH_LATENCY_RSS:-1000 5000 10000}
-TIMEOUT=${BENCH_LATENCY_TIMEOUT:-180}
+TIMEOUT=${BENCH_LATENCY_TIMEOUT:-240}
 bin=${MAILFERRY_BIN:-$here/bin/mailferry}
 ncores=$(nproc); hz=$(getconf CLK_TCK)
 want() { case "$ONLY" in *,"$1",*) return 0 ;; *) return 1 ;; esac; }
