@@ -124,7 +124,12 @@ def_workers=$(echo "$defaults" | sed -n 's/^workers = //p')
 def_dc=$(echo "$defaults" | sed -n 's/^destination_concurrency = //p')
 pf_def_procs=$(postconf -d -h default_process_limit)
 pf_def_dc=$(postconf -d -h default_destination_concurrency_limit)
-http_port=$((30000 + RANDOM % 10000))
+# Ports nothing listens on: the machine may be shared.
+free_port() {
+  local p
+  while :; do p=$(($1 + RANDOM % 9000)); ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }; done
+}
+http_port=$(free_port 30000); api_port=$(free_port 30000)
 
 # ---- the sink ---------------------------------------------------------------
 # start_sink REPLY_DELAY DATA_DELAY: a fresh sink on a new port (so its
@@ -132,7 +137,7 @@ http_port=$((30000 + RANDOM % 10000))
 # $routes for mailferry, $tmp/transport for Postfix.
 start_sink() {
   [ -z "$sink_pid" ] || stop_pid "$sink_pid"
-  sink_port=$((20000 + RANDOM % 9000))
+  sink_port=$(free_port 20000)
   local i addrs=
   routes=; : > "$tmp/transport"
   for i in $(seq "$D"); do
@@ -219,7 +224,7 @@ report() {
 start_mf() {
   local roles=$1 p=$2 pid i; shift 2
   env MAILFERRY_DATABASE_URL="$url" MAILFERRY_HTTP_LISTEN="127.0.0.1:$p" MAILFERRY_ROLES="$roles" \
-      MAILFERRY_ROUTES="$routes" MAILFERRY_LOG_LEVEL=warn "$@" "$bin" serve 2>>"$tmp/serve.log" &
+      MAILFERRY_ROUTES="$routes" MAILFERRY_LOG_LEVEL=warn "$@" "$bin" serve >>"$tmp/serve.log" 2>&1 &
   pid=$!
   if [ "$roles" = api ]; then api_pid=$pid; else mf_pid=$pid; fi
   for i in $(seq 300); do
@@ -349,24 +354,28 @@ if want rss; then
       MAILFERRY_SHUTDOWN_GRACE=1s
     sleep 2
     rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
-    start_mf api $((http_port + 1))
+    start_mf api "$api_port"
     t0=$(now)
-    "$tmp/loadgen" "http://127.0.0.1:$((http_port + 1))/v1/messages/batch" "$tmp/latency_batch.json" "$key" 8 $((n / D)) \
+    "$tmp/loadgen" "http://127.0.0.1:$api_port/v1/messages/batch" "$tmp/latency_batch.json" "$key" 8 $((n / D)) \
       > "$tmp/loadgen.out" 2>&1 || { echo "latency: posting failed:"; cat "$tmp/loadgen.out"; }
     ok=1; wait_sink open "$s" "$t0" "$TIMEOUT" || ok=0
     sleep 1; sink_poll
     open=$(sink_counter open)
     rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
     threads=$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")
+    # Of that, what the threads' stacks hold: the resident part of the
+    # mappings of exactly the stack size glibc gives a thread (ulimit -s).
+    stacks=$(awk -v sz="$(ulimit -s)" '/^Size:/ { s = $2 } /^Rss:/ { if (s == sz) t += $2 } END { print t + 0 }' "/proc/$mf_pid/smaps")
     sink_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$sink_pid/status")
     secs=$(awk -v a="$t0" -v b="$w_at" 'BEGIN { printf "%.1f", b - a }')
-    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" 'BEGIN {
-      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads=%d sink_rss_kb=%d",
-        s, x, a, b, b - a, s ? (b - a) / s : 0, t, k }')
+    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" 'BEGIN {
+      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads=%d rss_in_thread_stacks_kb=%d sink_rss_kb=%d",
+        s, x, a, b, b - a, s ? (b - a) / s : 0, t, st, k }')
     echo "latency_rss_$s $line$([ "$ok" = 1 ] || echo " TIMEOUT: $open of $s open after ${TIMEOUT}s")"
     summary+=("$(echo "$line" | awk -v n="$s" -v ok="$ok" '{ for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
-      printf "rss at %d sessions: %d open, mailferry +%.1f MB (%.1f KB per session, %d threads), sink %.1f MB%s",
-        n, v["sessions_open"], v["delta_kb"] / 1024, v["kb_per_session"], v["threads"], v["sink_rss_kb"] / 1024, ok ? "" : " (TIMEOUT)" }')")
+      printf "rss at %d sessions: %d open, mailferry +%.1f MB (%.1f KB per session; %d threads, their stacks %.1f MB), sink %.1f MB%s",
+        n, v["sessions_open"], v["delta_kb"] / 1024, v["kb_per_session"], v["threads"], v["rss_in_thread_stacks_kb"] / 1024,
+        v["sink_rss_kb"] / 1024, ok ? "" : " (TIMEOUT)" }')")
     stop_pid "$api_pid"; api_pid=
     stop_pid "$mf_pid" 15; mf_pid=
     # The sessions close with the process; the next step starts from none.

@@ -28,7 +28,9 @@ case "$cmd" in
   start)
     procs=$3; per_dest=$4; transport=$5
     mkdir -p "$d/conf" "$d/queue" "$d/data"; chmod 755 "$d"; chown postfix "$d/data"
-    port=$((26000 + RANDOM % 4000))
+    while :; do   # a port nothing listens on (the machine may be shared)
+      port=$((26000 + RANDOM % 4000)); ss -ltnH "sport = :$port" | grep -q . || break
+    done
     cp /etc/postfix/master.cf "$d/conf/"
     sed -i -e 's/^\(\S*\s\+\S\+\s\+\S\+\s\+\S\+\s\+\)y/\1n/' \
            -e "s/^smtp      inet.*/127.0.0.1:$port inet n - n - - smtpd/" "$d/conf/master.cf"

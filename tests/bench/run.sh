@@ -114,7 +114,17 @@ fi
 export MAILFERRY_DATABASE_URL=$url
 "$bin" migrate >/dev/null
 key=$("$bin" keys create --name bench --scopes send,read,admin --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
-port=$((30000 + RANDOM % 10000)); sink_port=$((port + 1))
+# Ports nothing listens on: on a shared machine a fixed offset from a
+# random port once met another process's listener (serve then failed to
+# bind, and the bench's check reached the other process's /readyz).
+free_port() {
+  local p
+  while :; do
+    p=$((30000 + RANDOM % 10000))
+    ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+}
+port=$(free_port); sink_port=$(free_port)
 export MAILFERRY_HTTP_LISTEN=127.0.0.1:$port MAILFERRY_LOG_LEVEL=warn
 api=http://127.0.0.1:$port
 
@@ -125,9 +135,12 @@ start_serve() { # roles [http port]
   local p=${2:-$port}
   MAILFERRY_WORKERS=64 MAILFERRY_DESTINATION_CONCURRENCY=64 \
   MAILFERRY_HTTP_LISTEN=127.0.0.1:$p MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" \
-    MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
+    MAILFERRY_TLS_POLICY=none "$bin" serve >>"$tmp/serve.log" 2>&1 &
   serve_pid=$!; pids+=("$serve_pid")
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 100); do
+    kill -0 "$serve_pid" 2>/dev/null || break   # not another process's /readyz
+    curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1
+  done
   echo "serve did not start"; cat "$tmp/serve.log"; exit 1
 }
 stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
@@ -358,7 +371,7 @@ drain() { # processes
   stop_serve
   local t0 t1 dp=()
   t0=$(date +%s.%N)
-  for i in $(seq "$1"); do start_serve delivery $((port + 1 + i)); dp+=("$serve_pid"); done
+  for i in $(seq "$1"); do start_serve delivery "$(free_port)"; dp+=("$serve_pid"); done
   wait_delivered "$N"
   t1=$(date +%s.%N)
   for p in "${dp[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
