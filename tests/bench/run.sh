@@ -190,12 +190,19 @@ LUA
     END { printf "requests=%s seconds=%s rps=%s p50=%s p99=%s wrk_cpu_s=%.2f\n", n, secs, rps, p50, p99, cpu }'
 }
 # Where the CPU of a closed-loop run goes: "mailferry postgres idle" in
-# clock ticks (the serve process; every postgres process; idle time of
+# clock ticks (the serve process; this run's PostgreSQL; idle time of
 # all cores, from /proc/stat).  cpu_per_request prints them as
 # microseconds per request, with wrk's own from wrk_post's line.
+# PostgreSQL is this run's cluster only (every postgres process on a shared
+# machine made the difference negative when another cluster's backends
+# exited): its postmaster with the children it has waited for (fields
+# 14-17) and its live children (14-15), so a backend that exits between two
+# marks moves into the postmaster's cutime and the difference stays exact.
 cpu_mark() {
-  local pg=0 p
-  for p in $(pgrep -x postgres); do
+  local pm pg p
+  pm=$(head -n 1 "$tmp/pg/postmaster.pid")
+  pg=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+  for p in $(pgrep -P "$pm"); do
     pg=$((pg + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
   echo "$(awk '{ print $14 + $15 }' "/proc/$serve_pid/stat") $pg $(awk '/^cpu / { print $5 + $6 }' /proc/stat)"
