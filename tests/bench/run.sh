@@ -423,8 +423,8 @@ awk -v a="$mf_keyed_rps" -v b="$pg_one" 'BEGIN { printf "ingest with Idempotency
 awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" -v n="$ROUNDS" -v r="$batch_ratios" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x; the median of %d rounds: %s)\n", a, b, a / b, n, r }'
 awk -v a="$mf_small_rps" -v b="$pg_one_x" -v c="$mf_batch_rows" -v d="$pg_fifty_x_rows" 'BEGIN { printf "for reference, as earlier runs measured: 0.75 KB messages %.0f req/s vs the compressible one-row baseline %.0f tps = %.2fx; batch vs the compressible 50-row baseline %.0f rows/s = %.2fx\n", a, b, a / b, d, c / d }'
 awk -v a="$mf_rps" -v b="$pg_one_2k" -v c="$mf_batch_rows" -v d="$pg_fifty_2k_rows" 'BEGIN { printf "for reference, against a payload of 2,048 incompressible octets (stored out of line by TOAST; measured once, before the rounds): one-row %.0f tps = %.2fx; 50-row %.0f rows/s = %.2fx\n", b, a / b, d, c / d }'
-# The budget of each target (docs/benchmarks.md, "Can the targets be met
-# on this machine?"): at the target ratio a request (a message, for the
+# The budget of each target (docs/benchmarks.md, "What limits each figure"):
+# at the target ratio a request (a message, for the
 # batch) may use NCORES seconds / the target rate of the machine's time;
 # from the median rounds, what mailferry's run used of it.
 echo "$mf_cpu" | awk -v b="$pg_one" -v c="$ncores" -v f="$mf_floor" '{ budget = c * 1e6 / b; used = $1 + $2 + $3
