@@ -357,8 +357,16 @@ if want rss; then
     # memory is not in the figure.
     start_mf delivery "$http_port" MAILFERRY_WORKERS="$s" MAILFERRY_DESTINATION_CONCURRENCY="$(per_dest "$s")" \
       MAILFERRY_SHUTDOWN_GRACE=1s
-    sleep 2
+    # Idle means every worker thread started (10k take seconds): the
+    # threads already count, then one more second.
+    t0=$(now)
+    while [ "$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")" -lt "$s" ]; do
+      awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 60) }' && { echo "latency: fewer than $s threads after 60 s"; break; }
+      sleep 0.2
+    done
+    sleep 1
     rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
+    threads0=$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")
     start_mf api "$api_port"
     t0=$(now)
     "$tmp/loadgen" "http://127.0.0.1:$api_port/v1/messages/batch" "$tmp/latency_batch.json" "$key" 8 $((n / D)) \
@@ -373,9 +381,9 @@ if want rss; then
     stacks=$(awk -v sz="$(ulimit -s)" '/^Size:/ { s = $2 } /^Rss:/ { if (s == sz) t += $2 } END { print t + 0 }' "/proc/$mf_pid/smaps")
     sink_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$sink_pid/status")
     secs=$(awk -v a="$t0" -v b="$w_at" 'BEGIN { printf "%.1f", b - a }')
-    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" 'BEGIN {
-      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads=%d rss_in_thread_stacks_kb=%d sink_rss_kb=%d",
-        s, x, a, b, b - a, s ? (b - a) / s : 0, t, st, k }')
+    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" -v t0="$threads0" 'BEGIN {
+      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads_idle=%d threads=%d rss_in_thread_stacks_kb=%d sink_rss_kb=%d",
+        s, x, a, b, b - a, s ? (b - a) / s : 0, t0, t, st, k }')
     echo "latency_rss_$s $line$([ "$ok" = 1 ] || echo " TIMEOUT: $open of $s open after ${TIMEOUT}s")"
     summary+=("$(echo "$line" | awk -v n="$s" -v ok="$ok" '{ for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
       printf "rss at %d sessions: %d open, mailferry +%.1f MB (%.1f KB per session; %d threads, their stacks %.1f MB), sink %.1f MB%s",
