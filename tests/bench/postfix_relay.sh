@@ -7,7 +7,11 @@
 set -euo pipefail
 n=${1:-20000}; size=${2:-2048}
 d=$(mktemp -d /tmp/mf-bench-postfix.XXXXXX); chmod 755 "$d"
-in_port=$((26000 + RANDOM % 1000)); sink_port=$((in_port + 1000))
+free_port() { # a port nothing listens on (the machine may be shared)
+  local p
+  while :; do p=$((26000 + RANDOM % 4000)); ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }; done
+}
+in_port=$(free_port); sink_port=$(free_port)
 log=/var/log/mailferry-bench-postfix.log
 mkdir -p "$d/conf" "$d/queue" "$d/data"; chown postfix "$d/data"
 cp /etc/postfix/master.cf "$d/conf/"

@@ -20,10 +20,14 @@
 # delivery message count (default 20000), BENCH_SECONDS the pgbench time,
 # BENCH_WRK_SECONDS the time of each wrk run (default 5), BENCH_ROUNDS the
 # alternating pgbench/mailferry rounds of the ingest ratio (default 3),
-# BENCH_ONLY=ingest|delivery runs only sections 1-3 or 4-7:
-# MAILFERRY_BIN picks the binary (default bin/mailferry).
 #   7. scale: the queue filled through the API, then drained by one and by
 #      two `mailferry serve --roles delivery` processes on one database
+#   8. delivery at latency (tests/bench/latency.sh, its own PostgreSQL and
+#      sinks, configured by its BENCH_LATENCY_* variables): 40 slow
+#      destinations, mailferry vs Postfix out of the box and at 500 sessions
+#      each; mailferry at 5,000 sessions; its RSS with 1k/5k/10k sessions open
+# BENCH_ONLY=ingest|delivery|latency runs only sections 1-3, 4-7 or 8;
+# MAILFERRY_BIN picks the binary (default bin/mailferry).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
@@ -33,6 +37,7 @@ WRK_SECS=${BENCH_WRK_SECONDS:-5}
 ONLY=${BENCH_ONLY:-all}
 ROUNDS=${BENCH_ROUNDS:-3}
 ncores=$(nproc); hz=$(getconf CLK_TCK)
+[ "$ONLY" != latency ] || exec tests/bench/latency.sh
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 mf_rps=; round_ratios=; batch_ratios=; mf_keyed_rps=; mf_small_rps=; pg_one_x=; pg_fifty_x_rows=; pg_one=; pg_ceiling=; mf_batch_rows=; pg_fifty_rows=; p99=; pg_one_2k=; pg_fifty_2k_rows=; mf_cpu=; batch_cpu=; mf_floor=
 bin=${MAILFERRY_BIN:-$here/bin/mailferry}
@@ -109,7 +114,17 @@ fi
 export MAILFERRY_DATABASE_URL=$url
 "$bin" migrate >/dev/null
 key=$("$bin" keys create --name bench --scopes send,read,admin --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
-port=$((30000 + RANDOM % 10000)); sink_port=$((port + 1))
+# Ports nothing listens on: on a shared machine a fixed offset from a
+# random port once met another process's listener (serve then failed to
+# bind, and the bench's check reached the other process's /readyz).
+free_port() {
+  local p
+  while :; do
+    p=$((30000 + RANDOM % 10000))
+    ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+}
+port=$(free_port); sink_port=$(free_port)
 export MAILFERRY_HTTP_LISTEN=127.0.0.1:$port MAILFERRY_LOG_LEVEL=warn
 api=http://127.0.0.1:$port
 
@@ -120,9 +135,12 @@ start_serve() { # roles [http port]
   local p=${2:-$port}
   MAILFERRY_WORKERS=64 MAILFERRY_DESTINATION_CONCURRENCY=64 \
   MAILFERRY_HTTP_LISTEN=127.0.0.1:$p MAILFERRY_ROLES=$1 MAILFERRY_ROUTES="*=127.0.0.1:$sink_port" \
-    MAILFERRY_TLS_POLICY=none "$bin" serve 2>>"$tmp/serve.log" &
+    MAILFERRY_TLS_POLICY=none "$bin" serve >>"$tmp/serve.log" 2>&1 &
   serve_pid=$!; pids+=("$serve_pid")
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 100); do
+    kill -0 "$serve_pid" 2>/dev/null || break   # not another process's /readyz
+    curl -fs "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && return 0; sleep 0.1
+  done
   echo "serve did not start"; cat "$tmp/serve.log"; exit 1
 }
 stop_serve() { kill -TERM "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
@@ -172,12 +190,19 @@ LUA
     END { printf "requests=%s seconds=%s rps=%s p50=%s p99=%s wrk_cpu_s=%.2f\n", n, secs, rps, p50, p99, cpu }'
 }
 # Where the CPU of a closed-loop run goes: "mailferry postgres idle" in
-# clock ticks (the serve process; every postgres process; idle time of
+# clock ticks (the serve process; this run's PostgreSQL; idle time of
 # all cores, from /proc/stat).  cpu_per_request prints them as
 # microseconds per request, with wrk's own from wrk_post's line.
+# PostgreSQL is this run's cluster only (every postgres process on a shared
+# machine made the difference negative when another cluster's backends
+# exited): its postmaster with the children it has waited for (fields
+# 14-17) and its live children (14-15), so a backend that exits between two
+# marks moves into the postmaster's cutime and the difference stays exact.
 cpu_mark() {
-  local pg=0 p
-  for p in $(pgrep -x postgres); do
+  local pm pg p
+  pm=$(head -n 1 "$tmp/pg/postmaster.pid")
+  pg=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+  for p in $(pgrep -P "$pm"); do
     pg=$((pg + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
   echo "$(awk '{ print $14 + $15 }' "/proc/$serve_pid/stat") $pg $(awk '/^cpu / { print $5 + $6 }' /proc/stat)"
@@ -199,45 +224,12 @@ wait_delivered() {
   PSQL -c "DO \$\$ BEGIN WHILE (SELECT count(*) FROM recipients WHERE status = 'delivered') < $1 LOOP PERFORM pg_sleep(0.1); END LOOP; END \$\$"
 }
 
-# The message posted everywhere below: an order confirmation with a text
-# and an HTML part, composed to ~2.2 KB - the size Postfix relays in the
-# delivery comparison (smtp-source -l 2048) and BENCHMARKS.md's ~2 KB
-# payload.  small.json is the 0.75 KB message earlier runs posted, kept
-# for one reference line.
-python3 - "$tmp/one.json" "$tmp/batch.json" "$tmp/small.json" "$tmp/refused.json" <<'P'
-import json, sys
-text = ("Hello Ana,\n\nThank you for your order #100123 at Shop. We have received it and it is being prepared.\n\n"
-        "Order summary\n"
-        "  1 x Merino wool sweater, navy, size M        79.00 EUR\n"
-        "  2 x Organic cotton socks, grey                18.00 EUR\n"
-        "  1 x Leather gloves, brown, size 8             45.00 EUR\n"
-        "  Shipping (standard, 2-4 business days)         4.90 EUR\n"
-        "  Total                                        146.90 EUR\n\n"
-        "Shipping address: Ana Example, Rua das Flores 12, 1200-192 Lisboa, Portugal\n\n"
-        "You will receive another email with the tracking number as soon as your parcel ships.\n"
-        "Questions? Reply to this email or visit https://shop.example/help.\n\nThe Shop team\n")
-row = '<tr><td>%s</td><td align="right">%s</td></tr>'
-html = ('<!doctype html><html><body style="font-family:Arial,sans-serif;color:#222">'
-        '<p>Hello Ana,</p><p>Thank you for your order <b>#100123</b> at Shop. We have received it and it is being prepared.</p>'
-        '<table cellpadding="4" style="border-collapse:collapse">'
-        + row % ("1 &times; Merino wool sweater, navy, size M", "79.00 EUR")
-        + row % ("2 &times; Organic cotton socks, grey", "18.00 EUR")
-        + row % ("1 &times; Leather gloves, brown, size 8", "45.00 EUR")
-        + row % ("Shipping (standard, 2-4 business days)", "4.90 EUR")
-        + row % ("<b>Total</b>", "<b>146.90 EUR</b>") + "</table>"
-        "<p>Shipping address: Ana Example, Rua das Flores 12, 1200-192 Lisboa, Portugal</p>"
-        "<p>You will receive another email with the tracking number as soon as your parcel ships.</p>"
-        "</body></html>")
-one = {"from": "Shop <orders@shop.example>", "to": "customer@example.net", "subject": "Your order #100123",
-       "text": text, "html": html, "tags": ["order"]}
-json.dump(one, open(sys.argv[1], "w"))
-json.dump(dict(one, to="customer at example.net"), open(sys.argv[4], "w"))
-json.dump({"messages": [dict(one, to="customer%d@example.net" % i) for i in range(50)]}, open(sys.argv[2], "w"))
-json.dump({"from": "Shop <orders@shop.example>", "to": "customer@example.net", "subject": "Your order #1001",
-           "text": "Thank you for your order. It ships tomorrow.\nOrder: 1001\nTotal: 42.00 EUR\n",
-           "html": "<p>Thank you for your order. It ships tomorrow.</p><p>Order: 1001<br>Total: 42.00 EUR</p>",
-           "tags": ["order"]}, open(sys.argv[3], "w"))
-P
+# The message posted everywhere below (tests/bench/payload.py): an order
+# confirmation with a text and an HTML part, composed to ~2.2 KB - the size
+# Postfix relays in the delivery comparison (smtp-source -l 2048) and
+# BENCHMARKS.md's ~2 KB payload.  small.json is the 0.75 KB message earlier
+# runs posted, kept for one reference line.
+python3 tests/bench/payload.py "$tmp"
 
 if want ingest; then
 echo "== PostgreSQL alone writing mailferry's rows (tests/bench/schema_ceiling.sql, 2 clients)"
@@ -386,7 +378,7 @@ drain() { # processes
   stop_serve
   local t0 t1 dp=()
   t0=$(date +%s.%N)
-  for i in $(seq "$1"); do start_serve delivery $((port + 1 + i)); dp+=("$serve_pid"); done
+  for i in $(seq "$1"); do start_serve delivery "$(free_port)"; dp+=("$serve_pid"); done
   wait_delivered "$N"
   t1=$(date +%s.%N)
   for p in "${dp[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
@@ -431,8 +423,8 @@ awk -v a="$mf_keyed_rps" -v b="$pg_one" 'BEGIN { printf "ingest with Idempotency
 awk -v a="$mf_batch_rows" -v b="$pg_fifty_rows" -v n="$ROUNDS" -v r="$batch_ratios" 'BEGIN { printf "batch: mailferry %.0f rows/s vs PostgreSQL 50-row insert %.0f rows/s = %.2fx (target >= 0.5x; the median of %d rounds: %s)\n", a, b, a / b, n, r }'
 awk -v a="$mf_small_rps" -v b="$pg_one_x" -v c="$mf_batch_rows" -v d="$pg_fifty_x_rows" 'BEGIN { printf "for reference, as earlier runs measured: 0.75 KB messages %.0f req/s vs the compressible one-row baseline %.0f tps = %.2fx; batch vs the compressible 50-row baseline %.0f rows/s = %.2fx\n", a, b, a / b, d, c / d }'
 awk -v a="$mf_rps" -v b="$pg_one_2k" -v c="$mf_batch_rows" -v d="$pg_fifty_2k_rows" 'BEGIN { printf "for reference, against a payload of 2,048 incompressible octets (stored out of line by TOAST; measured once, before the rounds): one-row %.0f tps = %.2fx; 50-row %.0f rows/s = %.2fx\n", b, a / b, d, c / d }'
-# The budget of each target (docs/benchmarks.md, "Can the targets be met
-# on this machine?"): at the target ratio a request (a message, for the
+# The budget of each target (docs/benchmarks.md, "What limits each figure"):
+# at the target ratio a request (a message, for the
 # batch) may use NCORES seconds / the target rate of the machine's time;
 # from the median rounds, what mailferry's run used of it.
 echo "$mf_cpu" | awk -v b="$pg_one" -v c="$ncores" -v f="$mf_floor" '{ budget = c * 1e6 / b; used = $1 + $2 + $3
@@ -446,4 +438,8 @@ awk -v a="$mf_del" -v b="$pf" 'BEGIN { printf "delivery: mailferry %.0f msg/s vs
 echo "accept->delivered p50: ${lat} ms (target < 100 ms)"
 awk -v a="$claim_10000" -v b="$claim_1000000" -v c="$claimbuf_10000" -v d="$claimbuf_1000000" 'BEGIN { printf "claim 50: %.2f ms / %d buffers at 10k queued, %.2f ms / %d buffers at 1M queued = %.2fx time, %.2fx buffers (target flat)\n", a, c, b, d, b / a, d / c }'
 awk -v a="$drain1" -v b="$drain2" 'BEGIN { printf "scale: one process %.0f msg/s, two processes %.0f msg/s = %.2fx (target >= 1.6x; 2 cores shared)\n", a, b, b / a }'
+fi
+if [ "$ONLY" = all ]; then
+  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true   # latency.sh runs a cluster of its own
+  tests/bench/latency.sh
 fi
