@@ -491,7 +491,8 @@ static int record_feedback(struct db_session *s, PGconn *c, const struct db_outc
 	const char *p1[] = { buf_cstr(&a) };
 	int rc = -1;
 	PGresult *res = PQexecParams(c,
-		"SELECT domain, lim, backoff_secs, coalesce(paused_until > now(), false)::text FROM destinations"
+		"SELECT domain, lim, backoff_secs, coalesce(paused_until > now(), false)::text, coalesce(ssthresh, 0)"
+		" FROM destinations"
 		" WHERE domain = ANY($1::text[]) ORDER BY domain FOR UPDATE",
 		1, NULL, p1, NULL, NULL, 0);
 	if (!db_res_ok(res, PGRES_TUPLES_OK)) {
@@ -505,14 +506,15 @@ static int record_feedback(struct db_session *s, PGconn *c, const struct db_outc
 				f[j].limit = strtod(PQgetvalue(res, i, 1), NULL);
 				f[j].backoff_secs = strtol(PQgetvalue(res, i, 2), NULL, 10);
 				f[j].paused = PQgetvalue(res, i, 3)[0] == 't';
+				f[j].ssthresh = strtod(PQgetvalue(res, i, 4), NULL);
 			}
 	buf_putc(&js, '[');
 	for (int j = 0; j < nf; j++) {
 		s->fb(&f[j], s->fb_arg);
 		buf_printf(&js, "%s{\"d\":", j ? "," : "");
 		json_str(&js, f[j].domain);
-		buf_printf(&js, ",\"l\":%.6f,\"b\":%ld,\"p\":%ld,\"c\":", f[j].limit, f[j].backoff_secs,
-			   f[j].pause_secs);
+		buf_printf(&js, ",\"l\":%.6f,\"s\":%.6f,\"b\":%ld,\"p\":%ld,\"c\":", f[j].limit,
+			   f[j].ssthresh, f[j].backoff_secs, f[j].pause_secs);
 		if (f[j].last_code > 0)
 			buf_printf(&js, "%d}", f[j].last_code);
 		else
@@ -522,11 +524,12 @@ static int record_feedback(struct db_session *s, PGconn *c, const struct db_outc
 	PQclear(res);
 	const char *p2[] = { buf_cstr(&js) };
 	res = PQexecParams(c,
-		"INSERT INTO destinations AS d (domain, lim, backoff_secs, paused_until, last_code, updated_at)"
-		" SELECT x.d, x.l, x.b, CASE WHEN x.p > 0 THEN now() + x.p * interval '1 second' END, x.c, now()"
-		"   FROM jsonb_to_recordset($1::jsonb) AS x(d text, l double precision, b int, p bigint, c int)"
+		"INSERT INTO destinations AS d (domain, lim, ssthresh, backoff_secs, paused_until, last_code, updated_at)"
+		" SELECT x.d, x.l, nullif(x.s, 0), x.b, CASE WHEN x.p > 0 THEN now() + x.p * interval '1 second' END, x.c, now()"
+		"   FROM jsonb_to_recordset($1::jsonb) AS x(d text, l double precision, s double precision, b int, p bigint, c int)"
 		"  ORDER BY x.d"
-		" ON CONFLICT (domain) DO UPDATE SET lim = excluded.lim, backoff_secs = excluded.backoff_secs,"
+		" ON CONFLICT (domain) DO UPDATE SET lim = excluded.lim, ssthresh = excluded.ssthresh,"
+		"    backoff_secs = excluded.backoff_secs,"
 		"    paused_until = coalesce(excluded.paused_until, d.paused_until),"
 		"    last_code = coalesce(excluded.last_code, d.last_code), updated_at = now()",
 		1, NULL, p2, NULL, NULL, 0);

@@ -125,6 +125,7 @@ struct db_dest_feedback {
 	int last_code;            /* of a throttled job, 0 when none */
 	int known;
 	double limit;
+	double ssthresh;          /* 0: none yet */
 	long backoff_secs;
 	int paused;
 	long pause_secs;

@@ -26,6 +26,7 @@ void dest_params_init(struct dest_params *p, int destination_concurrency)
 void dest_state_init(const struct dest_params *p, struct dest_state *s)
 {
 	s->limit = p->initial;
+	s->ssthresh = 0;
 	s->backoff_secs = 0;
 	s->paused = 0;
 }
@@ -41,7 +42,11 @@ long dest_feedback(const struct dest_params *p, struct dest_state *s, int ok, in
 	if (s->paused)
 		return 0;  /* one cut per episode: these jobs predate the pause */
 	for (int i = 0; i < ok; i++) {
-		s->limit += 1.0 / floor(s->limit);
+		/* Slow start below the threshold, then congestion avoidance. */
+		if (s->ssthresh <= 0 || s->limit < s->ssthresh)
+			s->limit += 1;
+		else
+			s->limit += 1.0 / floor(s->limit);
 		if (s->limit > p->max)
 			s->limit = p->max;
 	}
@@ -52,6 +57,7 @@ long dest_feedback(const struct dest_params *p, struct dest_state *s, int ok, in
 	s->limit = floor(s->limit / 2);
 	if (s->limit < 1)
 		s->limit = 1;
+	s->ssthresh = s->limit;
 	long b = s->backoff_secs > 0 ? s->backoff_secs * 2 : p->backoff_min;
 	if (b > p->backoff_max)
 		b = p->backoff_max;
@@ -67,11 +73,13 @@ void dest_db_feedback(struct db_dest_feedback *f, void *arg)
 	dest_state_init(p, &st);
 	if (f->known) {
 		st.limit = f->limit;
+		st.ssthresh = f->ssthresh;
 		st.backoff_secs = f->backoff_secs;
 		st.paused = f->paused;
 	}
 	f->pause_secs = dest_feedback(p, &st, f->ok, f->throttled);
 	f->limit = st.limit;
+	f->ssthresh = st.ssthresh;
 	f->backoff_secs = st.backoff_secs;
 	if (f->pause_secs > 0)
 		log_info("event=destination_paused domain=%s limit=%d backoff_secs=%ld throttled_jobs=%d code=%d",

@@ -11,13 +11,17 @@
  * The feedback rule, dest_feedback():
  *  - A domain starts at DEST_INITIAL_LIMIT jobs at once (Postfix's
  *    initial_destination_concurrency = 5), at most destination_concurrency.
- *  - Positive feedback: every job that reached the server and was not
- *    throttled adds 1/floor(limit), up to destination_concurrency: the
- *    window grows by one per "cohort" of limit successful jobs (Postfix's
- *    default_destination_concurrency_positive_feedback = 1/concurrency).
- *    Growth is linear, so a limit the server tolerates is approached
- *    without overshooting it by more than one.  A success also resets the
- *    backoff.
+ *  - Positive feedback, as TCP's congestion window: below the slow-start
+ *    threshold every job that reached the server and was not throttled
+ *    adds 1 (the window doubles per round of jobs), so a domain that never
+ *    pushed back reaches destination_concurrency within a few rounds, not
+ *    after hundreds of messages (Postfix's linear rule needs about 300
+ *    successful jobs to grow a window from 5 to 26).  A throttle sets the threshold to the halved window; above
+ *    it a success adds 1/floor(limit): one more per "cohort" of limit
+ *    successful jobs (Postfix's default_destination_concurrency_positive_
+ *    feedback = 1/concurrency), so a limit the server tolerates is
+ *    approached without overshooting it by more than one.  A success also
+ *    resets the backoff.
  *  - Negative feedback: a throttled job (dest_signal_of(): 421 at any stage,
  *    a 4.7.x reply, "too many connections"-style text, a connection that
  *    could not be made or timed out) halves the window (floor 1) and pauses
@@ -65,6 +69,7 @@ struct dest_params {
 
 struct dest_state {
 	double limit;                /* the window; the claim uses floor(limit) */
+	double ssthresh;             /* slow-start threshold; 0: none yet */
 	long backoff_secs;           /* the pause the last throttle gave, 0 after a success */
 	int paused;                  /* a pause is running now */
 };

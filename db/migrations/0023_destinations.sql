@@ -5,9 +5,13 @@
 --
 -- One row per domain that has given feedback or is rate limited:
 --   lim           the concurrency window (jobs at once, all processes);
---                 fractional because positive feedback adds 1/window per
---                 successful job (Postfix's 1/concurrency), the claim uses
---                 floor(lim)
+--                 fractional because above ssthresh positive feedback
+--                 adds 1/window per successful job (Postfix's
+--                 1/concurrency), the claim uses floor(lim)
+--   ssthresh      the slow-start threshold: below it each successful job
+--                 adds 1 to lim (the window doubles per round), above it
+--                 1/lim; a throttle sets it to half the window; NULL: none
+--                 yet (a domain that never throttled grows fast to the cap)
 --   backoff_secs  the pause the last throttle gave (0 after a success); the
 --                 next throttle doubles it
 --   paused_until  no job of the domain is claimed before this
@@ -18,6 +22,7 @@
 CREATE TABLE destinations (
     domain        text PRIMARY KEY,
     lim           double precision NOT NULL,
+    ssthresh      double precision,
     backoff_secs  integer NOT NULL DEFAULT 0,
     paused_until  timestamptz,
     tokens        double precision,

@@ -859,10 +859,13 @@ Test(db_queue, recorder_feedback_cuts_and_pauses_a_throttled_domain)
 	int applied = 0;
 	cr_assert_eq(db_queue_record(s, out, 6, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 6);
-	char *v = sqlf(url, "SELECT string_agg(domain || ' ' || floor(lim) || ' ' || backoff_secs || ' '"
+	/* Slow start: fine.test 5 + 2; slow.test 5 + 1, then halved to 3,
+	 * which becomes its slow-start threshold. */
+	char *v = sqlf(url, "SELECT string_agg(domain || ' ' || floor(lim) || ' ' || coalesce(ssthresh::text, '-')"
+			    " || ' ' || backoff_secs || ' '"
 			    " || coalesce(paused_until > now() + interval '20 seconds', false) || ' '"
 			    " || coalesce(last_code::text, '-'), ',' ORDER BY domain) FROM destinations");
-	cr_assert_str_eq(v, "fine.test 5 0 false -,slow.test 2 30 true 421");
+	cr_assert_str_eq(v, "fine.test 7 - 0 false -,slow.test 3 3 30 true 421");
 	free(v);
 	/* A slow.test message still queued is not claimed while paused; new
 	 * fine.test mail is. */

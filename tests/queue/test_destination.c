@@ -40,24 +40,53 @@ Test(destination, starts_at_the_initial_window_capped_by_the_maximum)
 	cr_assert_eq((int)s.limit, 3, "initial above destination_concurrency");
 }
 
-Test(destination, grows_by_one_per_window_of_successes_up_to_the_maximum)
+/* Before its first throttle a domain is in slow start: each success adds
+ * one, so the window doubles per round of jobs, up to the maximum. */
+Test(destination, slow_start_doubles_per_round_until_the_maximum)
 {
 	struct dest_params p;
 	struct dest_state s;
-	dest_params_init(&p, 8);
+	dest_params_init(&p, 40);
 	dest_state_init(&p, &s);
-	/* 5 successes at window 5: +1. */
-	cr_assert_eq(dest_feedback(&p, &s, 4, 0), 0);
-	cr_assert_eq((int)s.limit, 5, "%f", s.limit);
-	dest_feedback(&p, &s, 1, 0);
-	cr_assert_eq((int)(s.limit + 1e-9), 6, "%f", s.limit);
-	/* Then 6 at window 6. */
+	cr_assert_eq(dest_feedback(&p, &s, 5, 0), 0);
+	cr_assert_eq(s.limit, 10.0, "a round of 5 at window 5 doubles it: %f", s.limit);
+	dest_feedback(&p, &s, 10, 0);
+	cr_assert_eq(s.limit, 20.0, "%f", s.limit);
+	dest_feedback(&p, &s, 1000, 0);
+	cr_assert_eq(s.limit, 40.0, "never beyond destination_concurrency: %f", s.limit);
+}
+
+/* After a throttle the threshold is half the window: below it slow start
+ * again, above it one more per window of successes (congestion
+ * avoidance, Postfix's 1/concurrency positive feedback). */
+Test(destination, after_a_throttle_grows_by_one_per_window_of_successes)
+{
+	struct dest_params p;
+	struct dest_state s;
+	dest_params_init(&p, 40);
+	dest_state_init(&p, &s);
+	s.limit = 12;
+	cr_assert_eq(dest_feedback(&p, &s, 0, 1), DEST_BACKOFF_MIN);
+	cr_assert_eq(s.limit, 6.0, "%f", s.limit);
+	cr_assert_eq(s.ssthresh, 6.0, "%f", s.ssthresh);
+	s.paused = 0;
+	/* 6 successes at window 6: +1. */
 	dest_feedback(&p, &s, 5, 0);
 	cr_assert_eq((int)(s.limit + 1e-9), 6, "%f", s.limit);
 	dest_feedback(&p, &s, 1, 0);
 	cr_assert_eq((int)(s.limit + 1e-9), 7, "%f", s.limit);
+	/* Then 7 at window 7. */
+	dest_feedback(&p, &s, 6, 0);
+	cr_assert_eq((int)(s.limit + 1e-9), 7, "%f", s.limit);
+	dest_feedback(&p, &s, 1, 0);
+	cr_assert_eq((int)(s.limit + 1e-9), 8, "%f", s.limit);
+	/* A window cut below the threshold regains it in slow start. */
+	s.limit = 2;
+	s.ssthresh = 6;
+	dest_feedback(&p, &s, 4, 0);
+	cr_assert_eq(s.limit, 6.0, "%f", s.limit);
 	dest_feedback(&p, &s, 1000, 0);
-	cr_assert_eq(s.limit, 8.0, "never beyond destination_concurrency: %f", s.limit);
+	cr_assert_eq(s.limit, 40.0, "%f", s.limit);
 }
 
 Test(destination, throttle_halves_and_pauses_with_doubling_backoff)
