@@ -19,6 +19,7 @@
 
 #include "delivery_helpers.h"
 #include "harness.h"
+#include "queue/destination.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 
@@ -186,8 +187,9 @@ Test(delivery_scale, two_thousand_workers_hold_a_thousand_sessions)
 	free(url);
 }
 
-/* workers = 1000 (the default), 1,000 messages to 50 destinations at 20
- * each, and a sink that keeps every end of data waiting: the serve
+/* workers = 1000 (the default), 1,000 messages to 200 destinations at
+ * their starting window of DEST_INITIAL_LIMIT (5) each - no delivery ends,
+ * so no window grows - and a sink that keeps every end of data waiting: the serve
  * process holds 1,000 sessions at once.  Reports its RSS per session
  * (MAILFERRY_TEST_SCALE_SESSIONS=5000 runs it at 5,000 by hand). */
 Test(delivery_scale, sessions_waiting_on_data_cost_little_memory)
@@ -203,7 +205,7 @@ Test(delivery_scale, sessions_waiting_on_data_cost_little_memory)
 	struct th_proc *p = scale_serve(url, &s, workers);
 	usleep(500000);
 	long rss0 = proc_status(p->pid, "VmRSS"), threads0 = proc_status(p->pid, "Threads");
-	insert_spread(url, n, n / 20);
+	insert_spread(url, n, n / DEST_INITIAL_LIMIT);
 	long t0 = th_now_ms(), open = 0;
 	while (th_now_ms() - t0 < 120000 && (open = sink_stat(&s, "open")) < n)
 		usleep(200000);
