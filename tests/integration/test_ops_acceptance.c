@@ -218,8 +218,10 @@ Test(ops_acceptance, sigterm_during_1000_deliveries_loses_none)
 	char *sargv[] = { "/usr/sbin/smtp-sink", "-u", "nobody", "-w", "2", "-d", dumpt, slow, "256", NULL };
 	pid_t slow_pid = spawn_server(sargv, log1, p_slow);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=x.test=127.0.0.1:%d", p_slow);
+	/* One destination: its window starts at 5 and doubles per round of
+	 * 2-s deliveries up to 100 (queue/destination.h). */
 	const char *env1[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none", "MAILFERRY_WORKERS=100",
-			       "MAILFERRY_SHUTDOWN_GRACE=6s", NULL };
+			       "MAILFERRY_DESTINATION_CONCURRENCY=100", "MAILFERRY_SHUTDOWN_GRACE=6s", NULL };
 	struct th_proc *p = th_serve_start(url, env1);
 	cr_assert_not_null(p);
 	seed(url, 1000, "x.test", "term");
