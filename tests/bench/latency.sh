@@ -122,7 +122,9 @@ PSQL() { PGOPTIONS='-c client_min_messages=warning' runuser -u postgres -- psql 
 MAILFERRY_DATABASE_URL=$url "$bin" migrate >/dev/null
 key=$(MAILFERRY_DATABASE_URL=$url "$bin" keys create --name bench --scopes send,read,admin --json |
       sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
-reset_db() { PSQL -c "TRUNCATE messages, recipients, events CASCADE" -c "CHECKPOINT"; }
+# Each run starts from fresh destinations too: their windows start at 5
+# and grow (queue/destination.h), as on a new install.
+reset_db() { PSQL -c "TRUNCATE messages, recipients, events, destinations CASCADE" -c "CHECKPOINT"; }
 # mailferry's defaults, read and never set (scenario 1, "default").
 defaults=$(cd "$tmp" && MAILFERRY_DATABASE_URL=$url "$bin" config check)
 def_workers=$(echo "$defaults" | sed -n 's/^workers = //p')
@@ -357,13 +359,13 @@ if want rss; then
     # memory is not in the figure.
     start_mf delivery "$http_port" MAILFERRY_WORKERS="$s" MAILFERRY_DESTINATION_CONCURRENCY="$(per_dest "$s")" \
       MAILFERRY_SHUTDOWN_GRACE=1s
-    # Idle means every worker thread started (10k take seconds): the
-    # threads already count, then one more second.
-    t0=$(now)
-    while [ "$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")" -lt "$s" ]; do
-      awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 60) }' && { echo "latency: fewer than $s threads after 60 s"; break; }
-      sleep 0.2
-    done
+    # No end of data is ever answered here, so no destination's window
+    # could grow from its start of 5 (queue/destination.h): the
+    # destinations start warmed, at the per-destination limit, as after a
+    # while of traffic.  Worker threads start on demand, so idle is the
+    # process before any mail, and the figure includes the threads.
+    PSQL -c "INSERT INTO destinations (domain, lim) SELECT 'd' || i || '.example.net', $(per_dest "$s")
+             FROM generate_series(1, $D) AS i ON CONFLICT (domain) DO UPDATE SET lim = excluded.lim"
     sleep 1
     rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
     threads0=$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")
@@ -377,8 +379,9 @@ if want rss; then
     rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
     threads=$(awk '/^Threads:/ { print $2 }' "/proc/$mf_pid/status")
     # Of that, what the threads' stacks hold: the resident part of the
-    # mappings of exactly the stack size glibc gives a thread (ulimit -s).
-    stacks=$(awk -v sz="$(ulimit -s)" '/^Size:/ { s = $2 } /^Rss:/ { if (s == sz) t += $2 } END { print t + 0 }' "/proc/$mf_pid/smaps")
+    # mappings of a worker's stack (QUEUE_WORKER_STACK, 256 KiB: one
+    # mapping of 252 KiB after glibc's guard page).
+    stacks=$(awk '/^Size:/ { s = $2 } /^Rss:/ { if (s == 252 || s == 256) t += $2 } END { print t + 0 }' "/proc/$mf_pid/smaps")
     sink_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$sink_pid/status")
     secs=$(awk -v a="$t0" -v b="$w_at" 'BEGIN { printf "%.1f", b - a }')
     line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" -v t0="$threads0" 'BEGIN {
