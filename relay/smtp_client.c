@@ -8,6 +8,11 @@
  * smtp_run() drives the table until the session reaches the state the
  * caller wants, or fails.
  *
+ * With PIPELINING (RFC 2920 §3.1) a transaction's commands go out as one
+ * group - RSET on a reused session, MAIL, every RCPT, DATA last - and the
+ * states then read their replies in that order; the body waits for 354.
+ * Without it, each command waits for the reply to the one before.
+ *
  * Failures are classified where they happen: session failures go into
  * c->fail (the caller applies them to every recipient still open), reply
  * rejections of MAIL/DATA to every recipient of the transaction (message
@@ -46,6 +51,7 @@ enum smtp_state {
 	SMTP_RCPT,
 	SMTP_DATA,
 	SMTP_BODY,
+	SMTP_EMPTY_BODY, /* a 354 though no recipient was accepted: "." alone */
 	SMTP_QUIT,
 	SMTP_CLOSED,
 	SMTP_FAILED,
@@ -81,6 +87,7 @@ struct smtp_client {
 	int mail_failed;
 	int reuse_rset;          /* the RSET opens a transaction on a reused session */
 	int mail_sent;           /* MAIL (and RCPTs) already written */
+	int data_sent;           /* DATA went out at the end of the pipelined group */
 	int stale;
 };
 
@@ -97,6 +104,7 @@ static int send_mail(struct smtp_client *c);
 static int send_rcpt(struct smtp_client *c);
 static int send_data(struct smtp_client *c);
 static int send_body(struct smtp_client *c);
+static int send_empty_body(struct smtp_client *c);
 static int send_quit(struct smtp_client *c);
 static void on_banner(struct smtp_client *c);
 static void on_ehlo(struct smtp_client *c);
@@ -108,6 +116,7 @@ static void on_mail(struct smtp_client *c);
 static void on_rcpt(struct smtp_client *c);
 static void on_data(struct smtp_client *c);
 static void on_body(struct smtp_client *c);
+static void on_empty_body(struct smtp_client *c);
 static void on_quit(struct smtp_client *c);
 static const char *envelope_refusal(const struct smtp_client *c, const char **enhanced, char *text,
 				    size_t textsz);
@@ -137,6 +146,7 @@ static const struct state_def {
 	[SMTP_RCPT] = { "rcpt", 300000, send_rcpt, on_rcpt },
 	[SMTP_DATA] = { "data", 120000, send_data, on_data },
 	[SMTP_BODY] = { "body", 600000, send_body, on_body },
+	[SMTP_EMPTY_BODY] = { "empty_body", 600000, send_empty_body, on_empty_body },
 	[SMTP_QUIT] = { "quit", 300000, send_quit, on_quit },
 	[SMTP_CLOSED] = { "closed", 0, NULL, NULL },
 	[SMTP_FAILED] = { "failed", 0, NULL, NULL },
@@ -644,12 +654,13 @@ static void on_auth(struct smtp_client *c)
 
 /* ---- the transaction --------------------------------------------------- */
 
-/* Writes the envelope (MAIL FROM and the RCPTs) as one pipelined group,
- * after "RSET" when rset; mail_sent records that it went out. */
+/* Writes the envelope (MAIL FROM, and with PIPELINING the RCPTs and
+ * DATA) as one group, after "RSET" when rset; mail_sent records that it
+ * went out.  This is the only place a pipelined group is written. */
 static int send_envelope(struct smtp_client *c, int rset)
 {
 	struct buf b;
-	buf_init(&b, (size_t)(c->t->n + 1 + (rset != 0)) * (MF_SMTP_LINE_MAX + 2));
+	buf_init(&b, (size_t)(c->t->n + 2 + (rset != 0)) * (MF_SMTP_LINE_MAX + 2));
 	int rc = rset ? buf_puts(&b, "RSET\r\n") : 0;
 	if (rc == 0)
 		rc = envelope(c, &b);
@@ -742,10 +753,11 @@ static const char *envelope_refusal(const struct smtp_client *c, const char **en
 	return NULL;
 }
 
-/* Appends MAIL (and, when pipelining, every RCPT) to b.  RFC 2920 §3.1:
- * MAIL and RCPT may go in one group; DATA waits for their replies, so
- * that no body follows a refused envelope.  Returns 0, or -1 when a line
- * is too long or an address holds a line break. */
+/* Appends MAIL (and, when pipelining, every RCPT and then DATA) to b.
+ * RFC 2920 §3.1: MAIL, RCPT and DATA may go in one group, DATA last; the
+ * body waits for DATA's 354, and the replies are read in order (one state
+ * per reply), so that no body follows a refused envelope.  Returns 0, or
+ * -1 when a line is too long or an address holds a line break. */
 static int envelope(struct smtp_client *c, struct buf *b)
 {
 	const struct smtp_txn *t = c->t;
@@ -762,9 +774,11 @@ static int envelope(struct smtp_client *c, struct buf *b)
 		snprintf(params + pl, sizeof(params) - pl, " SMTPUTF8");
 	size_t from = b->len;
 	int bad = buf_printf(b, "MAIL FROM:<%s>%s\r\n", t->mail_from, params) < 0;
-	if (c->caps & SMTP_CAP_PIPELINING)
+	if (c->caps & SMTP_CAP_PIPELINING) {
 		for (int i = 0; i < t->n; i++)
 			bad |= buf_printf(b, "RCPT TO:<%s>\r\n", t->rcpts[i]) < 0;
+		bad |= buf_puts(b, "DATA\r\n") < 0;
+	}
 	bad |= strlen(buf_cstr(b)) != b->len;
 	for (size_t i = from, start = from; i < b->len && !bad; i++)
 		if (b->data[i] == '\n') {
@@ -778,8 +792,10 @@ static int envelope(struct smtp_client *c, struct buf *b)
 			  "envelope address too long or has a line break");
 		return -1;
 	}
-	if (c->caps & SMTP_CAP_PIPELINING)
+	if (c->caps & SMTP_CAP_PIPELINING) {
 		c->rcpt_sent = t->n;
+		c->data_sent = 1;
+	}
 	return 0;
 }
 
@@ -835,18 +851,27 @@ static void on_rcpt(struct smtp_client *c)
 		/* smtp_set_state to the same state is a no-op: loop for the next one. */
 		return;
 	}
-	smtp_set_state(c, c->mail_failed || c->accepted == 0 ? SMTP_RSET : SMTP_DATA);
+	/* A pipelined DATA's reply is on its way whatever the envelope's fate. */
+	if (c->data_sent)
+		smtp_set_state(c, SMTP_DATA);
+	else
+		smtp_set_state(c, c->mail_failed || c->accepted == 0 ? SMTP_RSET : SMTP_DATA);
 }
 
 static int send_data(struct smtp_client *c)
 {
+	if (c->data_sent) /* ended the pipelined group */
+		return 0;
 	return send_cmd(c, "DATA");
 }
 
 static void on_data(struct smtp_client *c)
 {
 	if (c->reply.code == 354) {
-		smtp_set_state(c, SMTP_BODY);
+		/* RFC 2920 §3.1: a server may say 354 to a pipelined DATA although
+		 * MAIL or every RCPT was refused; the client then ends the empty
+		 * message with "." alone and sends no content. */
+		smtp_set_state(c, c->mail_failed || c->accepted == 0 ? SMTP_EMPTY_BODY : SMTP_BODY);
 		return;
 	}
 	struct smtp_outcome o;
@@ -899,6 +924,27 @@ static void on_body(struct smtp_client *c)
 	smtp_set_state(c, c->reply.code / 100 == 2 ? SMTP_READY : SMTP_RSET);
 }
 
+/* The end-of-data indicator alone: the message is empty (RFC 5321 §4.1.1.4). */
+static int send_empty_body(struct smtp_client *c)
+{
+	return smtp_write(c, ".\r\n", 3);
+}
+
+/* Every recipient already has its outcome (the refusals of MAIL or RCPT);
+ * the reply only says whether the session is still sane.  Then RSET, as
+ * after any failed envelope. */
+static void on_empty_body(struct smtp_client *c)
+{
+	log_info("event=smtp_empty_body session=%s host=%s code=%d enhanced=%s", c->sid, c->p.host,
+		 c->reply.code, c->reply.enhanced);
+	int k = c->reply.code / 100;
+	if (k != 2 && k != 4 && k != 5) {
+		smtp_fail_reply(c, KIND_PROTOCOL);
+		return;
+	}
+	smtp_set_state(c, SMTP_RSET);
+}
+
 /* ---- QUIT -------------------------------------------------------------- */
 
 static int send_quit(struct smtp_client *c)
@@ -929,7 +975,7 @@ enum smtp_send_result smtp_client_send(struct smtp_client *c, const struct smtp_
 	free(c->rp);
 	c->rp = xcalloc((size_t)(t->n > 0 ? t->n : 1), sizeof(*c->rp));
 	c->t = t;
-	c->rcpt_idx = c->rcpt_sent = c->accepted = c->mail_failed = c->mail_sent = 0;
+	c->rcpt_idx = c->rcpt_sent = c->accepted = c->mail_failed = c->mail_sent = c->data_sent = 0;
 	c->stale = 0;
 	for (int i = 0; i < t->n; i++)
 		outcome_clear(&t->outs[i]);

@@ -182,6 +182,10 @@ static void *script_thread(void *arg)
 				fail(s, "\"%s\" was not pipelined (step %d)", st->expect, i);
 				break;
 			}
+			if ((st->flags & SS_LOCKSTEP) && buffered) {
+				fail(s, "\"%s\" came before the previous reply (step %d)", st->expect, i);
+				break;
+			}
 		}
 		if (st->delay_ms > 0) {
 			struct timespec ts = { st->delay_ms / 1000, (st->delay_ms % 1000) * 1000000L };

@@ -21,6 +21,9 @@ enum {
 	SS_CLOSE = 1 << 2,     /* after the reply, close the connection */
 	SS_ACCEPT = 1 << 3,    /* before the step, close and accept the next connection */
 	SS_PIPELINED = 1 << 4, /* the line must have arrived before our last reply */
+	SS_LOCKSTEP = 1 << 5,  /* the line must not have come in the read that
+				* brought an earlier line (catches a group sent
+				* in one write, not a client racing our reply) */
 };
 
 struct ss_step {

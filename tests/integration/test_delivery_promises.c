@@ -98,7 +98,10 @@ Test(delivery, rcpt_550_bad_mailbox_suppresses_address)
 }
 
 /* The issue's reproduction, scaled down: a server slower than lease_time
- * per session (RCPT and DATA each answered after 3 s, lease_time 3s).
+ * per session (DATA and the end of data each answered after 3 s,
+ * lease_time 3s).  Not "-W rcpt:3": smtp-sink then answers the DATA
+ * pipelined behind RCPT before RCPT itself ("503 need RCPT"), against
+ * RFC 2920 §3.1's in-order replies.
  * Without the lease heartbeat the reaper handed every recipient to
  * another worker again and again, each 250 dropped: never 'delivered'. */
 Test(delivery, session_longer_than_lease_delivered_once)
@@ -110,7 +113,7 @@ Test(delivery, session_longer_than_lease_delivered_once)
 	chmod(dir, 0777);
 	int port = th_free_port();
 	char args[512], routes[128];
-	snprintf(args, sizeof(args), "-W rcpt:3 -w 3 -d '%s/%%H%%M%%S.'", dir);
+	snprintf(args, sizeof(args), "-w 3 -W .:3 -d '%s/%%H%%M%%S.'", dir);
 	pid_t sink = sink_start(port, args);
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LEASE_TIME=3s",
@@ -202,14 +205,16 @@ Test(delivery, destination_concurrency_caps_parallel_transactions)
 }
 
 /* delivery_timeout bounds the whole delivery: a server that sits on its
- * RCPT reply (legal for 5 minutes by RFC 5321 §4.5.3.2) holds the worker
- * only that long, and the recipient is deferred with the reason. */
+ * replies to the pipelined envelope (DATA answered after 100 s, legal for
+ * 2 minutes by RFC 5321 §4.5.3.2; smtp-sink holds the group's replies
+ * with it) holds the worker only that long, and the recipient is deferred
+ * with the reason. */
 Test(delivery, delivery_timeout_bounds_a_slow_session)
 {
 	char *url = th_db_create(1);
 	cr_assert_not_null(url);
 	int port = th_free_port();
-	pid_t sink = sink_start(port, "-W rcpt:100");
+	pid_t sink = sink_start(port, "-W data:100");
 	char routes[128];
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", port);
 	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_DELIVERY_TIMEOUT=1s",

@@ -4,7 +4,8 @@
  * with a test CA (verified, wrong host name, required vs opportunistic),
  * bytes injected after STARTTLS's 220, AUTH PLAIN/LOGIN, implicit TLS,
  * a 451 greeting then the next MX, per-state timeouts, session reuse with
- * RSET, pipelined RCPT replies, SIZE and 8BITMIME.
+ * RSET, pipelined RCPT replies, DATA at the end of the pipelined group
+ * (and a 354 after every recipient was refused), SIZE and 8BITMIME.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -25,6 +26,10 @@
 #define EHLO_PLAIN "250-mx.test\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define EHLO_PIPE "250-mx.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define STEP_DATA { "DATA", "354 go ahead\r\n", 0, 0 }, { NULL, "250 2.0.0 queued as X\r\n", SS_BODY, 0 }
+/* RFC 2920 §3.1: with PIPELINING, DATA ends the MAIL/RCPT group. */
+#define STEP_DATA_PIPE                                                   \
+	{ "DATA", "354 go ahead\r\n", SS_PIPELINED, 0 },                \
+	{ NULL, "250 2.0.0 queued as X\r\n", SS_BODY, 0 }
 #define STEP_QUIT { "QUIT", "221 2.0.0 bye\r\n", SS_CLOSE, 0 }
 #define NSTEPS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -125,6 +130,25 @@ static char *finish(struct smtp_script *s, int want_steps)
 	cr_assert_eq(done, want_steps, "script stopped at step %d: %s\n%s", done, err, tr);
 	free(err);
 	return tr;
+}
+
+/* A relay for config c (the caller frees both), timeouts scaled by 0.05. */
+static struct relay *relay_scaled(struct config *c)
+{
+	char err[256] = "";
+	log_setup(MF_LOG_WARN, 0);
+	struct relay *r = relay_new(c, err, sizeof(err));
+	cr_assert_not_null(r, "%s", err);
+	relay_set_timeout_scale(r, 0.05);
+	return r;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
 }
 
 static void cleanup(void)
@@ -539,7 +563,7 @@ Test(relay_script, pipelined_rcpt_replies_per_recipient)
 		{ "RCPT TO:<r0@example.com>", "250 2.1.5 ok\r\n", SS_PIPELINED, 0 },
 		{ "RCPT TO:<r1@example.com>", "550 5.1.1 no such user\r\n", SS_PIPELINED, 0 },
 		{ "RCPT TO:<r2@example.com>", "452 4.2.2 mailbox full\r\n", SS_PIPELINED, 0 },
-		STEP_DATA,
+		STEP_DATA_PIPE,
 		STEP_QUIT,
 	};
 	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
@@ -555,7 +579,9 @@ Test(relay_script, pipelined_rcpt_replies_per_recipient)
 	cr_assert_eq(jb.r[2].out.scope, SCOPE_RECIPIENT);
 	cr_assert_eq(jb.r[2].out.cls, OUT_4XX);
 	cr_assert_str_eq(jb.r[2].out.enhanced, "4.2.2");
-	free(finish(s, NSTEPS(steps)));
+	char *tr = finish(s, NSTEPS(steps));
+	cr_assert_eq(count_of(tr, "\r\nhello\r\n.\r\n"), 1, "body sent once: %s", tr);
+	free(tr);
 }
 
 Test(relay_script, pipelined_mail_rejected_is_message_scope)
@@ -566,7 +592,8 @@ Test(relay_script, pipelined_mail_rejected_is_message_scope)
 		{ "MAIL FROM:", "553 5.7.1 sender rejected\r\n", 0, 0 },
 		{ "RCPT TO:", "503 5.5.1 need MAIL\r\n", SS_PIPELINED, 0 },
 		{ "RCPT TO:", "503 5.5.1 need MAIL\r\n", SS_PIPELINED, 0 },
-		{ "RSET", "250 ok\r\n", 0, 0 },
+		{ "DATA", "503 5.5.1 need MAIL\r\n", SS_PIPELINED, 0 },
+		{ "RSET", "250 ok\r\n", SS_LOCKSTEP, 0 },
 		STEP_QUIT,
 	};
 	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
@@ -579,7 +606,7 @@ Test(relay_script, pipelined_mail_rejected_is_message_scope)
 		cr_assert_str_eq(jb.r[i].out.enhanced, "5.7.1");
 	}
 	char *tr = finish(s, NSTEPS(steps));
-	cr_assert(strstr(tr, "DATA") == NULL, "%s", tr);
+	cr_assert(strstr(tr, "DATA\r\nRSET\r\nQUIT\r\n") != NULL, "no body: %s", tr);
 	free(tr);
 }
 
@@ -693,12 +720,12 @@ Test(relay_script, reuse_pipelines_rset_with_the_envelope)
 		{ "EHLO", EHLO_PIPE, 0, 0 },
 		{ "MAIL FROM:", "250 ok\r\n", 0, 0 },
 		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
-		STEP_DATA,
+		STEP_DATA_PIPE,
 		{ "RSET", "250 2.0.0 ok\r\n", 0, 0 },
 		{ "MAIL FROM:", "250 ok\r\n", SS_PIPELINED, 0 },
 		{ "RCPT TO:<r0@example.com>", "250 ok\r\n", SS_PIPELINED, 0 },
 		{ "RCPT TO:<r1@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
-		STEP_DATA,
+		STEP_DATA_PIPE,
 		STEP_QUIT,
 	};
 	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
@@ -720,6 +747,167 @@ Test(relay_script, reuse_pipelines_rset_with_the_envelope)
 	config_cleanup(c);
 	free(c);
 	free(finish(s, NSTEPS(steps)));
+}
+
+Test(relay_script, data_ends_the_pipelined_group)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:<bounce@sender.test>\r\n", "250 2.1.0 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 2.1.5 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r1@example.com>", "250 2.1.5 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA_PIPE,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct job jb;
+	deliver(c, &jb, 2, NULL);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(jb.r[i].out.cls, OUT_2XX, "%d: %s", i, jb.r[i].out.text);
+		cr_assert_str_eq(jb.r[i].out.text, "queued as X");
+	}
+	char *tr = finish(s, NSTEPS(steps));
+	cr_assert(strstr(tr, "RCPT TO:<r1@example.com>\r\nDATA\r\nFrom: a@sender.test\r\n") != NULL,
+		  "%s", tr);
+	cr_assert_eq(count_of(tr, "\r\nhello\r\n.\r\n"), 1, "%s", tr);
+	free(tr);
+}
+
+Test(relay_script, without_pipelining_data_waits_for_the_rcpt_replies)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PLAIN, 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", SS_LOCKSTEP, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 2.1.5 ok\r\n", SS_LOCKSTEP, 0 },
+		{ "RCPT TO:<r1@example.com>", "550 5.1.1 unknown\r\n", SS_LOCKSTEP, 0 },
+		{ "DATA", "354 go ahead\r\n", SS_LOCKSTEP, 0 },
+		{ NULL, "250 2.0.0 queued as X\r\n", SS_BODY, 0 },
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct job jb;
+	deliver(c, &jb, 2, NULL);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	cr_assert_eq(jb.r[1].out.scope, SCOPE_RECIPIENT);
+	cr_assert_eq(jb.r[1].out.code, 550);
+	free(finish(s, NSTEPS(steps)));
+}
+
+Test(relay_script, all_rcpts_refused_then_554_to_data_keeps_the_session)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r1@example.com>", "451 4.3.0 try later\r\n", SS_PIPELINED, 0 },
+		{ "DATA", "554 5.5.1 Error: no valid recipients\r\n", SS_PIPELINED, 0 },
+		{ "RSET", "250 2.0.0 ok\r\n", SS_LOCKSTEP, 0 },
+		/* The next message on the same connection. */
+		{ "RSET", "250 2.0.0 ok\r\n", 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 2.1.5 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA_PIPE,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct relay *r = relay_scaled(c);
+	struct job jb;
+	job_init(&jb, 2, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.scope, SCOPE_RECIPIENT, "%s", jb.r[0].out.text);
+	cr_assert_eq(jb.r[0].out.cls, OUT_5XX);
+	cr_assert_eq(jb.r[0].out.code, 550);
+	cr_assert_str_eq(jb.r[0].out.enhanced, "5.1.1");
+	cr_assert_eq(jb.r[1].out.scope, SCOPE_RECIPIENT, "%s", jb.r[1].out.text);
+	cr_assert_eq(jb.r[1].out.cls, OUT_4XX);
+	cr_assert_eq(jb.r[1].out.code, 451);
+	job_init(&jb, 1, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "%s", jb.r[0].out.text);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	char *tr = finish(s, NSTEPS(steps));
+	cr_assert(strstr(tr, "DATA\r\nRSET\r\nRSET\r\n") != NULL, "no body, one connection: %s", tr);
+	cr_assert_eq(count_of(tr, "\r\nhello\r\n.\r\n"), 1, "%s", tr);
+	free(tr);
+}
+
+Test(relay_script, all_rcpts_refused_then_354_gets_the_dot_alone)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r1@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		/* A server that answers a pipelined DATA with 354 regardless. */
+		{ "DATA", "354 go ahead\r\n", SS_PIPELINED, 0 },
+		{ NULL, "250 2.0.0 empty message taken\r\n", SS_BODY, 0 },
+		{ "RSET", "250 2.0.0 ok\r\n", SS_LOCKSTEP, 0 },
+		{ "RSET", "250 2.0.0 ok\r\n", 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", SS_PIPELINED, 0 },
+		{ "RCPT TO:<r0@example.com>", "250 2.1.5 ok\r\n", SS_PIPELINED, 0 },
+		STEP_DATA_PIPE,
+		STEP_QUIT,
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct relay *r = relay_scaled(c);
+	struct job jb;
+	job_init(&jb, 2, NULL);
+	relay_deliver(r, &jb.j);
+	for (int i = 0; i < 2; i++) {
+		/* The reply to the lone "." is no one's outcome. */
+		cr_assert_eq(jb.r[i].out.scope, SCOPE_RECIPIENT, "%d: %s", i, jb.r[i].out.text);
+		cr_assert_eq(jb.r[i].out.cls, OUT_5XX);
+		cr_assert_eq(jb.r[i].out.code, 550);
+	}
+	job_init(&jb, 1, NULL);
+	relay_deliver(r, &jb.j);
+	cr_assert_eq(jb.r[0].out.cls, OUT_2XX, "the session stays usable: %s", jb.r[0].out.text);
+	relay_free(r);
+	config_cleanup(c);
+	free(c);
+	char *tr = finish(s, NSTEPS(steps));
+	/* RFC 2920 §3.1: the end-of-data indicator alone, no message content. */
+	static const char first[] = "EHLO client.test\r\nMAIL FROM:<bounce@sender.test>\r\n"
+				    "RCPT TO:<r0@example.com>\r\nRCPT TO:<r1@example.com>\r\n"
+				    "DATA\r\n.\r\nRSET\r\n";
+	cr_assert(strncmp(tr, first, strlen(first)) == 0, "%s", tr);
+	cr_assert_eq(count_of(tr, "Subject: t\r\n"), 1, "only the second message's body: %s", tr);
+	cr_assert_eq(count_of(tr, "\r\nhello\r\n.\r\n"), 1, "%s", tr);
+	free(tr);
+}
+
+Test(relay_script, all_rcpts_refused_then_354_and_a_bad_reply_to_the_dot)
+{
+	struct ss_step steps[] = {
+		GREET,
+		{ "EHLO", EHLO_PIPE, 0, 0 },
+		{ "MAIL FROM:", "250 2.1.0 ok\r\n", 0, 0 },
+		{ "RCPT TO:<r0@example.com>", "550 5.1.1 unknown\r\n", SS_PIPELINED, 0 },
+		{ "DATA", "354 go ahead\r\n", SS_PIPELINED, 0 },
+		{ NULL, "354 go ahead again\r\n", SS_BODY, 0 },
+	};
+	struct smtp_script *s = smtp_script_start(steps, NSTEPS(steps), NULL);
+	struct config *c = cfg_route(smtp_script_port(s));
+	struct job jb;
+	deliver(c, &jb, 1, NULL);
+	/* The session is dropped, but the recipient keeps its own refusal. */
+	cr_assert_eq(jb.r[0].out.scope, SCOPE_RECIPIENT, "%s", jb.r[0].out.text);
+	cr_assert_eq(jb.r[0].out.code, 550);
+	char *tr = finish(s, NSTEPS(steps));
+	cr_assert(strstr(tr, "DATA\r\n.\r\n") != NULL, "%s", tr);
+	cr_assert(strstr(tr, "hello") == NULL, "%s", tr);
+	cr_assert(strstr(tr, "RSET") == NULL && strstr(tr, "QUIT") == NULL, "%s", tr);
+	free(tr);
 }
 
 Test(relay_script, smtputf8_address_needs_the_extension)
