@@ -18,26 +18,10 @@
  */
 #include "mail/classify.h"
 
-#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Case-insensitive substring search for ASCII hints. */
-static int has_word(const char *text, const char *hint)
-{
-	if (text == NULL)
-		return 0;
-	size_t n = strlen(hint);
-	for (const char *p = text; *p; p++) {
-		size_t i = 0;
-		while (i < n && p[i] && tolower((unsigned char)p[i]) == hint[i])
-			i++;
-		if (i == n)
-			return 1;
-	}
-	return 0;
-}
 
 /* Text hints, most specific first.  Each hint is lower case. */
 struct hint {
@@ -114,7 +98,7 @@ static const struct hint text_hints[] = {
 static const char *hint_category(const char *text)
 {
 	for (size_t i = 0; i < sizeof(text_hints) / sizeof(text_hints[0]); i++)
-		if (has_word(text, text_hints[i].word))
+		if (text && strcasestr(text, text_hints[i].word))
 			return text_hints[i].category;
 	return NULL;
 }

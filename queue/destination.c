@@ -86,19 +86,6 @@ void dest_db_feedback(struct db_dest_feedback *f, void *arg)
 			 f->domain, (int)st.limit, f->pause_secs, f->throttled, f->last_code);
 }
 
-/* Case-insensitive substring search (ASCII hints, lower case). */
-static int has_hint(const char *text, const char *hint)
-{
-	size_t n = strlen(hint);
-	for (const char *p = text; *p; p++) {
-		size_t i = 0;
-		while (i < n && p[i] && tolower((unsigned char)p[i]) == hint[i])
-			i++;
-		if (i == n)
-			return 1;
-	}
-	return 0;
-}
 
 /* Reply texts that ask a sender to slow down, whatever the code. */
 static const char *const throttle_hints[] = {
@@ -125,7 +112,7 @@ enum dest_signal dest_signal_of(const struct smtp_outcome *o)
 		return DEST_THROTTLED;
 	if (o->cls != OUT_2XX)
 		for (size_t i = 0; i < sizeof(throttle_hints) / sizeof(throttle_hints[0]); i++)
-			if (has_hint(o->text, throttle_hints[i]))
+			if (strcasestr(o->text, throttle_hints[i]))
 				return DEST_THROTTLED;
 	/* Any other reply: the server took the session (a 5xx for one
 	 * mailbox says nothing about load). */
