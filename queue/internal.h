@@ -20,6 +20,7 @@
 #define MF_QUEUE_INTERNAL_H
 
 #include <pthread.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "db/queue.h"
@@ -131,6 +132,8 @@ int queue_workers_kick(struct queue *q, int n);
 int queue_workers_start(struct queue *q, int n);
 /* Wakes the scheduler (thread-safe, async-signal-unsafe). */
 void queue_wake_scheduler(struct queue *q);
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait(). */
+void queue_deadline(struct timespec *ts, long ms);
 void queue_job_free(struct queue *q, struct qjob *j);
 
 #endif

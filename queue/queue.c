@@ -32,6 +32,17 @@ const char *queue_owner(const struct queue *q)
 	return q->owner;
 }
 
+void queue_deadline(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 void queue_wake_scheduler(struct queue *q)
 {
 	uint64_t one = 1;
@@ -309,13 +320,7 @@ static void *housekeeper_main(void *arg)
 	pthread_mutex_lock(&q->lock);
 	while (!q->housekeeper_exit) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += every / 1000;
-		ts.tv_nsec += (every % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		queue_deadline(&ts, every);
 		pthread_cond_timedwait(&q->hk, &q->lock, &ts);
 		if (q->housekeeper_exit)
 			break;

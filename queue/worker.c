@@ -209,13 +209,7 @@ static void run_job(struct queue *q, struct qjob *j)
 static int worker_wait(struct queue *q)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += QUEUE_WORKER_IDLE_MS / 1000;
-	until.tv_nsec += (QUEUE_WORKER_IDLE_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	queue_deadline(&until, QUEUE_WORKER_IDLE_MS);
 	q->nidle++;
 	for (;;) {
 		if (q->wakeups > 0) {
