@@ -52,9 +52,10 @@
 #   BENCH_LATENCY_ONLY       scenarios to run, comma-separated [default,500,5k,rss]
 #   BENCH_LATENCY_MSGS       messages per run of scenario 1, out of the box [6000]
 #   BENCH_LATENCY_MSGS_500   messages per run of scenario 1 at 500 sessions
-#                            [15000]: at the limit, 12 s for mailferry, so that
-#                            the start (connections, greetings, the first
-#                            posts) is a few percent of the run, not a fifth
+#                            [30000]: at the limit, 24 s for mailferry, so that
+#                            the start (connections, greetings, the windows'
+#                            slow start from 5, the first posts: ~1.5 s) is a
+#                            few percent of the run (at 15,000 it was 11%)
 #   BENCH_LATENCY_MSGS_5K    messages per run of scenario 2 [40000]
 #   BENCH_LATENCY_SESSIONS   concurrent deliveries of scenario 1's "500" [500]
 #   BENCH_LATENCY_SESSIONS_5K  workers of scenario 2 [5000]
@@ -74,7 +75,7 @@ D=${BENCH_LATENCY_DOMAINS:-40}
 ONLY=,${BENCH_LATENCY_ONLY:-default,500,5k,rss},
 round_up() { echo $(( ($1 + D - 1) / D * D )); }
 N1=$(round_up "${BENCH_LATENCY_MSGS:-6000}")
-N500=$(round_up "${BENCH_LATENCY_MSGS_500:-15000}")
+N500=$(round_up "${BENCH_LATENCY_MSGS_500:-30000}")
 N5K=$(round_up "${BENCH_LATENCY_MSGS_5K:-40000}")
 S500=${BENCH_LATENCY_SESSIONS:-500}
 S5K=${BENCH_LATENCY_SESSIONS_5K:-5000}
