@@ -38,7 +38,7 @@ static const char usage[] =
 	"usage: mailferry sink --listen HOST:PORT --dir DIR [--max-size SIZE] [--hostname NAME]\n"
 	"                      [--tls-cert PEM --tls-key PEM]\n"
 	"       mailferry sink [--listen ADDR[,ADDR...]] [--reply-delay DUR] [--data-delay DUR]\n"
-	"                      [--fault SPEC] [--stats FILE] [--json] [--max-size SIZE] [--hostname NAME]\n"
+	"                      [--data-hold N] [--fault SPEC] [--stats FILE] [--json] [--max-size SIZE] [--hostname NAME]\n"
 	"\n"
 	"With --dir: a capture SMTP server for development.  It accepts mail for\n"
 	"every recipient and writes each message into DIR as an .eml file, with\n"
@@ -53,6 +53,9 @@ static const char usage[] =
 	"                       (one read) share one delay.  DUR: 250ms, 2s, 1m\n"
 	"  --data-delay DUR     the reply to the end of data DUR after it (default:\n"
 	"                       the reply delay)\n"
+	"  --data-hold N        hold every reply to the end of data until N sessions\n"
+	"                       have been open at once, then send each after the data\n"
+	"                       delay: shows how many sessions a client holds open\n"
 	"  --fault SPEC         comma-separated STAGE:CODE:P%, STAGE:drop:P% or\n"
 	"                       tarpit:DUR:P%; STAGE is connect, ehlo, mail, rcpt or\n"
 	"                       data (the end of data); e.g.\n"
@@ -129,7 +132,7 @@ static void sink_on_message(void *arg, const struct smtp_server_envelope *env, c
 
 struct sink_opts {
 	const char *listen, *dir, *hostname, *cert, *key, *stats, *fault_spec;
-	long max_size, reply_delay_ms, data_delay_ms;
+	long max_size, reply_delay_ms, data_delay_ms, data_hold;
 	int json, loop_only;  /* loop_only: an option only the event loop has */
 };
 
@@ -140,7 +143,7 @@ static int run_capture(const struct sink_opts *o, const sigset_t *set)
 		return cli_fail(EXIT_USAGE, "sink: --tls-cert and --tls-key need --dir");
 	if (o->loop_only)
 		return cli_fail(EXIT_USAGE,
-				"sink: --reply-delay, --data-delay, --fault, --stats and --json need the counting sink "
+				"sink: --reply-delay, --data-delay, --data-hold, --fault, --stats and --json need the counting sink "
 				"(no --dir, no --tls-cert)");
 	if (strchr(o->listen, ',') != NULL)
 		return cli_fail(EXIT_USAGE, "sink: --dir takes one --listen address");
@@ -189,6 +192,7 @@ static int run_loop(const struct sink_opts *o, const sigset_t *set)
 		.hostname = o->hostname,
 		.reply_delay_ms = o->reply_delay_ms,
 		.data_delay_ms = o->data_delay_ms,
+		.data_hold = (unsigned long)o->data_hold,
 		.faults = faults,
 		.max_message_size = (size_t)o->max_size,
 		.stats_file = o->stats,
@@ -233,6 +237,7 @@ static int parse_opts(int argc, char **argv, struct sink_opts *o)
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "reply-delay", required_argument, NULL, 'r' },
 		{ "data-delay", required_argument, NULL, 'D' },
+		{ "data-hold", required_argument, NULL, 'H' },
 		{ "fault", required_argument, NULL, 'f' },
 		{ "stats", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
@@ -261,6 +266,16 @@ static int parse_opts(int argc, char **argv, struct sink_opts *o)
 			if (parse_delay("--data-delay", optarg, &o->data_delay_ms) != 0)
 				return EXIT_USAGE;
 			break;
+		case 'H': {
+			char *end = NULL;
+			errno = 0;
+			o->loop_only = 1;
+			o->data_hold = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || o->data_hold < 1 || o->data_hold > 1000000)
+				return cli_fail(EXIT_USAGE, "sink: bad --data-hold \"%s\" (a number of sessions, 1 to 1000000)",
+						optarg);
+			break;
+		}
 		case 's':
 			if (config_parse_size(optarg, &o->max_size) != 0 || o->max_size <= 0)
 				return cli_fail(EXIT_USAGE, "sink: bad --max-size \"%s\"", optarg);

@@ -10,6 +10,7 @@
 #ifndef MF_SINK_INTERNAL_H
 #define MF_SINK_INTERNAL_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,7 @@ struct sink {
 	size_t heap_n, heap_cap;
 	struct sink_count count;
 	unsigned long long next_id;
+	int hold_released;         /* data_hold reached: nothing is held any more */
 	uint64_t rng;
 	long long now_ms;
 	char *rbuf;                /* shared read buffer */
@@ -95,6 +97,11 @@ double sink_random(struct sink *sk);
 /* (Re)places a session's timer at s->at_ms. */
 void sink_timer_set(struct sink *sk, struct sink_session *s);
 void sink_timer_del(struct sink *sk, struct sink_session *s);
+/* The due time of a reply held by data_hold (loop.c releases it). */
+#define SINK_HELD_MS (LLONG_MAX / 4)
+/* After an accept: once data_hold sessions have been open at once, the held
+ * replies are scheduled. */
+void sink_hold_check(struct sink *sk);
 /* Updates the session's epoll interest from its state and flags; 0 or -1. */
 int sink_session_events(struct sink *sk, struct sink_session *s);
 

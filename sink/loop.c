@@ -28,6 +28,7 @@
 #include "sink/internal.h"
 #include "util/config.h"
 #include "util/limits.h"
+#include "util/log.h"
 #include "util/xmalloc.h"
 
 #define SINK_EVENTS_MAX 256
@@ -174,7 +175,30 @@ static void accept_burst(struct sink *sk, struct sink_listener *l)
 		struct sink_session *s = NULL;
 		if (sink_session_open(sk, fd, &s) != 0)
 			sink_session_close(sk, s);
+		sink_hold_check(sk);
 	}
+}
+
+void sink_hold_check(struct sink *sk)
+{
+	if (sk->p.data_hold == 0 || sk->hold_released || sk->count.peak < sk->p.data_hold)
+		return;
+	sk->hold_released = 1;
+	/* Every session is in the heap; the held ones move to their due time
+	 * (collected first: rescheduling reorders the heap). */
+	struct sink_session **held = xcalloc(sk->heap_n + 1, sizeof(*held));
+	size_t n = 0;
+	for (size_t i = 0; i < sk->heap_n; i++)
+		if (sk->heap[i]->due_ms == SINK_HELD_MS)
+			held[n++] = sk->heap[i];
+	long delay = sk->p.data_delay_ms > 0 ? sk->p.data_delay_ms : sk->p.reply_delay_ms;
+	for (size_t i = 0; i < n; i++) {
+		held[i]->due_ms = sk->now_ms + delay + held[i]->tarpit_ms;
+		held[i]->at_ms = held[i]->due_ms;
+		sink_timer_set(sk, held[i]);
+	}
+	free(held);
+	log_info("event=sink_hold_released sessions=%llu held_replies=%zu", sk->count.peak, n);
 }
 
 static void print_counts(struct sink *sk, FILE *f)

@@ -393,7 +393,9 @@ static int answer(struct sink *sk, struct sink_session *s)
 		long delay = (s->flags & SINK_F_EOD) && sk->p.data_delay_ms > 0 ? sk->p.data_delay_ms
 										  : sk->p.reply_delay_ms;
 		delay += s->tarpit_ms;
-		if (delay > 0)
+		if ((s->flags & SINK_F_EOD) && sk->p.data_hold > 0 && !sk->hold_released)
+			s->due_ms = SINK_HELD_MS;
+		else if (delay > 0)
 			s->due_ms = sk->now_ms + delay;
 		else
 			ret = flush(sk, s);

@@ -9,7 +9,10 @@
  * while idle.  Replies wait in a min-heap of timers: the replies to the
  * commands of one read (a pipelined group, RFC 2920) leave together,
  * reply_delay_ms after that read; the reply to the final dot waits
- * data_delay_ms instead (when set).  Faults come from a struct
+ * data_delay_ms instead (when set).  With data_hold, replies to the final
+ * dot are held back until that many sessions have been open at once (then
+ * released, each data_delay_ms later): a client's ability to hold many
+ * sessions is seen however slowly it ramps up.  Faults come from a struct
  * sink_faults (fault.h).  Messages are counted, not stored (count.h).
  *
  * sink_new() binds every address of params->listen ("host:port[,...]")
@@ -36,6 +39,8 @@ struct sink_params {
 	const char *hostname;              /* banner and EHLO name */
 	long reply_delay_ms;               /* per command round trip */
 	long data_delay_ms;                /* reply to the final dot; 0: reply_delay_ms */
+	unsigned long data_hold;           /* >0: every reply to a final dot waits until this
+					    * many sessions have been open at once */
 	const struct sink_faults *faults;  /* borrowed; NULL: none */
 	size_t max_message_size;           /* SIZE; larger messages get 552 5.3.4 */
 	int idle_timeout_ms;               /* <= 0: MF_SMTP_SERVER_IDLE_TIMEOUT_MS */

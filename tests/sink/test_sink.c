@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,9 @@ Test(sink, bad_options_exit_2_naming_the_item)
 	free(out);
 	cr_assert_eq(th_run(&out, "%s sink --listen 127.0.0.1:1 --reply-delay soon", th_bin()), 2, "%s", out);
 	cr_assert(strstr(out, "--reply-delay") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s sink --listen 127.0.0.1:1 --data-hold 0", th_bin()), 2, "%s", out);
+	cr_assert(strstr(out, "--data-hold \"0\"") != NULL, "%s", out);
 	free(out);
 	/* The capture server (--dir) has none of the loop's options. */
 	cr_assert_eq(th_run(&out, "%s sink --listen 127.0.0.1:1 --dir /tmp --reply-delay 1s", th_bin()), 2, "%s", out);
@@ -240,6 +244,76 @@ Test(sink, data_delay_holds_the_end_of_data_reply)
 	cr_assert_geq(th_now_ms() - s0, 1400);
 	out = sink_stop(&sp);
 	cr_assert(strstr(out, "messages=2 ") != NULL, "%s", out);
+	free(out);
+}
+
+/* Sends a message on fd up to its final dot (the reply is not read). */
+static void send_to_dot(int fd, const char *id)
+{
+	free(th_smtp_replies(fd, 1, 10000));
+	char *cmd = xasprintf("EHLO t.test\r\nMAIL FROM:<a@t.test>\r\nRCPT TO:<b@t.test>\r\nDATA\r\n");
+	cr_assert_eq(th_smtp_send(fd, cmd), 0);
+	free(cmd);
+	free(th_smtp_replies(fd, 4, 10000));
+	cmd = xasprintf("Message-ID: <%s@t.test>\r\n\r\nx\r\n.\r\n", id);
+	cr_assert_eq(th_smtp_send(fd, cmd), 0);
+	free(cmd);
+}
+
+/* The counters the sink prints on SIGUSR1 contain want (bounded wait). */
+static void wait_counters(struct sink_proc *sp, const char *want)
+{
+	char *out = NULL;
+	for (long t0 = th_now_ms(); th_now_ms() - t0 < 30000; usleep(50000)) {
+		kill(sp->pid, SIGUSR1);
+		usleep(20000);
+		free(out);
+		out = NULL;
+		th_run(&out, "tail -n 1 '%s'", sp->out);
+		if (out && strstr(out, want))
+			break;
+	}
+	cr_assert(out && strstr(out, want), "counters never showed %s: %s", want, out ? out : "(none)");
+	free(out);
+}
+
+/* --data-hold 3: the end-of-data replies wait until three sessions have
+ * been open at once, then all go; later ones are not held. */
+Test(sink, data_hold_releases_once_enough_sessions_are_open)
+{
+	struct sink_proc sp;
+	sink_start(&sp, 0, "--data-hold 3");
+	wait_counters(&sp, " open=0 "); /* sink_start's probe connection is gone */
+	int a = th_smtp_connect(sp.port);
+	cr_assert_geq(a, 0);
+	send_to_dot(a, "held-a");
+	/* The sink has counted the message (so it read the dot), and with no
+	 * data delay its reply would have been written in the same step. */
+	wait_counters(&sp, "messages=1 ");
+	int b = th_smtp_connect(sp.port);
+	cr_assert_geq(b, 0);
+	send_to_dot(b, "held-b");
+	wait_counters(&sp, "messages=2 ");
+	struct pollfd pa = { .fd = a, .events = POLLIN }, pb = { .fd = b, .events = POLLIN };
+	cr_assert_eq(poll(&pa, 1, 0), 0, "session a got its end-of-data reply before the hold was reached");
+	cr_assert_eq(poll(&pb, 1, 0), 0, "session b got its end-of-data reply before the hold was reached");
+	int c = th_smtp_connect(sp.port); /* the third session open at once: the hold is reached */
+	cr_assert_geq(c, 0);
+	char *r = th_smtp_reply(a, 30000);
+	cr_assert(r && strncmp(r, "250 ", 4) == 0, "a: %s", r ? r : "(none)");
+	free(r);
+	r = th_smtp_reply(b, 30000);
+	cr_assert(r && strncmp(r, "250 ", 4) == 0, "b: %s", r ? r : "(none)");
+	free(r);
+	send_to_dot(c, "after-c");
+	r = th_smtp_reply(c, 30000);
+	cr_assert(r && strncmp(r, "250 ", 4) == 0, "c: %s", r ? r : "(none)");
+	free(r);
+	close(a);
+	close(b);
+	close(c);
+	char *out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=3 ") != NULL && strstr(out, "peak=3 ") != NULL, "%s", out);
 	free(out);
 }
 
