@@ -230,6 +230,9 @@ struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 		return NULL;
 	}
 	ERR_clear_error(); /* a missing default CA file or directory is no error */
+	/* A session waiting for a reply keeps no record buffers (about 34 KB
+	 * otherwise): a relay holds thousands (docs/benchmarks.md, RSS). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	return ctx_wrap(ctx, 1);
 }
 
