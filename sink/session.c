@@ -9,9 +9,11 @@
  *   data      message lines until ".", dot-unstuffed (§4.5.2), scanned
  *             for the Message-ID header, counted, not stored
  *   starttls  the 220 to STARTTLS waits for its delay and goes out;
- *             anything the client sent after STARTTLS, in the same
- *             packet or not, is dropped unread (RFC 3207 §4.2: a command
- *             injected before the handshake must not be obeyed after it)
+ *             whatever the client sent after STARTTLS until then, in
+ *             the same packet or not, is dropped (RFC 3207 §4.2: a
+ *             command injected before the handshake must not be obeyed
+ *             after it); bytes after the 220 are the handshake's, and
+ *             plaintext there fails it
  *   handshake the TLS handshake, one non-blocking step per readiness of
  *             the socket; when done, the session starts again at
  *             "command" with nothing known (§4.2: EHLO again)
