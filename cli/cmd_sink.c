@@ -1,18 +1,18 @@
 /*
  * cmd_sink.c - "mailferry sink": option parsing and wiring of two sinks.
  *
- * With --dir (or --tls-cert/--tls-key) it is the capture server for
- * development, on bounce/smtp_server.c's thread per session: accepts
+ * With --dir it is the capture server for development, on bounce/smtp_server.c's thread per session: accepts
  * every recipient and writes each message into DIR as
  * <time>-<session>-<n>.eml, with X-Mailferry-Envelope-From and one
  * X-Mailferry-Envelope-To per recipient prepended.  A file appears
  * atomically (written under a dot name, then renamed), and only after it
  * is complete does the client get its 250.
  *
- * Without them it is the latency and fault sink for benches (sink/sink.h):
+ * Without it it is the latency and fault sink for benches (sink/sink.h):
  * one event loop, --reply-delay, --data-delay, --fault, counting messages
  * and duplicate Message-IDs without storing anything.  --reply-delay,
- * --data-delay and --fault are refused with --dir or TLS.
+ * --data-delay and --fault are refused with --dir.  Both offer STARTTLS
+ * with --tls-cert and --tls-key.
  *
  * Both run until SIGTERM/SIGINT.  Never point either at the Internet: they
  * accept mail for any domain.
@@ -39,15 +39,15 @@ static const char usage[] =
 	"                      [--tls-cert PEM --tls-key PEM]\n"
 	"       mailferry sink [--listen ADDR[,ADDR...]] [--reply-delay DUR] [--data-delay DUR]\n"
 	"                      [--data-hold N] [--fault SPEC] [--stats FILE] [--json] [--max-size SIZE] [--hostname NAME]\n"
+	"                      [--tls-cert PEM --tls-key PEM]\n"
 	"\n"
 	"With --dir: a capture SMTP server for development.  It accepts mail for\n"
 	"every recipient and writes each message into DIR as an .eml file, with\n"
 	"X-Mailferry-Envelope-From and X-Mailferry-Envelope-To headers prepended.\n"
-	"With --tls-cert and --tls-key it offers STARTTLS.\n"
 	"\n"
 	"Without --dir: a latency and fault sink for benches, one event loop for\n"
 	"tens of thousands of sessions.  It stores nothing; it counts sessions,\n"
-	"messages, recipients and duplicates by Message-ID.\n"
+	"messages, recipients, duplicates by Message-ID and TLS handshakes.\n"
 	"  --listen ADDR[,ADDR...]  host:port, several allowed (default 127.0.0.1:2525)\n"
 	"  --reply-delay DUR    every reply DUR after its command; pipelined commands\n"
 	"                       (one read) share one delay.  DUR: 250ms, 2s, 1m\n"
@@ -63,6 +63,10 @@ static const char usage[] =
 	"  --stats FILE         write the counters into FILE every second\n"
 	"  --json               counters as JSON\n"
 	"The counters go to stdout on SIGUSR1 and when SIGTERM or SIGINT stops it.\n"
+	"\n"
+	"Both: --tls-cert PEM --tls-key PEM offer STARTTLS (RFC 3207) with that\n"
+	"certificate chain and key; the counting sink resumes TLS sessions from\n"
+	"its tickets.\n"
 	"\n"
 	"--max-size limits a message (default 64MiB).  Do not expose it to the\n"
 	"Internet: it accepts anything.\n";
@@ -136,15 +140,13 @@ struct sink_opts {
 	int json, loop_only;  /* loop_only: an option only the event loop has */
 };
 
-/* The capture server (--dir, STARTTLS), thread per session. */
+/* The capture server (--dir), thread per session. */
 static int run_capture(const struct sink_opts *o, const sigset_t *set)
 {
-	if (o->dir == NULL)
-		return cli_fail(EXIT_USAGE, "sink: --tls-cert and --tls-key need --dir");
 	if (o->loop_only)
 		return cli_fail(EXIT_USAGE,
 				"sink: --reply-delay, --data-delay, --data-hold, --fault, --stats and --json need the counting sink "
-				"(no --dir, no --tls-cert)");
+				"(no --dir)");
 	if (strchr(o->listen, ',') != NULL)
 		return cli_fail(EXIT_USAGE, "sink: --dir takes one --listen address");
 	struct stat st;
@@ -197,6 +199,8 @@ static int run_loop(const struct sink_opts *o, const sigset_t *set)
 		.max_message_size = (size_t)o->max_size,
 		.stats_file = o->stats,
 		.json = o->json,
+		.tls_cert_file = o->cert,
+		.tls_key_file = o->key,
 	};
 	struct sink *sk = sink_new(&p, err, sizeof(err));
 	if (sk == NULL) {
@@ -204,8 +208,8 @@ static int run_loop(const struct sink_opts *o, const sigset_t *set)
 		return cli_fail(EXIT_RUNTIME, "sink: %s", err);
 	}
 	for (size_t i = 0; i < sink_listeners(sk); i++)
-		log_info("event=sink_listening port=%d reply_delay_ms=%ld data_delay_ms=%ld", sink_port(sk, i),
-			 o->reply_delay_ms, o->data_delay_ms);
+		log_info("event=sink_listening port=%d reply_delay_ms=%ld data_delay_ms=%ld starttls=%s",
+			 sink_port(sk, i), o->reply_delay_ms, o->data_delay_ms, o->cert ? "yes" : "no");
 	int rc = sink_run(sk, set, err, sizeof(err));
 	char line[512];
 	if (sink_count_format(sink_counts(sk), o->json, line, sizeof(line)) == 0)
@@ -314,11 +318,11 @@ int cmd_sink(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	if (o.dir == NULL && o.cert == NULL)
+	if (o.dir == NULL)
 		sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (o.dir != NULL || o.cert != NULL)
+	if (o.dir != NULL)
 		return run_capture(&o, &set);
 	return run_loop(&o, &set);
 }

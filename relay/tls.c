@@ -58,8 +58,11 @@ struct tls_conn {
 	struct tls_ctx *ctx;
 	int fd;
 	int verified;
-	char key[300];                 /* session cache key; "" for none */
+	char key[];                    /* session cache key (client, TLS_KEY_MAX); "" for none */
 };
+
+/* A client connection's session cache key: host (at most 255), port, verify. */
+#define TLS_KEY_MAX 300
 
 long tls_now_ms(void)
 {
@@ -227,6 +230,9 @@ struct tls_ctx *tls_ctx_new(const char *ca_file, char *err, size_t errlen)
 		return NULL;
 	}
 	ERR_clear_error(); /* a missing default CA file or directory is no error */
+	/* A session waiting for a reply keeps no record buffers (about 34 KB
+	 * otherwise): a relay holds thousands (docs/benchmarks.md, RSS). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	return ctx_wrap(ctx, 1);
 }
 
@@ -253,6 +259,9 @@ struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file, 
 	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) == 1 &&
 	    SSL_CTX_check_private_key(ctx) == 1) {
 		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+		/* An idle connection keeps no record buffers (about 34 KB
+		 * otherwise): the event-loop sink holds thousands. */
+		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 		return ctx_wrap(ctx, 0);
 	}
 	char e[256];
@@ -297,8 +306,10 @@ static int is_ip_literal(const char *host)
 	return inet_pton(AF_INET, host, tmp) == 1 || inet_pton(AF_INET6, host, tmp) == 1;
 }
 
-/* A connection over fd, before its handshake; NULL with err set. */
-static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr, char *err, size_t errlen)
+/* A connection over fd, before its handshake, with room for a session
+ * key of keycap bytes; NULL with err set. */
+static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, size_t keycap, enum io_err *ioerr, char *err,
+				 size_t errlen)
 {
 	ERR_clear_error();
 	SSL *ssl = SSL_new(ctx->ctx);
@@ -307,7 +318,7 @@ static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr
 		ssl_err(err, errlen, "SSL_new");
 		return NULL;
 	}
-	struct tls_conn *t = xcalloc(1, sizeof(*t));
+	struct tls_conn *t = xcalloc(1, sizeof(*t) + keycap);
 	t->ssl = ssl;
 	t->ctx = ctx;
 	t->fd = fd;
@@ -324,14 +335,14 @@ static struct tls_conn *conn_new(struct tls_ctx *ctx, int fd, enum io_err *ioerr
 struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, int port, int verify,
 				long deadline, enum io_err *ioerr, char *err, size_t errlen)
 {
-	struct tls_conn *t = conn_new(ctx, fd, ioerr, err, errlen);
+	struct tls_conn *t = conn_new(ctx, fd, TLS_KEY_MAX, ioerr, err, errlen);
 	if (t == NULL)
 		return NULL;
 	SSL *ssl = t->ssl;
 	/* The last session with this host and port, verified the same way:
 	 * resuming skips the certificate check, so a session from an
 	 * unverified handshake must not serve a verified one. */
-	if (port > 0 && snprintf(t->key, sizeof(t->key), "%s|%d|%d", host, port, verify != 0) < (int)sizeof(t->key)) {
+	if (port > 0 && snprintf(t->key, TLS_KEY_MAX, "%s|%d|%d", host, port, verify != 0) < TLS_KEY_MAX) {
 		SSL_SESSION *sess = saved_get(ctx, t->key);
 		if (sess) {
 			SSL_set_session(ssl, sess);
@@ -375,7 +386,7 @@ struct tls_conn *tls_conn_start(struct tls_ctx *ctx, int fd, const char *host, i
 struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,
 				 char *err, size_t errlen)
 {
-	struct tls_conn *t = conn_new(ctx, fd, ioerr, err, errlen);
+	struct tls_conn *t = conn_new(ctx, fd, 1, ioerr, err, errlen);
 	if (t == NULL)
 		return NULL;
 	for (;;) {
@@ -388,6 +399,62 @@ struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enu
 			return NULL;
 		}
 	}
+}
+
+/* ---- the non-blocking server side (an event loop's) ---- */
+
+struct tls_conn *tls_conn_server_new(struct tls_ctx *ctx, int fd, char *err, size_t errlen)
+{
+	enum io_err ioerr;
+	struct tls_conn *t = conn_new(ctx, fd, 1, &ioerr, err, errlen);
+	if (t == NULL)
+		return NULL;
+	/* The loop's output buffer may grow (and move) between the retries
+	 * of one write, and a write may take part of it. */
+	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_accept_state(t->ssl);
+	return t;
+}
+
+/* What a failed non-blocking call with result rc needs next. */
+static enum tls_step step_failed(struct tls_conn *t, int rc, const char *what, char *err, size_t errlen)
+{
+	int e = SSL_get_error(t->ssl, rc);
+	if (e == SSL_ERROR_WANT_READ)
+		return TLS_STEP_WANT_READ;
+	if (e == SSL_ERROR_WANT_WRITE)
+		return TLS_STEP_WANT_WRITE;
+	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+		snprintf(err, errlen, "%s: connection closed by peer", what);
+		ERR_clear_error();
+		return TLS_STEP_CLOSED;
+	}
+	ssl_err(err, errlen, what);
+	return TLS_STEP_ERROR;
+}
+
+enum tls_step tls_conn_handshake_step(struct tls_conn *t, char *err, size_t errlen)
+{
+	ERR_clear_error();
+	int rc = SSL_do_handshake(t->ssl);
+	return rc == 1 ? TLS_STEP_DONE : step_failed(t, rc, "TLS handshake", err, errlen);
+}
+
+enum tls_step tls_conn_read_step(struct tls_conn *t, void *p, size_t n, size_t *got, char *err, size_t errlen)
+{
+	ERR_clear_error();
+	*got = 0;
+	int rc = SSL_read_ex(t->ssl, p, n, got);
+	return rc == 1 ? TLS_STEP_DONE : step_failed(t, rc, "TLS read", err, errlen);
+}
+
+enum tls_step tls_conn_write_step(struct tls_conn *t, const void *p, size_t n, size_t *put, char *err,
+				  size_t errlen)
+{
+	ERR_clear_error();
+	*put = 0;
+	int rc = SSL_write_ex(t->ssl, p, n, put);
+	return rc == 1 ? TLS_STEP_DONE : step_failed(t, rc, "TLS write", err, errlen);
 }
 
 void tls_conn_close(struct tls_conn *t)

@@ -1,7 +1,8 @@
 /*
  * tls.h - TLS for SMTP, both sides: the relay's client sessions (RFC 3207
  * STARTTLS and implicit TLS on port 465) and the inbound SMTP server's
- * STARTTLS (bounce/smtp_server.c).  tls.c is the only file of relay/ and
+ * STARTTLS (bounce/smtp_server.c), blocking, and the event-loop sink's
+ * (sink/session.c), non-blocking.  tls.c is the only file of relay/ and
  * bounce/ that includes OpenSSL.
  *
  * A struct tls_ctx holds either the client's trust store (system CAs plus
@@ -65,6 +66,26 @@ int tls_ctx_sessions(struct tls_ctx *c);
  * 220 to STARTTLS. */
 struct tls_conn *tls_conn_accept(struct tls_ctx *ctx, int fd, long deadline, enum io_err *ioerr,
 				 char *err, size_t errlen);
+/*
+ * The server side for an event loop (sink/session.c): no call waits.
+ * tls_conn_server_new() wraps a non-blocking fd after the 220 to STARTTLS
+ * (partial writes allowed, the buffer may move between retries; the
+ * context's SSL_MODE_RELEASE_BUFFERS frees the record buffers of an idle
+ * connection).  Each step returns TLS_STEP_DONE (for read and write with
+ * *got / *put > 0 bytes), or what the socket must become before the same
+ * call is tried again: TLS_STEP_WANT_READ (readable) or
+ * TLS_STEP_WANT_WRITE (writable; a read may need it too, and a write a
+ * read), or TLS_STEP_CLOSED (the peer's close_notify or EOF) or
+ * TLS_STEP_ERROR, with err set.  Data already decrypted does not make the
+ * socket readable: read until tls_conn_pending() is 0.
+ */
+enum tls_step { TLS_STEP_DONE, TLS_STEP_WANT_READ, TLS_STEP_WANT_WRITE, TLS_STEP_CLOSED, TLS_STEP_ERROR };
+struct tls_conn *tls_conn_server_new(struct tls_ctx *ctx, int fd, char *err, size_t errlen);
+enum tls_step tls_conn_handshake_step(struct tls_conn *t, char *err, size_t errlen);
+enum tls_step tls_conn_read_step(struct tls_conn *t, void *p, size_t n, size_t *got, char *err, size_t errlen);
+enum tls_step tls_conn_write_step(struct tls_conn *t, const void *p, size_t n, size_t *put, char *err,
+				  size_t errlen);
+
 /* Sends close_notify (RFC 8446 §6.1) without waiting for the peer's. */
 void tls_conn_close(struct tls_conn *t);
 void tls_conn_free(struct tls_conn *t);

@@ -96,10 +96,12 @@ int sink_count_format(const struct sink_count *c, int json, char *out, size_t ou
 {
 	const char *fmt = json ? "{\"sessions\":%llu,\"open\":%llu,\"peak\":%llu,\"messages\":%llu,"
 				 "\"recipients\":%llu,\"duplicates\":%llu,\"no_message_id\":%llu,"
-				 "\"faults\":%llu,\"bytes\":%llu,\"txn_peak\":%llu}"
+				 "\"faults\":%llu,\"bytes\":%llu,\"txn_peak\":%llu,\"tls\":%llu,"
+				 "\"tls_resumed\":%llu,\"tls_failed\":%llu}"
 			       : "sessions=%llu open=%llu peak=%llu messages=%llu recipients=%llu "
-				 "duplicates=%llu no_message_id=%llu faults=%llu bytes=%llu txn_peak=%llu";
+				 "duplicates=%llu no_message_id=%llu faults=%llu bytes=%llu txn_peak=%llu "
+				 "tls=%llu tls_resumed=%llu tls_failed=%llu";
 	int n = snprintf(out, outsz, fmt, c->sessions, c->open, c->peak, c->messages, c->recipients, c->duplicates,
-			 c->no_message_id, c->faults, c->bytes, c->txn_peak);
+			 c->no_message_id, c->faults, c->bytes, c->txn_peak, c->tls, c->tls_resumed, c->tls_failed);
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }

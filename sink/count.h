@@ -36,6 +36,9 @@ struct sink_count {
 	unsigned long long bytes;         /* message bytes accepted */
 	unsigned long long txn_open;      /* mail transactions in progress now */
 	unsigned long long txn_peak;      /* most transactions in progress at once */
+	unsigned long long tls;           /* TLS handshakes completed (STARTTLS) */
+	unsigned long long tls_resumed;   /* of those, resumed sessions (RFC 8446 §2.2) */
+	unsigned long long tls_failed;    /* handshakes and TLS sessions that failed */
 	uint64_t *ids;                    /* open addressing, 0 = empty */
 	size_t ids_cap, ids_n;
 };

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "relay/tls.h"
 #include "sink/sink.h"
 
 /* RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with CRLF;
@@ -29,7 +30,14 @@
 
 enum sink_ev_kind { SINK_EV_LISTENER = 1, SINK_EV_SESSION, SINK_EV_SIGNAL };
 
-enum sink_sstate { SINK_S_GREETING, SINK_S_COMMAND, SINK_S_DATA, SINK_S_CLOSING };
+enum sink_sstate {
+	SINK_S_GREETING,
+	SINK_S_COMMAND,
+	SINK_S_DATA,
+	SINK_S_STARTTLS,   /* the 220 to STARTTLS goes out; input is dropped */
+	SINK_S_HANDSHAKE,  /* the TLS handshake, step by step */
+	SINK_S_CLOSING,
+};
 
 /* Session flags. */
 #define SINK_F_HELO 0x001      /* EHLO/HELO accepted */
@@ -39,8 +47,10 @@ enum sink_sstate { SINK_S_GREETING, SINK_S_COMMAND, SINK_S_DATA, SINK_S_CLOSING 
 #define SINK_F_MSGID_NEXT 0x010 /* DATA: Message-ID value on the next (folded) line */
 #define SINK_F_TOO_LONG 0x020  /* DATA: a line was longer than allowed */
 #define SINK_F_TOO_BIG 0x040   /* DATA: beyond max_message_size */
-#define SINK_F_WANT_OUT 0x080  /* EPOLLOUT armed */
+#define SINK_F_WANT_OUT 0x080  /* EPOLLOUT armed: output waits */
+#define SINK_F_TLS_WANTS_OUT 0x100 /* a TLS read (or the handshake) waits until writable */
 #define SINK_F_EOD 0x200       /* this read ended a message (data delay applies) */
+#define SINK_F_TLS_WANTS_IN 0x400  /* a TLS write waits until readable */
 
 struct sink_session {
 	enum sink_ev_kind kind;  /* first: epoll's data.ptr points here */
@@ -62,6 +72,7 @@ struct sink_session {
 	unsigned partial_len;
 	char *out;               /* replies not yet written, or NULL */
 	unsigned out_off, out_len, out_cap;
+	struct tls_conn *tls;    /* from STARTTLS's handshake on, else NULL */
 };
 
 struct sink_listener {
@@ -72,6 +83,7 @@ struct sink_listener {
 
 struct sink {
 	struct sink_params p;
+	struct tls_ctx *tls;       /* STARTTLS offered when not NULL; one for all sessions */
 	int epfd;
 	struct sink_listener *ls;
 	size_t nls;

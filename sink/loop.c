@@ -124,6 +124,18 @@ struct sink *sink_new(const struct sink_params *params, char *err, size_t errlen
 	sk->rng = ((uint64_t)sink_now_ms() << 20) ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ULL;
 	sk->rbuf = xmalloc(SINK_READ_CHUNK + SINK_TEXT_LINE_MAX);
 	raise_nofile();
+	if (sk->p.tls_cert_file != NULL || sk->p.tls_key_file != NULL) {
+		if (sk->p.tls_cert_file == NULL || sk->p.tls_key_file == NULL) {
+			snprintf(err, errlen, "a TLS certificate needs its key and a key its certificate");
+			sink_free(sk);
+			return NULL;
+		}
+		sk->tls = tls_server_ctx_new(sk->p.tls_cert_file, sk->p.tls_key_file, err, errlen);
+		if (sk->tls == NULL) {
+			sink_free(sk);
+			return NULL;
+		}
+	}
 	sk->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (sk->epfd < 0) {
 		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
@@ -327,6 +339,7 @@ void sink_free(struct sink *sk)
 	free(sk->ls);
 	free(sk->heap);
 	free(sk->rbuf);
+	tls_ctx_free(sk->tls);
 	sink_count_cleanup(&sk->count);
 	free(sk);
 }

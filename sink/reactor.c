@@ -102,10 +102,16 @@ void sink_timer_del(struct sink *sk, struct sink_session *s)
 int sink_session_events(struct sink *sk, struct sink_session *s)
 {
 	unsigned want = 0;
-	if (s->state != SINK_S_CLOSING && s->out_len - s->out_off < SINK_OUT_HIGH)
-		want |= EPOLLIN;
-	if (s->flags & SINK_F_WANT_OUT)
-		want |= EPOLLOUT;
+	if (s->state == SINK_S_HANDSHAKE) {
+		want = s->flags & SINK_F_TLS_WANTS_OUT ? EPOLLOUT : EPOLLIN;
+	} else {
+		if (s->state != SINK_S_CLOSING && s->out_len - s->out_off < SINK_OUT_HIGH)
+			want |= EPOLLIN;
+		if (s->flags & (SINK_F_WANT_OUT | SINK_F_TLS_WANTS_OUT))
+			want |= EPOLLOUT;
+		if (s->flags & SINK_F_TLS_WANTS_IN)
+			want |= EPOLLIN;
+	}
 	if (want == s->ev)
 		return 0;
 	struct epoll_event ev = { .events = want, .data.ptr = s };

@@ -8,6 +8,15 @@
  *   command   one command line at a time, pipelined groups allowed
  *   data      message lines until ".", dot-unstuffed (§4.5.2), scanned
  *             for the Message-ID header, counted, not stored
+ *   starttls  the 220 to STARTTLS waits for its delay and goes out;
+ *             whatever the client sent after STARTTLS until then, in
+ *             the same packet or not, is dropped (RFC 3207 §4.2: a
+ *             command injected before the handshake must not be obeyed
+ *             after it); bytes after the 220 are the handshake's, and
+ *             plaintext there fails it
+ *   handshake the TLS handshake, one non-blocking step per readiness of
+ *             the socket; when done, the session starts again at
+ *             "command" with nothing known (§4.2: EHLO again)
  *   closing   the last replies go out, then the connection closes
  *
  * Replies are appended to the session's output; after each read they
@@ -16,6 +25,15 @@
  * group costs one delay.  While idle a session holds no buffer: the
  * unfinished line and the output are allocated only while they exist.
  * Handlers return 0, or -1 when the connection must close at once.
+ *
+ * After the handshake every read and write goes through OpenSSL
+ * (sock_read, sock_write).  A TLS read may need the socket writable and a
+ * write may need it readable (SINK_F_TLS_WANTS_OUT / _IN: the loop's
+ * interest follows them, reactor.c); and records OpenSSL has already
+ * decrypted do not make the socket readable, so a read goes on until
+ * OpenSSL holds nothing (epoll is level-triggered: what stays in the
+ * kernel wakes the loop again).  An idle TLS session holds no record
+ * buffers (SSL_MODE_RELEASE_BUFFERS, relay/tls.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -44,6 +62,8 @@ static const struct {
 	[SINK_S_GREETING] = { "greeting", SINK_CMD_LINE_MAX, on_command },
 	[SINK_S_COMMAND] = { "command", SINK_CMD_LINE_MAX, on_command },
 	[SINK_S_DATA] = { "data", SINK_TEXT_LINE_MAX, on_data_line },
+	[SINK_S_STARTTLS] = { "starttls", 0, NULL },
+	[SINK_S_HANDSHAKE] = { "handshake", 0, NULL },
 	[SINK_S_CLOSING] = { "closing", 0, NULL },
 };
 
@@ -131,9 +151,11 @@ static int cmd_helo(struct sink *sk, struct sink_session *s, const struct smtp_c
 		reply(s, "250 %s", sk->p.hostname);
 		return 0;
 	}
-	/* RFC 5321 §4.1.1.1; the extensions: RFC 2920, 1870, 6152, 2034. */
+	/* RFC 5321 §4.1.1.1; the extensions: RFC 2920, 1870, 6152, 3207, 2034. */
 	reply(s, "250-%s Hello %.200s", sk->p.hostname, c->arg);
 	reply(s, "250-PIPELINING");
+	if (sk->tls != NULL && s->tls == NULL)
+		reply(s, "250-STARTTLS");
 	reply(s, "250-SIZE %zu", sk->p.max_message_size);
 	reply(s, "250-8BITMIME");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -186,6 +208,18 @@ static int cmd_data(struct sink_session *s)
 	return 0;
 }
 
+/* RFC 3207 §4: the 220 now, the handshake once it has gone out (flush). */
+static int cmd_starttls(struct sink *sk, struct sink_session *s)
+{
+	if (sk->tls == NULL)
+		return reply(s, "502 5.5.1 Command not implemented"), 0;
+	if (s->tls != NULL)
+		return reply(s, "554 5.5.1 TLS already active"), 0;
+	reply(s, "220 2.0.0 Ready to start TLS");
+	set_state(s, SINK_S_STARTTLS);
+	return 0;
+}
+
 static int on_command(struct sink *sk, struct sink_session *s, const char *line, size_t len)
 {
 	struct smtp_cmd c;
@@ -222,6 +256,8 @@ static int on_command(struct sink *sk, struct sink_session *s, const char *line,
 		return 0;
 	case SMTP_VERB_VRFY:
 		return reply(s, "252 2.5.0 Cannot VRFY user"), 0;
+	case SMTP_VERB_STARTTLS:
+		return cmd_starttls(sk, s);
 	default:
 		return reply(s, "502 5.5.1 Command not implemented"), 0;
 	}
@@ -352,19 +388,140 @@ static int feed(struct sink *sk, struct sink_session *s, const char *buf, size_t
 	return 0;
 }
 
+/* Reads into p, over TLS once it is on: bytes read, 0 when nothing can be
+ * read now (the flags say what the socket must become), -1 at the end of
+ * the connection or on failure.  Over TLS it reads record after record
+ * until n is full or OpenSSL needs the socket. */
+static ssize_t sock_read(struct sink *sk, struct sink_session *s, char *p, size_t n)
+{
+	if (s->tls == NULL) {
+		ssize_t r;
+		do
+			r = read(s->fd, p, n);
+		while (r < 0 && errno == EINTR);
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return r <= 0 ? -1 : r;
+	}
+	size_t have = 0;
+	while (have < n) {
+		char err[256];
+		size_t got = 0;
+		switch (tls_conn_read_step(s->tls, p + have, n - have, &got, err, sizeof(err))) {
+		case TLS_STEP_DONE:
+			have += got;
+			continue;
+		case TLS_STEP_WANT_READ:
+			return (ssize_t)have;
+		case TLS_STEP_WANT_WRITE:
+			s->flags |= SINK_F_TLS_WANTS_OUT;
+			return (ssize_t)have;
+		case TLS_STEP_CLOSED:
+			return have > 0 ? (ssize_t)have : -1;
+		case TLS_STEP_ERROR:
+			sk->count.tls_failed++;
+			return -1;
+		}
+	}
+	return (ssize_t)have;
+}
+
+/* Writes from p, over TLS once it is on: bytes written, 0 when the socket
+ * must become ready first (the flags say for what), -1 on failure. */
+static ssize_t sock_write(struct sink *sk, struct sink_session *s, const char *p, size_t n)
+{
+	if (s->tls == NULL) {
+		ssize_t w;
+		do
+			w = write(s->fd, p, n);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			s->flags |= SINK_F_WANT_OUT;
+			return 0;
+		}
+		return w <= 0 ? -1 : w;
+	}
+	char err[256];
+	size_t put = 0;
+	switch (tls_conn_write_step(s->tls, p, n, &put, err, sizeof(err))) {
+	case TLS_STEP_DONE:
+		return (ssize_t)put;
+	case TLS_STEP_WANT_WRITE:
+		s->flags |= SINK_F_WANT_OUT;
+		return 0;
+	case TLS_STEP_WANT_READ:
+		s->flags |= SINK_F_TLS_WANTS_IN;
+		return 0;
+	case TLS_STEP_ERROR:
+		sk->count.tls_failed++;
+		return -1;
+	case TLS_STEP_CLOSED:
+		break;
+	}
+	return -1;
+}
+
+/* Sets the timer: the replies' due time when some wait, else the idle deadline. */
+static void arm(struct sink *sk, struct sink_session *s)
+{
+	s->at_ms = s->due_ms ? s->due_ms : s->idle_ms;
+	sink_timer_set(sk, s);
+}
+
+/* One step of the handshake, when the socket is ready for it. */
+static int handshake(struct sink *sk, struct sink_session *s)
+{
+	char err[256];
+	s->flags &= ~(unsigned)SINK_F_TLS_WANTS_OUT;
+	s->idle_ms = sk->now_ms + sk->p.idle_timeout_ms;
+	switch (tls_conn_handshake_step(s->tls, err, sizeof(err))) {
+	case TLS_STEP_DONE:
+		sk->count.tls++;
+		if (tls_conn_resumed(s->tls))
+			sk->count.tls_resumed++;
+		/* RFC 3207 §4.2: nothing from before the handshake holds;
+		 * the client says EHLO again. */
+		reset_transaction(sk, s);
+		s->flags &= ~(unsigned)(SINK_F_HELO | SINK_F_SKIP);
+		set_state(s, SINK_S_COMMAND);
+		break;
+	case TLS_STEP_WANT_READ:
+		break;
+	case TLS_STEP_WANT_WRITE:
+		s->flags |= SINK_F_TLS_WANTS_OUT;
+		break;
+	case TLS_STEP_CLOSED:
+	case TLS_STEP_ERROR:
+		sk->count.tls_failed++;
+		return -1;
+	}
+	arm(sk, s);
+	return sink_session_events(sk, s);
+}
+
+/* The 220 to STARTTLS is out: the handshake begins.  What the client sent
+ * after STARTTLS was dropped in the starttls state. */
+static int start_tls(struct sink *sk, struct sink_session *s)
+{
+	char err[256];
+	s->tls = tls_conn_server_new(sk->tls, s->fd, err, sizeof(err));
+	if (s->tls == NULL) {
+		sk->count.tls_failed++;
+		return -1;
+	}
+	set_state(s, SINK_S_HANDSHAKE);
+	return handshake(sk, s);
+}
+
 /* Writes what it can of the output; 0 or -1 (write error, or closing done). */
 static int flush(struct sink *sk, struct sink_session *s)
 {
 	while (s->out_off < s->out_len) {
-		ssize_t w = write(s->fd, s->out + s->out_off, s->out_len - s->out_off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			s->flags |= SINK_F_WANT_OUT;
-			return sink_session_events(sk, s);
-		}
-		if (w <= 0)
+		ssize_t w = sock_write(sk, s, s->out + s->out_off, s->out_len - s->out_off);
+		if (w < 0)
 			return -1;
+		if (w == 0)
+			return sink_session_events(sk, s);
 		s->out_off += (unsigned)w;
 	}
 	free(s->out);
@@ -375,14 +532,9 @@ static int flush(struct sink *sk, struct sink_session *s)
 		return -1;
 	if (s->state == SINK_S_GREETING)
 		set_state(s, SINK_S_COMMAND);
+	if (s->state == SINK_S_STARTTLS)
+		return start_tls(sk, s);
 	return sink_session_events(sk, s);
-}
-
-/* Sets the timer: the replies' due time when some wait, else the idle deadline. */
-static void arm(struct sink *sk, struct sink_session *s)
-{
-	s->at_ms = s->due_ms ? s->due_ms : s->idle_ms;
-	sink_timer_set(sk, s);
 }
 
 /* After a read (or the accept): sends the replies now or schedules them. */
@@ -437,7 +589,9 @@ int sink_session_open(struct sink *sk, int fd, struct sink_session **out)
 	return answer(sk, s);
 }
 
-int sink_session_readable(struct sink *sk, struct sink_session *s)
+/* One read and its lines: 1 when something was read, 0 when nothing
+ * could be, -1 when the session must close. */
+static int read_once(struct sink *sk, struct sink_session *s)
 {
 	char *buf = sk->rbuf;
 	size_t have = 0;
@@ -448,28 +602,47 @@ int sink_session_readable(struct sink *sk, struct sink_session *s)
 		s->partial = NULL;
 		s->partial_len = 0;
 	}
-	ssize_t r;
-	do
-		r = read(s->fd, buf + have, SINK_READ_CHUNK);
-	while (r < 0 && errno == EINTR);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		if (have > 0) {
-			s->partial = xmalloc(have);
-			memcpy(s->partial, buf, have);
-			s->partial_len = (unsigned)have;
-		}
-		return 0;
+	ssize_t r = sock_read(sk, s, buf + have, SINK_READ_CHUNK);
+	if (r == 0 && have > 0) {
+		s->partial = xmalloc(have);
+		memcpy(s->partial, buf, have);
+		s->partial_len = (unsigned)have;
 	}
 	if (r <= 0)
-		return -1;
+		return (int)r;
 	s->idle_ms = sk->now_ms + sk->p.idle_timeout_ms;
-	if (feed(sk, s, buf, have + (size_t)r) != 0)
+	return feed(sk, s, buf, have + (size_t)r) != 0 ? -1 : 1;
+}
+
+int sink_session_readable(struct sink *sk, struct sink_session *s)
+{
+	if (s->state == SINK_S_HANDSHAKE)
+		return handshake(sk, s);
+	if (s->flags & SINK_F_TLS_WANTS_IN) {
+		/* A TLS write waited for this. */
+		s->flags &= ~(unsigned)SINK_F_TLS_WANTS_IN;
+		if (s->due_ms == 0 && flush(sk, s) != 0)
+			return -1;
+	}
+	s->flags &= ~(unsigned)SINK_F_TLS_WANTS_OUT;
+	int r;
+	/* Records OpenSSL decrypted beyond one buffer do not wake the loop. */
+	while ((r = read_once(sk, s)) > 0 && s->tls != NULL && tls_conn_pending(s->tls) > 0)
+		;
+	if (r < 0)
 		return -1;
 	return answer(sk, s);
 }
 
 int sink_session_writable(struct sink *sk, struct sink_session *s)
 {
+	if (s->state == SINK_S_HANDSHAKE)
+		return handshake(sk, s);
+	if (s->flags & SINK_F_TLS_WANTS_OUT) {
+		/* A TLS read waited for this. */
+		if (sink_session_readable(sk, s) != 0)
+			return -1;
+	}
 	s->flags &= ~(unsigned)SINK_F_WANT_OUT;
 	if (s->due_ms != 0)
 		return sink_session_events(sk, s);
@@ -486,8 +659,9 @@ int sink_session_timer(struct sink *sk, struct sink_session *s)
 		return rc;
 	}
 	if (s->due_ms == 0 && s->idle_ms <= sk->now_ms) {
-		/* §4.5.3.2.7: the client was silent too long. */
-		if (s->state == SINK_S_CLOSING)
+		/* §4.5.3.2.7: the client was silent too long.  A handshake
+		 * that stalls has no channel to say so on. */
+		if (s->state == SINK_S_CLOSING || s->state == SINK_S_HANDSHAKE)
 			return -1;
 		reply(s, "421 4.4.2 %s Timeout, closing transmission channel", sk->p.hostname);
 		set_state(s, SINK_S_CLOSING);
@@ -504,6 +678,12 @@ void sink_session_close(struct sink *sk, struct sink_session *s)
 {
 	reset_transaction(sk, s);
 	sink_timer_del(sk, s);
+	if (s->tls != NULL) {
+		/* close_notify, if the socket takes it now (RFC 8446 §6.1). */
+		if (s->state != SINK_S_HANDSHAKE)
+			tls_conn_close(s->tls);
+		tls_conn_free(s->tls);
+	}
 	close(s->fd);
 	free(s->partial);
 	free(s->out);

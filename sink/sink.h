@@ -15,9 +15,14 @@
  * sessions is seen however slowly it ramps up.  Faults come from a struct
  * sink_faults (fault.h).  Messages are counted, not stored (count.h).
  *
+ * With a certificate and key the sink offers STARTTLS (RFC 3207): the
+ * handshake and every read and write after it go through OpenSSL without
+ * blocking (relay/tls.h), one server context for all sessions, so TLS
+ * session tickets issued by one session resume in another.
+ *
  * sink_new() binds every address of params->listen ("host:port[,...]")
  * and raises RLIMIT_NOFILE to its hard limit; NULL with err set on
- * failure.  sink_run() serves until SIGTERM or SIGINT arrives on the
+ * failure (an address, or the certificate or key).  sink_run() serves until SIGTERM or SIGINT arrives on the
  * signal set (which the caller has blocked in every thread); SIGUSR1
  * prints the counters to stdout; with stats_file they are also written
  * there (atomically, by rename) once a second.  It returns 0, or -1 with
@@ -46,6 +51,8 @@ struct sink_params {
 	int idle_timeout_ms;               /* <= 0: MF_SMTP_SERVER_IDLE_TIMEOUT_MS */
 	const char *stats_file;            /* NULL: none */
 	int json;                          /* counters as JSON instead of key=value */
+	const char *tls_cert_file;         /* PEM chain and key: STARTTLS offered; */
+	const char *tls_key_file;          /* NULL: not */
 };
 
 struct sink *sink_new(const struct sink_params *params, char *err, size_t errlen);

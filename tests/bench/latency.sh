@@ -38,6 +38,10 @@
 #      before the messages were posted (by a separate API-only process);
 #      sampled once the sink counts that many sessions open.  Printed in
 #      total and per session, with the sink's RSS.
+#      rss_tls: the same with every session over STARTTLS (the sink offers
+#      it, mailferry's default opportunistic TLS takes it; TLS 1.3, sessions
+#      resumed from the sink's tickets), with the sink's count of
+#      handshakes.
 # Each relay run is bounded by BENCH_LATENCY_TIMEOUT: a run that has not
 # delivered everything by then is reported with what it delivered (marked
 # "TIMEOUT"), and the bench moves on.  PASS/FAIL lines never stop the bench.
@@ -49,7 +53,7 @@
 # sessions opened and the most open at once.
 #
 # Environment (defaults in brackets):
-#   BENCH_LATENCY_ONLY       scenarios to run, comma-separated [default,500,5k,rss]
+#   BENCH_LATENCY_ONLY       scenarios to run, comma-separated [default,500,5k,rss,rss_tls]
 #   BENCH_LATENCY_MSGS       messages per run of scenario 1, out of the box [6000]
 #   BENCH_LATENCY_MSGS_500   messages per run of scenario 1 at 500 sessions
 #                            [30000]: at the limit, 24 s for mailferry, so that
@@ -60,7 +64,7 @@
 #   BENCH_LATENCY_SESSIONS   concurrent deliveries of scenario 1's "500" [500]
 #   BENCH_LATENCY_SESSIONS_5K  workers of scenario 2 [5000]
 #   BENCH_LATENCY_ZERO_WORKERS workers of scenario 2's zero-latency run [64]
-#   BENCH_LATENCY_RSS        session counts of scenario 3 ["1000 5000 10000"]
+#   BENCH_LATENCY_RSS        session counts of scenario 3, both variants ["1000 5000 10000"]
 #   BENCH_LATENCY_TIMEOUT    seconds a relay run (or the sessions of an RSS
 #                            step) may take before it is cut off [240]
 #   BENCH_LATENCY_DOMAINS    recipient domains, each its own address [40]
@@ -72,7 +76,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
 D=${BENCH_LATENCY_DOMAINS:-40}
-ONLY=,${BENCH_LATENCY_ONLY:-default,500,5k,rss},
+ONLY=,${BENCH_LATENCY_ONLY:-default,500,5k,rss,rss_tls},
 round_up() { echo $(( ($1 + D - 1) / D * D )); }
 N1=$(round_up "${BENCH_LATENCY_MSGS:-6000}")
 N500=$(round_up "${BENCH_LATENCY_MSGS_500:-30000}")
@@ -140,10 +144,12 @@ free_port() {
 http_port=$(free_port 30000); api_port=$(free_port 30000)
 
 # ---- the sink ---------------------------------------------------------------
-# start_sink REPLY_DELAY DATA_DELAY: a fresh sink on a new port (so its
-# peak and sessions counters are this run's), and the routes for it:
-# $routes for mailferry, $tmp/transport for Postfix.
+# start_sink REPLY_DELAY DATA_DELAY [OPTION...]: a fresh sink on a new
+# port (so its peak and sessions counters are this run's), with those
+# further options, and the routes for it: $routes for mailferry,
+# $tmp/transport for Postfix.
 start_sink() {
+  local rd=$1 dd=$2; shift 2
   [ -z "$sink_pid" ] || stop_pid "$sink_pid"
   sink_port=$(free_port 20000)
   local i addrs=
@@ -153,7 +159,7 @@ start_sink() {
     routes+="${routes:+,}d$i.example.net=127.0.1.$i:$sink_port"
     echo "d$i.example.net smtp:[127.0.1.$i]:$sink_port" >> "$tmp/transport"
   done
-  "$bin" sink --listen "$addrs" --reply-delay "$1" --data-delay "$2" > "$tmp/sink.out" 2>> "$tmp/sink.log" &
+  "$bin" sink --listen "$addrs" --reply-delay "$rd" --data-delay "$dd" "$@" > "$tmp/sink.out" 2>> "$tmp/sink.log" &
   sink_pid=$!
   for i in $(seq 50); do ss -ltn | grep -q "127.0.1.$D:$sink_port " && return 0; sleep 0.1; done
   echo "latency: the sink did not start"; cat "$tmp/sink.log"; exit 1
@@ -344,13 +350,15 @@ if want 5k; then
   summary+=("$(verdict "latency at $S5K sessions, 200 ms replies: mailferry $a msg/s = ${share}% of min(latency limit $lim, its zero-latency rate $z at $S0 workers) msg/s (target >= 80%)" "$share >= 80")")
 fi
 
-if want rss; then
-  echo "== 3. rss: a delivery-only mailferry with N sessions open, each waiting for its end-of-data reply"
-  start_sink 0 1h
+# rss_runs LABEL SINK_OPTIONS...: scenario 3 against a sink started with
+# those options (LABEL "" plaintext, "_tls" STARTTLS).
+rss_runs() {
+  local label=$1 s n ok t0 rss0 rss1 threads0 threads open stacks sink_rss secs line tls; shift
+  start_sink 0 1h "$@"
   for s in $RSS_SIZES; do
     if [ $((s + 256)) -gt "$nofile" ]; then
-      echo "latency_rss_$s skipped: ulimit -n is $nofile (hard limit), $s sessions need more"
-      summary+=("rss at $s sessions: skipped, ulimit -Hn $nofile")
+      echo "latency_rss${label}_$s skipped: ulimit -n is $nofile (hard limit), $s sessions need more"
+      summary+=("rss at $s sessions${label:+ with STARTTLS}: skipped, ulimit -Hn $nofile")
       continue
     fi
     n=$(round_up "$s")
@@ -375,6 +383,8 @@ if want rss; then
     "$tmp/loadgen" "http://127.0.0.1:$api_port/v1/messages/batch" "$tmp/latency_batch.json" "$key" 8 $((n / D)) \
       > "$tmp/loadgen.out" 2>&1 || { echo "latency: posting failed:"; cat "$tmp/loadgen.out"; }
     ok=1; wait_sink open "$s" "$t0" "$TIMEOUT" || ok=0
+    # Over TLS, open is not yet up: each handshake has to be done.
+    [ -z "$label" ] || [ "$ok" = 0 ] || wait_sink tls "$s" "$t0" "$TIMEOUT" || ok=0
     sleep 1; sink_poll
     open=$(sink_counter open)
     rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$mf_pid/status")
@@ -384,23 +394,40 @@ if want rss; then
     # mapping of 252 KiB after glibc's guard page).
     stacks=$(awk '/^Size:/ { s = $2 } /^Rss:/ { if (s == 252 || s == 256) t += $2 } END { print t + 0 }' "/proc/$mf_pid/smaps")
     sink_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$sink_pid/status")
+    tls=$(sink_counter tls)
     secs=$(awk -v a="$t0" -v b="$w_at" 'BEGIN { printf "%.1f", b - a }')
-    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" -v t0="$threads0" 'BEGIN {
-      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads_idle=%d threads=%d rss_in_thread_stacks_kb=%d sink_rss_kb=%d",
-        s, x, a, b, b - a, s ? (b - a) / s : 0, t0, t, st, k }')
-    echo "latency_rss_$s $line$([ "$ok" = 1 ] || echo " TIMEOUT: $open of $s open after ${TIMEOUT}s")"
-    summary+=("$(echo "$line" | awk -v n="$s" -v ok="$ok" '{ for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
-      printf "rss at %d sessions: %d open, mailferry +%.1f MB (%.1f KB per session; %d threads, their stacks %.1f MB), sink %.1f MB%s",
-        n, v["sessions_open"], v["delta_kb"] / 1024, v["kb_per_session"], v["threads"], v["rss_in_thread_stacks_kb"] / 1024,
+    line=$(awk -v s="$open" -v a="$rss0" -v b="$rss1" -v k="$sink_rss" -v t="$threads" -v x="$secs" -v st="$stacks" -v t0="$threads0" -v tls="$tls" 'BEGIN {
+      printf "sessions_open=%d seconds_to_open=%s rss_idle_kb=%d rss_open_kb=%d delta_kb=%d kb_per_session=%.1f threads_idle=%d threads=%d rss_in_thread_stacks_kb=%d sink_rss_kb=%d sink_tls_handshakes=%d",
+        s, x, a, b, b - a, s ? (b - a) / s : 0, t0, t, st, k, tls }')
+    echo "latency_rss${label}_$s $line$([ "$ok" = 1 ] || echo " TIMEOUT: $open of $s open after ${TIMEOUT}s")"
+    summary+=("$(echo "$line" | awk -v n="$s" -v ok="$ok" -v tls="${label:+ with STARTTLS}" '{ for (f = 1; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
+      printf "rss at %d sessions%s: %d open, mailferry +%.1f MB (%.1f KB per session; %d threads, their stacks %.1f MB), sink %.1f MB%s",
+        n, tls, v["sessions_open"], v["delta_kb"] / 1024, v["kb_per_session"], v["threads"], v["rss_in_thread_stacks_kb"] / 1024,
         v["sink_rss_kb"] / 1024, ok ? "" : " (TIMEOUT)" }')")
     stop_pid "$api_pid"; api_pid=
     stop_pid "$mf_pid" 15; mf_pid=
     # The sessions close with the process; the next step starts from none.
     t0=$(now)
     while sink_poll; [ "$(sink_counter open)" -gt 0 ]; do
-      awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 30) }' && { echo "latency: the sink still has $(sink_counter open) sessions open"; break; }
+      if awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 30) }'; then
+        echo "latency: the sink still has $(sink_counter open) sessions open"; break
+      fi
     done
   done
+}
+
+if want rss; then
+  echo "== 3. rss: a delivery-only mailferry with N sessions open, each waiting for its end-of-data reply"
+  rss_runs ""
+fi
+if want rss_tls; then
+  # The same over STARTTLS: the sink offers it with a self-signed P-256
+  # certificate, mailferry takes it (tls_policy opportunistic, its
+  # default); its TLS sessions resume from the sink's tickets.
+  echo "== 3. rss_tls: the same, every session over STARTTLS (TLS 1.3)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/sink.key" \
+    -out "$tmp/sink.pem" -subj /CN=sink.example.net -days 2 2>/dev/null
+  rss_runs _tls --tls-cert "$tmp/sink.pem" --tls-key "$tmp/sink.key"
 fi
 
 echo "== delivery at latency: summary (ratios measured in this run)"

@@ -25,7 +25,8 @@
 #   8. delivery at latency (tests/bench/latency.sh, its own PostgreSQL and
 #      sinks, configured by its BENCH_LATENCY_* variables): 40 slow
 #      destinations, mailferry vs Postfix out of the box and at 500 sessions
-#      each; mailferry at 5,000 sessions; its RSS with 1k/5k/10k sessions open
+#      each; mailferry at 5,000 sessions; its RSS with 1k/5k/10k sessions open,
+#      in plaintext and over STARTTLS
 # BENCH_ONLY=ingest|delivery|latency runs only sections 1-3, 4-7 or 8;
 # MAILFERRY_BIN picks the binary (default bin/mailferry).
 set -euo pipefail

@@ -3,7 +3,8 @@
  * without --dir): the fault plan's parser directly, then the binary
  * against real clients (swaks, Postfix's smtp-source) and a raw client
  * for the bytes that must be controlled (pipelined groups, thousands of
- * idle sessions).  Timings are compared within a run, with generous
+ * idle sessions).  Suite sink_tls: STARTTLS with swaks, Python's smtplib
+ * and ssl (tests/sink/starttls_check.py) and our own relay.  Timings are compared within a run, with generous
  * lower bounds only: a delay can be late on a loaded machine, never early.
  */
 #include <criterion/criterion.h>
@@ -24,8 +25,14 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "relay/relay.h"
 #include "sink/fault.h"
+#include "smtp_script.h"
 #include "th_smtp.h"
+#include "util/buf.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 /* ---- the fault plan ---- */
@@ -155,6 +162,23 @@ static char *sink_stop(struct sink_proc *sp)
 	return out;
 }
 
+/* Waits (10 s at most) until the counters the sink prints on SIGUSR1,
+ * the last line of its stdout, contain want; returns 1 when they did. */
+static int sink_wait_counters(struct sink_proc *sp, const char *want)
+{
+	for (long t0 = th_now_ms(); th_now_ms() - t0 < 10000; usleep(50 * 1000)) {
+		kill(sp->pid, SIGUSR1);
+		usleep(50 * 1000);
+		char *out = NULL;
+		th_run(&out, "tail -n 1 '%s'", sp->out);
+		int found = out != NULL && strstr(out, want) != NULL;
+		free(out);
+		if (found)
+			return 1;
+	}
+	return 0;
+}
+
 /* Milliseconds until n replies have arrived. */
 static long replies_ms(int fd, int n, long t0)
 {
@@ -260,40 +284,23 @@ static void send_to_dot(int fd, const char *id)
 	free(cmd);
 }
 
-/* The counters the sink prints on SIGUSR1 contain want (bounded wait). */
-static void wait_counters(struct sink_proc *sp, const char *want)
-{
-	char *out = NULL;
-	for (long t0 = th_now_ms(); th_now_ms() - t0 < 30000; usleep(50000)) {
-		kill(sp->pid, SIGUSR1);
-		usleep(20000);
-		free(out);
-		out = NULL;
-		th_run(&out, "tail -n 1 '%s'", sp->out);
-		if (out && strstr(out, want))
-			break;
-	}
-	cr_assert(out && strstr(out, want), "counters never showed %s: %s", want, out ? out : "(none)");
-	free(out);
-}
-
 /* --data-hold 3: the end-of-data replies wait until three sessions have
  * been open at once, then all go; later ones are not held. */
 Test(sink, data_hold_releases_once_enough_sessions_are_open)
 {
 	struct sink_proc sp;
 	sink_start(&sp, 0, "--data-hold 3");
-	wait_counters(&sp, " open=0 "); /* sink_start's probe connection is gone */
+	cr_assert(sink_wait_counters(&sp, " open=0 "), "the probe's session is still open");
 	int a = th_smtp_connect(sp.port);
 	cr_assert_geq(a, 0);
 	send_to_dot(a, "held-a");
 	/* The sink has counted the message (so it read the dot), and with no
 	 * data delay its reply would have been written in the same step. */
-	wait_counters(&sp, "messages=1 ");
+	cr_assert(sink_wait_counters(&sp, "messages=1 "), "the first message was not counted");
 	int b = th_smtp_connect(sp.port);
 	cr_assert_geq(b, 0);
 	send_to_dot(b, "held-b");
-	wait_counters(&sp, "messages=2 ");
+	cr_assert(sink_wait_counters(&sp, "messages=2 "), "the second message was not counted");
 	struct pollfd pa = { .fd = a, .events = POLLIN }, pb = { .fd = b, .events = POLLIN };
 	cr_assert_eq(poll(&pa, 1, 0), 0, "session a got its end-of-data reply before the hold was reached");
 	cr_assert_eq(poll(&pb, 1, 0), 0, "session b got its end-of-data reply before the hold was reached");
@@ -324,6 +331,8 @@ Test(sink, counts_concurrent_transactions)
 {
 	struct sink_proc sp;
 	sink_start(&sp, 0, "");
+	/* The readiness probe's session must be gone, or it counts in peak. */
+	cr_assert(sink_wait_counters(&sp, " open=0 "), "the probe's session is still open");
 	int a = th_smtp_connect(sp.port), b = th_smtp_connect(sp.port), c = th_smtp_connect(sp.port);
 	cr_assert(a >= 0 && b >= 0 && c >= 0);
 	int fds[] = { a, b, c };
@@ -632,4 +641,167 @@ Test(sink, bounded_lines_dot_unstuffing_and_folded_message_id)
 	char *out = sink_stop(&sp);
 	cr_assert(strstr(out, "messages=2 recipients=2 duplicates=1 no_message_id=0 ") != NULL, "%s", out);
 	free(out);
+}
+
+/* ---- STARTTLS (suite sink_tls) ---- */
+
+struct tls_files {
+	char *dir;
+	char cert[512], key[512];
+};
+
+/* A test CA and a certificate for mx.test signed by it (the harness's). */
+static void tls_files_make(struct tls_files *tf)
+{
+	tf->dir = th_tmpdir("sinktls");
+	cr_assert_not_null(tf->dir);
+	cr_assert_eq(ss_make_ca(tf->dir), 0);
+	cr_assert_eq(ss_make_cert(tf->dir, "mx", "mx.test"), 0);
+	snprintf(tf->cert, sizeof(tf->cert), "%s/mx.pem", tf->dir);
+	snprintf(tf->key, sizeof(tf->key), "%s/mx.key", tf->dir);
+}
+
+static void tls_files_free(struct tls_files *tf)
+{
+	th_rmrf(tf->dir);
+	free(tf->dir);
+}
+
+/* Starts a sink offering STARTTLS with tf, plus extra options. */
+static void tls_sink_start(struct sink_proc *sp, const struct tls_files *tf, const char *extra)
+{
+	char *opts = xasprintf("--tls-cert '%s' --tls-key '%s' %s", tf->cert, tf->key, extra);
+	sink_start(sp, 0, opts);
+	free(opts);
+}
+
+/* Runs tests/sink/starttls_check.py PORT ARGS; returns its exit status. */
+static int starttls_check(char **out, int port, const char *args)
+{
+	const char *src = getenv("MAILFERRY_TEST_SRCDIR") ? getenv("MAILFERRY_TEST_SRCDIR") : ".";
+	return th_run(out, "/usr/bin/python3 %s/tests/sink/starttls_check.py %d %s", src, port, args);
+}
+
+Test(sink_tls, swaks_and_smtplib_send_over_starttls)
+{
+	struct tls_files tf;
+	tls_files_make(&tf);
+	struct sink_proc sp;
+	tls_sink_start(&sp, &tf, "");
+	char *out = NULL;
+	cr_assert_eq(th_swaks(&out, sp.port, "--tls --from a@t.test --to b@t.test"), 0, "%s", out);
+	cr_assert(strstr(out, "250-STARTTLS") != NULL && strstr(out, "<~  250 2.0.0 Ok: queued") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(starttls_check(&out, sp.port, "send"), 0, "%s", out);
+	cr_assert(strstr(out, "before=") && strstr(out, "starttls") && strstr(out, "cipher="), "%s", out);
+	free(out);
+	/* Plaintext stays possible: STARTTLS is offered, not required. */
+	cr_assert_eq(th_swaks(&out, sp.port, "--from a@t.test --to b@t.test"), 0, "%s", out);
+	free(out);
+	out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=3 recipients=4 ") != NULL, "%s", out);
+	cr_assert(strstr(out, " tls=2 ") != NULL && strstr(out, "tls_failed=0") != NULL, "%s", out);
+	free(out);
+
+	/* A certificate that cannot be read fails at start, naming the file. */
+	cr_assert_eq(th_run(&out, "%s sink --listen 127.0.0.1:0 --tls-cert /nonexistent/c.pem --tls-key '%s'",
+			    th_bin(), tf.key),
+		     1, "%s", out);
+	cr_assert(strstr(out, "/nonexistent/c.pem") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s sink --listen 127.0.0.1:0 --tls-cert '%s'", th_bin(), tf.cert), 2, "%s", out);
+	free(out);
+	tls_files_free(&tf);
+}
+
+/* RFC 3207 §4.2: a command pipelined after STARTTLS in the same packet
+ * (a man in the middle's injection) is dropped, not obeyed over TLS. */
+Test(sink_tls, command_pipelined_after_starttls_is_dropped)
+{
+	struct tls_files tf;
+	tls_files_make(&tf);
+	struct sink_proc sp;
+	tls_sink_start(&sp, &tf, "");
+	char *out = NULL;
+	cr_assert_eq(starttls_check(&out, sp.port, "inject"), 0, "%s", out);
+	free(out);
+	out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=1 ") != NULL && strstr(out, " tls=1 ") != NULL, "%s", out);
+	free(out);
+	tls_files_free(&tf);
+}
+
+Test(sink_tls, faults_and_delays_apply_over_tls)
+{
+	struct tls_files tf;
+	tls_files_make(&tf);
+	struct sink_proc sp;
+	tls_sink_start(&sp, &tf, "--fault rcpt:450:100%");
+	char *out = NULL;
+	cr_assert_neq(th_swaks(&out, sp.port, "--tls --from a@t.test --to b@t.test"), 0, "%s", out);
+	cr_assert(strstr(out, "TLS started") != NULL && strstr(out, "<~* 450 4.3.0") != NULL, "%s", out);
+	free(out);
+	out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=0 ") && strstr(out, "faults=1 ") && strstr(out, " tls=1 "), "%s", out);
+	free(out);
+
+	tls_sink_start(&sp, &tf, "--reply-delay 300ms");
+	cr_assert_eq(starttls_check(&out, sp.port, "delay 250"), 0, "%s", out);
+	cr_log_info("reply-delay 300ms over TLS: %s", out);
+	free(out);
+	free(sink_stop(&sp));
+	tls_files_free(&tf);
+}
+
+/* One message to example.com over a new session; returns the outcome's
+ * tls_resumed (and asserts TLS was used). */
+static int relay_once(struct relay *r)
+{
+	static const char msg[] = "From: a@t.test\r\nTo: x@example.com\r\nSubject: tls\r\n\r\nbody\r\n";
+	struct delivery_rcpt rc[1] = { { .id = 1, .addr = "x@example.com" } };
+	struct delivery_job job = { .mail_from = "a@t.test", .domain = "example.com", .msg = msg,
+				    .len = sizeof(msg) - 1, .log_id = "sinktls", .rcpts = rc, .nrcpts = 1 };
+	relay_deliver(r, &job);
+	cr_assert_eq(rc[0].out.cls, OUT_2XX, "%d %s", rc[0].out.code, rc[0].out.text);
+	cr_assert_neq(rc[0].out.tls_version[0], '\0', "delivered without TLS");
+	return rc[0].out.tls_resumed;
+}
+
+/* mailferry's relay through the TLS sink: STARTTLS used, and a second
+ * session resumes the first one's TLS session (the sink's one server
+ * context issued the ticket); both ends count it. */
+Test(sink_tls, relay_delivers_over_tls_and_resumes)
+{
+	log_setup(MF_LOG_WARN, 0);
+	struct tls_files tf;
+	tls_files_make(&tf);
+	struct sink_proc sp;
+	tls_sink_start(&sp, &tf, "");
+	struct config c = { 0 };
+	c.helo_name = xstrdup("client.test");
+	c.routes = xasprintf("example.com=127.0.0.1:%d", sp.port);
+	c.tls_policy = TLS_POLICY_OPPORTUNISTIC;
+	c.tls_verify = 0;
+	char err[256];
+	struct relay *r = relay_new(&c, err, sizeof(err));
+	cr_assert_not_null(r, "relay_new: %s", err);
+	relay_set_idle_ms(r, 0); /* every delivery its own session */
+	struct metrics *m = metrics_new();
+	relay_set_metrics(r, m);
+	cr_assert_eq(relay_once(r), 0, "the first session has nothing to resume");
+	cr_assert_eq(relay_once(r), 1, "the second session did not resume");
+	cr_assert_eq(relay_once(r), 1, "the third session did not resume");
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	metrics_render(m, &b);
+	cr_assert(strstr(buf_cstr(&b), "mailferry_smtp_tls_resumed_total 2\n") != NULL, "%s", buf_cstr(&b));
+	buf_cleanup(&b);
+	relay_free(r);
+	metrics_free(m);
+	config_cleanup(&c);
+	char *out = sink_stop(&sp);
+	cr_assert(strstr(out, "messages=3 ") != NULL, "%s", out);
+	cr_assert(strstr(out, " tls=3 tls_resumed=2 tls_failed=0") != NULL, "%s", out);
+	free(out);
+	tls_files_free(&tf);
 }
