@@ -24,9 +24,10 @@ pkgs_test="libcriterion-dev postfix sasl2-bin libsasl2-modules openssl swaks pyt
 # make test-tsan: gcc's ThreadSanitizer runtime (gcc pulls it in on amd64;
 # named so that a slimmer toolchain does not lose it silently).
 pkgs_test="$pkgs_test libtsan2"
-# The operations console's browser test (tests/console/): a real headless
-# Chromium, driven by puppeteer-core from tests/node.
-pkgs_test="$pkgs_test chromium"
+# The operations console's browser test (tests/node/console.mjs): a real
+# headless Chromium, driven by puppeteer-core from tests/node; and
+# python3-jsonschema, which checks API answers against docs/openapi.yaml.
+pkgs_test="$pkgs_test chromium python3-jsonschema"
 pkgs=$pkgs_run
 case "$mode" in
   test) pkgs="$pkgs $pkgs_test" ;;
