@@ -41,8 +41,12 @@ static const struct api_route routes[] = {
 	{ "DELETE", "/v1/suppressions/{email}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_suppression, 0 },
 	/* api/bounces.c */
 	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces, 0 },
-	/* api/stats.c: any valid key may ask what it is allowed */
+	/* api/keys.c: any valid key may ask what it is allowed */
 	{ "GET", "/v1/keys/self", API_SCOPE_SEND | API_SCOPE_READ | API_SCOPE_ADMIN, BODY_SMALL, api_get_key_self, 0 },
+	{ "GET", "/v1/keys", API_SCOPE_ADMIN, BODY_SMALL, api_get_keys, 0 },
+	{ "POST", "/v1/keys", API_SCOPE_ADMIN, BODY_SMALL, api_post_keys, 0 },
+	{ "DELETE", "/v1/keys/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_key, 0 },
+	/* api/stats.c */
 	{ "GET", "/v1/stats/overview", API_SCOPE_READ, BODY_SMALL, api_get_stats_overview, 0 },
 	{ "GET", "/v1/stats/timeseries", API_SCOPE_READ, BODY_SMALL, api_get_stats_timeseries, 0 },
 	/* api/console.c: static, public (the page asks for a key) */

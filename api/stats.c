@@ -1,8 +1,6 @@
 /*
- * stats.c - what the operations console (and any dashboard) asks beyond
- * the message API:
- *   GET /v1/keys/self          the calling key: id, name, scopes (so a
- *                              page can hide what the key may not do)
+ * stats.c - the aggregates the operations console (and any dashboard)
+ * reads:
  *   GET /v1/stats/overview     queue now, outcomes of the last 24 hours,
  *                              top deferral and bounce reasons, destinations
  *                              with deferrals, failing webhook endpoints
@@ -15,12 +13,10 @@
 #include <time.h>
 
 #include "api/api.h"
-#include "api/auth.h"
 #include "api/handlers.h"
 #include "api/http.h"
 #include "api/respond.h"
 #include "api/validate.h"
-#include "db/keys.h"
 #include "db/stats.h"
 #include "util/log.h"
 #include "util/rfc3339.h"
@@ -38,43 +34,6 @@ static void unavailable(struct api_req *req, const char *what, const char *err)
 static json_t *str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
-}
-
-/* --- GET /v1/keys/self ---------------------------------------------------- */
-
-struct self_find {
-	int64_t id;
-	json_t *name, *created_at;
-};
-
-static void self_row(const struct db_key_row *row, void *arg)
-{
-	struct self_find *f = arg;
-	if (row->id != f->id || f->name)
-		return;
-	f->name = json_string(row->name ? row->name : "");
-	f->created_at = str_or_null(row->created_at);
-}
-
-enum api_result api_get_key_self(struct api_req *req)
-{
-	char err[512];
-	struct self_find f = { .id = req->api_key_id };
-	if (db_key_list(req->deps->pool, self_row, &f, err, sizeof(err)) < 0) {
-		unavailable(req, "key_list", err);
-		return API_DONE;
-	}
-	json_t *scopes = json_array();
-	if (req->scopes & API_SCOPE_SEND)
-		json_array_append_new(scopes, json_string("send"));
-	if (req->scopes & API_SCOPE_READ)
-		json_array_append_new(scopes, json_string("read"));
-	if (req->scopes & API_SCOPE_ADMIN)
-		json_array_append_new(scopes, json_string("admin"));
-	api_json(req, 200, json_pack("{s:I, s:o, s:o, s:o}", "id", (json_int_t)req->api_key_id, "name",
-				     f.name ? f.name : json_string(""), "scopes", scopes, "created_at",
-				     f.created_at ? f.created_at : json_null()));
-	return API_DONE;
 }
 
 /* --- GET /v1/stats/overview ----------------------------------------------- */

@@ -10,6 +10,7 @@ import * as message from './pages/message.js';
 import * as replay from './pages/replay.js';
 import * as suppressions from './pages/suppressions.js';
 import * as webhooks from './pages/webhooks.js';
+import * as keys from './pages/keys.js';
 
 const PAGES = {
   overview: { mod: overview, scope: 'read', title: 'Overview' },
@@ -18,6 +19,7 @@ const PAGES = {
   replay: { mod: replay, scope: 'admin', title: 'Replay' },
   suppressions: { mod: suppressions, scope: 'read', title: 'Suppressions' },
   webhooks: { mod: webhooks, scope: 'admin', title: 'Webhooks' },
+  keys: { mod: keys, scope: 'admin', title: 'API keys' },
 };
 
 const main = document.getElementById('main');

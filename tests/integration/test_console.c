@@ -152,6 +152,46 @@ Test(console, key_self_and_stats)
 	cr_assert_eq(r.status, 401);
 	th_http_free(&r);
 
+	/* Keys over the API: create (secret once), list, revoke; admin only. */
+	cr_assert_eq(api_call(&s, "POST", "/v1/keys", read, NULL, "{\"name\":\"x\",\"scopes\":[\"read\"]}", &r), 0);
+	cr_assert_eq(r.status, 403, "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "POST", "/v1/keys", admin, NULL, "{\"name\":\"x\",\"scopes\":[\"read\",\"root\"]}", &r), 0);
+	cr_assert_eq(r.status, 422, "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "POST", "/v1/keys", admin, NULL, "{\"name\":\"deploys\",\"scopes\":[\"send\",\"read\"]}", &r), 0);
+	cr_assert_eq(r.status, 201, "%s", r.body);
+	j = t_json(&r);
+	char made[160], path[64];
+	snprintf(made, sizeof(made), "%s", t_str(j, "key"));
+	long long made_id = (long long)json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "GET", "/v1/keys/self", made, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 200, "the new key works: %s", r.body);
+	cr_assert(strstr(r.body, "\"deploys\""), "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "GET", "/v1/keys", admin, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert(strstr(r.body, "\"deploys\"") && strstr(r.body, "\"public_id\""), "%s", r.body);
+	cr_assert_null(strstr(r.body, made), "a secret in the key list");
+	th_http_free(&r);
+	snprintf(path, sizeof(path), "/v1/keys/%lld", made_id);
+	cr_assert_eq(api_call(&s, "DELETE", path, admin, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 204, "%s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "DELETE", path, admin, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 404, "revoked twice: %s", r.body);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "GET", "/v1/keys/self", admin, NULL, NULL, &r), 0);
+	j = t_json(&r);
+	snprintf(path, sizeof(path), "/v1/keys/%lld", (long long)json_integer_value(json_object_get(j, "id")));
+	json_decref(j);
+	th_http_free(&r);
+	cr_assert_eq(api_call(&s, "DELETE", path, admin, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 422, "a key revoked itself: %s", r.body);
+	th_http_free(&r);
+
 	/* A bounced recipient's event shows in the series and the reasons. */
 	char *id = api_send_ok(&s, "{\"from\":\"a@shop.example\",\"to\":\"b@example.net\",\"text\":\"x\"}");
 	free(q(s.db, "UPDATE recipients SET status = 'bounced', last_code = 550, last_enhanced = '5.7.1',"

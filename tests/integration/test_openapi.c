@@ -84,7 +84,7 @@ Test(openapi, every_documented_path_answers)
  * docs/openapi.yaml say (JSON Schema 2020-12, checked by python3-jsonschema
  * with the document's components for $ref).
  */
-Test(openapi, stats_and_key_self_match_their_schemas)
+Test(openapi, stats_and_keys_match_their_schemas)
 {
 	const char *src = getenv("MAILFERRY_TEST_SRCDIR") ? getenv("MAILFERRY_TEST_SRCDIR") : ".";
 	struct api_srv s;
@@ -94,6 +94,7 @@ Test(openapi, stats_and_key_self_match_their_schemas)
 	free(api_send_ok(&s, "{\"from\":\"a@shop.example\",\"to\":\"b@example.net\",\"text\":\"x\"}"));
 	const char *cases[][2] = {
 		{ "/v1/keys/self", "/v1/keys/self" },
+		{ "/v1/keys", "/v1/keys" },
 		{ "/v1/stats/overview", "/v1/stats/overview" },
 		{ "/v1/stats/timeseries?interval=minute", "/v1/stats/timeseries" },
 		{ "/v1/stats/timeseries?interval=hour", "/v1/stats/timeseries" },
