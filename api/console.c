@@ -16,6 +16,7 @@
 #include "api/handlers.h"
 #include "api/http.h"
 #include "api/respond.h"
+#include "util/xmalloc.h"
 
 #define CONSOLE_PREFIX "/console/"
 
@@ -84,6 +85,12 @@ enum api_result api_get_console(struct api_req *req)
 		req->resp.status = 304;
 		return API_DONE;
 	}
-	api_text(req, 200, a->content_type, (const char *)a->data);
+	/* By length, not strlen: a file may hold any bytes. */
+	char *body = xmalloc(a->len + 1);
+	memcpy(body, a->data, a->len + 1);
+	req->resp.status = 200;
+	req->resp.content_type = a->content_type;
+	req->resp.body = body;
+	req->resp.body_len = a->len;
 	return API_DONE;
 }

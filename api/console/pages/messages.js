@@ -72,7 +72,7 @@ export function render(main, ctx) {
         list.append(state('No messages match these filters.'));
         tbody = null;
       } else {
-        const t = table('Messages', ['Created', 'Subject', 'Recipient', 'Status', 'Tags'], []);
+        const t = table('Messages', ['Created', 'Subject', 'Recipient', 'Status', 'Tags'], [], { class: 'cards' });
         tbody = t.querySelector('tbody');
         list.append(t);
       }
