@@ -52,8 +52,12 @@ MALLOC_LIBS  := $(if $(SAN),,-ljemalloc)
 
 SRC          := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 MIGRATIONS   := $(sort $(wildcard db/migrations/*.sql))
-GEN_SRC      := $(BUILD)/gen/migrations.c
-OBJ          := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRC)) $(BUILD)/obj/gen/migrations.o
+# The operations console's static files (api/console/), embedded like the
+# migrations (api/embed_console.sh).
+CONSOLE_FILES:= $(shell find api/console -type f ! -name '.*' 2>/dev/null)
+GEN_SRC      := $(BUILD)/gen/migrations.c $(BUILD)/gen/console_assets.c
+OBJ          := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRC)) $(BUILD)/obj/gen/migrations.o \
+                $(BUILD)/obj/gen/console_assets.o
 LIB_OBJ      := $(filter-out $(BUILD)/obj/cli/main.o,$(OBJ))
 TEST_SRC     := $(sort $(wildcard tests/*/test_*.c)) $(wildcard tests/harness/*.c)
 TEST_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC))
@@ -73,11 +77,19 @@ $(MF_BIN): $(OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(MALLOC_LIBS) $(LDLIBS)
 
-$(GEN_SRC): db/embed_migrations.sh db/functions.sql $(MIGRATIONS)
+$(BUILD)/gen/migrations.c: db/embed_migrations.sh db/functions.sql $(MIGRATIONS)
 	@mkdir -p $(dir $@)
 	@sh db/embed_migrations.sh $@ $(MIGRATIONS)
 
-$(BUILD)/obj/gen/migrations.o: $(GEN_SRC) db/migrations.h
+$(BUILD)/gen/console_assets.c: api/embed_console.sh $(CONSOLE_FILES)
+	@mkdir -p $(dir $@)
+	@sh api/embed_console.sh $@ api/console
+
+$(BUILD)/obj/gen/console_assets.o: $(BUILD)/gen/console_assets.c api/console_assets.h
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrations.h
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -46,4 +46,17 @@ enum api_result api_delete_suppression(struct api_req *req);
 /* api/bounces.c */
 enum api_result api_post_bounces(struct api_req *req);
 
+/* api/keys.c */
+enum api_result api_get_key_self(struct api_req *req);
+enum api_result api_get_keys(struct api_req *req);
+enum api_result api_post_keys(struct api_req *req);
+enum api_result api_delete_key(struct api_req *req);
+
+/* api/stats.c: the console's aggregates */
+enum api_result api_get_stats_overview(struct api_req *req);
+enum api_result api_get_stats_timeseries(struct api_req *req);
+
+/* api/console.c: the operations console's static files */
+enum api_result api_get_console(struct api_req *req);
+
 #endif

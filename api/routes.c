@@ -15,32 +15,43 @@
 #include "util/xmalloc.h"
 
 static const struct api_route routes[] = {
-	{ "GET", "/healthz", API_SCOPE_NONE, BODY_SMALL, api_get_healthz },
-	{ "GET", "/readyz", API_SCOPE_NONE, BODY_SMALL, api_get_readyz },
-	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics },
-	{ "POST", "/v1/messages/{id}/retry", API_SCOPE_SEND, BODY_SMALL, api_post_message_retry },
-	{ "POST", "/v1/replays", API_SCOPE_ADMIN, BODY_SMALL, api_post_replays },
-	{ "POST", "/v1/messages", API_SCOPE_SEND, BODY_MESSAGE, api_post_message },
-	{ "GET", "/v1/messages", API_SCOPE_READ, BODY_SMALL, api_list_messages },
-	{ "POST", "/v1/messages/batch", API_SCOPE_SEND, BODY_BATCH, api_post_message_batch },
-	{ "GET", "/v1/messages/{id}", API_SCOPE_READ, BODY_SMALL, api_get_message },
-	{ "POST", "/v1/messages/{id}/cancel", API_SCOPE_SEND, BODY_SMALL, api_cancel_message },
-	{ "POST", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhooks },
-	{ "GET", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhooks },
-	{ "GET", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook },
-	{ "PATCH", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_patch_webhook },
-	{ "DELETE", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_webhook },
-	{ "POST", "/v1/webhooks/{id}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhook_rotate },
-	{ "GET", "/v1/webhooks/{id}/deliveries", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook_deliveries },
+	{ "GET", "/healthz", API_SCOPE_NONE, BODY_SMALL, api_get_healthz, 0 },
+	{ "GET", "/readyz", API_SCOPE_NONE, BODY_SMALL, api_get_readyz, 0 },
+	{ "GET", "/metrics", API_SCOPE_NONE, BODY_SMALL, api_get_metrics, 0 },
+	{ "POST", "/v1/messages/{id}/retry", API_SCOPE_SEND, BODY_SMALL, api_post_message_retry, 0 },
+	{ "POST", "/v1/replays", API_SCOPE_ADMIN, BODY_SMALL, api_post_replays, 0 },
+	{ "POST", "/v1/messages", API_SCOPE_SEND, BODY_MESSAGE, api_post_message, 0 },
+	{ "GET", "/v1/messages", API_SCOPE_READ, BODY_SMALL, api_list_messages, 0 },
+	{ "POST", "/v1/messages/batch", API_SCOPE_SEND, BODY_BATCH, api_post_message_batch, 0 },
+	{ "GET", "/v1/messages/{id}", API_SCOPE_READ, BODY_SMALL, api_get_message, 0 },
+	{ "POST", "/v1/messages/{id}/cancel", API_SCOPE_SEND, BODY_SMALL, api_cancel_message, 0 },
+	{ "POST", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhooks, 0 },
+	{ "GET", "/v1/webhooks", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhooks, 0 },
+	{ "GET", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook, 0 },
+	{ "PATCH", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_patch_webhook, 0 },
+	{ "DELETE", "/v1/webhooks/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_webhook, 0 },
+	{ "POST", "/v1/webhooks/{id}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_webhook_rotate, 0 },
+	{ "GET", "/v1/webhooks/{id}/deliveries", API_SCOPE_ADMIN, BODY_SMALL, api_get_webhook_deliveries, 0 },
 	{ "POST", "/v1/webhooks/{id}/deliveries/{did}/retry", API_SCOPE_ADMIN, BODY_SMALL,
-	  api_post_webhook_delivery_retry },
-	{ "GET", "/v1/events", API_SCOPE_READ, BODY_SMALL, api_get_events },
-	{ "GET", "/v1/suppressions", API_SCOPE_READ, BODY_SMALL, api_get_suppressions },
-	{ "POST", "/v1/suppressions", API_SCOPE_SEND, BODY_SMALL, api_post_suppressions },
-	{ "GET", "/v1/suppressions/{email}", API_SCOPE_READ, BODY_SMALL, api_get_suppression },
-	{ "DELETE", "/v1/suppressions/{email}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_suppression },
+	  api_post_webhook_delivery_retry, 0 },
+	{ "GET", "/v1/events", API_SCOPE_READ, BODY_SMALL, api_get_events, 0 },
+	{ "GET", "/v1/suppressions", API_SCOPE_READ, BODY_SMALL, api_get_suppressions, 0 },
+	{ "POST", "/v1/suppressions", API_SCOPE_SEND, BODY_SMALL, api_post_suppressions, 0 },
+	{ "GET", "/v1/suppressions/{email}", API_SCOPE_READ, BODY_SMALL, api_get_suppression, 0 },
+	{ "DELETE", "/v1/suppressions/{email}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_suppression, 0 },
 	/* api/bounces.c */
-	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces },
+	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces, 0 },
+	/* api/keys.c: any valid key may ask what it is allowed */
+	{ "GET", "/v1/keys/self", API_SCOPE_SEND | API_SCOPE_READ | API_SCOPE_ADMIN, BODY_SMALL, api_get_key_self, 0 },
+	{ "GET", "/v1/keys", API_SCOPE_ADMIN, BODY_SMALL, api_get_keys, 0 },
+	{ "POST", "/v1/keys", API_SCOPE_ADMIN, BODY_SMALL, api_post_keys, 0 },
+	{ "DELETE", "/v1/keys/{id}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_key, 0 },
+	/* api/stats.c */
+	{ "GET", "/v1/stats/overview", API_SCOPE_READ, BODY_SMALL, api_get_stats_overview, 0 },
+	{ "GET", "/v1/stats/timeseries", API_SCOPE_READ, BODY_SMALL, api_get_stats_timeseries, 0 },
+	/* api/console.c: static, public (the page asks for a key) */
+	{ "GET", "/console", API_SCOPE_NONE, BODY_SMALL, api_get_console, ROUTE_CONSOLE },
+	{ "GET", "/console/*", API_SCOPE_NONE, BODY_SMALL, api_get_console, ROUTE_CONSOLE },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -51,6 +62,11 @@ static int match(const char *pattern, const char *path, struct api_req *req)
 	int n = 0;
 	char *params[API_MAX_PARAMS];
 	while (*p && *s) {
+		if (p[0] == '*' && p[1] == '\0') {
+			p++;
+			s += strlen(s);
+			break;
+		}
 		if (*p == '{') {
 			const char *pe = strchr(p, '}');
 			const char *se = strchr(s, '/');
@@ -66,6 +82,8 @@ static int match(const char *pattern, const char *path, struct api_req *req)
 			break;
 		p++, s++;
 	}
+	if (p[0] == '*' && p[1] == '\0' && *s == '\0')
+		p++; /* a trailing star matches an empty rest too */
 	if (*p || *s) {
 		for (int i = 0; i < n; i++)
 			free(params[i]);
@@ -84,7 +102,9 @@ const struct api_route *api_route_match(const char *method, const char *path, st
 	for (size_t i = 0; i < NROUTES; i++) {
 		struct api_req probe = { 0 };
 		/* A process without the api role serves only health and metrics. */
-		if (req->deps && req->deps->health_only && routes[i].scope != API_SCOPE_NONE)
+		if (req->deps && req->deps->health_only && (routes[i].scope != API_SCOPE_NONE || routes[i].flags & ROUTE_CONSOLE))
+			continue;
+		if ((routes[i].flags & ROUTE_CONSOLE) && req->deps && req->deps->cfg && !req->deps->cfg->console)
 			continue;
 		if (!match(routes[i].pattern, path, &probe))
 			continue;

@@ -162,7 +162,7 @@ static struct conn_state *conn_new(struct listener *l, struct MHD_Connection *mc
 	cs->req.conn = cs;
 	int path_known;
 	cs->route = api_route_match(method, url, &cs->req, &path_known);
-	if (l->admin && cs->route && cs->route->scope != API_SCOPE_NONE) {
+	if (l->admin && cs->route && (cs->route->scope != API_SCOPE_NONE || cs->route->flags & ROUTE_CONSOLE)) {
 		/* The admin listener has no API routes. */
 		cs->route = NULL;
 		path_known = 0;

@@ -5,7 +5,8 @@
 # package is missing.  Usage: deploy/bootstrap.sh [run|test|bench]
 #   run   - packages to build and run the relay
 #   test  - additionally the test peers (postfix, Cyrus SASL tools, swaks, python3-dkim, ...)
-#           and the OpenAPI linters, pinned in tests/node/package-lock.json
+#           and the OpenAPI linters, puppeteer-core and axe-core (the console's
+#           browser test), pinned in tests/node/package-lock.json
 #           and installed there with "npm ci"
 #   bench - additionally the HTTP load generator of make bench (wrk)
 #
@@ -23,6 +24,10 @@ pkgs_test="libcriterion-dev postfix sasl2-bin libsasl2-modules openssl swaks pyt
 # make test-tsan: gcc's ThreadSanitizer runtime (gcc pulls it in on amd64;
 # named so that a slimmer toolchain does not lose it silently).
 pkgs_test="$pkgs_test libtsan2"
+# The operations console's browser test (tests/node/console.mjs): a real
+# headless Chromium, driven by puppeteer-core from tests/node; and
+# python3-jsonschema, which checks API answers against docs/openapi.yaml.
+pkgs_test="$pkgs_test chromium python3-jsonschema"
 pkgs=$pkgs_run
 case "$mode" in
   test) pkgs="$pkgs $pkgs_test" ;;
@@ -40,7 +45,7 @@ node_tools() {
   [ "$mode" != run ] || return 0
   local d=$here/tests/node
   if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
-    echo "bootstrap: npm ci in tests/node (OpenAPI linters)" >&2
+    echo "bootstrap: npm ci in tests/node (OpenAPI linters, the console's browser test)" >&2
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >&2)
   fi
 }

@@ -67,6 +67,7 @@ static const struct ckey keys[] = {
 	K(log_level, C_LOGLEVEL, "info", 0),
 	K(log_format, C_LOGFORMAT, "json", 0),
 	K(log_recipients, C_BOOL, "no", 0),
+	K(console, C_BOOL, "yes", 0),
 	K(roles, C_ROLES, "api,delivery,webhooks,bounces", 0),
 	K(shutdown_grace, C_DURATION, "10s", 0),
 	K(body_retention, C_DURATION, "30d", 0),

@@ -60,6 +60,7 @@ struct config {
 	char *log_level;
 	char *log_format;
 	int log_recipients;
+	int console;              /* serve the operations console at /console/ */
 	char *roles;
 	long shutdown_grace;
 	long body_retention;

@@ -78,3 +78,50 @@ Test(openapi, every_documented_path_answers)
 	free(ops);
 	api_srv_stop(&s, 1);
 }
+
+/*
+ * The endpoints the operations console added answer what their schemas in
+ * docs/openapi.yaml say (JSON Schema 2020-12, checked by python3-jsonschema
+ * with the document's components for $ref).
+ */
+Test(openapi, stats_and_keys_match_their_schemas)
+{
+	const char *src = getenv("MAILFERRY_TEST_SRCDIR") ? getenv("MAILFERRY_TEST_SRCDIR") : ".";
+	struct api_srv s;
+	api_srv_start(&s, NULL, NULL);
+	char admin[160];
+	cr_assert_eq(api_make_key(s.db, "send,read,admin", admin, sizeof(admin)), 0);
+	free(api_send_ok(&s, "{\"from\":\"a@shop.example\",\"to\":\"b@example.net\",\"text\":\"x\"}"));
+	const char *cases[][2] = {
+		{ "/v1/keys/self", "/v1/keys/self" },
+		{ "/v1/keys", "/v1/keys" },
+		{ "/v1/stats/overview", "/v1/stats/overview" },
+		{ "/v1/stats/timeseries?interval=minute", "/v1/stats/timeseries" },
+		{ "/v1/stats/timeseries?interval=hour", "/v1/stats/timeseries" },
+	};
+	char *dir = th_tmpdir("openapi");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct th_http r;
+		cr_assert_eq(api_call(&s, "GET", cases[i][0], admin, NULL, NULL, &r), 0);
+		cr_assert_eq(r.status, 200, "%s: %ld %s", cases[i][0], r.status, r.body);
+		char file[512];
+		snprintf(file, sizeof(file), "%s/body-%zu.json", dir, i);
+		FILE *f = fopen(file, "w");
+		cr_assert_not_null(f);
+		fputs(r.body, f);
+		fclose(f);
+		th_http_free(&r);
+		char *out = NULL;
+		int rc = th_run(&out,
+				"python3 -c 'import sys, json, yaml, jsonschema\n"
+				"d = yaml.safe_load(open(sys.argv[1]))\n"
+				"s = d[\"paths\"][sys.argv[2]][\"get\"][\"responses\"][\"200\"][\"content\"][\"application/json\"][\"schema\"]\n"
+				"s = dict(s, components=d[\"components\"])\n"
+				"jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[3])))' '%s/docs/openapi.yaml' '%s' '%s'",
+				src, cases[i][1], file);
+		cr_assert_eq(rc, 0, "%s does not match its schema: %s", cases[i][0], out);
+		free(out);
+	}
+	free(dir);
+	api_srv_stop(&s, 1);
+}
