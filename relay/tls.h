@@ -1,7 +1,7 @@
 /*
  * tls.h - TLS for SMTP, both sides: the relay's client sessions (RFC 3207
  * STARTTLS and implicit TLS on port 465) and the inbound SMTP server's
- * STARTTLS (bounce/smtp_server.c).  tls.c is the only file of relay/ and
+ * STARTTLS (smtpd/smtp_server.c).  tls.c is the only file of relay/ and
  * bounce/ that includes OpenSSL.
  *
  * A struct tls_ctx holds either the client's trust store (system CAs plus

@@ -1,5 +1,5 @@
 /*
- * Tests for bounce/smtp_server.c (an in-process server) with real clients:
+ * Tests for smtpd/smtp_server.c (an in-process server) with real clients:
  * swaks and Postfix's smtp-source, plus a raw socket client where the test
  * must control the bytes (pipelining in one write, long lines, idle and
  * surplus sessions, shutdown).  And the command parser on its own.
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "bounce/smtp_server.h"
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_server.h"
+#include "smtpd/smtp_server_cmd.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 
