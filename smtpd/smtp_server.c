@@ -756,16 +756,15 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
  * a spam engine or an injection attempt).  0, or -1 to close. */
 static int sess_greet(struct session *s)
 {
-	if (s->srv->p.strict_pipelining) {
+	/* With implicit TLS the client speaks first (its ClientHello). */
+	if (s->srv->p.strict_pipelining && !s->srv->p.implicit_tls) {
 		struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN)) {
 			char b;
 			if (recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 				log_warn("event=smtp_pregreet session=%s peer=%s", s->id, s->peer);
-				if (!s->srv->p.implicit_tls) {
-					sess_reply(s, 554, "5.5.0 %s Error: talked before the greeting", s->srv->hostname);
-					sess_flush(s);
-				}
+				sess_reply(s, 554, "5.5.0 %s Error: talked before the greeting", s->srv->hostname);
+				sess_flush(s);
 				return -1;
 			}
 		}
