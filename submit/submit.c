@@ -272,7 +272,9 @@ static void commit(struct submit *sub, const struct smtp_server_envelope *env, i
 		   struct submit_msg *m, const struct buf *signed_body, struct smtp_server_reply *reply)
 {
 	struct buf req;
-	buf_init(&req, 0);
+	/* Every string escaped at worst 6 octets for 1 (\u00XX). */
+	buf_init(&req, 256 + (size_t)MF_JSON_ESCAPE_GROWTH * (4 * MF_SMTP_LINE_MAX + 2 * MF_SMTP_AUTH_USER_MAX +
+							      (env->nrcpts + 1) * (MF_ADDRESS_MAX + 3)));
 	request_json(&req, env);
 	char *mail_from = sender(env, m->from);
 	struct db_rcpt_row *rows = xcalloc(env->nrcpts, sizeof(*rows));

@@ -2,7 +2,8 @@
  * test_submission.c - SMTP submission (issue 19, docs/submission.md) with
  * clients nobody here wrote: swaks (STARTTLS, AUTH PLAIN, an attachment,
  * tags and metadata headers, a repeated Message-ID) and Python's smtplib
- * (implicit TLS, AUTH LOGIN, SMTPUTF8), each message delivered to Postfix's
+ * (implicit TLS, AUTH LOGIN, SMTPUTF8) and Postfix relaying through
+ * mailferry (relayhost + smtp_sasl_auth_enable, STARTTLS), each message delivered to Postfix's
  * smtp-sink through the delivery role and read back through the API with
  * its source, status and events; then the refusals, each with its code
  * and nothing queued: AUTH without TLS, no AUTH, a wrong key, a revoked
@@ -31,6 +32,7 @@ static struct th_sink *g_sink;
 static char *g_dir;   /* certificate, client scripts */
 static int g_port;    /* submission port */
 static char *g_cluster; /* a private PostgreSQL (database_down) */
+static char *g_pfdir;   /* the Postfix client instance */
 
 static const char *srcdir(void)
 {
@@ -40,6 +42,12 @@ static const char *srcdir(void)
 
 static void teardown(void)
 {
+	if (g_pfdir) {
+		th_run(NULL, "%s/tests/integration/postfix_submit.sh stop '%s'", srcdir(), g_pfdir);
+		th_rmrf(g_pfdir);
+		free(g_pfdir);
+		g_pfdir = NULL;
+	}
 	if (g_srv.p) {
 		th_proc_stop(g_srv.p, 10000);
 		th_proc_free(g_srv.p);
@@ -251,6 +259,50 @@ Test(submission, smtplib_implicit_tls_login_smtputf8)
 	cr_assert_not_null(msg, "the UTF-8 header arrives as sent");
 	cr_assert(strstr(msg, "Message-ID: <") != NULL || strstr(msg, "Message-Id: <") != NULL, "%s", msg);
 	free(msg);
+	free(id);
+}
+
+Test(submission, postfix_relays_through_submission)
+{
+	start(1, 0, NULL, NULL);
+	cr_assert_eq(th_run(NULL, "command -v postfix && command -v postmap"), 0,
+		     "postfix is a test dependency (deploy/bootstrap.sh)");
+	g_pfdir = th_tmpdir("pfsubmit");
+	cr_assert_not_null(g_pfdir);
+	char *out = NULL;
+	int rc = th_run(&out, "%s/tests/integration/postfix_submit.sh start '%s' %d %d '%s'", srcdir(), g_pfdir,
+			th_free_port(), g_port, g_srv.key);
+	cr_assert_eq(rc, 0, "postfix: %s", out);
+	free(out);
+	rc = th_run(&out, "%s/tests/integration/postfix_submit.sh send '%s' erp@shop.test user@example.test 'Via Postfix'",
+		    srcdir(), g_pfdir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	/* Postfix logs mailferry's 250 with the queue id in it. */
+	char *id = NULL;
+	long until = th_now_ms() + 30000;
+	while (id == NULL) {
+		char path[700];
+		snprintf(path, sizeof(path), "cat '%s/maillog'", g_pfdir);
+		char *log = NULL;
+		th_run(&log, "%s", path);
+		if (log && strstr(log, "Ok: queued as "))
+			id = queued_id(log);
+		else
+			cr_assert(th_now_ms() < until, "Postfix did not relay through mailferry: %s", log ? log : "");
+		free(log);
+		if (id == NULL)
+			usleep(100000);
+	}
+	json_t *m = message_wait(id, "delivered");
+	cr_assert_str_eq(t_str(m, "source"), "smtp");
+	cr_assert_str_eq(t_str(m, "subject"), "Via Postfix");
+	json_decref(m);
+	char *user = th_sql(g_srv.db, "SELECT request::jsonb->>'user' FROM messages");
+	char *req = th_sql(g_srv.db, "SELECT request FROM messages");
+	cr_assert(user && strcmp(user, "postfix") == 0, "%s", req);
+	free(req);
+	free(user);
 	free(id);
 }
 
