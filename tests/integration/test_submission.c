@@ -178,6 +178,15 @@ static char *sink_find(const char *needle)
 	return NULL;
 }
 
+/* Stops serve and asserts a clean exit (under ASan: no leak, no error). */
+static void stop_clean(void)
+{
+	int rc = th_proc_stop(g_srv.p, 10000);
+	th_proc_free(g_srv.p);
+	g_srv.p = NULL;
+	cr_assert_eq(rc, 0, "serve did not stop cleanly");
+}
+
 TestSuite(submission, .fini = teardown);
 
 Test(submission, swaks_starttls_plain_attachment_tags_and_replay)
@@ -239,6 +248,7 @@ Test(submission, swaks_starttls_plain_attachment_tags_and_replay)
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 1);
 	free(again);
 	free(id);
+	stop_clean();
 }
 
 Test(submission, smtplib_implicit_tls_login_smtputf8)
@@ -260,6 +270,7 @@ Test(submission, smtplib_implicit_tls_login_smtputf8)
 	cr_assert(strstr(msg, "Message-ID: <") != NULL || strstr(msg, "Message-Id: <") != NULL, "%s", msg);
 	free(msg);
 	free(id);
+	stop_clean();
 }
 
 Test(submission, postfix_relays_through_submission)
@@ -304,6 +315,7 @@ Test(submission, postfix_relays_through_submission)
 	free(req);
 	free(user);
 	free(id);
+	stop_clean();
 }
 
 /* One SMTP exchange over a plaintext loopback connection; the reply. */
@@ -409,7 +421,7 @@ Test(submission, refusals_with_codes_and_nothing_queued)
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 1, "only the good message is queued");
 
 	/* A suppressed address is refused at RCPT. */
-	th_sql(g_srv.db, "INSERT INTO suppressions (email, reason) VALUES ('gone@example.test', 'bounce')");
+	free(th_sql(g_srv.db, "INSERT INTO suppressions (email, reason) VALUES ('gone@example.test', 'bounce')"));
 	fd = session();
 	expect(fd, auth, "235");
 	expect(fd, "MAIL FROM:<a@shop.test>\r\n", "250");
@@ -427,9 +439,10 @@ Test(submission, refusals_with_codes_and_nothing_queued)
 	expect(fd, auth, "535 5.7.8");
 	close(fd);
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 1);
+	stop_clean();
 }
 
-Test(submission, auth_needs_tls_without_the_loopback_exception)
+Test(submission, auth_needs_tls_and_certificate_reloads_on_sighup)
 {
 	start(0, 0, NULL, NULL);
 	int fd = th_smtp_connect(g_port);
@@ -453,6 +466,26 @@ Test(submission, auth_needs_tls_without_the_loopback_exception)
 	cr_assert(th_smtp_closed(fd, 20000), "a client that pipelines after STARTTLS is dropped");
 	close(fd);
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 0);
+
+	/* A renewed certificate is taken on SIGHUP, without a restart. */
+	char *out = NULL;
+	int rc = th_run(&out, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			      "-keyout key.pem -out cert.pem -subj /CN=renewed.test -days 2", g_dir);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	cr_assert_eq(kill(g_srv.p->pid, SIGHUP), 0);
+	long until = th_now_ms() + 20000;
+	for (;;) {
+		th_run(&out, "openssl s_client -starttls smtp -connect 127.0.0.1:%d </dev/null 2>/dev/null"
+			     " | openssl x509 -noout -subject", g_port);
+		int renewed = out && strstr(out, "renewed.test") != NULL;
+		cr_assert(renewed || th_now_ms() < until, "still the old certificate: %s", out ? out : "");
+		free(out);
+		if (renewed)
+			break;
+		usleep(100000);
+	}
+	stop_clean();
 }
 
 Test(submission, database_down_451_and_nothing_half_written)
@@ -486,4 +519,5 @@ Test(submission, database_down_451_and_nothing_half_written)
 	free(again);
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 0, "nothing half-written");
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM recipients"), 0);
+	stop_clean();
 }
