@@ -54,6 +54,12 @@ if [ -n "$submission_listen" ] && port_taken "$submission_listen"; then
   die "$submission_listen (SMTP submission) is already in use: stop what listens there, or choose another address with MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:PORT"
 fi
 
+if [ -n "$submission_listen" ]; then
+  export MAILFERRY_SUBMISSION_LISTEN=$submission_listen
+  export MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=${MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH:-yes}
+  echo "==> SMTP submission on $submission_listen: user any name, password the API key, no TLS (loopback only; README \"Sending over SMTP\")"
+fi
+
 url=$(deploy/pg.sh --dir "$var" start)
 export MAILFERRY_DATABASE_URL=${MAILFERRY_DATABASE_URL:-$url}
 export MAILFERRY_HTTP_LISTEN=$listen
@@ -70,12 +76,6 @@ fi
 if [ -z "${MAILFERRY_WEBHOOK_ALLOW_PRIVATE:-}" ]; then
   export MAILFERRY_WEBHOOK_ALLOW_PRIVATE=yes
   echo "==> development: webhook_allow_private = yes (webhook URLs may point at this machine, e.g. http://127.0.0.1:9000/hooks)"
-fi
-
-if [ -n "$submission_listen" ]; then
-  export MAILFERRY_SUBMISSION_LISTEN=$submission_listen
-  export MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=${MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH:-yes}
-  echo "==> SMTP submission on $submission_listen: user any name, password the API key, no TLS (loopback only; README \"Sending over SMTP\")"
 fi
 
 sink_pid=""
