@@ -36,11 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (const char *l = b; l < end;) {
 			if ((size_t)(end - l) >= 2 && l[0] == '\r' && l[1] == '\n')
 				break;
-			if ((size_t)(end - l) >= 12 && strncasecmp(l, "X-Mailferry-", 12) == 0) {
-				const char *c = memchr(l, ':', (size_t)(end - l));
-				const char *e = memchr(l, '\r', (size_t)(end - l));
-				if (c && (!e || c < e) && (strncasecmp(l, "X-Mailferry-Tag", 15) == 0 ||
-							   strncasecmp(l, "X-Mailferry-Metadata", 20) == 0))
+			const char *c = memchr(l, ':', (size_t)(end - l));
+			const char *e = memchr(l, '\r', (size_t)(end - l));
+			if (c && (!e || c < e)) {
+				size_t n = (size_t)(c - l);
+				while (n > 0 && (l[n - 1] == ' ' || l[n - 1] == '\t'))
+					n--;
+				if ((n == 15 && strncasecmp(l, "X-Mailferry-Tag", 15) == 0) ||
+				    (n == 20 && strncasecmp(l, "X-Mailferry-Metadata", 20) == 0))
 					abort();
 			}
 			const char *nl = memchr(l, '\n', (size_t)(end - l));
