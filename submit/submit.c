@@ -364,7 +364,11 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 	}
 	char id[UUID_STR_LEN];
 	uuid_v7(id);
-	size_t max = (size_t)sub->p.cfg->max_message_size;
+	/* SIZE advertises max_message_size for what the client sends; our
+	 * Received: line and the Date: / Message-ID: we may add come on top
+	 * (the server's buffer already allows for the trace line), and the
+	 * DKIM-Signature on top of that. */
+	size_t max = (size_t)sub->p.cfg->max_message_size + MF_SMTP_SERVER_TRACE_MAX + MF_SUBMIT_ADDED_HEADERS_MAX;
 	struct submit_msg_params mp = {
 		.body_8bitmime = env->body_8bitmime,
 		.smtputf8 = env->smtputf8,
@@ -384,7 +388,7 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 	/* DKIM over the message as it will be stored and sent, with the
 	 * API's signer (mime_compose() calls the same dkim_sign()). */
 	struct buf out;
-	buf_init(&out, max + MF_SMTP_SERVER_TRACE_MAX);
+	buf_init(&out, max + MF_DKIM_SIGNATURE_MAX);
 	char err[256];
 	if (sub->p.dkim && dkim_sign(sub->p.dkim, m.body.data, m.body.len, &out, err, sizeof(err)) != 0) {
 		log_error("event=submit_dkim_failed session=%s error=%s", env->session, err);

@@ -223,6 +223,9 @@
 #define MF_SUBMIT_AUTH_BACKOFF_MS 1000
 #define MF_SUBMIT_AUTH_BACKOFF_MAX_MS (5 * 60 * 1000)
 #define MF_SUBMIT_AUTH_TRACKED 1024
+/* The Date: and Message-ID: fields submission adds to a message that
+ * lacks them (RFC 5321 §6.4): under 64 + a UUID and helo_name each. */
+#define MF_SUBMIT_ADDED_HEADERS_MAX (2 * (64 + MF_DOMAIN_MAX))
 /* A recipient row id never needs more than this in a VERP address. */
 #define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
 
