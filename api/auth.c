@@ -185,21 +185,15 @@ static void cache_put(const char *public_id, const struct db_key_auth *a)
 	pthread_mutex_unlock(&auth_cache_mu);
 }
 
-enum api_auth_status api_authenticate(struct db_pool *pool, const char *authorization, unsigned need_scope,
-				      struct api_auth *out, char *err, size_t errlen)
+enum api_auth_status api_authenticate_key(struct db_pool *pool, const char *key, unsigned need_scope, int fresh,
+					  struct api_auth *out, char *err, size_t errlen)
 {
-	const char *h = authorization;
 	char public_id[PUBLIC_ID_LEN + 1];
 	const char *secret;
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return AUTH_MISSING;
-	const char *key = h + 7;
-	while (*key == ' ')
-		key++;
 	struct db_key_auth auth;
 	int found = 0;
 	if (split_key(key, public_id, &secret) == 0) {
-		found = cache_get(public_id, &auth);
+		found = fresh ? 0 : cache_get(public_id, &auth);
 		if (!found) {
 			found = db_key_lookup(pool, public_id, &auth, err, errlen);
 			if (found == 1)
@@ -221,4 +215,16 @@ enum api_auth_status api_authenticate(struct db_pool *pool, const char *authoriz
 	out->key_id = auth.id;
 	out->scopes = scopes;
 	return AUTH_OK;
+}
+
+enum api_auth_status api_authenticate(struct db_pool *pool, const char *authorization, unsigned need_scope,
+				      struct api_auth *out, char *err, size_t errlen)
+{
+	const char *h = authorization;
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return AUTH_MISSING;
+	const char *key = h + 7;
+	while (*key == ' ')
+		key++;
+	return api_authenticate_key(pool, key, need_scope, 0, out, err, errlen);
 }

@@ -42,6 +42,15 @@ struct api_auth {
 enum api_auth_status api_authenticate(struct db_pool *pool, const char *authorization, unsigned need_scope,
 				      struct api_auth *out, char *err, size_t errlen);
 
+/*
+ * The same check for a bare key (SMTP AUTH's password, submit/).  fresh
+ * skips the key cache, so a key revoked a moment ago is refused at once
+ * (a submission session checks its key once, at AUTH).  Never
+ * AUTH_MISSING.
+ */
+enum api_auth_status api_authenticate_key(struct db_pool *pool, const char *key, unsigned need_scope, int fresh,
+					  struct api_auth *out, char *err, size_t errlen);
+
 /* Parses "send,read,admin" into API_SCOPE_* bits; -1 on an unknown name. */
 int api_scopes_parse(const char *csv, unsigned *out);
 /* Writes "send,read" for the bits into out. */

@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #include "db/bounce_store.h"
-#include "bounce/smtp_server.h"
+#include "smtpd/smtp_server.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/xmalloc.h"

@@ -1,6 +1,6 @@
 /*
  * bounce_listener.h - the "bounces" role of mailferry serve: an inbound
- * SMTP server (bounce/smtp_server.h) that accepts mail only for the bounce
+ * SMTP server (smtpd/smtp_server.h) that accepts mail only for the bounce
  * domain and stores each message in bounces_raw before answering 250.
  *
  * Never an open relay: RCPT for any other domain gets 550 5.7.1.  When the

@@ -6,7 +6,8 @@
  * Signals are blocked in every thread and taken synchronously by the main
  * thread with sigwait(): SIGTERM/SIGINT stop the process (readyz turns 503
  * first; a watchdog makes sure it exits within shutdown_grace), SIGHUP
- * reloads log_level and log_format (cli/lifecycle.c).
+ * reloads log_level and log_format (cli/lifecycle.c) and the submission
+ * listener's certificate and key.
  * SIGPIPE is ignored: a peer closing a socket is an error return, not death.
  * The soft RLIMIT_NOFILE is raised to the hard limit at start: `workers`
  * SMTP sessions and as many idle ones in the relay's cache need
@@ -33,6 +34,8 @@
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "bounce/bounces.h"
+#include "api/auth.h"
+#include "submit/submit.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -45,7 +48,7 @@ static const char usage[] =
 	"the webhook sender and the bounce listener (the roles; all by default).\n"
 	"Refuses to start against an unmigrated or newer database schema.\n"
 	"SIGTERM or SIGINT stops it cleanly within shutdown_grace (readyz answers 503\n"
-	"at once); SIGHUP reloads log_level and log_format.\n";
+	"at once); SIGHUP reloads log_level, log_format and the submission certificate.\n";
 
 struct app {
 	struct config cfg;
@@ -61,7 +64,23 @@ struct app {
 	struct relay *relay;
 	struct queue *queue;
 	struct bounce_processor *bounce_proc;
+	struct submit *submit;
 };
+
+/* submit_params.check_key over api/auth.c: the send scope, no cache. */
+static enum submit_key_status check_key(void *arg, const char *key, int64_t *key_id, char *err, size_t errlen)
+{
+	struct api_auth a;
+	switch (api_authenticate_key(arg, key, API_SCOPE_SEND, 1, &a, err, errlen)) {
+	case AUTH_OK:
+		*key_id = a.key_id;
+		return SUBMIT_KEY_OK;
+	case AUTH_UNAVAILABLE:
+		return SUBMIT_KEY_UNAVAILABLE;
+	default:
+		return SUBMIT_KEY_INVALID;
+	}
+}
 
 /* queue_deliver_fn over relay_deliver(). */
 static void deliver_via_relay(void *arg, struct delivery_job *job)
@@ -160,6 +179,15 @@ static int app_start(struct app *app)
 		log_info("event=bounce_listening addr=%s port=%d domain=%s", app->cfg.bounce_listen,
 			 bounce_listener_port(app->bounces), app->cfg.bounce_domain);
 	}
+	if (has_role(app->cfg.roles, "api") && app->cfg.submission_listen) {
+		struct submit_params sp = { .cfg = &app->cfg, .pool = app->pool, .committer = app->deps.committer,
+					    .dkim = app->deps.dkim, .check_key = check_key, .check_key_arg = app->pool };
+		app->submit = submit_new(&sp, err, sizeof(err));
+		if (app->submit == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: submission: %s", err);
+		log_info("event=submission_listening addr=%s port=%d tls=%s", app->cfg.submission_listen,
+			 submit_port(app->submit), app->cfg.submission_tls == TLS_MODE_IMPLICIT ? "implicit" : "starttls");
+	}
 	if (has_role(app->cfg.roles, "bounces"))
 		app->bounce_proc = bounce_processor_new(&app->cfg, app->pool, app->metrics);
 	if (has_role(app->cfg.roles, "webhooks"))
@@ -193,6 +221,8 @@ static void app_stop(struct app *app)
 	app->relay = NULL;
 	bounce_listener_free(app->bounces);
 	app->bounces = NULL;
+	submit_free(app->submit);
+	app->submit = NULL;
 	bounce_processor_free(app->bounce_proc);
 	app->bounce_proc = NULL;
 	api_server_free(app->api);
@@ -207,8 +237,26 @@ static void app_stop(struct app *app)
 	config_cleanup(&app->cfg);
 }
 
+/* SIGHUP: the submission listener's certificate and key are read again
+ * (a renewed certificate needs no restart). */
+static void reload_submission(struct app *app, const char *config_path)
+{
+	if (app->submit == NULL)
+		return;
+	struct config nc;
+	char err[1024];
+	if (config_load(&nc, config_path, err, sizeof(err)) != 0) {
+		log_error("event=submission_tls_reload_failed error=%s", err);
+		return;
+	}
+	if (nc.submission_tls_cert_file && submit_reload_tls(app->submit, nc.submission_tls_cert_file,
+							     nc.submission_tls_key_file, err, sizeof(err)) != 0)
+		log_error("event=submission_tls_reload_failed error=%s", err);
+	config_cleanup(&nc);
+}
+
 /* Blocks until SIGTERM or SIGINT; returns the signal.  SIGHUP reloads. */
-static int wait_for_stop(const sigset_t *set, const char *config_path)
+static int wait_for_stop(struct app *app, const sigset_t *set, const char *config_path)
 {
 	for (;;) {
 		int sig = 0;
@@ -216,6 +264,7 @@ static int wait_for_stop(const sigset_t *set, const char *config_path)
 			continue;
 		if (sig == SIGHUP) {
 			lifecycle_reload(config_path);
+			reload_submission(app, config_path);
 			continue;
 		}
 		return sig;
@@ -270,7 +319,7 @@ int cmd_serve(int argc, char **argv)
 		return rc;
 	}
 	log_info("event=started");
-	int sig = wait_for_stop(&set, path);
+	int sig = wait_for_stop(&app, &set, path);
 	log_info("event=stopping signal=%s grace=%ld", sig == SIGTERM ? "SIGTERM" : "SIGINT", app.cfg.shutdown_grace);
 	atomic_store(&app.deps.draining, 1);
 	lifecycle_watchdog_start(app.cfg.shutdown_grace);

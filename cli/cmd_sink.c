@@ -1,7 +1,7 @@
 /*
  * cmd_sink.c - "mailferry sink": option parsing and wiring of two sinks.
  *
- * With --dir it is the capture server for development, on bounce/smtp_server.c's thread per session: accepts
+ * With --dir it is the capture server for development, on smtpd/smtp_server.c's thread per session: accepts
  * every recipient and writes each message into DIR as
  * <time>-<session>-<n>.eml, with X-Mailferry-Envelope-From and one
  * X-Mailferry-Envelope-To per recipient prepended.  A file appears
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "bounce/smtp_server.h"
+#include "smtpd/smtp_server.h"
 #include "sink/sink.h"
 #include "util/config.h"
 #include "util/log.h"

@@ -75,7 +75,7 @@ static void array_add_int(struct buf *b, int64_t v)
 	array_add(b, num);
 }
 
-#define MSG_COLS 12
+#define MSG_COLS 13
 
 /*
  * The group's statements are prepared once per connection
@@ -214,14 +214,14 @@ static const char sql_losers[] =
 static void messages_sql(struct buf *sql, int rows, int keyed)
 {
 	buf_puts(sql, "INSERT INTO messages (id, api_key_id, send_at, mail_from, from_header, subject,"
-		      " message_id_hdr, tags, metadata, size, body, request) ");
+		      " message_id_hdr, tags, metadata, size, body, request, source) ");
 	buf_puts(sql, keyed ? "SELECT * FROM (VALUES " : "VALUES ");
 	for (int r = 0; r < rows; r++) {
 		int k = r * MSG_COLS;
 		buf_printf(sql, "%s($%d::uuid, $%d::bigint, $%d::timestamptz, $%d, $%d, $%d, $%d, $%d::text[],"
-			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d)",
+			   " $%d::jsonb, $%d::integer, $%d::bytea, $%d, $%d)",
 			   r ? "," : "", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10, k + 11,
-			   k + 12);
+			   k + 12, k + 13);
 	}
 	if (keyed) {
 		int p = rows * MSG_COLS;
@@ -419,6 +419,7 @@ static int send_messages(struct pipe *pp, const struct flat *f, int n, const str
 			lens[k + 10] = (int)x->body_len;
 			fmts[k + 10] = 1; /* binary bytea: the body needs no escaping */
 			v[k + 11] = x->request_json;
+			v[k + 12] = x->source ? x->source : "api";
 		}
 		char name[32];
 		snprintf(name, sizeof(name), "mf_msgs_%s%d", ka ? "k" : "", rows);

@@ -61,6 +61,7 @@ struct db_msg_row {
 	const char *metadata_json;   /* a JSON object */
 	const char *request_json;    /* the request without attachment bytes */
 	const char *send_at;         /* RFC 3339, or NULL for now */
+	const char *source;          /* "api" (NULL means it too) or "smtp" */
 	const char *body;            /* the composed message */
 	size_t body_len;
 	struct db_rcpt_row *rcpts;

@@ -214,6 +214,7 @@ LANGUAGE sql STABLE AS $$
         'tags', to_jsonb(m.tags),
         'metadata', m.metadata,
         'size', m.size,
+        'source', m.source,
         'recipients', coalesce((SELECT jsonb_agg(mf_api_recipient(r) ORDER BY r.position)
                                   FROM recipients r WHERE r.message_id = m.id), '[]'::jsonb))
         || CASE WHEN with_events THEN jsonb_build_object('events',

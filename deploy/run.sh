@@ -10,9 +10,13 @@
 #   VAR_DIR                 state directory (default: the repository's var/)
 #   MAILFERRY_HTTP_LISTEN   API address (default 127.0.0.1:8025)
 #   SINK_LISTEN             capture sink address (default 127.0.0.1:2526)
+#   MAILFERRY_SUBMISSION_LISTEN  SMTP submission address (default 127.0.0.1:2587)
 #   MAILFERRY_BIN           the mailferry binary (default bin/mailferry)
 # Development settings: webhook_allow_private = yes (webhooks may go to
-# receivers on this machine) unless MAILFERRY_WEBHOOK_ALLOW_PRIVATE is set.
+# receivers on this machine) unless MAILFERRY_WEBHOOK_ALLOW_PRIVATE is set;
+# SMTP submission on 127.0.0.1:2587 with submission_allow_plaintext_auth =
+# yes (AUTH without TLS, loopback clients only; no certificate needed)
+# unless mailferry.conf sets submission_listen.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -20,6 +24,10 @@ bin=${MAILFERRY_BIN:-$here/bin/mailferry}
 var=${VAR_DIR:-$here/var}
 listen=${MAILFERRY_HTTP_LISTEN:-127.0.0.1:8025}
 sink_listen=${SINK_LISTEN:-127.0.0.1:2526}
+submission_listen=""
+if ! grep -qsE '^\s*submission_listen\s*=' mailferry.conf; then
+  submission_listen=${MAILFERRY_SUBMISSION_LISTEN:-127.0.0.1:2587}
+fi
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 
@@ -40,6 +48,16 @@ fi
 port_taken "$listen" && die "$listen is already in use (another mailferry, or make run elsewhere?): stop it, or choose another address with MAILFERRY_HTTP_LISTEN=127.0.0.1:PORT"
 if [ $use_sink = 1 ] && port_taken "$sink_listen"; then
   die "$sink_listen (the capture sink) is already in use: stop what listens there, or choose another address with SINK_LISTEN=127.0.0.1:PORT"
+fi
+
+if [ -n "$submission_listen" ] && port_taken "$submission_listen"; then
+  die "$submission_listen (SMTP submission) is already in use: stop what listens there, or choose another address with MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:PORT"
+fi
+
+if [ -n "$submission_listen" ]; then
+  export MAILFERRY_SUBMISSION_LISTEN=$submission_listen
+  export MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=${MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH:-yes}
+  echo "==> SMTP submission on $submission_listen: user any name, password the API key, no TLS (loopback only; README \"Sending over SMTP\")"
 fi
 
 url=$(deploy/pg.sh --dir "$var" start)

@@ -1,7 +1,7 @@
 /*
  * tls.h - TLS for SMTP, both sides: the relay's client sessions (RFC 3207
  * STARTTLS and implicit TLS on port 465) and the inbound SMTP server's
- * STARTTLS (bounce/smtp_server.c), blocking, and the event-loop sink's
+ * STARTTLS (smtpd/smtp_server.c), blocking, and the event-loop sink's
  * (sink/session.c), non-blocking.  tls.c is the only file of relay/ and
  * bounce/ that includes OpenSSL.
  *

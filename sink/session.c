@@ -44,7 +44,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_server_cmd.h"
 #include "sink/internal.h"
 #include "util/limits.h"
 #include "util/xmalloc.h"

@@ -76,6 +76,11 @@ static const struct ckey keys[] = {
 	K(lease_time, C_DURATION, "10m", 0),
 	K(destination_concurrency, C_INT, "20", 0),
 	K(destination_rate, C_RATES, NULL, 0),
+	K(submission_listen, C_HOSTPORT, NULL, 0),
+	K(submission_tls, C_SMARTHOST_TLS, "starttls", 0),
+	K(submission_tls_cert_file, C_STR, NULL, 0),
+	K(submission_tls_key_file, C_STR, NULL, 0),
+	K(submission_allow_plaintext_auth, C_BOOL, "no", 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -633,6 +638,22 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	}
 	if (!cfg->bounce_tls_cert != !cfg->bounce_tls_key) {
 		snprintf(err, errlen, "bounce_tls_cert and bounce_tls_key must be set together");
+		return -1;
+	}
+	if (!cfg->submission_tls_cert_file != !cfg->submission_tls_key_file) {
+		snprintf(err, errlen, "submission_tls_cert_file and submission_tls_key_file must be set together");
+		return -1;
+	}
+	if (cfg->submission_tls == TLS_MODE_NONE) {
+		snprintf(err, errlen, "submission_tls: want starttls or tls (submission is never without TLS;"
+				      " submission_allow_plaintext_auth admits loopback clients)");
+		return -1;
+	}
+	if (cfg->submission_listen && !cfg->submission_tls_cert_file &&
+	    (cfg->submission_tls == TLS_MODE_IMPLICIT || !cfg->submission_allow_plaintext_auth)) {
+		snprintf(err, errlen, "submission_listen needs submission_tls_cert_file and submission_tls_key_file%s",
+			 cfg->submission_tls == TLS_MODE_IMPLICIT ? " with submission_tls = tls"
+								  : " (or submission_allow_plaintext_auth = yes for loopback clients only)");
 		return -1;
 	}
 	return 0;

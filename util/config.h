@@ -69,6 +69,11 @@ struct config {
 	long lease_time;
 	int destination_concurrency;
 	char *destination_rate;     /* NULL: no rate limits; see config_parse_rates() */
+	char *submission_listen;    /* NULL: no SMTP submission (submit/) */
+	enum tls_mode submission_tls; /* STARTTLS or IMPLICIT, never NONE */
+	char *submission_tls_cert_file;
+	char *submission_tls_key_file;
+	int submission_allow_plaintext_auth; /* AUTH without TLS from loopback */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */

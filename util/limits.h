@@ -194,6 +194,38 @@
 #define MF_SMTP_SERVER_INBUF 16384
 /* Text of one reply line the server sends (code and CRLF excluded). */
 #define MF_SMTP_SERVER_REPLY_TEXT 256
+/* SMTP AUTH (RFC 4954 §4): a response line is at most 12288 octets of
+ * base64; ours are an API key and a user name, so a command line's
+ * MF_SMTP_LINE_MAX is plenty, and a longer line gets 500 5.5.6.  Decoded,
+ * that is at most 3/4 of it. */
+#define MF_SMTP_AUTH_RESPONSE_MAX (MF_SMTP_LINE_MAX * 3 / 4 + 4)
+/* User name and password (an API key) of one AUTH, decoded. */
+#define MF_SMTP_AUTH_USER_MAX 256
+#define MF_SMTP_AUTH_PASS_MAX 256
+/* SMTP submission (submit/): recipients per message (Postmark's and
+ * our API's cap is 50; RFC 5321 §4.5.3.1.8 asks a relay for 100, and a
+ * submission server may ask for less with 452 4.5.3, which clients
+ * handle by sending the rest in another transaction), messages per
+ * session (Postfix's smtpd_client_message_rate_limit idea, per session),
+ * sessions per client address, the deadline for one command (RFC 5321
+ * §4.5.3.2.7 asks 5 minutes of a relay; a submission client is an
+ * application next door) and for the whole session. */
+#define MF_SUBMIT_RCPTS_MAX MF_RECIPIENTS_MAX
+#define MF_SUBMIT_MESSAGES_PER_SESSION 1000
+#define MF_SUBMIT_SESSIONS_PER_ADDR 64
+#define MF_SUBMIT_SESSIONS_MAX 512
+#define MF_SUBMIT_COMMAND_TIMEOUT_MS 60000
+#define MF_SUBMIT_SESSION_TIMEOUT_MS (30 * 60 * 1000)
+/* AUTH failures: after this many in a row from one address, that address
+ * waits (doubling from MF_SUBMIT_AUTH_BACKOFF_MS up to _MAX_MS) before its
+ * next attempt is even looked at; addresses tracked at once. */
+#define MF_SUBMIT_AUTH_FAILURES_FREE 3
+#define MF_SUBMIT_AUTH_BACKOFF_MS 1000
+#define MF_SUBMIT_AUTH_BACKOFF_MAX_MS (5 * 60 * 1000)
+#define MF_SUBMIT_AUTH_TRACKED 1024
+/* The Date: and Message-ID: fields submission adds to a message that
+ * lacks them (RFC 5321 §6.4): under 64 + a UUID and helo_name each. */
+#define MF_SUBMIT_ADDED_HEADERS_MAX (2 * (64 + MF_DOMAIN_MAX))
 /* A recipient row id never needs more than this in a VERP address. */
 #define MF_VERP_ADDRESS_MAX (MF_LOCAL_PART_MAX + 1 + MF_DOMAIN_MAX + 1)
 
@@ -240,7 +272,7 @@
  * series of 250 octets) is cut short rather than grow without limit. */
 #define MF_METRICS_TEXT_MAX (16u * 1024u * 1024u)
 /* An inbound message's buffer holds max_message_size and our Received:
- * line (bounce/smtp_server.c): the HELO argument (under MF_SMTP_LINE_MAX),
+ * line (smtpd/smtp_server.c): the HELO argument (under MF_SMTP_LINE_MAX),
  * a recipient (MF_ADDRESS_MAX), our host name (MF_DOMAIN_MAX) and under
  * 200 octets of fixed text and date. */
 #define MF_SMTP_SERVER_TRACE_MAX (2 * MF_SMTP_LINE_MAX)

@@ -1,13 +1,13 @@
 /*
  * fuzz_smtp_server_cmd.c - libFuzzer harness for the inbound SMTP command
- * parser (bounce/smtp_server_cmd.c).  Any input must parse without memory
+ * parser (smtpd/smtp_server_cmd.c).  Any input must parse without memory
  * errors, and an accepted MAIL/RCPT path must be a clean, bounded string.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_server_cmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

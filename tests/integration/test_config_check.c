@@ -101,3 +101,32 @@ Test(config_check, missing_tls_files_exit_2)
 	cr_assert(strstr(out, "bounce_tls_key: /nonexistent/key.pem: No such file or directory"), "%s", out);
 	free(out);
 }
+
+/* The submission keys (docs/interface.md): a listener needs TLS unless
+ * plaintext AUTH for loopback clients is allowed; files are opened. */
+Test(config_check, submission_keys)
+{
+	static const struct {
+		const char *vars, *want;
+		int rc;
+	} cases[] = {
+		{ "MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:2587", "submission_listen needs submission_tls_cert_file", 2 },
+		{ "MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:2587 MAILFERRY_SUBMISSION_TLS=tls "
+		  "MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=yes", "with submission_tls = tls", 2 },
+		{ "MAILFERRY_SUBMISSION_TLS=none", "submission_tls: want starttls or tls", 2 },
+		{ "MAILFERRY_SUBMISSION_TLS=ssl", "submission_tls", 2 },
+		{ "MAILFERRY_SUBMISSION_TLS_CERT_FILE=/x.pem", "must be set together", 2 },
+		{ "MAILFERRY_SUBMISSION_TLS_CERT_FILE=/nonexistent/c.pem MAILFERRY_SUBMISSION_TLS_KEY_FILE=/nonexistent/k.pem",
+		  "submission_tls_cert_file: /nonexistent/c.pem", 2 },
+		{ "MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=maybe", "submission_allow_plaintext_auth", 2 },
+		{ "MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:2587 MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=yes",
+		  "submission_listen = 127.0.0.1:2587", 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		int rc = run_mf(&out, cases[i].vars, "config check");
+		cr_expect_eq(rc, cases[i].rc, "%s: exit %d: %s", cases[i].vars, rc, out);
+		cr_expect(out && strstr(out, cases[i].want), "%s: %s", cases[i].vars, out);
+		free(out);
+	}
+}

@@ -25,7 +25,7 @@
 #include "api_helpers.h"
 #include "delivery_helpers.h"
 #include "harness.h"
-#include "bounce/smtp_server.h"
+#include "smtpd/smtp_server.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 

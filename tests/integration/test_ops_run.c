@@ -43,6 +43,9 @@ static pid_t run_sh(const char *var, int api_port, int sink_port, const char *lo
 		setenv("MAILFERRY_HTTP_LISTEN", v, 1);
 		snprintf(v, sizeof(v), "127.0.0.1:%d", sink_port);
 		setenv("SINK_LISTEN", v, 1);
+		/* Not the default 127.0.0.1:2587: tests run side by side. */
+		snprintf(v, sizeof(v), "127.0.0.1:%d", th_free_port());
+		setenv("MAILFERRY_SUBMISSION_LISTEN", v, 1);
 		setenv("MAILFERRY_BIN", th_bin(), 1);
 		unsetenv("MAILFERRY_DATABASE_URL");
 		FILE *f = freopen(log, "w", stdout);

@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "relay/relay.h"
 #include "relay/relay.h"
-#include "bounce/smtp_server.h"
+#include "smtpd/smtp_server.h"
 #include "util/config.h"
 #include "util/buf.h"
 #include "util/log.h"

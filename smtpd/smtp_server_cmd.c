@@ -8,10 +8,12 @@
  *   Path = "<" [ A-d-l ":" ] Mailbox ">"
  * Verbs are case-insensitive (§2.4).  We are lenient where common clients
  * are sloppy (spaces after the colon) and strict where it matters: no
- * 8-bit or control octets in paths (no SMTPUTF8 offered), RFC 5321
+ * control octets in paths, no 8-bit octets either unless the caller
+ * offers SMTPUTF8 (smtp_cmd_parse_utf8(): RFC 6531 §3.3 lets UTF-8 into
+ * the mailbox, and MAIL takes the SMTPUTF8 parameter, §3.4), RFC 5321
  * §4.5.3.1 length limits, and only the parameters we advertise.
  */
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_server_cmd.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -54,7 +56,7 @@ static int copy_str(char *out, size_t outsz, const char *p, size_t n)
  * spaces.  Returns 0 or -1.
  */
 static int parse_path(const char **pp, const char *end, char *out, size_t outsz, int allow_null,
-		      int allow_postmaster)
+		      int allow_postmaster, int utf8, int *saw_8bit)
 {
 	const char *p = *pp;
 	if (p >= end || *p != '<')
@@ -64,8 +66,10 @@ static int parse_path(const char **pp, const char *end, char *out, size_t outsz,
 	int quoted = 0;
 	for (; p < end; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c < 0x20 || c >= 0x7f)
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
 			return -1;
+		if (c >= 0x80)
+			*saw_8bit = 1;
 		if (quoted && c == '\\') {
 			/* quoted-pairSMTP = %d92 %d32-126 (RFC 5321 §4.1.2) */
 			if (++p >= end || (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
@@ -127,7 +131,7 @@ static int parse_path(const char **pp, const char *end, char *out, size_t outsz,
 }
 
 /* MAIL parameters: SIZE=n (RFC 1870 §6) and BODY=7BIT|8BITMIME (RFC 6152). */
-static enum smtp_cmd_result parse_mail_params(const char *p, const char *end, struct smtp_cmd *out)
+static enum smtp_cmd_result parse_mail_params(const char *p, const char *end, struct smtp_cmd *out, int utf8)
 {
 	while (p < end) {
 		while (p < end && *p == ' ')
@@ -157,6 +161,8 @@ static enum smtp_cmd_result parse_mail_params(const char *p, const char *end, st
 				out->body = SMTP_BODY_8BITMIME;
 			else
 				return SMTP_CMD_BAD_PARAM;
+		} else if (utf8 && n == 8 && strncasecmp(kw, "SMTPUTF8", 8) == 0) {
+			out->smtputf8 = 1; /* RFC 6531 §3.4, no value */
 		} else {
 			return SMTP_CMD_BAD_PARAM;
 		}
@@ -165,7 +171,7 @@ static enum smtp_cmd_result parse_mail_params(const char *p, const char *end, st
 }
 
 /* "FROM:" / "TO:" then optional spaces, the path, then parameters. */
-static enum smtp_cmd_result parse_mail_rcpt(const char *p, const char *end, struct smtp_cmd *out)
+static enum smtp_cmd_result parse_mail_rcpt(const char *p, const char *end, struct smtp_cmd *out, int utf8)
 {
 	int mail = out->verb == SMTP_VERB_MAIL;
 	const char *kw = mail ? "FROM:" : "TO:";
@@ -175,18 +181,18 @@ static enum smtp_cmd_result parse_mail_rcpt(const char *p, const char *end, stru
 	p += kwlen;
 	while (p < end && *p == ' ')
 		p++;
-	if (parse_path(&p, end, out->path, sizeof(out->path), mail, !mail) != 0)
+	if (parse_path(&p, end, out->path, sizeof(out->path), mail, !mail, utf8, &out->path_8bit) != 0)
 		return SMTP_CMD_BAD_PATH;
 	if (p < end && *p != ' ')
 		return SMTP_CMD_BAD_PATH;
 	if (mail)
-		return parse_mail_params(p, end, out);
+		return parse_mail_params(p, end, out, utf8);
 	while (p < end && *p == ' ')
 		p++;
 	return p < end ? SMTP_CMD_BAD_PARAM : SMTP_CMD_OK;
 }
 
-enum smtp_cmd_result smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out)
+static enum smtp_cmd_result parse_line(const char *line, size_t len, struct smtp_cmd *out, int utf8)
 {
 	memset(out, 0, sizeof(*out));
 	out->size = -1;
@@ -211,7 +217,7 @@ enum smtp_cmd_result smtp_cmd_parse(const char *line, size_t len, struct smtp_cm
 	switch (out->verb) {
 	case SMTP_VERB_MAIL:
 	case SMTP_VERB_RCPT:
-		return parse_mail_rcpt(p, end, out);
+		return parse_mail_rcpt(p, end, out, utf8);
 	case SMTP_VERB_HELO:
 	case SMTP_VERB_EHLO:
 		/* §4.1.1.1: one domain or address literal, nothing else. */
@@ -227,4 +233,14 @@ enum smtp_cmd_result smtp_cmd_parse(const char *line, size_t len, struct smtp_cm
 		/* NOOP, HELP, VRFY ... take (and ignore) an argument. */
 		return copy_str(out->arg, sizeof(out->arg), p, (size_t)(end - p)) ? SMTP_CMD_BAD_SYNTAX : SMTP_CMD_OK;
 	}
+}
+
+enum smtp_cmd_result smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out)
+{
+	return parse_line(line, len, out, 0);
+}
+
+enum smtp_cmd_result smtp_cmd_parse_utf8(const char *line, size_t len, struct smtp_cmd *out)
+{
+	return parse_line(line, len, out, 1);
 }

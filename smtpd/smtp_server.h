@@ -1,6 +1,7 @@
 /*
  * smtp_server.h - a reusable inbound SMTP server (RFC 5321 server side),
- * used by the bounce listener and "mailferry sink".
+ * used by the bounce listener, "mailferry sink --dir" and the submission
+ * listener (submit/).
  *
  * smtp_server_new() binds params->listen ("host:port"; port 0 picks a free
  * one) and starts an accept thread; each connection gets its own thread,
@@ -11,8 +12,14 @@
  * Offered: EHLO/HELO, PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
  * (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034), MAIL/RCPT/DATA/RSET/NOOP/
  * QUIT, VRFY (252), and STARTTLS (RFC 3207) when a certificate and key
- * are given.  Not offered: AUTH, CHUNKING, SMTPUTF8.  With STARTTLS the
- * process must ignore SIGPIPE (serve and sink do).
+ * are given, or TLS from the first byte with implicit_tls (RFC 8314 §3.3).
+ * On request: SMTPUTF8 (RFC 6531) and AUTH PLAIN LOGIN (RFC 4954, decided
+ * by on_auth; offered only inside TLS, or to a loopback client when
+ * auth_plaintext_loopback is set; elsewhere AUTH gets 538 5.7.11).  Not
+ * offered: CHUNKING.  With TLS the process must ignore SIGPIPE (serve and
+ * sink do).  strict_pipelining drops a client that talks before the
+ * banner or pipelines commands behind STARTTLS (RFC 3207 §4.2); without
+ * it such bytes are discarded.
  *
  * The application decides through two callbacks, which run on the session
  * thread and may block (e.g. on the database): the reply is sent only after
@@ -24,8 +31,8 @@
  * smtp_server_free() stops accepting, tells idle sessions 421 4.3.2,
  * waits for sessions inside a callback to finish, and joins every thread.
  */
-#ifndef MF_BOUNCE_SMTP_SERVER_H
-#define MF_BOUNCE_SMTP_SERVER_H
+#ifndef MF_SMTPD_SMTP_SERVER_H
+#define MF_SMTPD_SMTP_SERVER_H
 
 #include <stddef.h>
 
@@ -47,6 +54,10 @@ struct smtp_server_envelope {
 	const char *mail_from;   /* "" for the null sender <> */
 	const char *const *rcpts;
 	size_t nrcpts;           /* accepted so far (on_rcpt) or in all (on_message) */
+	const char *auth_user;   /* the AUTH user name, NULL before a successful AUTH */
+	int body_8bitmime;       /* MAIL said BODY=8BITMIME (RFC 6152) */
+	int smtputf8;            /* MAIL said SMTPUTF8 (RFC 6531) */
+	void **data;             /* the application's per-session pointer (on_auth may set it) */
 };
 
 struct smtp_server_params {
@@ -59,7 +70,21 @@ struct smtp_server_params {
 	int session_timeout_ms;    /* whole session; <= 0: MF_SMTP_SERVER_SESSION_TIMEOUT_MS */
 	const char *tls_cert_file; /* PEM certificate chain; with tls_key_file enables STARTTLS */
 	const char *tls_key_file;  /* PEM private key */
+	int implicit_tls;          /* TLS before the banner (port 465, RFC 8314 §3.3); needs the cert */
+	int smtputf8;              /* offer SMTPUTF8 (RFC 6531) */
+	int max_rcpts;             /* per message; <= 0: MF_SMTP_SERVER_RCPTS_MAX */
+	int max_messages;          /* per session, then 421 at MAIL; <= 0: no limit */
+	int strict_pipelining;     /* drop clients that talk before the banner or after STARTTLS */
+	int auth_plaintext_loopback; /* offer AUTH without TLS to loopback clients */
 	void *arg;                 /* passed to the callbacks */
+	/* AUTH (RFC 4954): offered when set, and then MAIL needs it (530
+	 * 5.7.0).  user and pass are the decoded SASL values (authzid is
+	 * ignored); *reply is preset to 535 5.7.8; a 235 authenticates the
+	 * session, a 421 ends it.  Never log pass. */
+	void (*on_auth)(void *arg, const struct smtp_server_envelope *env, const char *user, const char *pass,
+			struct smtp_server_reply *reply);
+	/* Called once when a session ends with its *env->data (may be NULL). */
+	void (*on_session_end)(void *arg, void *data);
 	/* Accept (2xx) or refuse (4xx/5xx) one recipient.  NULL: accept all. */
 	void (*on_rcpt)(void *arg, const struct smtp_server_envelope *env, const char *rcpt,
 			struct smtp_server_reply *reply);
@@ -73,6 +98,10 @@ struct smtp_server_params {
 struct smtp_server *smtp_server_new(const struct smtp_server_params *params, char *err, size_t errlen);
 /* The TCP port actually bound. */
 int smtp_server_port(const struct smtp_server *srv);
+/* Loads a new certificate and key for sessions that start TLS from now
+ * on (SIGHUP); 0, or -1 with err set and the old pair kept. */
+int smtp_server_reload_tls(struct smtp_server *srv, const char *cert_file, const char *key_file, char *err,
+			   size_t errlen);
 /* Sessions currently open. */
 int smtp_server_sessions(struct smtp_server *srv);
 void smtp_server_free(struct smtp_server *srv);

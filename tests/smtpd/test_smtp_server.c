@@ -1,5 +1,5 @@
 /*
- * Tests for bounce/smtp_server.c (an in-process server) with real clients:
+ * Tests for smtpd/smtp_server.c (an in-process server) with real clients:
  * swaks and Postfix's smtp-source, plus a raw socket client where the test
  * must control the bytes (pipelining in one write, long lines, idle and
  * surplus sessions, shutdown).  And the command parser on its own.
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "bounce/smtp_server.h"
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_server.h"
+#include "smtpd/smtp_server_cmd.h"
 #include "th_smtp.h"
 #include "util/xmalloc.h"
 
@@ -551,6 +551,26 @@ Test(smtp_server_cmd, rejects)
 	cr_assert_eq(smtp_cmd_parse(l, strlen(l), &c), SMTP_CMD_BAD_PATH);
 	snprintf(l, sizeof(l), "RCPT TO:<%064d@example.net>", 0);
 	cr_assert_eq(smtp_cmd_parse(l, strlen(l), &c), SMTP_CMD_OK);
+}
+
+/* RFC 6531: with SMTPUTF8 offered, UTF-8 in paths and the MAIL parameter. */
+Test(smtp_server_cmd, smtputf8)
+{
+	struct smtp_cmd c;
+	const char *l = "MAIL FROM:<j\xc3\xb6rg@example.org> SMTPUTF8 BODY=8BITMIME";
+	cr_assert_eq(smtp_cmd_parse_utf8(l, strlen(l), &c), SMTP_CMD_OK);
+	cr_assert_eq(c.smtputf8, 1);
+	cr_assert_eq(c.path_8bit, 1);
+	cr_assert_eq(c.body, SMTP_BODY_8BITMIME);
+	cr_assert_eq(smtp_cmd_parse(l, strlen(l), &c), SMTP_CMD_BAD_PATH, "not without SMTPUTF8 offered");
+	l = "MAIL FROM:<a@example.org> SMTPUTF8";
+	cr_assert_eq(smtp_cmd_parse(l, strlen(l), &c), SMTP_CMD_BAD_PARAM);
+	cr_assert_eq(smtp_cmd_parse_utf8(l, strlen(l), &c), SMTP_CMD_OK);
+	cr_assert_eq(c.path_8bit, 0);
+	l = "RCPT TO:<\"a\\\xd6" "b\"@example.net>";
+	cr_assert_eq(smtp_cmd_parse_utf8(l, strlen(l), &c), SMTP_CMD_BAD_PATH, "quoted-pair stays ASCII");
+	l = "RCPT TO:<a\x7f@example.net>";
+	cr_assert_eq(smtp_cmd_parse_utf8(l, strlen(l), &c), SMTP_CMD_BAD_PATH);
 }
 
 /* ---- STARTTLS (RFC 3207) ---- */

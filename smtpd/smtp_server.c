@@ -24,7 +24,7 @@
  * 421s), and hands DATA lines longer than its buffer on in pieces, while
  * smtp_io reads whole replies on a non-blocking socket with one deadline.
  */
-#include "bounce/smtp_server.h"
+#include "smtpd/smtp_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bounce/smtp_server_cmd.h"
+#include "smtpd/smtp_auth.h"
+#include "smtpd/smtp_server_cmd.h"
 #include "relay/tls.h"
 #include "util/buf.h"
 #include "util/config.h"
@@ -66,6 +67,12 @@ struct session {
 	char helo[MF_SMTP_LINE_MAX];
 	int esmtp;
 	struct tls_conn *tls;  /* after STARTTLS, else NULL */
+	int loopback;          /* the peer is 127.0.0.0/8 or ::1 */
+	int authed;            /* AUTH succeeded (RFC 4954) */
+	char auth_user[MF_SMTP_AUTH_USER_MAX];
+	int body8;             /* MAIL BODY=8BITMIME */
+	int utf8;              /* MAIL SMTPUTF8 */
+	void *app;             /* the application's, see smtp_server_envelope.data */
 	char tls_version[16];  /* e.g. "TLSv1.3", for env->tls */
 	int errors;
 	int messages;
@@ -87,7 +94,9 @@ struct smtp_server {
 	int port;
 	int wake[2];
 	pthread_t acceptor;
-	struct tls_ctx *tls;  /* STARTTLS offered when not NULL */
+	struct tls_ctx *tls;  /* STARTTLS offered when not NULL; replaced under lock */
+	struct tls_ctx **retired; /* replaced contexts: a handshake may still use one */
+	size_t nretired;
 	pthread_mutex_t lock;
 	struct session *sessions;
 	int nsessions;
@@ -275,6 +284,7 @@ static void sess_reset(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpts = 0;
 	s->mail_from[0] = '\0';
+	s->body8 = s->utf8 = 0;
 	if (s->state > SS_READY)
 		sess_set_state(s, SS_READY);
 }
@@ -288,6 +298,10 @@ static void sess_envelope(struct session *s, struct smtp_server_envelope *env)
 	env->mail_from = s->mail_from;
 	env->rcpts = (const char *const *)s->rcpts;
 	env->nrcpts = s->nrcpts;
+	env->auth_user = s->authed ? s->auth_user : NULL;
+	env->body_8bitmime = s->body8;
+	env->smtputf8 = s->utf8;
+	env->data = &s->app;
 }
 
 /* A callback's reply, made safe to send. */
@@ -360,6 +374,47 @@ static enum rd sess_read_data(struct session *s, int *too_big)
 
 /* ---- commands ---- */
 
+static int sess_has_tls_ctx(struct session *s)
+{
+	pthread_mutex_lock(&s->srv->lock);
+	int has = s->srv->tls != NULL;
+	pthread_mutex_unlock(&s->srv->lock);
+	return has;
+}
+
+/* RFC 4954 §4 leaves it to the server; we offer AUTH inside TLS only,
+ * and without it to a loopback client when the application allows. */
+static int auth_offered(const struct session *s)
+{
+	return s->srv->p.on_auth && (s->tls || (s->loopback && s->srv->p.auth_plaintext_loopback));
+}
+
+/* The server side of the TLS handshake on the session's socket; 0 or -1. */
+static int sess_tls_accept(struct session *s)
+{
+	enum io_err ioerr;
+	char err[256];
+	/* The context stays valid while this handshake runs: a reload
+	 * retires the old one and frees it only with the server. */
+	pthread_mutex_lock(&s->srv->lock);
+	struct tls_ctx *ctx = s->srv->tls;
+	pthread_mutex_unlock(&s->srv->lock);
+	if (ctx == NULL)
+		return -1;
+	/* SO_RCVTIMEO/SO_SNDTIMEO bound each step of the handshake; when one
+	 * runs out OpenSSL asks to wait, and the deadline (now) says no. */
+	s->tls = tls_conn_accept(ctx, s->fd, mono_ms(), &ioerr, err, sizeof(err));
+	if (s->tls == NULL) {
+		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, err);
+		return -1;
+	}
+	char cipher[64];
+	int verified;
+	tls_conn_info(s->tls, s->tls_version, sizeof(s->tls_version), cipher, sizeof(cipher), &verified);
+	log_info("event=smtp_tls session=%s version=%s cipher=%s", s->id, s->tls_version, cipher);
+	return 0;
+}
+
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
 	sess_reset(s);
@@ -371,24 +426,157 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 		return;
 	}
 	/* RFC 5321 §4.1.1.1: a multiline reply, one extension per line. */
-	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n%s250 ENHANCEDSTATUSCODES\r\n",
-		   s->srv->hostname, s->srv->p.max_message_size, s->srv->tls && !s->tls ? "250-STARTTLS\r\n" : "");
+	buf_printf(&s->out, "250-%s\r\n250-PIPELINING\r\n250-SIZE %zu\r\n250-8BITMIME\r\n%s%s%s250 ENHANCEDSTATUSCODES\r\n",
+		   s->srv->hostname, s->srv->p.max_message_size, s->srv->p.smtputf8 ? "250-SMTPUTF8\r\n" : "",
+		   sess_has_tls_ctx(s) && !s->tls ? "250-STARTTLS\r\n" : "",
+		   auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
 }
 
-static void cmd_mail(struct session *s, const struct smtp_cmd *c)
+/* ---- AUTH (RFC 4954) ---- */
+
+/* Reads one SASL response line after a 334; 0, 1 when the client
+ * cancelled ("*", §4), -1 when the session must end (*why set), -2 when
+ * the line was too long (§4: 500 5.5.6). */
+static int auth_read_response(struct session *s, char *out, size_t outsz, enum rd *why)
+{
+	const char *line;
+	size_t len;
+	int crlf, partial;
+	*why = sess_read_line(s, &line, &len, &crlf, &partial);
+	if (*why != RD_OK)
+		return -1;
+	if (partial || len >= outsz) {
+		while (partial && (*why = sess_read_line(s, &line, &len, &crlf, &partial)) == RD_OK)
+			;
+		return *why == RD_OK ? -2 : -1;
+	}
+	if (len == 1 && line[0] == '*')
+		return 1;
+	memcpy(out, line, len);
+	out[len] = '\0';
+	return 0;
+}
+
+/* Returns 1 when the session should end. */
+static int cmd_auth(struct session *s, const struct smtp_cmd *c, enum rd *why)
+{
+	if (s->srv->p.on_auth == NULL) {
+		sess_reply(s, 502, "5.5.1 Error: command not implemented");
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
+	}
+	if (s->state == SS_GREET) {
+		sess_reply(s, 503, "5.5.1 Error: send EHLO first");
+		return 0;
+	}
+	if (s->authed) {
+		sess_reply(s, 503, "5.5.1 Error: already authenticated"); /* RFC 4954 §4 */
+		return 0;
+	}
+	if (s->state != SS_READY) {
+		sess_reply(s, 503, "5.5.1 Error: AUTH not permitted during a mail transaction");
+		return 0;
+	}
+	if (!auth_offered(s)) {
+		/* RFC 4954 §6: the mechanism needs an encrypted channel. */
+		sess_reply(s, 538, "5.7.11 Encryption required for requested authentication mechanism");
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
+	}
+	const char *mech = c->arg, *sp = strchr(c->arg, ' ');
+	size_t mlen = sp ? (size_t)(sp - mech) : strlen(mech);
+	const char *ir = sp ? sp + 1 : NULL;
+	int plain = mlen == 5 && strncasecmp(mech, "PLAIN", 5) == 0;
+	int login = mlen == 5 && strncasecmp(mech, "LOGIN", 5) == 0;
+	if (!plain && !login) {
+		sess_reply(s, 504, "5.5.4 Unrecognized authentication type");
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
+	}
+	char resp[MF_SMTP_LINE_MAX], authzid[MF_SMTP_AUTH_USER_MAX], user[MF_SMTP_AUTH_USER_MAX];
+	char pass[MF_SMTP_AUTH_PASS_MAX];
+	int bad = 0, r = 0;
+	if (plain) {
+		if (ir) {
+			snprintf(resp, sizeof(resp), "%s", ir);
+		} else {
+			buf_puts(&s->out, "334 \r\n"); /* RFC 4954 §4: an empty challenge */
+			r = auth_read_response(s, resp, sizeof(resp), why);
+		}
+		if (r == 0)
+			bad = smtp_auth_plain_decode(resp, strlen(resp), authzid, sizeof(authzid), user, sizeof(user),
+						     pass, sizeof(pass));
+	} else {
+		if (ir) {
+			snprintf(resp, sizeof(resp), "%s", ir);
+		} else {
+			sess_reply(s, 334, "VXNlcm5hbWU6"); /* "Username:" */
+			r = auth_read_response(s, resp, sizeof(resp), why);
+		}
+		if (r == 0 && (bad = smtp_auth_login_decode(resp, strlen(resp), user, sizeof(user))) == 0) {
+			sess_reply(s, 334, "UGFzc3dvcmQ6"); /* "Password:" */
+			r = auth_read_response(s, resp, sizeof(resp), why);
+			if (r == 0)
+				bad = smtp_auth_login_decode(resp, strlen(resp), pass, sizeof(pass));
+		}
+	}
+	explicit_bzero(resp, sizeof(resp));
+	if (r == -1)
+		return 1;
+	if (r == 1) {
+		sess_reply(s, 501, "5.0.0 Authentication cancelled");
+		return 0;
+	}
+	if (r == -2) {
+		sess_reply(s, 500, "5.5.6 Authentication Exchange line is too long");
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
+	}
+	if (bad) {
+		explicit_bzero(pass, sizeof(pass));
+		sess_reply(s, 501, "5.5.2 Cannot decode the authentication response");
+		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
+	}
+	struct smtp_server_reply rep;
+	smtp_server_reply_set(&rep, 535, "5.7.8 Authentication credentials invalid");
+	struct smtp_server_envelope env;
+	sess_envelope(s, &env);
+	s->srv->p.on_auth(s->srv->p.arg, &env, user, pass, &rep);
+	explicit_bzero(pass, sizeof(pass));
+	if (rep.code == 235) {
+		s->authed = 1;
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
+		log_info("event=smtp_auth session=%s result=ok", s->id);
+	} else {
+		log_info("event=smtp_auth session=%s result=refused code=%d", s->id, rep.code);
+	}
+	sess_send_callback_reply(s, &rep);
+	return rep.code == 421;
+}
+
+/* Returns 1 when the session should end. */
+static int cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
 	if (s->state == SS_GREET) {
 		sess_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
 	} else if (s->state != SS_READY) {
 		sess_reply(s, 503, "5.5.1 Error: nested MAIL command");
+	} else if (s->srv->p.on_auth && !s->authed) {
+		/* RFC 4954 §6 */
+		sess_reply(s, 530, "5.7.0 Authentication required");
+	} else if (s->srv->p.max_messages > 0 && s->messages >= s->srv->p.max_messages) {
+		sess_reply(s, 421, "4.7.0 %s Error: too many messages in one session", s->srv->hostname);
+		return 1;
 	} else if (c->size >= 0 && (unsigned long long)c->size > s->srv->p.max_message_size) {
 		/* RFC 1870 §6.2 */
 		sess_reply(s, 552, "5.3.4 Message size exceeds fixed maximum message size");
+	} else if (c->path_8bit && !c->smtputf8) {
+		/* RFC 6531 §3.7.4.1 */
+		sess_reply(s, 553, "5.6.7 Non-ASCII address needs the SMTPUTF8 parameter");
 	} else {
 		snprintf(s->mail_from, sizeof(s->mail_from), "%s", c->path);
+		s->body8 = c->body == SMTP_BODY_8BITMIME;
+		s->utf8 = c->smtputf8;
 		sess_set_state(s, SS_MAIL);
 		sess_reply(s, 250, "2.1.0 Ok");
 	}
+	return 0;
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
@@ -397,9 +585,14 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 		sess_reply(s, 503, "5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (s->nrcpts >= MF_SMTP_SERVER_RCPTS_MAX) {
+	if (s->nrcpts >= (size_t)s->srv->p.max_rcpts) {
 		/* RFC 5321 §4.5.3.1.10 */
 		sess_reply(s, 452, "4.5.3 Error: too many recipients");
+		return;
+	}
+	if (c->path_8bit && !s->utf8) {
+		/* RFC 6531 §3.7.4.1 */
+		sess_reply(s, 553, "5.6.7 Non-ASCII address needs SMTPUTF8 on MAIL");
 		return;
 	}
 	struct smtp_server_reply r;
@@ -462,7 +655,7 @@ static int cmd_data(struct session *s, enum rd *why)
 /* RFC 3207: 220, then the handshake; -1 when the session must end. */
 static int cmd_starttls(struct session *s)
 {
-	if (s->srv->tls == NULL) {
+	if (!sess_has_tls_ctx(s)) {
 		sess_reply(s, 502, "5.5.1 Error: command not implemented");
 		return 0;
 	}
@@ -473,26 +666,20 @@ static int cmd_starttls(struct session *s)
 	sess_reply(s, 220, "2.0.0 Ready to start TLS");
 	if (sess_flush(s) != 0)
 		return -1;
-	if (s->in_end > s->in_start)
+	if (s->in_end > s->in_start) {
 		log_warn("event=smtp_starttls_pipelined session=%s dropped=%zu", s->id, s->in_end - s->in_start);
-	s->in_start = s->in_end = 0;
-	enum io_err ioerr;
-	char err[256];
-	/* SO_RCVTIMEO/SO_SNDTIMEO bound each step of the handshake; when one
-	 * runs out OpenSSL asks to wait, and the deadline (now) says no. */
-	s->tls = tls_conn_accept(s->srv->tls, s->fd, mono_ms(), &ioerr, err, sizeof(err));
-	if (s->tls == NULL) {
-		log_info("event=smtp_tls_failed session=%s error=\"%s\"", s->id, err);
-		return -1;
+		if (s->srv->p.strict_pipelining)
+			return -1; /* RFC 3207 §4.2: a client that does this is not to be trusted */
 	}
-	char cipher[64];
-	int verified;
-	tls_conn_info(s->tls, s->tls_version, sizeof(s->tls_version), cipher, sizeof(cipher), &verified);
-	log_info("event=smtp_tls session=%s version=%s cipher=%s", s->id, s->tls_version, cipher);
+	s->in_start = s->in_end = 0;
+	if (sess_tls_accept(s) != 0)
+		return -1;
 	/* RFC 3207 §4.2: forget everything learnt before the handshake. */
 	sess_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = 0;
+	s->authed = 0;
+	s->auth_user[0] = '\0';
 	sess_set_state(s, SS_GREET);
 	return 0;
 }
@@ -501,7 +688,7 @@ static int cmd_starttls(struct session *s)
 static int sess_command(struct session *s, const char *line, size_t len, enum rd *why)
 {
 	struct smtp_cmd c;
-	enum smtp_cmd_result pr = smtp_cmd_parse(line, len, &c);
+	enum smtp_cmd_result pr = s->srv->p.smtputf8 ? smtp_cmd_parse_utf8(line, len, &c) : smtp_cmd_parse(line, len, &c);
 	int is_mail = c.verb == SMTP_VERB_MAIL;
 	switch (pr) {
 	case SMTP_CMD_OK:
@@ -526,8 +713,9 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 		cmd_helo(s, &c);
 		return 0;
 	case SMTP_VERB_MAIL:
-		cmd_mail(s, &c);
-		return 0;
+		return cmd_mail(s, &c);
+	case SMTP_VERB_AUTH:
+		return cmd_auth(s, &c, why);
 	case SMTP_VERB_RCPT:
 		cmd_rcpt(s, &c);
 		return 0;
@@ -556,14 +744,42 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 		}
 		return 0;
 	default:
-		/* EXPN, AUTH, BDAT: not offered. */
+		/* EXPN, BDAT: not offered. */
 		sess_reply(s, 502, "5.5.1 Error: command not implemented");
 		return ++s->errors >= MF_SMTP_SERVER_ERRORS_MAX;
 	}
 }
 
+/* Before the banner: the TLS handshake of implicit TLS, and with
+ * strict_pipelining the check that the client has not talked first (a
+ * client must wait for the greeting, RFC 5321 §3.1; one that does not is
+ * a spam engine or an injection attempt).  0, or -1 to close. */
+static int sess_greet(struct session *s)
+{
+	/* With implicit TLS the client speaks first (its ClientHello). */
+	if (s->srv->p.strict_pipelining && !s->srv->p.implicit_tls) {
+		struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN)) {
+			char b;
+			if (recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+				log_warn("event=smtp_pregreet session=%s peer=%s", s->id, s->peer);
+				sess_reply(s, 554, "5.5.0 %s Error: talked before the greeting", s->srv->hostname);
+				sess_flush(s);
+				return -1;
+			}
+		}
+	}
+	if (s->srv->p.implicit_tls && sess_tls_accept(s) != 0)
+		return -1;
+	return 0;
+}
+
 static void sess_run(struct session *s)
 {
+	if (sess_greet(s) != 0) {
+		log_info("event=smtp_session_end session=%s reason=greeting messages=0", s->id);
+		return;
+	}
 	sess_reply(s, 220, "%s ESMTP mailferry", s->srv->hostname);
 	enum rd why = RD_OK;
 	const char *reason = "quit";
@@ -619,6 +835,9 @@ static void *session_main(void *arg)
 	log_info("event=smtp_session_start session=%s peer=%s", s->id, s->peer);
 	sess_run(s);
 	sess_reset(s);
+	if (srv->p.on_session_end)
+		srv->p.on_session_end(srv->p.arg, s->app);
+	s->app = NULL;
 	if (s->tls) {
 		tls_conn_close(s->tls);
 		tls_conn_free(s->tls);
@@ -701,6 +920,7 @@ static void start_session(struct smtp_server *srv, int fd, const char *peer)
 	buf_init(&s->out, MF_SMTP_REPLY_MAX);
 	buf_init(&s->data, 0);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->loopback = strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "::ffff:127.", 11) == 0;
 	s->deadline_ms = mono_ms() + srv->p.session_timeout_ms;
 	pthread_mutex_lock(&srv->lock);
 	snprintf(s->id, sizeof(s->id), "%lx.%lu", (unsigned long)time(NULL), ++srv->counter);
@@ -804,6 +1024,10 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		snprintf(err, errlen, "smtp server: a TLS certificate needs its key and vice versa");
 		return NULL;
 	}
+	if (params->implicit_tls && params->tls_cert_file == NULL) {
+		snprintf(err, errlen, "smtp server: implicit TLS needs a certificate and key");
+		return NULL;
+	}
 	struct tls_ctx *tls = NULL;
 	if (params->tls_cert_file) {
 		char why[512];
@@ -827,6 +1051,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		srv->p.idle_timeout_ms = MF_SMTP_SERVER_IDLE_TIMEOUT_MS;
 	if (srv->p.max_sessions_per_addr <= 0)
 		srv->p.max_sessions_per_addr = MF_SMTP_SERVER_SESSIONS_PER_ADDR;
+	if (srv->p.max_rcpts <= 0 || srv->p.max_rcpts > MF_SMTP_SERVER_RCPTS_MAX)
+		srv->p.max_rcpts = MF_SMTP_SERVER_RCPTS_MAX;
 	if (srv->p.session_timeout_ms <= 0)
 		srv->p.session_timeout_ms = MF_SMTP_SERVER_SESSION_TIMEOUT_MS;
 	if (srv->p.max_message_size == 0)
@@ -849,10 +1075,31 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		return NULL;
 	}
 	log_info("event=smtp_server_listening addr=%s port=%d max_sessions=%d max_sessions_per_addr=%d"
-		 " session_timeout_ms=%d max_size=%zu starttls=%s",
+		 " session_timeout_ms=%d max_size=%zu tls=%s auth=%s",
 		 srv->listen, srv->port, srv->p.max_sessions, srv->p.max_sessions_per_addr, srv->p.session_timeout_ms,
-		 srv->p.max_message_size, srv->tls ? "yes" : "no");
+		 srv->p.max_message_size, srv->tls ? (srv->p.implicit_tls ? "implicit" : "starttls") : "no",
+		 srv->p.on_auth ? "yes" : "no");
 	return srv;
+}
+
+int smtp_server_reload_tls(struct smtp_server *srv, const char *cert_file, const char *key_file, char *err,
+			   size_t errlen)
+{
+	char why[512];
+	struct tls_ctx *tls = tls_server_ctx_new(cert_file, key_file, why, sizeof(why));
+	if (tls == NULL) {
+		snprintf(err, errlen, "smtp server: TLS: %s", why);
+		return -1;
+	}
+	pthread_mutex_lock(&srv->lock);
+	if (srv->tls) {
+		srv->retired = xrealloc(srv->retired, (srv->nretired + 1) * sizeof(*srv->retired));
+		srv->retired[srv->nretired++] = srv->tls;
+	}
+	srv->tls = tls;
+	pthread_mutex_unlock(&srv->lock);
+	log_info("event=smtp_server_tls_reloaded port=%d", srv->port);
+	return 0;
 }
 
 int smtp_server_port(const struct smtp_server *srv)
@@ -898,6 +1145,9 @@ void smtp_server_free(struct smtp_server *srv)
 		close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
 	tls_ctx_free(srv->tls);
+	for (size_t i = 0; i < srv->nretired; i++)
+		tls_ctx_free(srv->retired[i]);
+	free(srv->retired);
 	free(srv->listen);
 	free(srv->hostname);
 	free(srv);

@@ -6,8 +6,8 @@
  * smtp_cmd_parse() fills a struct smtp_cmd and returns SMTP_CMD_OK or the
  * class of error; the session maps the class to a reply.
  */
-#ifndef MF_BOUNCE_SMTP_SERVER_CMD_H
-#define MF_BOUNCE_SMTP_SERVER_CMD_H
+#ifndef MF_SMTPD_SMTP_SERVER_CMD_H
+#define MF_SMTPD_SMTP_SERVER_CMD_H
 
 #include <stddef.h>
 
@@ -49,10 +49,16 @@ struct smtp_cmd {
 	char path[MF_ADDRESS_MAX + 1];
 	long long size;       /* MAIL SIZE= (RFC 1870), -1 when absent */
 	enum smtp_body body;  /* MAIL BODY= (RFC 6152) */
+	int smtputf8;         /* MAIL SMTPUTF8 (RFC 6531 §3.4); only from smtp_cmd_parse_utf8() */
+	int path_8bit;        /* the path has octets >= 0x80; only from smtp_cmd_parse_utf8() */
 };
 
 /* line excludes the CRLF.  Returns an enum smtp_cmd_result. */
 enum smtp_cmd_result smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
+/* The same for a server that offers SMTPUTF8 (RFC 6531): 8-bit octets are
+ * allowed in paths (path_8bit says so) and MAIL takes SMTPUTF8.  Whether a
+ * path's UTF-8 is welcome in this transaction is the session's to judge. */
+enum smtp_cmd_result smtp_cmd_parse_utf8(const char *line, size_t len, struct smtp_cmd *out);
 /* The verb's name in upper case, for logs. */
 const char *smtp_verb_name(enum smtp_verb v);
 
