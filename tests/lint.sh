@@ -69,6 +69,7 @@ fi
 ssl_ok=(
   relay/tls.c           # TLS contexts and connections, client and server side
   mail/dkim.c           # DKIM signing keys and signatures (RFC 6376)
+  mail/dkim_keys.c      # sending domains' DKIM key pairs and their AES-256-GCM sealing
   mail/verp.c           # the HMAC in VERP tokens, compared in constant time
   hooks/webhook_sign.c  # webhook signatures (HMAC-SHA256) and secrets
   util/rand.c           # unpredictable bytes for identifiers

@@ -21,7 +21,7 @@
 #include "util/xmalloc.h"
 
 enum ctype { C_STR, C_INT, C_BOOL, C_DURATION, C_SIZE, C_SCHEDULE, C_HOSTPORT,
-	     C_SMARTHOST_TLS, C_TLS_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES, C_RATES };
+	     C_SMARTHOST_TLS, C_TLS_POLICY, C_SENDER_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES, C_RATES };
 
 struct ckey {
 	const char *name;
@@ -61,6 +61,8 @@ static const struct ckey keys[] = {
 	K(dkim_domain, C_STR, NULL, 0),
 	K(dkim_selector, C_STR, NULL, 0),
 	K(dkim_key_file, C_STR, NULL, 0),
+	K(master_key_file, C_STR, NULL, 0),
+	K(sender_policy, C_SENDER_POLICY, "any", 0),
 	K(webhook_timeout, C_DURATION, "15", 0),
 	K(webhook_retry_schedule, C_SCHEDULE, "5s,5m,30m,2h,5h,10h,14h,20h,24h", 0),
 	K(webhook_allow_private, C_BOOL, "no", 0),
@@ -81,6 +83,7 @@ static const struct ckey keys[] = {
 
 static const char *smarthost_tls_names[] = { "starttls", "tls", "none" };
 static const char *tls_policy_names[] = { "opportunistic", "required", "none" };
+static const char *sender_policy_names[] = { "any", "known", "verified" };
 static const char *role_names[] = { "api", "delivery", "webhooks", "bounces" };
 
 static int parse_enum(const char *s, const char **names, int n, int *out)
@@ -391,6 +394,13 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 		else
 			snprintf(why, sizeof(why), "must be opportunistic, required or none");
 		break;
+	case C_SENDER_POLICY:
+		ok = parse_enum(v, sender_policy_names, 3, &iv) == 0;
+		if (ok)
+			*(enum sender_policy *)slot = (enum sender_policy)iv;
+		else
+			snprintf(why, sizeof(why), "must be any, known or verified");
+		break;
 	case C_LOGLEVEL:
 		ok = log_level_parse(v, &lvl) == 0;
 		if (!ok)
@@ -697,6 +707,7 @@ void config_print(const struct config *cfg, FILE *out)
 		case C_SCHEDULE: print_schedule(slot, out); break;
 		case C_SMARTHOST_TLS: fputs(smarthost_tls_names[*(const enum tls_mode *)slot], out); break;
 		case C_TLS_POLICY: fputs(tls_policy_names[*(const enum tls_policy *)slot], out); break;
+		case C_SENDER_POLICY: fputs(sender_policy_names[*(const enum sender_policy *)slot], out); break;
 		default: {
 			const char *s = *(char *const *)slot;
 			if (s == NULL)
