@@ -39,6 +39,12 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/suppressions", API_SCOPE_SEND, BODY_SMALL, api_post_suppressions },
 	{ "GET", "/v1/suppressions/{email}", API_SCOPE_READ, BODY_SMALL, api_get_suppression },
 	{ "DELETE", "/v1/suppressions/{email}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_suppression },
+	/* api/domains.c */
+	{ "POST", "/v1/domains", API_SCOPE_ADMIN, BODY_SMALL, api_post_domains },
+	{ "GET", "/v1/domains", API_SCOPE_ADMIN, BODY_SMALL, api_get_domains },
+	{ "GET", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_get_domain },
+	{ "DELETE", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_domain },
+	{ "POST", "/v1/domains/{domain}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_domain_rotate },
 	/* api/bounces.c */
 	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces },
 };
