@@ -14,8 +14,9 @@
  *   sender_policy_verified      422 domain_not_verified (field from) for an
  *                               unknown and for a pending domain; without
  *                               master_key_file adding is 503 master_key_missing
- *   private_keys_never_leave    the decrypted private keys appear in no API
- *                               answer and not in the daemon's log
+ *   private_keys_never_leave    "mailferry domains" prints zone-file lines;
+ *                               the decrypted private keys appear in no API
+ *                               or command answer and not in the daemon's log
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -391,10 +392,42 @@ Test(domains, private_keys_never_leave)
 	json_decref(j);
 	cr_assert_eq(dom_call(&d, "GET", "/v1/domains/keys.example", NULL, &j), 200);
 	json_decref(j);
+	/* The command line, over the same API: zone-file lines, --json. */
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "%s domains add CLI.example --api %s --key %s", th_bin(), d.s.base, d.admin), 0, "%s", out);
+	cr_assert(strstr(out, "._domainkey.cli.example.\t3600\tIN\tTXT\t\"v=DKIM1; k=ed25519; p="), "%s", out);
+	cr_assert(strstr(out, "IN\tTXT\t( \"v=DKIM1; k=rsa; p="), "an RSA value is split in strings: %s", out);
+	cr_assert(strstr(out, "_dmarc.cli.example.\t3600\tIN\tTXT\t\"v=DMARC1; p=none;"), "%s", out);
+	cr_assert(strstr(out, "bounces.relay.test.\t3600\tIN\tMX\t10 relay.test."), "%s", out);
+	json_array_append_new(d.answers, json_string(out));
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains rotate cli.example --json --api %s --key %s", th_bin(), d.s.base, d.admin), 0,
+		     "%s", out);
+	cr_assert(strstr(out, "\"key_state\":\"pending\""), "%s", out);
+	json_array_append_new(d.answers, json_string(out));
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains list --api %s --key %s", th_bin(), d.s.base, d.admin), 0, "%s", out);
+	cr_assert(strstr(out, "cli.example") && strstr(out, "pending"), "%s", out);
+	json_array_append_new(d.answers, json_string(out));
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains show none.example --api %s --key %s", th_bin(), d.s.base, d.admin), 1);
+	cr_assert(strstr(out, "not_found"), "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains add 'bad domain' --api %s --key %s", th_bin(), d.s.base, d.admin), 1);
+	cr_assert(strstr(out, "domain: "), "the field is named: %s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains --help", th_bin()), 0);
+	cr_assert(strstr(out, "usage: mailferry domains add DOMAIN"), "%s", out);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains show --api %s --key %s", th_bin(), d.s.base, d.admin), 2);
+	free(out);
+	cr_assert_eq(th_run(&out, "%s domains remove other.example --api %s --key %s", th_bin(), d.s.base, d.admin), 0);
+	cr_assert(strstr(out, "removed other.example"), "%s", out);
+	free(out);
 	send_from(&d, "app@keys.example", "keys");
 	cr_assert_eq(th_sink_wait(d.sink, 1, 20000), 1);
 	json_t *keys = private_keys(&d);
-	cr_assert_eq(json_array_size(keys), 6, "two generations of keys.example, one of other.example");
+	cr_assert_eq(json_array_size(keys), 8, "two generations of keys.example and cli.example (other.example removed)");
 	char *log = NULL;
 	cr_assert_eq(th_run(&log, "cat '%s'", d.s.p->log), 0);
 	cr_assert(strstr(log, "event=domain_added") || strstr(log, "domain_added"), "the log is the daemon's");
