@@ -12,7 +12,10 @@
 #   SINK_LISTEN             capture sink address (default 127.0.0.1:2526)
 #   MAILFERRY_BIN           the mailferry binary (default bin/mailferry)
 # Development settings: webhook_allow_private = yes (webhooks may go to
-# receivers on this machine) unless MAILFERRY_WEBHOOK_ALLOW_PRIVATE is set.
+# receivers on this machine) unless MAILFERRY_WEBHOOK_ALLOW_PRIVATE is set;
+# master_key_file = var/master.key (32 random bytes, mode 0600, made on the
+# first run; it encrypts sending domains' DKIM keys, docs/domains.md) unless
+# MAILFERRY_MASTER_KEY_FILE or mailferry.conf sets one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -47,6 +50,14 @@ export MAILFERRY_DATABASE_URL=${MAILFERRY_DATABASE_URL:-$url}
 export MAILFERRY_HTTP_LISTEN=$listen
 export MAILFERRY_LOG_FORMAT=${MAILFERRY_LOG_FORMAT:-text}
 "$bin" migrate >/dev/null
+
+if [ -z "${MAILFERRY_MASTER_KEY_FILE:-}" ] && ! grep -qsE '^\s*master_key_file\s*=' mailferry.conf; then
+  if [ ! -s "$var/master.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom > "$var/master.key.tmp" && mv "$var/master.key.tmp" "$var/master.key")
+    echo "==> made $var/master.key (master_key_file: encrypts the sending domains' DKIM keys; keep it with the database's backups)"
+  fi
+  export MAILFERRY_MASTER_KEY_FILE=$var/master.key
+fi
 
 if [ ! -s "$var/dev-api-key" ]; then
   key=$("$bin" keys create --name development --scopes send,read,admin --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
