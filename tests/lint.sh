@@ -36,7 +36,7 @@ fi
 # The layers of docs/architecture.md: a folder includes only from lower
 # layers or from itself; folders on one layer do not include each other;
 # and queue/ includes neither relay/, hooks/ nor bounce/.
-declare -A layer=([util]=1 [db]=2 [mail]=2 [relay]=3 [bounce]=4 [hooks]=4 [sink]=5 [queue]=5 [api]=6 [cli]=7)
+declare -A layer=([util]=1 [db]=2 [mail]=2 [dns]=2 [relay]=3 [bounce]=4 [hooks]=4 [sink]=5 [queue]=5 [api]=6 [cli]=7)
 up=$(for d in $src; do
        [ -n "${layer[$d]:-}" ] || { echo "$d/: a folder with no layer in tests/lint.sh"; continue; }
        grep -noE '^#[[:space:]]*include[[:space:]]*"[a-z_]+/' -r "$d" --include='*.c' --include='*.h' |

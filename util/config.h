@@ -73,6 +73,7 @@ struct config {
 	long lease_time;
 	int destination_concurrency;
 	char *destination_rate;     /* NULL: no rate limits; see config_parse_rates() */
+	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
@@ -97,5 +98,11 @@ typedef void (*config_rate_fn)(const char *domain, size_t dlen, long per_min, vo
 /* Parses "domain=N/min,...", calling fn (may be NULL) per item; 0, or -1
  * with the bad item quoted in why. */
 int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen);
+
+/* dns_servers items: an IP address in text form and a port (53 unless
+ * given).  Calls fn (may be NULL) per item; 0, or -1 with the bad item
+ * quoted in why. */
+typedef void (*config_server_fn)(const char *host, int port, void *arg);
+int config_parse_servers(const char *s, config_server_fn fn, void *arg, char *why, size_t whylen);
 
 #endif
