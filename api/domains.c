@@ -6,6 +6,7 @@
  *   GET    /v1/domains/{domain}               (admin) 200
  *   DELETE /v1/domains/{domain}               (admin) 204
  *   POST   /v1/domains/{domain}/rotate        (admin) 200, new keys pending
+ *   POST   /v1/domains/{domain}/verify        (admin) 200, records looked up
  *
  * A domain is answered as {"domain","status","created_at","verified_at",
  * "records":[{"type","name","value","purpose"}],"keys":[...]}: records are
@@ -15,6 +16,7 @@
  * the signers of api/domain_cache.c.
  */
 #include <ctype.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 #include "api/handlers.h"
 #include "api/json_in.h"
 #include "db/domains.h"
+#include "dns/dns.h"
 #include "mail/dkim_keys.h"
 #include "util/base64.h"
 #include "util/config.h"
@@ -394,5 +397,139 @@ enum api_result api_post_domain_rotate(struct api_req *req)
 		answer_domain(req, 200, domain);
 	}
 	new_keys_cleanup(nk);
+	return API_DONE;
+}
+
+/* ---- verification ---------------------------------------------------- */
+
+/* Days the keys a verified rotation replaced stay published (docs/domains.md). */
+#define DOMAIN_RETIRE_GRACE_DAYS 7
+
+/* s without white space and a final ';', for comparing TXT values that
+ * differ only in spacing (RFC 6376 §3.2: tag lists allow FWS). */
+static void squeeze(const char *s, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (; *s && o + 1 < outsz; s++)
+		if (!isspace((unsigned char)*s))
+			out[o++] = *s;
+	while (o > 0 && out[o - 1] == ';')
+		o--;
+	out[o] = '\0';
+}
+
+static int same_txt(const char *a, const char *b)
+{
+	static _Thread_local char x[DNS_TXT_LEN_MAX + 1], y[DNS_TXT_LEN_MAX + 1];
+	squeeze(a, x, sizeof(x));
+	squeeze(b, y, sizeof(y));
+	return strcmp(x, y) == 0;
+}
+
+/* "10 host." and "10 host" name the same MX. */
+static int same_mx(const struct dns_mx *mx, const char *want)
+{
+	char host[DNS_NAME_MAX + 2];
+	int pref = -1;
+	if (sscanf(want, "%d %256s", &pref, host) != 2)
+		return 0;
+	size_t n = strlen(host);
+	if (n > 0 && host[n - 1] == '.')
+		host[n - 1] = '\0';
+	return strcasecmp(mx->host, host) == 0;
+}
+
+/* Looks one record up; adds found, matches, seen (and the lookup's
+ * status when it failed) to r.  Returns matches. */
+static int check_record(const struct dns_resolver *dns, json_t *r, struct dns_txt_result *txt)
+{
+	const char *type = json_string_value(json_object_get(r, "type"));
+	const char *name = json_string_value(json_object_get(r, "name"));
+	const char *want = json_string_value(json_object_get(r, "value"));
+	json_t *seen = json_array();
+	char err[256] = "";
+	int matches = 0;
+	enum dns_status st;
+	if (strcmp(type, "MX") == 0) {
+		struct dns_mx_result mx;
+		st = dns_lookup_mx(dns, name, &mx, err, sizeof(err));
+		for (int i = 0; st == DNS_OK && !mx.implicit && i < mx.n; i++) {
+			json_array_append_new(seen, json_sprintf("%d %s.", mx.mx[i].pref, mx.mx[i].host));
+			matches |= same_mx(&mx.mx[i], want);
+		}
+		if (st == DNS_OK && mx.implicit)
+			st = DNS_NODATA;
+	} else {
+		st = dns_lookup_txt(dns, name, txt, err, sizeof(err));
+		for (int i = 0; st == DNS_OK && i < txt->n; i++) {
+			json_array_append_new(seen, json_string(txt->rec[i]));
+			matches |= same_txt(txt->rec[i], want);
+		}
+	}
+	json_object_set_new(r, "found", json_boolean(st == DNS_OK && json_array_size(seen) > 0));
+	json_object_set_new(r, "matches", json_boolean(matches));
+	json_object_set_new(r, "seen", seen);
+	if (st != DNS_OK)
+		json_object_set_new(r, "lookup", json_string(dns_status_name(st)));
+	return matches;
+}
+
+/*
+ * Looks every record of the domain up (docs/domains.md "Verification"):
+ * the domain is verified when the DKIM records of its active keys and the
+ * return path's records match; a rotation's pending keys take over when
+ * theirs match too.  SPF and DMARC are checked and reported but decide
+ * nothing: they are suggestions the operator may have merged with others.
+ */
+enum api_result api_post_domain_verify(struct api_req *req)
+{
+	char domain[256], err[512];
+	if (param_domain(req, domain, sizeof(domain)) < 0)
+		return API_DONE;
+	struct collect c = { req->deps->cfg, NULL };
+	int rc = db_domain_get(req->deps->pool, domain, collect_one, &c, err, sizeof(err));
+	if (rc <= 0) {
+		if (rc < 0)
+			db_fail(req, "domain_get", err);
+		else
+			api_problem(req, 404, "not_found", "no such domain");
+		json_decref(c.out);
+		return API_DONE;
+	}
+	struct dns_txt_result *txt = xmalloc(sizeof(*txt));
+	json_t *checks = json_array();
+	int ok = 1, pending_ok = 1, pending = 0;
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(c.out, "records"), i, r) {
+		json_t *chk = json_pack("{s:O, s:O, s:O, s:O}", "type", json_object_get(r, "type"), "name",
+					json_object_get(r, "name"), "value", json_object_get(r, "value"), "purpose",
+					json_object_get(r, "purpose"));
+		int m = check_record(req->deps->dns, chk, txt);
+		const char *purpose = json_string_value(json_object_get(r, "purpose"));
+		const char *state = json_string_value(json_object_get(r, "key_state"));
+		if (strcmp(purpose, "dkim") == 0 && state && strcmp(state, "pending") == 0) {
+			pending = 1;
+			pending_ok &= m;
+		} else if (strcmp(purpose, "dkim") == 0 || strcmp(purpose, "return_path") == 0) {
+			ok &= m;
+		}
+		json_array_append_new(checks, chk);
+	}
+	free(txt);
+	json_decref(c.out);
+	char *cj = json_dumps(checks, JSON_COMPACT);
+	json_decref(checks);
+	int promote = ok && pending && pending_ok;
+	rc = db_domain_checked(req->deps->pool, domain, ok, cj, promote, DOMAIN_RETIRE_GRACE_DAYS, err, sizeof(err));
+	free(cj);
+	if (rc < 0) {
+		db_fail(req, "domain_checked", err);
+		return API_DONE;
+	}
+	domain_cache_invalidate(req->deps->domains);
+	log_info("event=domain_verified domain=%s verified=%s keys_promoted=%s key_id=%lld", domain, ok ? "yes" : "no",
+		 promote ? "yes" : "no", (long long)req->api_key_id);
+	answer_domain(req, 200, domain);
 	return API_DONE;
 }

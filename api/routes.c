@@ -45,6 +45,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_get_domain },
 	{ "DELETE", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_domain },
 	{ "POST", "/v1/domains/{domain}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_domain_rotate },
+	{ "POST", "/v1/domains/{domain}/verify", API_SCOPE_ADMIN, BODY_SMALL, api_post_domain_verify },
 	/* api/bounces.c */
 	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces },
 };

@@ -47,6 +47,7 @@
 #include "api/respond.h"
 #include "api/routes.h"
 #include "db/committer.h"
+#include "dns/dns.h"
 #include "mail/dkim.h"
 #include "mail/dkim_keys.h"
 #include "util/config.h"
@@ -71,6 +72,7 @@ struct api_server {
 	struct db_committer *committer; /* started here when deps had none */
 	struct dkim_signer *dkim;       /* loaded here when deps had none */
 	struct domain_cache *domains;   /* made here when deps had none */
+	struct dns_resolver *dns;       /* made here when deps had none */
 };
 
 struct conn_state {
@@ -454,10 +456,18 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		domains = domain_cache_new(deps->pool, cfg->master_key_file ? mk : NULL);
 		memset(mk, 0, sizeof(mk));
 	}
+	struct dns_resolver *dns = NULL;
+	if (deps->dns == NULL && (dns = dns_resolver_new(cfg->dns_servers, err, errlen)) == NULL) {
+		dkim_signer_free(dkim);
+		domain_cache_free(domains);
+		return NULL;
+	}
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
 	if (domains)
 		deps->domains = srv->domains = domains;
+	if (dns)
+		deps->dns = srv->dns = dns;
 	srv->http = (struct listener){ .srv = srv, .name = "http" };
 	srv->admin = (struct listener){ .srv = srv, .name = "admin", .admin = 1 };
 	if (dkim)
@@ -476,6 +486,9 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		if (srv->domains)
 			deps->domains = NULL;
 		domain_cache_free(srv->domains);
+		if (srv->dns)
+			deps->dns = NULL;
+		dns_resolver_free(srv->dns);
 		free(srv);
 		return NULL;
 	}
@@ -511,5 +524,8 @@ void api_server_free(struct api_server *srv)
 	if (srv->domains)
 		srv->deps->domains = NULL;
 	domain_cache_free(srv->domains);
+	if (srv->dns)
+		srv->deps->dns = NULL;
+	dns_resolver_free(srv->dns);
 	free(srv);
 }

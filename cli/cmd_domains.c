@@ -29,6 +29,7 @@ static const char usage[] =
 	"usage: mailferry domains add DOMAIN    [--json] [--api URL] [--key KEY] [--config FILE]\n"
 	"       mailferry domains list          [--json] ...\n"
 	"       mailferry domains show DOMAIN   [--json] ...\n"
+	"       mailferry domains verify DOMAIN [--json] ...\n"
 	"       mailferry domains rotate DOMAIN [--json] ...\n"
 	"       mailferry domains remove DOMAIN [--json] ...\n"
 	"\n"
@@ -38,6 +39,8 @@ static const char usage[] =
 	"        publish, as lines for a zone file\n"
 	"list    the registered domains and their status\n"
 	"show    one domain with its records and keys\n"
+	"verify  looks the records up now (dns_servers) and prints what was found;\n"
+	"        the domain is verified when its DKIM and return-path records match\n"
 	"rotate  new keys under new selectors; both generations are published,\n"
 	"        the old ones keep signing until the new ones are verified\n"
 	"remove  forgets DOMAIN and its keys (its mail is signed as before it was added)\n"
@@ -157,6 +160,16 @@ static void print_domain(const cJSON *d)
 			printf(" (replace the rua address with a mailbox that takes DMARC reports)");
 		putchar('\n');
 	}
+	const cJSON *checks = cJSON_GetObjectItemCaseSensitive(d, "checks"), *k;
+	if (cJSON_IsArray(checks)) {
+		printf("; last checked %s:\n", jstr(d, "checked_at", "?"));
+		cJSON_ArrayForEach(k, checks) {
+			const cJSON *f = cJSON_GetObjectItemCaseSensitive(k, "found");
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(k, "matches");
+			printf(";   %-8s %s %s: %s\n", jstr(k, "purpose", "?"), jstr(k, "type", "?"), jstr(k, "name", "?"),
+			       cJSON_IsTrue(m) ? "matches" : cJSON_IsTrue(f) ? "found, does not match" : "not found");
+		}
+	}
 }
 
 static int run(const struct dom_opts *o, const char *sub, const char *domain, const char *base)
@@ -177,11 +190,12 @@ static int run(const struct dom_opts *o, const char *sub, const char *domain, co
 		snprintf(url, sizeof(url), "%s/v1/domains", base);
 	} else {
 		char *esc = curl_easy_escape(NULL, domain, 0);
-		if (strcmp(sub, "rotate") == 0)
+		if (strcmp(sub, "rotate") == 0 || strcmp(sub, "verify") == 0)
 			method = "POST";
 		else if (strcmp(sub, "remove") == 0)
 			method = "DELETE";
-		snprintf(url, sizeof(url), "%s/v1/domains/%s%s", base, esc, strcmp(sub, "rotate") == 0 ? "/rotate" : "");
+		snprintf(url, sizeof(url), "%s/v1/domains/%s%s", base, esc,
+			 strcmp(sub, "rotate") == 0 ? "/rotate" : strcmp(sub, "verify") == 0 ? "/verify" : "");
 		curl_free(esc);
 	}
 	struct buf resp;
@@ -244,8 +258,9 @@ int cmd_domains(int argc, char **argv)
 	int nargs = argc - optind - 1;
 	int takes_domain = strcmp(sub, "list") != 0;
 	if (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "rotate") &&
-	    strcmp(sub, "remove"))
-		return cli_fail(EXIT_USAGE, "domains: unknown subcommand '%s' (add, list, show, rotate, remove)", sub);
+	    strcmp(sub, "remove") && strcmp(sub, "verify"))
+		return cli_fail(EXIT_USAGE, "domains: unknown subcommand '%s' (add, list, show, verify, rotate, remove)",
+				sub);
 	if (nargs != takes_domain)
 		return cli_fail(EXIT_USAGE, "domains %s: %s", sub, takes_domain ? "expected one DOMAIN" : "takes no DOMAIN");
 	const char *domain = takes_domain ? argv[optind + 1] : NULL;

@@ -226,3 +226,72 @@ int db_domain_signing_keys(struct db_pool *pool, db_signing_fn fn, void *arg, ch
 	PQclear(res);
 	return n;
 }
+
+/* The event of a status change: $1 domain, type and the checks in data. */
+#define DOMAIN_EVENT_SQL                                                                            \
+	"WITH ev AS (SELECT mf_uuidv7() AS pid)"                                                    \
+	" INSERT INTO events (public_id, type, payload)"                                            \
+	" SELECT pid, $2, jsonb_build_object('id', mf_event_id(pid), 'type', $2::text,"             \
+	"   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"   \
+	"   'data', jsonb_build_object('domain', $1::text, 'checks', $3::jsonb))"                   \
+	" FROM ev"
+
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
+		      int grace_days, char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	char grace[16];
+	snprintf(grace, sizeof(grace), "%d", grace_days);
+	const char *status = verified ? "verified" : "failed";
+	const char *p1[] = { domain, status, checks };
+	PGresult *res = NULL;
+	int rc = db_exec(c, "BEGIN", err, errlen);
+	/* The previous status, locked, then the new one. */
+	if (rc == 0)
+		rc = query(c, "WITH old AS (SELECT status FROM domains WHERE domain = $1 FOR UPDATE)"
+			      " UPDATE domains d SET status = $2, checks = $3::jsonb, checked_at = now(),"
+			      "   verified_at = CASE WHEN $2 = 'verified' THEN coalesce(d.verified_at, now()) ELSE d.verified_at END"
+			      "  FROM old WHERE d.domain = $1 RETURNING old.status",
+			   3, p1, &res, err, errlen);
+	int changed = 0;
+	if (rc == 0) {
+		changed = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), status) != 0;
+		PQclear(res);
+	}
+	if (rc == 0 && changed) {
+		const char *pe[] = { domain, verified ? "domain.verified" : "domain.verification_failed", checks };
+		PGresult *r2 = PQexecParams(c, DOMAIN_EVENT_SQL, 3, NULL, pe, NULL, NULL, 0);
+		if (!db_res_ok(r2, PGRES_COMMAND_OK)) {
+			db_set_error(c, r2, err, errlen);
+			rc = -1;
+		}
+		PQclear(r2);
+	}
+	if (rc == 0 && verified && promote) {
+		const char *p2[] = { domain, grace };
+		rc = query(c, "WITH o AS (UPDATE domain_keys SET state = 'retiring',"
+			      "   retire_after = now() + $2::int * interval '1 day'"
+			      "  WHERE domain = $1 AND state = 'active' AND EXISTS"
+			      "   (SELECT 1 FROM domain_keys p WHERE p.domain = $1 AND p.state = 'pending') RETURNING 1)"
+			      " UPDATE domain_keys SET state = 'active', activated_at = now()"
+			      "  WHERE domain = $1 AND state = 'pending' RETURNING 1",
+			   2, p2, &res, err, errlen);
+		if (rc == 0)
+			PQclear(res);
+	}
+	if (rc == 0) {
+		const char *p3[] = { domain };
+		rc = query(c, "UPDATE domain_keys SET state = 'retired' WHERE domain = $1 AND state = 'retiring'"
+			      " AND retire_after <= now() RETURNING 1", 1, p3, &res, err, errlen);
+		if (rc == 0)
+			PQclear(res);
+	}
+	if (rc == 0)
+		rc = db_exec(c, "COMMIT", err, errlen);
+	else
+		db_exec(c, "ROLLBACK", grace, sizeof(grace));
+	db_conn_put(pool, c);
+	return rc;
+}

@@ -62,6 +62,18 @@ int db_domain_delete(struct db_pool *pool, const char *domain, char *err, size_t
 int db_domain_rotate(struct db_pool *pool, const char *domain, const struct db_new_key *keys, int nkeys,
 		     char *err, size_t errlen);
 
+/*
+ * Stores a verification's results (checks: a JSON array) and its verdict
+ * in one transaction: verified makes the domain verified (verified_at set
+ * the first time), else failed.  promote (with verified): the pending keys
+ * become active and the active ones retiring for grace_days.  Retiring
+ * keys past retire_after become retired.  An event domain.verified is
+ * written when the domain becomes verified, domain.verification_failed
+ * when it becomes failed.  0, or -1.
+ */
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
+		      int grace_days, char *err, size_t errlen);
+
 /* What the signing cache loads (api/domain_cache.h): every domain with
  * its status, and each of its active keys (sealed, base64); a domain
  * without active keys comes once with selector NULL. */

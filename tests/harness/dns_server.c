@@ -61,6 +61,23 @@ static int write_zone(struct th_dns *d, int i, const char *records)
 }
 
 /* Waits until the zone's _serial TXT says serial (bounded: ~10 s). */
+/* NSD's current main process, from its pidfile: a reload forks a new main
+ * and the old one exits (nsd(8)), so the pid we started (timeout(1)'s) is
+ * not the one to signal after the first reload.  0 when unknown. */
+static pid_t nsd_main_pid(const struct th_dns *d)
+{
+	char *path = xasprintf("%s/nsd.pid", d->dir);
+	FILE *f = fopen(path, "r");
+	free(path);
+	long pid = 0;
+	if (f) {
+		if (fscanf(f, "%ld", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid > 0 && kill((pid_t)pid, 0) == 0 ? (pid_t)pid : 0;
+}
+
 static int wait_serial(struct th_dns *d, int i)
 {
 	char err[200], name[300], want[32];
@@ -77,10 +94,12 @@ static int wait_serial(struct th_dns *d, int i)
 			ok = 1;
 			break;
 		}
-		if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
+		/* timeout(1) ends with the main process a reload replaced; NSD
+		 * lives on in the new one. */
+		if (d->pid > 0 && waitpid(d->pid, NULL, WNOHANG) == d->pid)
 			d->pid = -1;
+		if (d->pid <= 0 && nsd_main_pid(d) == 0)
 			break;
-		}
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
@@ -165,9 +184,10 @@ int th_dns_set_zone(struct th_dns *d, const char *origin, const char *records)
 		if (strcmp(d->origin[i], origin) != 0)
 			continue;
 		d->serial[i]++;
-		if (write_zone(d, i, records) < 0 || d->pid <= 0)
+		pid_t main_pid = nsd_main_pid(d);
+		if (write_zone(d, i, records) < 0 || (d->pid <= 0 && main_pid == 0))
 			return -1;
-		kill(d->pid, SIGHUP);
+		kill(main_pid ? main_pid : d->pid, SIGHUP);
 		return wait_serial(d, i);
 	}
 	return -1;
@@ -187,9 +207,18 @@ void th_dns_stop(struct th_dns *d)
 {
 	if (!d)
 		return;
+	pid_t main_pid = d->dir ? nsd_main_pid(d) : 0;
+	if (main_pid > 0)
+		kill(main_pid, SIGTERM);
 	if (d->pid > 0) {
 		kill(d->pid, SIGTERM);
 		waitpid(d->pid, NULL, 0);
+	}
+	/* The main process a reload made is not our child: wait, bounded, until
+	 * it has gone, so the next test may take the port. */
+	for (int tries = 0; main_pid > 0 && tries < 200 && kill(main_pid, 0) == 0; tries++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
 	}
 	th_rmrf(d->dir);
 	free(d->dir);

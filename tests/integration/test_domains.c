@@ -14,6 +14,11 @@
  *   sender_policy_verified      422 domain_not_verified (field from) for an
  *                               unknown and for a pending domain; without
  *                               master_key_file adding is 503 master_key_missing
+ *   verify_against_nsd          records served by NSD (tests/harness/dns_server.h):
+ *                               verified, events; a wrong and a missing record
+ *                               reported per record; rotate + verify switches
+ *                               the signing selectors, mail signed throughout;
+ *                               sender_policy = verified lets a verified domain send
  *   private_keys_never_leave    "mailferry domains" prints zone-file lines;
  *                               the decrypted private keys appear in no API
  *                               or command answer and not in the daemon's log
@@ -28,6 +33,7 @@
 #include "api_helpers.h"
 #include "harness.h"
 #include "mail/dkim_keys.h"
+#include "dns_server.h"
 #include "smtp_sink.h"
 #include "util/base64.h"
 
@@ -40,8 +46,9 @@ struct dom {
 	json_t *answers;        /* every API answer body, for the key scan */
 };
 
-/* Starts a sink and serve; with_key: a master_key_file; policy: sender_policy. */
-static void dom_start(struct dom *d, int with_key, const char *policy)
+/* Starts a sink and serve; with_key: a master_key_file; policy: sender_policy;
+ * dns: dns_servers (NULL: unset). */
+static void dom_start_dns(struct dom *d, int with_key, const char *policy, const char *dns)
 {
 	memset(d, 0, sizeof(*d));
 	d->answers = json_array();
@@ -55,11 +62,20 @@ static void dom_start(struct dom *d, int with_key, const char *policy)
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=*=127.0.0.1:%d", d->sink->port);
 	snprintf(mk, sizeof(mk), "MAILFERRY_MASTER_KEY_FILE=%s", d->mk);
 	snprintf(pol, sizeof(pol), "MAILFERRY_SENDER_POLICY=%s", policy);
+	char dnsv[128];
+	snprintf(dnsv, sizeof(dnsv), "MAILFERRY_DNS_SERVERS=%s", dns ? dns : "");
 	const char *env[] = { routes, pol, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_TLS_POLICY=none",
 			      "MAILFERRY_BOUNCE_DOMAIN=bounces.relay.test", "MAILFERRY_HELO_NAME=relay.test",
-			      "MAILFERRY_LOG_LEVEL=debug", with_key ? mk : NULL, NULL };
+			      "MAILFERRY_LOG_LEVEL=debug", with_key ? mk : NULL, NULL, NULL };
+	if (dns)
+		env[with_key ? 8 : 7] = dnsv;
 	api_srv_start(&d->s, NULL, env);
 	cr_assert_eq(api_make_key(d->s.db, "send,read,admin", d->admin, sizeof(d->admin)), 0);
+}
+
+static void dom_start(struct dom *d, int with_key, const char *policy)
+{
+	dom_start_dns(d, with_key, policy, NULL);
 }
 
 static void dom_stop(struct dom *d)
@@ -450,4 +466,159 @@ Test(domains, private_keys_never_leave)
 	free(log);
 	json_decref(keys);
 	dom_stop(&d);
+}
+
+/* The records of dj under origin as zone-file lines (names relative, TXT
+ * split in 255-octet strings); only those whose purpose is in purposes
+ * (a comma-separated list) and, for dkim, whose key state is in states. */
+static void zone_lines(const json_t *dj, const char *origin, const char *purposes, const char *states, char *out,
+		       size_t outsz)
+{
+	size_t o = strlen(out), i;
+	json_t *r;
+	json_array_foreach(json_object_get(dj, "records"), i, r) {
+		const char *name = t_str(r, "name"), *v = t_str(r, "value"), *st = t_str(r, "key_state");
+		size_t nl = strlen(name), ol = strlen(origin);
+		if (!strstr(purposes, t_str(r, "purpose")) || (st && !strstr(states, st)))
+			continue;
+		if (nl < ol || strcmp(name + nl - ol, origin) != 0)
+			continue;
+		char rel[300];
+		if (nl == ol)
+			snprintf(rel, sizeof(rel), "@");
+		else
+			snprintf(rel, sizeof(rel), "%.*s", (int)(nl - ol - 1), name);
+		o += (size_t)snprintf(out + o, outsz - o, "%s IN %s ", rel, t_str(r, "type"));
+		if (strcmp(t_str(r, "type"), "TXT") == 0) {
+			for (size_t k = 0, n = strlen(v); k < n; k += 255)
+				o += (size_t)snprintf(out + o, outsz - o, "\"%.*s\" ", (int)(n - k < 255 ? n - k : 255), v + k);
+		} else {
+			o += (size_t)snprintf(out + o, outsz - o, "%s", v);
+		}
+		o += (size_t)snprintf(out + o, outsz - o, "\n");
+		cr_assert_lt(o, outsz);
+	}
+}
+
+/* The check of the record named name of purpose p with key algorithm alg ("" any). */
+static const json_t *check_of(const json_t *dj, const char *name_part, const char *value_part)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(dj, "checks"), i, c)
+		if (strstr(t_str(c, "name"), name_part) && strstr(t_str(c, "value"), value_part))
+			return c;
+	cr_assert_fail("no check for %s %s", name_part, value_part);
+	return NULL;
+}
+
+/* th_dns_set_zone(), again when NSD missed the reload signal (a SIGHUP
+ * that arrives while the previous reload finishes is dropped); bounded. */
+static int set_zone(struct th_dns *dns, const char *origin, const char *records)
+{
+	for (int tries = 0; tries < 4; tries++)
+		if (th_dns_set_zone(dns, origin, records) == 0)
+			return 0;
+	return -1;
+}
+
+Test(domains, verify_against_nsd)
+{
+	/* One zone, test., holds every name: one reload per change. */
+	struct th_dns_zone zones[] = { { "test", "" } };
+	struct th_dns *dns = th_dns_start(zones, 1);
+	cr_assert_not_null(dns, "NSD did not start (deploy/bootstrap.sh test installs nsd)");
+	struct dom d;
+	dom_start_dns(&d, 1, "verified", th_dns_servers(dns));
+	json_t *dj = NULL, *bj = NULL, *j = NULL;
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains", "{\"domain\":\"vfy.test\"}", &dj), 201);
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains", "{\"domain\":\"bad.test\"}", &bj), 201);
+	/* Pending: sender_policy = verified refuses it. */
+	const char *body = "{\"from\":\"app@vfy.test\",\"to\":\"rcpt@inbox.test\",\"subject\":\"s\",\"text\":\"x\"}";
+	struct th_http r;
+	cr_assert_eq(api_call(&d.s, "POST", "/v1/messages", NULL, NULL, body, &r), 0);
+	cr_assert_eq(r.status, 422, "%ld %s", r.status, r.body);
+	cr_assert(strstr(r.body, "domain_not_verified"), "%s", r.body);
+	th_http_free(&r);
+
+	/* vfy.test publishes everything; bad.test its RSA value under the
+	 * Ed25519 selector and nothing for the RSA one. */
+	static char zone[65536];
+	zone[0] = '\0';
+	zone_lines(dj, "test", "dkim,spf,dmarc,return_path", "active", zone, sizeof(zone));
+	size_t zl = strlen(zone);
+	snprintf(zone + zl, sizeof(zone) - zl,
+		 "%s._domainkey.bad IN TXT \"v=DKIM1; k=ed25519; p=AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n",
+		 selector(bj, "ed25519", "active"));
+	cr_assert_eq(set_zone(dns, "test", zone), 0, "zone:\n%s", zone);
+
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains/vfy.test/verify", NULL, &j), 200);
+	cr_assert_str_eq(t_str(j, "status"), "verified", "%s", json_dumps(j, 0));
+	cr_assert(json_is_string(json_object_get(j, "verified_at")));
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(j, "checks"), i, c)
+		cr_assert(json_is_true(json_object_get(c, "matches")), "%s %s does not match", t_str(c, "type"), t_str(c, "name"));
+	json_decref(j);
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains/bad.test/verify", NULL, &j), 200);
+	cr_assert_str_eq(t_str(j, "status"), "failed");
+	const json_t *ce = check_of(j, "-e._domainkey.bad.test", "k=ed25519");
+	cr_assert(json_is_true(json_object_get(ce, "found")));
+	cr_assert(json_is_false(json_object_get(ce, "matches")));
+	cr_assert_eq(json_array_size(json_object_get(ce, "seen")), 1);
+	const json_t *cr = check_of(j, "-r._domainkey.bad.test", "k=rsa");
+	cr_assert(json_is_false(json_object_get(cr, "found")));
+	cr_assert(json_is_false(json_object_get(cr, "matches")));
+	json_decref(j);
+	cr_assert_eq(t_count(d.s.db, "SELECT count(*) FROM events WHERE type = 'domain.verified'"
+				     " AND payload->'data'->>'domain' = 'vfy.test'"), 1);
+	cr_assert_eq(t_count(d.s.db, "SELECT count(*) FROM events WHERE type = 'domain.verification_failed'"
+				     " AND payload->'data'->>'domain' = 'bad.test'"), 1);
+	/* Verified, it may send (the process dropped its cache on verify). */
+	send_from(&d, "app@vfy.test", "verified");
+	char *records = records_file(&d, dj);
+	char old_e[64], old_r[64];
+	snprintf(old_e, sizeof(old_e), "%s", selector(dj, "ed25519", "active"));
+	snprintf(old_r, sizeof(old_r), "%s", selector(dj, "rsa", "active"));
+	char *m = delivered(&d, 1, "verified");
+	assert_signed(&d, m, records, old_e, old_r);
+	free(m);
+	free(records);
+
+	/* Rotate: the new keys are pending until DNS has them. */
+	json_decref(dj);
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains/vfy.test/rotate", NULL, &dj), 200);
+	char new_e[64], new_r[64];
+	snprintf(new_e, sizeof(new_e), "%s", selector(dj, "ed25519", "pending"));
+	snprintf(new_r, sizeof(new_r), "%s", selector(dj, "rsa", "pending"));
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains/vfy.test/verify", NULL, &j), 200);
+	cr_assert_str_eq(t_str(j, "status"), "verified", "the active keys still match");
+	cr_assert_str_eq(selector(j, "ed25519", "active"), old_e, "not promoted before DNS has the new keys");
+	json_decref(j);
+	send_from(&d, "app@vfy.test", "rotating");
+	records = records_file(&d, dj);
+	m = delivered(&d, 2, "rotating");
+	assert_signed(&d, m, records, old_e, old_r);
+	free(m);
+	free(records);
+	/* Both generations published: verify switches the signing keys. */
+	zone[0] = '\0';
+	zone_lines(dj, "test", "dkim,spf,dmarc,return_path", "active,pending", zone, sizeof(zone));
+	cr_assert_eq(set_zone(dns, "test", zone), 0);
+	json_decref(dj);
+	cr_assert_eq(dom_call(&d, "POST", "/v1/domains/vfy.test/verify", NULL, &dj), 200);
+	cr_assert_str_eq(selector(dj, "ed25519", "active"), new_e);
+	cr_assert_str_eq(selector(dj, "rsa", "active"), new_r);
+	cr_assert_str_eq(selector(dj, "ed25519", "retiring"), old_e, "the old keys stay published");
+	cr_assert_eq(count_records(dj, "dkim"), 4);
+	send_from(&d, "app@vfy.test", "rotated");
+	records = records_file(&d, dj);
+	m = delivered(&d, 3, "rotated");
+	assert_signed(&d, m, records, new_e, new_r);
+	free(m);
+	free(records);
+	json_decref(dj);
+	json_decref(bj);
+	dom_stop(&d);
+	th_dns_stop(dns);
 }
