@@ -23,8 +23,8 @@ BUILD        ?= build
 BINDIR       ?= bin
 SAN          ?=
 CC           ?= cc
-PKGS         := libmicrohttpd jansson libcjson openssl libpq libcurl
-MODULES      := util db mail relay smtpd bounce hooks sink queue submit api cli
+PKGS         := libmicrohttpd jansson libcjson openssl libpq libcurl libcares
+MODULES      := util db mail dns relay smtpd bounce hooks sink queue submit api cli
 
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS      = $(shell pkg-config --libs $(PKGS))

@@ -19,6 +19,8 @@
 struct config;
 struct db_committer;
 struct dkim_signer;
+struct domain_cache;
+struct dns_resolver;
 struct db_pool;
 struct metrics;
 
@@ -29,6 +31,8 @@ struct api_deps {
 	struct metrics *metrics;
 	struct db_committer *committer; /* group commit for sends; api_server_new starts it when NULL */
 	struct dkim_signer *dkim;       /* signs composed messages; api_server_new loads it when configured */
+	struct domain_cache *domains;   /* sending domains and their signers; api_server_new makes it when NULL */
+	struct dns_resolver *dns;       /* domain verification's lookups (dns_servers); made by api_server_new when NULL */
 	atomic_int draining;   /* set on shutdown (by the main thread): /readyz answers 503 */
 	int health_only;       /* no api role: only the public /healthz, /readyz, /metrics */
 };

@@ -43,6 +43,14 @@ enum api_result api_post_suppressions(struct api_req *req);
 enum api_result api_get_suppression(struct api_req *req);
 enum api_result api_delete_suppression(struct api_req *req);
 
+/* api/domains.c */
+enum api_result api_post_domains(struct api_req *req);
+enum api_result api_get_domains(struct api_req *req);
+enum api_result api_get_domain(struct api_req *req);
+enum api_result api_delete_domain(struct api_req *req);
+enum api_result api_post_domain_rotate(struct api_req *req);
+enum api_result api_post_domain_verify(struct api_req *req);
+
 /* api/bounces.c */
 enum api_result api_post_bounces(struct api_req *req);
 

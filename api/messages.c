@@ -21,6 +21,7 @@
 
 #include "api/accepted.h"
 #include "api/api.h"
+#include "api/domain_cache.h"
 #include "api/handlers.h"
 #include "api/validate.h"
 #include "db/committer.h"
@@ -228,10 +229,55 @@ static char *from_header(const struct mail_address *a)
 /* Why a message could not be composed: the answer's status and problem
  * code, chosen from mime_compose()'s enum mime_status, and its detail. */
 struct compose_fail {
-	int status;       /* 413 or 500 */
-	const char *code; /* "payload_too_large" or "internal" */
+	int status;        /* 413, 422 (sender_policy), 500 or 503 */
+	const char *code;  /* "payload_too_large", "domain_not_verified", ... */
+	const char *field; /* the request field at fault, or NULL */
 	char msg[256];
 };
+
+/*
+ * The signers of m's from domain (api/domain_cache.h: its own or its
+ * closest registered parent's active keys, else the dkim_* key) and the
+ * sender_policy check (docs/domains.md).  Returns 0 with dm holding a
+ * snapshot reference (release it), or -1 with *f set.
+ */
+static int sender_domain(struct api_req *req, const struct mail_request *mr, struct domain_match *dm,
+			 struct mime_params *mp, struct compose_fail *f)
+{
+	const struct config *cfg = req->deps->cfg;
+	memset(dm, 0, sizeof(*dm));
+	mp->dkim = req->deps->dkim;
+	mp->dkim2 = NULL;
+	if (req->deps->domains == NULL)
+		return 0;
+	char from_domain[MF_DOMAIN_MAX + 1];
+	address_domain_lower(mr->from.addr, from_domain, sizeof(from_domain));
+	char err[256];
+	if (domain_cache_lookup(req->deps->domains, from_domain, dm, err, sizeof(err)) < 0) {
+		log_warn_limited("event=domain_cache_failed error=%s", err);
+		*f = (struct compose_fail){ .status = 503, .code = "unavailable" };
+		snprintf(f->msg, sizeof(f->msg), "the database is unavailable; nothing was queued, try again");
+		return -1;
+	}
+	f->field = NULL;
+	if (cfg->sender_policy == SENDER_POLICY_KNOWN && dm->domain == NULL) {
+		*f = (struct compose_fail){ .status = 422, .code = "domain_not_registered", .field = "from" };
+		snprintf(f->msg, sizeof(f->msg), "%.200s is not a registered sending domain (POST /v1/domains)",
+			 from_domain);
+	} else if (cfg->sender_policy == SENDER_POLICY_VERIFIED &&
+		   (dm->domain == NULL || strcmp(dm->status, "verified") != 0)) {
+		*f = (struct compose_fail){ .status = 422, .code = "domain_not_verified", .field = "from" };
+		snprintf(f->msg, sizeof(f->msg), "%.200s is not a verified sending domain", from_domain);
+	} else {
+		if (dm->signers[0]) {
+			mp->dkim = dm->signers[0];
+			mp->dkim2 = dm->signers[1];
+		}
+		return 0;
+	}
+	domain_match_release(dm);
+	return -1;
+}
 
 /*
  * Composes m (already validated into m->mr) and fills row.  Returns 0, or
@@ -247,10 +293,15 @@ static int build_message(struct api_req *req, const json_t *root, struct send_ms
 	 * against max_message_size (413, like an oversized body). */
 	size_t max = (size_t)cfg->max_message_size;
 	buf_init(&m->body, max + max / 2 + 65536);
-	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL), .dkim = req->deps->dkim };
+	struct mime_params mp = { .message_id = m->msgid, .date = time(NULL) };
+	struct domain_match dm;
+	if (sender_domain(req, &m->mr, &dm, &mp, f) < 0)
+		return -1;
 	char err[256] = "";
 	enum mime_status ms = mime_compose(&m->mr, &mp, &m->body, err, sizeof(err));
+	domain_match_release(&dm);
 	if (ms != MIME_OK || m->body.len > max) {
+		f->field = NULL;
 		int big = ms == MIME_TOO_BIG || m->body.len > max;
 		f->status = big ? 413 : 500;
 		f->code = big ? "payload_too_large" : "internal";
@@ -460,7 +511,11 @@ enum api_result api_post_message(struct api_req *req)
 	int rc = build_message(req, root, &u->msgs[0], &u->w.msgs[0], &f);
 	json_decref(root);
 	if (rc < 0) {
-		api_problem(req, f.status, f.code, f.msg);
+		if (f.field)
+			api_problem_errors(req, f.status, f.code, f.msg,
+					   json_pack("[o]", api_field_error(f.field, f.code, f.msg)));
+		else
+			api_problem(req, f.status, f.code, f.msg);
 		unit_free(u);
 		return API_DONE;
 	}
@@ -528,7 +583,7 @@ enum api_result api_post_message_batch(struct api_req *req)
 		val_errors_cleanup(&e);
 		struct compose_fail f;
 		if (build_message(req, item, m, &u->w.msgs[u->nmsgs], &f) < 0) {
-			json_t *x = api_field_error("", f.code, f.msg);
+			json_t *x = api_field_error(f.field ? f.field : "", f.code, f.msg);
 			json_object_set_new(x, "index", json_integer((json_int_t)i));
 			json_array_append_new(u->errors, x);
 			send_msg_cleanup(m);

@@ -39,6 +39,13 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/suppressions", API_SCOPE_SEND, BODY_SMALL, api_post_suppressions, 0 },
 	{ "GET", "/v1/suppressions/{email}", API_SCOPE_READ, BODY_SMALL, api_get_suppression, 0 },
 	{ "DELETE", "/v1/suppressions/{email}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_suppression, 0 },
+	/* api/domains.c */
+	{ "POST", "/v1/domains", API_SCOPE_ADMIN, BODY_SMALL, api_post_domains, 0 },
+	{ "GET", "/v1/domains", API_SCOPE_ADMIN, BODY_SMALL, api_get_domains, 0 },
+	{ "GET", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_get_domain, 0 },
+	{ "DELETE", "/v1/domains/{domain}", API_SCOPE_ADMIN, BODY_SMALL, api_delete_domain, 0 },
+	{ "POST", "/v1/domains/{domain}/rotate", API_SCOPE_ADMIN, BODY_SMALL, api_post_domain_rotate, 0 },
+	{ "POST", "/v1/domains/{domain}/verify", API_SCOPE_ADMIN, BODY_SMALL, api_post_domain_verify, 0 },
 	/* api/bounces.c */
 	{ "POST", "/v1/bounces", API_SCOPE_SEND, BODY_MESSAGE, api_post_bounces, 0 },
 	/* api/keys.c: any valid key may ask what it is allowed */

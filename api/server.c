@@ -40,13 +40,16 @@
 #include <sys/socket.h>
 
 #include "api/api.h"
+#include "api/domain_cache.h"
 #include "api/auth.h"
 #include "api/gate.h"
 #include "api/http.h"
 #include "api/respond.h"
 #include "api/routes.h"
 #include "db/committer.h"
+#include "dns/dns.h"
 #include "mail/dkim.h"
+#include "mail/dkim_keys.h"
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -68,6 +71,8 @@ struct api_server {
 	struct api_deps *deps;
 	struct db_committer *committer; /* started here when deps had none */
 	struct dkim_signer *dkim;       /* loaded here when deps had none */
+	struct domain_cache *domains;   /* made here when deps had none */
+	struct dns_resolver *dns;       /* made here when deps had none */
 };
 
 struct conn_state {
@@ -441,8 +446,28 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		log_info("event=dkim_loaded domain=%s selector=%s algorithm=%s", cfg->dkim_domain, cfg->dkim_selector,
 			 dkim_signer_algorithm(dkim));
 	}
+	struct domain_cache *domains = NULL;
+	if (deps->domains == NULL) {
+		unsigned char mk[DKIM_MASTER_KEY_LEN];
+		if (cfg->master_key_file && dkim_master_key_load(cfg->master_key_file, mk, err, errlen) < 0) {
+			dkim_signer_free(dkim);
+			return NULL;
+		}
+		domains = domain_cache_new(deps->pool, cfg->master_key_file ? mk : NULL);
+		memset(mk, 0, sizeof(mk));
+	}
+	struct dns_resolver *dns = NULL;
+	if (deps->dns == NULL && (dns = dns_resolver_new(cfg->dns_servers, err, errlen)) == NULL) {
+		dkim_signer_free(dkim);
+		domain_cache_free(domains);
+		return NULL;
+	}
 	struct api_server *srv = xcalloc(1, sizeof(*srv));
 	srv->deps = deps;
+	if (domains)
+		deps->domains = srv->domains = domains;
+	if (dns)
+		deps->dns = srv->dns = dns;
 	srv->http = (struct listener){ .srv = srv, .name = "http" };
 	srv->admin = (struct listener){ .srv = srv, .name = "admin", .admin = 1 };
 	if (dkim)
@@ -458,6 +483,12 @@ struct api_server *api_server_new(struct api_deps *deps, char *err, size_t errle
 		if (srv->dkim)
 			deps->dkim = NULL;
 		dkim_signer_free(srv->dkim);
+		if (srv->domains)
+			deps->domains = NULL;
+		domain_cache_free(srv->domains);
+		if (srv->dns)
+			deps->dns = NULL;
+		dns_resolver_free(srv->dns);
 		free(srv);
 		return NULL;
 	}
@@ -490,5 +521,11 @@ void api_server_free(struct api_server *srv)
 	if (srv->dkim)
 		srv->deps->dkim = NULL;
 	dkim_signer_free(srv->dkim);
+	if (srv->domains)
+		srv->deps->domains = NULL;
+	domain_cache_free(srv->domains);
+	if (srv->dns)
+		srv->deps->dns = NULL;
+	dns_resolver_free(srv->dns);
 	free(srv);
 }

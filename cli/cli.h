@@ -26,6 +26,7 @@ int cmd_status(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_sink(int argc, char **argv);
+int cmd_domains(int argc, char **argv);
 
 /* The credential name of the configuration file under systemd. */
 #define CLI_CONFIG_CREDENTIAL "mailferry.conf"
@@ -48,6 +49,9 @@ int cli_load_config(struct config *cfg, const char *path);
  * left to the caller (optind).
  */
 int cli_config_opts(int argc, char **argv, const char *usage, const char **path);
+/* The API's URL from http_listen (0.0.0.0 / [::] become loopback), for
+ * the commands that talk to the API (send, domains). */
+void cli_api_default_url(const struct config *cfg, char *out, size_t outsz);
 /* Prints "mailferry: <msg>" to stderr and returns code. */
 int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "mail/dkim.h"
+#include "mail/dkim_keys.h"
 #include "relay/tls.h"
 #include "util/config.h"
 
@@ -22,8 +23,9 @@ static const char usage[] =
 	"under systemd, or ./mailferry.conf; then MAILFERRY_<KEY> environment variables),\n"
 	"checks every value and prints the\n"
 	"effective configuration with secrets redacted.\n"
-	"Every file a key names (dkim_key_file, tls_ca_file, bounce_tls_cert,\n"
-	"bounce_tls_key) is opened, and the DKIM key and CA file are loaded.\n"
+	"Every file a key names (dkim_key_file, master_key_file, tls_ca_file,\n"
+	"bounce_tls_cert, bounce_tls_key) is opened, the DKIM key and CA file are\n"
+	"loaded, and master_key_file must hold exactly 32 bytes.\n"
 	"Exit status 2 names the key when a key or a MAILFERRY_ variable is unknown,\n"
 	"a value is bad, or a file cannot be opened or loaded.\n";
 
@@ -39,6 +41,12 @@ static int check_files(const struct config *cfg)
 		if (s == NULL)
 			return cli_fail(EXIT_USAGE, "config: dkim_key_file: %s: %s", cfg->dkim_key_file, err);
 		dkim_signer_free(s);
+	}
+	if (cfg->master_key_file) {
+		unsigned char key[DKIM_MASTER_KEY_LEN];
+		if (dkim_master_key_load(cfg->master_key_file, key, err, sizeof(err)) < 0)
+			return cli_fail(EXIT_USAGE, "config: %s", err);
+		memset(key, 0, sizeof(key));
 	}
 	if (cfg->tls_ca_file) {
 		struct tls_ctx *t = tls_ctx_new(cfg->tls_ca_file, err, sizeof(err));

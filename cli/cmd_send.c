@@ -224,21 +224,6 @@ static int post(const struct send_opts *o, const char *url, const struct buf *re
 	return rc;
 }
 
-/* The default API URL from http_listen. */
-static void default_api(const struct config *cfg, char *out, size_t outsz)
-{
-	char host[256];
-	int port = 8025;
-	if (config_parse_hostport(cfg->http_listen, host, sizeof(host), &port) < 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (strcmp(host, "0.0.0.0") == 0 || *host == '\0')
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (strchr(host, ':'))
-		snprintf(out, outsz, "http://[%s]:%d", strcmp(host, "::") == 0 ? "::1" : host, port);
-	else
-		snprintf(out, outsz, "http://%s:%d", host, port);
-}
-
 static int add_item(const char **list, int *n, int max, const char *v, const char *what)
 {
 	if (*n >= max)
@@ -302,7 +287,7 @@ int cmd_send(int argc, char **argv)
 	if (o.api)
 		snprintf(base, sizeof(base), "%s", o.api);
 	else
-		default_api(&cfg, base, sizeof(base));
+		cli_api_default_url(&cfg, base, sizeof(base));
 	size_t bl = strlen(base);
 	while (bl > 0 && base[bl - 1] == '/')
 		base[--bl] = '\0';

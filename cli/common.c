@@ -70,3 +70,18 @@ int cli_config_opts(int argc, char **argv, const char *usage, const char **path)
 	}
 	return -1;
 }
+
+/* The default API URL from http_listen. */
+void cli_api_default_url(const struct config *cfg, char *out, size_t outsz)
+{
+	char host[256];
+	int port = 8025;
+	if (config_parse_hostport(cfg->http_listen, host, sizeof(host), &port) < 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (strcmp(host, "0.0.0.0") == 0 || *host == '\0')
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (strchr(host, ':'))
+		snprintf(out, outsz, "http://[%s]:%d", strcmp(host, "::") == 0 ? "::1" : host, port);
+	else
+		snprintf(out, outsz, "http://%s:%d", host, port);
+}

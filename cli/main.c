@@ -25,6 +25,7 @@ static const char usage[] =
 	"  replay       requeue failed, bounced or deferred recipients\n"
 	"  sink         capture SMTP server for development (messages to a directory)\n"
 	"  suppressions list, add and remove suppressed addresses\n"
+	"  domains      sending domains: add, list, show, rotate, remove (DKIM keys, DNS records)\n"
 	"  version      print the version\n"
 	"\n"
 	"Run 'mailferry COMMAND --help' for a command's options.\n"
@@ -57,6 +58,7 @@ static const struct command commands[] = {
 	{ "status", cmd_status },
 	{ "list", cmd_list },
 	{ "replay", cmd_replay },
+	{ "domains", cmd_domains },
 };
 
 int main(int argc, char **argv)

@@ -17,6 +17,9 @@
 # SMTP submission on 127.0.0.1:2587 with submission_allow_plaintext_auth =
 # yes (AUTH without TLS, loopback clients only; no certificate needed)
 # unless mailferry.conf sets submission_listen.
+# master_key_file = var/master.key (32 random bytes, mode 0600, made on the
+# first run; it encrypts sending domains' DKIM keys, docs/domains.md) unless
+# MAILFERRY_MASTER_KEY_FILE or mailferry.conf sets one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -65,6 +68,14 @@ export MAILFERRY_DATABASE_URL=${MAILFERRY_DATABASE_URL:-$url}
 export MAILFERRY_HTTP_LISTEN=$listen
 export MAILFERRY_LOG_FORMAT=${MAILFERRY_LOG_FORMAT:-text}
 "$bin" migrate >/dev/null
+
+if [ -z "${MAILFERRY_MASTER_KEY_FILE:-}" ] && ! grep -qsE '^\s*master_key_file\s*=' mailferry.conf; then
+  if [ ! -s "$var/master.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom > "$var/master.key.tmp" && mv "$var/master.key.tmp" "$var/master.key")
+    echo "==> made $var/master.key (master_key_file: encrypts the sending domains' DKIM keys; keep it with the database's backups)"
+  fi
+  export MAILFERRY_MASTER_KEY_FILE=$var/master.key
+fi
 
 if [ ! -s "$var/dev-api-key" ]; then
   key=$("$bin" keys create --name development --scopes send,read,admin --json | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')

@@ -75,6 +75,36 @@ static int valid_dns_label_list(const char *s)
 	return 1;
 }
 
+/* Takes key (freed on failure too) into a new signer. */
+static struct dkim_signer *signer_from_key(const char *domain, const char *selector, EVP_PKEY *key,
+					   char *err, size_t errlen)
+{
+	enum dkim_alg alg;
+	if (EVP_PKEY_is_a(key, "RSA")) {
+		/* RFC 8301 §3.2: signers MUST use at least 1024 bits. */
+		if (EVP_PKEY_get_bits(key) < 1024) {
+			snprintf(err, errlen, "dkim key: RSA key of %d bits, at least 1024 needed",
+				 EVP_PKEY_get_bits(key));
+			EVP_PKEY_free(key);
+			return NULL;
+		}
+		alg = DKIM_RSA_SHA256;
+	} else if (EVP_PKEY_is_a(key, "ED25519")) {
+		alg = DKIM_ED25519_SHA256;
+	} else {
+		snprintf(err, errlen, "dkim key: key type %s, RSA or Ed25519 needed",
+			 EVP_PKEY_get0_type_name(key));
+		EVP_PKEY_free(key);
+		return NULL;
+	}
+	struct dkim_signer *s = xcalloc(1, sizeof(*s));
+	s->domain = xstrdup(domain);
+	s->selector = xstrdup(selector);
+	s->alg = alg;
+	s->key = key;
+	return s;
+}
+
 struct dkim_signer *dkim_signer_new(const char *domain, const char *selector, const char *key_file,
 				    char *err, size_t errlen)
 {
@@ -93,30 +123,28 @@ struct dkim_signer *dkim_signer_new(const char *domain, const char *selector, co
 		ssl_error(err, errlen, "dkim_key_file is not an unencrypted PEM private key");
 		return NULL;
 	}
-	enum dkim_alg alg;
-	if (EVP_PKEY_is_a(key, "RSA")) {
-		/* RFC 8301 §3.2: signers MUST use at least 1024 bits. */
-		if (EVP_PKEY_get_bits(key) < 1024) {
-			snprintf(err, errlen, "dkim_key_file: RSA key of %d bits, at least 1024 needed",
-				 EVP_PKEY_get_bits(key));
-			EVP_PKEY_free(key);
-			return NULL;
-		}
-		alg = DKIM_RSA_SHA256;
-	} else if (EVP_PKEY_is_a(key, "ED25519")) {
-		alg = DKIM_ED25519_SHA256;
-	} else {
-		snprintf(err, errlen, "dkim_key_file: key type %s, RSA or Ed25519 needed",
-			 EVP_PKEY_get0_type_name(key));
-		EVP_PKEY_free(key);
+	return signer_from_key(domain, selector, key, err, errlen);
+}
+
+struct dkim_signer *dkim_signer_new_der(const char *domain, const char *selector, const void *der, size_t len,
+					char *err, size_t errlen)
+{
+	if (!valid_dns_label_list(domain) || !valid_dns_label_list(selector)) {
+		snprintf(err, errlen, "dkim: domain and selector must be domain names");
 		return NULL;
 	}
-	struct dkim_signer *s = xcalloc(1, sizeof(*s));
-	s->domain = xstrdup(domain);
-	s->selector = xstrdup(selector);
-	s->alg = alg;
-	s->key = key;
-	return s;
+	const unsigned char *p = der;
+	EVP_PKEY *key = d2i_AutoPrivateKey(NULL, &p, (long)len);
+	if (key == NULL) {
+		ssl_error(err, errlen, "dkim: not a DER private key");
+		return NULL;
+	}
+	return signer_from_key(domain, selector, key, err, errlen);
+}
+
+const char *dkim_signer_selector(const struct dkim_signer *s)
+{
+	return s->selector;
 }
 
 void dkim_signer_free(struct dkim_signer *s)

@@ -20,9 +20,14 @@ struct dkim_signer;
  * type is detected).  Returns NULL with err set on failure. */
 struct dkim_signer *dkim_signer_new(const char *domain, const char *selector, const char *key_file,
 				    char *err, size_t errlen);
+/* The same from a PKCS#8 (or traditional) DER private key in memory, as
+ * a sending domain's key (mail/dkim_keys.h); der is borrowed. */
+struct dkim_signer *dkim_signer_new_der(const char *domain, const char *selector, const void *der, size_t len,
+					char *err, size_t errlen);
 void dkim_signer_free(struct dkim_signer *s);
 /* "rsa-sha256" or "ed25519-sha256". */
 const char *dkim_signer_algorithm(const struct dkim_signer *s);
+const char *dkim_signer_selector(const struct dkim_signer *s);
 
 /* Appends the DKIM-Signature header field (folded, ending in CRLF) for the
  * message msg[0..len) (CRLF line ends) to out; the caller puts it in front

@@ -16,7 +16,8 @@
  * children.  Text bodies get CRLF line ends and always end in a line
  * break; attachments are base64, byte for byte.  Bcc recipients, tags and
  * metadata never appear in the message.  When p->dkim is set the finished
- * message is signed once and the DKIM-Signature field is put in front.
+ * message is signed once and the DKIM-Signature field is put in front
+ * (with p->dkim2 too, two fields: each signs the message without the other).
  *
  * mime_compose() returns MIME_OK or the class of its failure (mime.h):
  * MIME_TOO_BIG when out's maximum is reached, MIME_INVALID for what the
@@ -608,6 +609,8 @@ enum mime_status mime_compose(const struct mail_request *req, const struct mime_
 		goto done;
 	}
 	if (p->dkim != NULL && sign(p->dkim, &msg, out, me))
+		goto done;
+	if (p->dkim != NULL && p->dkim2 != NULL && sign(p->dkim2, &msg, out, me))
 		goto done;
 	if (p->dkim != NULL && buf_append(out, msg.data, msg.len)) {
 		too_big(me, out);

@@ -18,6 +18,9 @@ struct mime_params {
 	const char *message_id;          /* without <>, e.g. "0190...@example.com" */
 	time_t date;                     /* Date: header */
 	const struct dkim_signer *dkim;  /* NULL: unsigned */
+	const struct dkim_signer *dkim2; /* a second signature (a sending domain's
+					  * RSA key beside its Ed25519 one, RFC 8463
+					  * §1); only with dkim */
 };
 
 /* What mime_compose() returns: MIME_OK, or the class of its failure. */

@@ -14,7 +14,9 @@
  * Worker threads start on demand (queue_workers_kick/start, called by the
  * scheduler's claim) up to `workers`, each on a QUEUE_WORKER_STACK stack:
  * the deepest path measured (a painted stack under relay_deliver) is an
- * MX lookup, 83 KiB (res_nquery's 64 KiB answer buffer in route.c); a
+ * MX lookup, 83 KiB (res_nquery's 64 KiB answer buffer, when route.c
+ * used libresolv; dns/dns.c's c-ares lookup keeps answers on the heap and
+ * about 10 KiB of results on the stack, not measured again); a
  * STARTTLS handshake (RSA-2048 server) and delivery 34 KiB; 85 and 37
  * KiB under ASan.  256 KiB leaves three times that; a session touches 8
  * pages of it (32 KiB resident).  The job's outcomes (45 KiB for

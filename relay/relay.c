@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "relay/relay.h"
+#include "dns/dns.h"
 #include "relay/route.h"
 #include "relay/smtp_client.h"
 #include "relay/tls.h"
@@ -82,6 +82,14 @@ struct relay *relay_new(const struct config *cfg, char *err, size_t errlen)
 	struct router *rt = router_new(cfg->routes, cfg->smarthost, err, errlen);
 	if (!rt)
 		return NULL;
+	if (cfg->dns_servers) {
+		struct dns_resolver *res = dns_resolver_new(cfg->dns_servers, err, errlen);
+		if (!res) {
+			router_free(rt);
+			return NULL;
+		}
+		router_set_resolver(rt, res);
+	}
 	struct tls_ctx *tls = tls_ctx_new(cfg->tls_ca_file, err, errlen);
 	if (!tls) {
 		router_free(rt);
@@ -274,6 +282,7 @@ static void hop_params(struct relay *r, enum route_via via, const struct route_h
 	memset(p, 0, sizeof(*p));
 	p->helo_name = r->helo_name;
 	p->host = h->host;
+	p->addr = h->addr[0] ? h->addr : NULL;
 	p->port = h->port;
 	p->tls_ctx = r->tls;
 	p->tls_verify = r->tls_verify;
@@ -305,7 +314,7 @@ static void hop_params(struct relay *r, enum route_via via, const struct route_h
 
 static void session_key(char *key, size_t n, enum route_via via, const struct route_hop *h)
 {
-	snprintf(key, n, "%d|%.255s|%d", (int)via, h->host, h->port);
+	snprintf(key, n, "%d|%.255s|%.45s|%d", (int)via, h->host, h->addr, h->port);
 }
 
 /* Opens a session to h; on failure fills fail and returns NULL.  An
@@ -376,7 +385,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 	struct smtp_txn t = { .mail_from = job->mail_from ? job->mail_from : "", .msg = job->msg,
 			      .len = job->len, .rcpts = addrs, .outs = outs, .n = job->nrcpts };
 	struct smtp_client *c = NULL;
-	char key[300] = "";
+	char key[340] = "";
 	int done = 0;
 	/* The whole delivery, every host tried, ends by this (queue's
 	 * delivery_timeout): a slow peer cannot hold a worker indefinitely. */

@@ -27,7 +27,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job);
 void relay_set_timeout_scale(struct relay *r, double scale);
 /* How long an idle session is kept for reuse; default RELAY_IDLE_MS. */
 void relay_set_idle_ms(struct relay *r, long ms);
-/* Replaces the DNS MX lookup (see route.h). */
+/* Replaces the MX lookup (tests only, see route.h). */
 void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
 /* Sends DNS queries to ip:port (see route.h). */
 void relay_set_nameserver(struct relay *r, const char *ip, int port);

@@ -1,26 +1,25 @@
 /*
  * route.c - routing and MX lookup (see route.h).
  *
- * DNS goes through libresolv's res_nquery() with a resolver state of the
- * caller's own (thread-safe), and ns_initparse()/ns_parserr() to read the
- * answer.  RFC 5321 §5.1: MX records in preference order, equal ones in
- * random order; no MX but the name exists: the name itself is the host;
- * RFC 7505 §3: a single "MX 0 ." means the domain accepts no mail.
+ * DNS goes through dns/dns.h (c-ares, dns_servers or resolv.conf).  RFC
+ * 5321 §5.1: MX records in preference order, equal ones in random order;
+ * no MX but the name has an address: the name itself is the host; RFC
+ * 7505 §3: a single "MX 0 ." means the domain accepts no mail.  Each MX
+ * host's addresses are looked up through the same resolver, so that
+ * dns_servers decides where mail goes end to end (the SMTP client then
+ * connects to the address and still names the host for SNI and the
+ * certificate check).
  */
 #include "relay/route.h"
 
-#include <arpa/inet.h>
-#include <arpa/nameser.h>
 #include <ctype.h>
-#include <netinet/in.h>
-#include <netdb.h>
-#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
+#include <sys/socket.h>
 
+#include "dns/dns.h"
 #include "util/config.h"
 #include "util/limits.h"
 #include "util/xmalloc.h"
@@ -37,15 +36,18 @@ struct router {
 	int has_smarthost;
 	char smart_host[256];
 	int smart_port;
-	route_mx_fn mx_fn;
+	struct dns_resolver *dns;
+	route_mx_fn mx_fn; /* tests */
 	void *mx_arg;
-	int has_ns;
-	struct sockaddr_in ns;
 };
-
 struct router *router_new(const char *routes, const char *smarthost, char *err, size_t errlen)
 {
 	struct router *rt = xcalloc(1, sizeof(*rt));
+	rt->dns = dns_resolver_new(NULL, err, errlen);
+	if (!rt->dns) {
+		free(rt);
+		return NULL;
+	}
 	if (smarthost) {
 		if (config_parse_hostport(smarthost, rt->smart_host, sizeof(rt->smart_host),
 					  &rt->smart_port) < 0) {
@@ -95,15 +97,8 @@ void router_free(struct router *rt)
 	for (int i = 0; i < rt->nroutes; i++)
 		free(rt->routes[i].domain);
 	free(rt->routes);
+	dns_resolver_free(rt->dns);
 	free(rt);
-}
-
-void router_set_nameserver(struct router *rt, const char *ip, int port)
-{
-	memset(&rt->ns, 0, sizeof(rt->ns));
-	rt->ns.sin_family = AF_INET;
-	rt->ns.sin_port = htons((uint16_t)port);
-	rt->has_ns = inet_pton(AF_INET, ip, &rt->ns.sin_addr) == 1;
 }
 
 void router_set_mx_lookup(struct router *rt, route_mx_fn fn, void *arg)
@@ -112,8 +107,28 @@ void router_set_mx_lookup(struct router *rt, route_mx_fn fn, void *arg)
 	rt->mx_arg = arg;
 }
 
+void router_set_resolver(struct router *rt, struct dns_resolver *res)
+{
+	dns_resolver_free(rt->dns);
+	rt->dns = res;
+}
+
+const struct dns_resolver *router_resolver(const struct router *rt)
+{
+	return rt->dns;
+}
+
+void router_set_nameserver(struct router *rt, const char *ip, int port)
+{
+	char spec[80], err[200];
+	snprintf(spec, sizeof(spec), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+	struct dns_resolver *res = dns_resolver_new(spec, err, sizeof(err));
+	if (res)
+		router_set_resolver(rt, res);
+}
+
 static void dns_fail(struct smtp_outcome *f, int permanent, const char *enhanced, const char *fmt,
-		     const char *domain)
+		     const char *domain, const char *detail)
 {
 	memset(f, 0, sizeof(*f));
 	f->scope = SCOPE_SESSION;
@@ -121,107 +136,62 @@ static void dns_fail(struct smtp_outcome *f, int permanent, const char *enhanced
 	f->kind = KIND_DNS;
 	f->permanent = permanent;
 	snprintf(f->enhanced, sizeof(f->enhanced), "%s", enhanced);
-	snprintf(f->text, sizeof(f->text), fmt, domain);
+	snprintf(f->text, sizeof(f->text), fmt, domain, detail);
 }
 
-int route_mx_parse(const unsigned char *answer, int len, struct route_hop *hops, int max)
+/*
+ * The MX route: hosts by preference, each host's addresses one hop each.
+ * Returns hops, or -1 with fail filled.
+ */
+static int mx_hops(const struct router *rt, const char *domain, struct route_hop *hops, int max,
+		   struct smtp_outcome *fail)
 {
-	ns_msg msg;
-	if (ns_initparse(answer, len, &msg) < 0)
+	struct dns_mx_result mx;
+	char err[300] = "";
+	enum dns_status st = dns_lookup_mx(rt->dns, domain, &mx, err, sizeof(err));
+	switch (st) {
+	case DNS_OK:
+		break;
+	case DNS_NXDOMAIN:
+		/* The domain does not exist (RFC 3463 X.1.2). */
+		dns_fail(fail, 1, "5.1.2", "domain %s does not exist (NXDOMAIN)%.0s", domain, err);
 		return -1;
-	int n = 0, count = ns_msg_count(msg, ns_s_an), nullmx = 0;
-	for (int i = 0; i < count; i++) {
-		ns_rr rr;
-		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
-			return -1;
-		if (ns_rr_type(rr) != ns_t_mx || ns_rr_class(rr) != ns_c_in)
-			continue; /* e.g. the CNAME the name pointed at */
-		if (ns_rr_rdlen(rr) < 3)
-			return -1;
-		const unsigned char *rd = ns_rr_rdata(rr);
-		int pref = ns_get16(rd);
-		char name[NS_MAXDNAME];
-		if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), rd + 2, name, sizeof(name)) < 0)
-			return -1;
-		if (name[0] == '\0' || strcmp(name, ".") == 0) {
-			nullmx = 1;
+	case DNS_NODATA:
+		/* RFC 5321 §5.1: neither MX nor A/AAAA, nowhere to deliver. */
+		dns_fail(fail, 1, "5.1.2", "domain %s has no MX and no A/AAAA record (RFC 5321 5.1)%.0s",
+			 domain, err);
+		return -1;
+	case DNS_SERVFAIL:
+	case DNS_TIMEOUT:
+		dns_fail(fail, 0, "4.4.3", "MX lookup for %s failed temporarily: %s", domain, err);
+		return -1;
+	}
+	if (mx.null_mx) {
+		/* RFC 7505 §4.1: 5.1.10 "Recipient address has null MX". */
+		dns_fail(fail, 1, "5.1.10", "domain %s accepts no mail (null MX, RFC 7505)%.0s", domain, "");
+		return -1;
+	}
+	int n = 0, temp = 0;
+	char last[300] = "";
+	for (int i = 0; i < mx.n && n < max; i++) {
+		struct dns_addr_result ad;
+		enum dns_status as = dns_lookup_addr(rt->dns, mx.mx[i].host, AF_UNSPEC, &ad, last, sizeof(last));
+		if (as != DNS_OK) {
+			temp |= as == DNS_SERVFAIL || as == DNS_TIMEOUT;
 			continue;
 		}
-		size_t nlen = strlen(name);
-		if (n < max && nlen < sizeof(hops[n].host)) {
-			memcpy(hops[n].host, name, nlen + 1);
-			hops[n].port = 25;
-			hops[n].pref = pref;
-			n++;
+		for (int a = 0; a < ad.n && n < max; a++) {
+			struct route_hop *h = &hops[n++];
+			snprintf(h->host, sizeof(h->host), "%s", mx.mx[i].host);
+			snprintf(h->addr, sizeof(h->addr), "%s", ad.addr[a].text);
+			h->port = 25;
+			h->pref = mx.mx[i].pref;
 		}
 	}
-	/* RFC 7505 §3: a null MX is the only MX; ignore it beside real ones. */
-	if (nullmx && n == 0)
-		return ROUTE_NULL_MX;
-	return n;
-}
-
-void route_sort(struct route_hop *hops, int n)
-{
-	/* Fisher-Yates first, then a stable insertion sort by preference:
-	 * equal preferences end up in random order. */
-	for (int i = n - 1; i > 0; i--) {
-		unsigned r = 0;
-		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-			r = (unsigned)rand();
-		int j = (int)(r % (unsigned)(i + 1));
-		struct route_hop t = hops[i];
-		hops[i] = hops[j];
-		hops[j] = t;
-	}
-	for (int i = 1; i < n; i++) {
-		struct route_hop t = hops[i];
-		int j = i - 1;
-		while (j >= 0 && hops[j].pref > t.pref) {
-			hops[j + 1] = hops[j];
-			j--;
-		}
-		hops[j + 1] = t;
-	}
-}
-
-/* The DNS MX lookup.  Returns hops, 0 for "no MX records", -1 on failure. */
-static int dns_mx(const struct router *rt, const char *domain, struct route_hop *hops, int max,
-		  struct smtp_outcome *fail)
-{
-	struct __res_state st;
-	memset(&st, 0, sizeof(st));
-	if (res_ninit(&st) < 0) {
-		dns_fail(fail, 0, "4.4.3", "cannot initialise the resolver for %s", domain);
-		return -1;
-	}
-	if (rt->has_ns) {
-		st.nscount = 1;
-		st.nsaddr_list[0] = rt->ns;
-	}
-	unsigned char answer[NS_MAXMSG];
-	int len = res_nquery(&st, domain, ns_c_in, ns_t_mx, answer, sizeof(answer));
-	int herr = st.res_h_errno;
-	res_nclose(&st);
-	if (len < 0) {
-		if (herr == HOST_NOT_FOUND) {
-			/* NXDOMAIN: the domain does not exist (RFC 3463 5.1.2). */
-			dns_fail(fail, 1, "5.1.2", "domain %s does not exist (NXDOMAIN)", domain);
-			return -1;
-		}
-		if (herr == NO_DATA)
-			return 0;
-		dns_fail(fail, 0, "4.4.3", "MX lookup for %s failed temporarily", domain);
-		return -1;
-	}
-	int n = route_mx_parse(answer, len, hops, max);
-	if (n == ROUTE_NULL_MX) {
-		/* RFC 7505 §4.1 / RFC 7505 §3: 5.1.10 "Recipient address has null MX". */
-		dns_fail(fail, 1, "5.1.10", "domain %s accepts no mail (null MX, RFC 7505)", domain);
-		return -1;
-	}
-	if (n < 0) {
-		dns_fail(fail, 0, "4.4.3", "malformed MX answer for %s", domain);
+	if (n == 0) {
+		/* Every MX host without an address: a broken zone that may be
+		 * fixed, so a temporary failure (as Postfix's 4.4.3/4.4.4). */
+		dns_fail(fail, 0, temp ? "4.4.3" : "4.4.4", "no MX host of %s has an address: %s", domain, last);
 		return -1;
 	}
 	return n;
@@ -243,12 +213,13 @@ int router_resolve(const struct router *rt, const char *domain, struct route_hop
 		   enum route_via *via, struct smtp_outcome *fail)
 {
 	if (max < 1) {
-		dns_fail(fail, 0, "4.3.0", "no room for hops routing %s", domain);
+		dns_fail(fail, 0, "4.3.0", "no room for hops routing %s%.0s", domain, "");
 		return -1;
 	}
 	const struct route_entry *e = find_route(rt, domain);
 	if (e) {
 		snprintf(hops[0].host, sizeof(hops[0].host), "%s", e->host);
+		hops[0].addr[0] = '\0';
 		hops[0].port = e->port;
 		hops[0].pref = 0;
 		*via = ROUTE_VIA_ROUTES;
@@ -256,6 +227,7 @@ int router_resolve(const struct router *rt, const char *domain, struct route_hop
 	}
 	if (rt->has_smarthost) {
 		snprintf(hops[0].host, sizeof(hops[0].host), "%s", rt->smart_host);
+		hops[0].addr[0] = '\0';
 		hops[0].port = rt->smart_port;
 		hops[0].pref = 0;
 		*via = ROUTE_VIA_SMARTHOST;
@@ -263,20 +235,18 @@ int router_resolve(const struct router *rt, const char *domain, struct route_hop
 	}
 	*via = ROUTE_VIA_MX;
 	if (strlen(domain) > MF_DOMAIN_MAX || domain[0] == '\0') {
-		dns_fail(fail, 1, "5.1.2", "invalid domain \"%s\"", domain);
+		dns_fail(fail, 1, "5.1.2", "invalid domain \"%s\"%.0s", domain, "");
 		return -1;
 	}
-	int n = rt->mx_fn ? rt->mx_fn(rt->mx_arg, domain, hops, max, fail)
-			  : dns_mx(rt, domain, hops, max, fail);
-	if (n < 0)
-		return -1;
+	if (!rt->mx_fn)
+		return mx_hops(rt, domain, hops, max, fail);
+	int n = rt->mx_fn(rt->mx_arg, domain, hops, max, fail);
 	if (n == 0) {
-		/* RFC 5321 §5.1: no MX, the domain is its own mail host (A/AAAA). */
 		snprintf(hops[0].host, sizeof(hops[0].host), "%s", domain);
+		hops[0].addr[0] = '\0';
 		hops[0].port = 25;
 		hops[0].pref = 0;
-		return 1;
+		n = 1;
 	}
-	route_sort(hops, n);
 	return n;
 }

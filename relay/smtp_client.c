@@ -204,6 +204,7 @@ struct smtp_client *smtp_client_new(const struct smtp_params *p)
 	c->p = *p;
 	c->p.helo_name = xstrdup(p->helo_name ? p->helo_name : "localhost");
 	c->p.host = xstrdup(p->host);
+	c->p.addr = dup_or_null(p->addr);
 	c->p.auth_user = dup_or_null(p->auth_user);
 	c->p.auth_password = dup_or_null(p->auth_password);
 	c->p.session_id = NULL;
@@ -221,6 +222,7 @@ void smtp_client_free(struct smtp_client *c)
 	smtp_reply_cleanup(&c->reply);
 	free((char *)c->p.helo_name);
 	free((char *)c->p.host);
+	free((char *)c->p.addr);
 	free((char *)c->p.auth_user);
 	if (c->p.auth_password) {
 		/* Do not leave the secret in freed memory. */
@@ -379,10 +381,10 @@ static int send_connect(struct smtp_client *c)
 {
 	enum io_err e = IOE_NONE;
 	char err[512];
-	if (smtp_io_connect(c->p.host, c->p.port, deadline_of(c, SMTP_CONNECT), &c->io, c->addr,
+	if (smtp_io_connect(c->p.addr ? c->p.addr : c->p.host, c->p.port, deadline_of(c, SMTP_CONNECT), &c->io, c->addr,
 			    sizeof(c->addr), &e, err, sizeof(err)) < 0) {
 		smtp_fail(c, OUT_LOCAL, e == IOE_DNS ? KIND_DNS : e == IOE_TIMEOUT ? KIND_TIMEOUT : KIND_CONNECT,
-			  0, NULL, "connect to %s", err);
+			  0, NULL, "connect to %s%s%s", c->p.addr ? c->p.host : "", c->p.addr ? " at " : "", err);
 		return -1;
 	}
 	log_debug("event=smtp_connected session=%s host=%s addr=%s port=%d", c->sid, c->p.host,

@@ -46,6 +46,7 @@ enum smtp_cap {
 struct smtp_params {
 	const char *helo_name;
 	const char *host;           /* connect to, send as SNI, match the certificate */
+	const char *addr;           /* NULL, or the IP address to connect to instead of resolving host */
 	int port;
 	enum smtp_tls_use tls;
 	int tls_verify;             /* REQUIRED/IMPLICIT: refuse an unverified peer */

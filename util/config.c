@@ -8,6 +8,7 @@
  */
 #include "util/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -21,7 +22,7 @@
 #include "util/xmalloc.h"
 
 enum ctype { C_STR, C_INT, C_BOOL, C_DURATION, C_SIZE, C_SCHEDULE, C_HOSTPORT,
-	     C_SMARTHOST_TLS, C_TLS_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES, C_RATES };
+	     C_SMARTHOST_TLS, C_TLS_POLICY, C_SENDER_POLICY, C_LOGLEVEL, C_LOGFORMAT, C_ROUTES, C_ROLES, C_RATES, C_SERVERS };
 
 struct ckey {
 	const char *name;
@@ -61,6 +62,8 @@ static const struct ckey keys[] = {
 	K(dkim_domain, C_STR, NULL, 0),
 	K(dkim_selector, C_STR, NULL, 0),
 	K(dkim_key_file, C_STR, NULL, 0),
+	K(master_key_file, C_STR, NULL, 0),
+	K(sender_policy, C_SENDER_POLICY, "any", 0),
 	K(webhook_timeout, C_DURATION, "15", 0),
 	K(webhook_retry_schedule, C_SCHEDULE, "5s,5m,30m,2h,5h,10h,14h,20h,24h", 0),
 	K(webhook_allow_private, C_BOOL, "no", 0),
@@ -81,12 +84,14 @@ static const struct ckey keys[] = {
 	K(submission_tls_cert_file, C_STR, NULL, 0),
 	K(submission_tls_key_file, C_STR, NULL, 0),
 	K(submission_allow_plaintext_auth, C_BOOL, "no", 0),
+	K(dns_servers, C_SERVERS, NULL, 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *smarthost_tls_names[] = { "starttls", "tls", "none" };
 static const char *tls_policy_names[] = { "opportunistic", "required", "none" };
+static const char *sender_policy_names[] = { "any", "known", "verified" };
 static const char *role_names[] = { "api", "delivery", "webhooks", "bounces" };
 
 static int parse_enum(const char *s, const char **names, int n, int *out)
@@ -305,6 +310,56 @@ int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, s
 	return 0;
 }
 
+/*
+ * dns_servers = host[:port],...: IP addresses of DNS servers, port 53 unless
+ * given ("[v6]:port" when IPv6 has a port; a bare IPv6 address takes 53).
+ * Calls fn (may be NULL: only checks) for each.  At most 8 items.
+ */
+int config_parse_servers(const char *s, config_server_fn fn, void *arg, char *why, size_t whylen)
+{
+	const char *p = s;
+	int count = 0;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		while (n && *p == ' ')
+			p++, n--;
+		while (n && p[n - 1] == ' ')
+			n--;
+		char item[80], host[80];
+		int port = 53, ok = n > 0 && n < sizeof(item);
+		if (ok) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			unsigned char a[16];
+			if (inet_pton(AF_INET, item, a) == 1 || inet_pton(AF_INET6, item, a) == 1)
+				snprintf(host, sizeof(host), "%s", item);
+			else
+				ok = config_parse_hostport(item, host, sizeof(host), &port) == 0 && port > 0 &&
+				     (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1);
+		}
+		if (ok && ++count > 8) {
+			snprintf(why, whylen, "at most 8 servers");
+			return -1;
+		}
+		if (!ok) {
+			snprintf(why, whylen, "item \"%.*s\" is not ip[:port] (an IP address, [v6]:port for IPv6"
+				 " with a port), e.g. 127.0.0.1:5353,[::1]:53", (int)(n > 60 ? 60 : n), p);
+			return -1;
+		}
+		if (fn)
+			fn(host, port, arg);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (count == 0) {
+		snprintf(why, whylen, "no server; e.g. 127.0.0.1:5353 (leave unset for /etc/resolv.conf)");
+		return -1;
+	}
+	return 0;
+}
+
 static int check_roles(const char *s)
 {
 	char *copy = xstrdup(s);
@@ -397,6 +452,13 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 		else
 			snprintf(why, sizeof(why), "must be opportunistic, required or none");
 		break;
+	case C_SENDER_POLICY:
+		ok = parse_enum(v, sender_policy_names, 3, &iv) == 0;
+		if (ok)
+			*(enum sender_policy *)slot = (enum sender_policy)iv;
+		else
+			snprintf(why, sizeof(why), "must be any, known or verified");
+		break;
 	case C_LOGLEVEL:
 		ok = log_level_parse(v, &lvl) == 0;
 		if (!ok)
@@ -413,6 +475,9 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 	case C_RATES:
 		ok = config_parse_rates(v, NULL, NULL, why, sizeof(why)) == 0;
 		break;
+	case C_SERVERS:
+		ok = config_parse_servers(v, NULL, NULL, why, sizeof(why)) == 0;
+		break;
 	case C_ROLES:
 		ok = check_roles(v) == 0;
 		if (!ok)
@@ -424,7 +489,8 @@ static int set_key(struct config *cfg, const struct ckey *k, const char *v, cons
 		return -1;
 	}
 	if (k->type == C_STR || k->type == C_HOSTPORT || k->type == C_LOGLEVEL ||
-	    k->type == C_LOGFORMAT || k->type == C_ROUTES || k->type == C_ROLES || k->type == C_RATES) {
+	    k->type == C_LOGFORMAT || k->type == C_ROUTES || k->type == C_ROLES || k->type == C_RATES ||
+	    k->type == C_SERVERS) {
 		char **sp = str_slot(cfg, k);
 		free(*sp);
 		*sp = xstrdup(v);
@@ -664,7 +730,7 @@ void config_cleanup(struct config *cfg)
 	for (size_t i = 0; i < NKEYS; i++) {
 		switch (keys[i].type) {
 		case C_STR: case C_HOSTPORT: case C_LOGLEVEL: case C_LOGFORMAT: case C_ROUTES: case C_ROLES:
-		case C_RATES: {
+		case C_RATES: case C_SERVERS: {
 			char **sp = str_slot(cfg, &keys[i]);
 			free(*sp);
 			*sp = NULL;
@@ -719,6 +785,7 @@ void config_print(const struct config *cfg, FILE *out)
 		case C_SCHEDULE: print_schedule(slot, out); break;
 		case C_SMARTHOST_TLS: fputs(smarthost_tls_names[*(const enum tls_mode *)slot], out); break;
 		case C_TLS_POLICY: fputs(tls_policy_names[*(const enum tls_policy *)slot], out); break;
+		case C_SENDER_POLICY: fputs(sender_policy_names[*(const enum sender_policy *)slot], out); break;
 		default: {
 			const char *s = *(char *const *)slot;
 			if (s == NULL)

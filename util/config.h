@@ -19,6 +19,9 @@
 
 enum tls_mode { TLS_MODE_STARTTLS, TLS_MODE_IMPLICIT, TLS_MODE_NONE };
 enum tls_policy { TLS_POLICY_OPPORTUNISTIC, TLS_POLICY_REQUIRED, TLS_POLICY_NONE };
+/* Which from domains may send (docs/domains.md): any; known (registered,
+ * POST /v1/domains); verified (registered and verified). */
+enum sender_policy { SENDER_POLICY_ANY, SENDER_POLICY_KNOWN, SENDER_POLICY_VERIFIED };
 
 struct schedule {
 	int n;
@@ -54,6 +57,8 @@ struct config {
 	char *dkim_domain;
 	char *dkim_selector;
 	char *dkim_key_file;
+	char *master_key_file;      /* 32 bytes sealing domain private keys (mail/dkim_keys.h) */
+	enum sender_policy sender_policy;
 	long webhook_timeout;
 	struct schedule webhook_retry_schedule;
 	int webhook_allow_private;
@@ -74,13 +79,14 @@ struct config {
 	char *submission_tls_cert_file;
 	char *submission_tls_key_file;
 	int submission_allow_plaintext_auth; /* AUTH without TLS from loopback */
+	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 void config_cleanup(struct config *cfg);
 /* Opens (and reads a byte of) every file a key names (dkim_key_file,
- * tls_ca_file, bounce_tls_cert, bounce_tls_key: string keys ending in _file,
+ * master_key_file, tls_ca_file, bounce_tls_cert, bounce_tls_key: string keys ending in _file,
  * _cert or _key).  Returns 0, or -1 with "key: path: reason" in err. */
 int config_check_files(const struct config *cfg, char *err, size_t errlen);
 /* Prints the effective configuration, secrets redacted, as key = value. */
@@ -98,5 +104,11 @@ typedef void (*config_rate_fn)(const char *domain, size_t dlen, long per_min, vo
 /* Parses "domain=N/min,...", calling fn (may be NULL) per item; 0, or -1
  * with the bad item quoted in why. */
 int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen);
+
+/* dns_servers items: an IP address in text form and a port (53 unless
+ * given).  Calls fn (may be NULL) per item; 0, or -1 with the bad item
+ * quoted in why. */
+typedef void (*config_server_fn)(const char *host, int port, void *arg);
+int config_parse_servers(const char *s, config_server_fn fn, void *arg, char *why, size_t whylen);
 
 #endif

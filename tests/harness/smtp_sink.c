@@ -20,17 +20,22 @@
 #include "harness.h"
 #include "util/xmalloc.h"
 
-static int port_open(int port)
+static int port_open(const char *ip, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, ip, &sin.sin_addr);
 	int ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
 	close(fd);
 	return ok;
 }
 
 struct th_sink *th_sink_start(const char *options)
+{
+	return th_sink_start_at(options, "127.0.0.1", th_free_port());
+}
+
+struct th_sink *th_sink_start_at(const char *options, const char *ip, int port)
 {
 	struct th_sink *s = xcalloc(1, sizeof(*s));
 	s->dir = th_tmpdir("sink");
@@ -39,9 +44,9 @@ struct th_sink *th_sink_start(const char *options)
 		return NULL;
 	}
 	chmod(s->dir, 0777); /* smtp-sink writes as nobody */
-	s->port = th_free_port();
-	char *cmd = xasprintf("exec timeout 60 /usr/sbin/smtp-sink %s -h sink.test -d '%s/m.' %s 127.0.0.1:%d 50",
-			      geteuid() == 0 ? "-u nobody" : "", s->dir, options ? options : "",
+	s->port = port;
+	char *cmd = xasprintf("exec timeout 60 /usr/sbin/smtp-sink %s -h sink.test -d '%s/m.' %s %s:%d 50",
+			      geteuid() == 0 ? "-u nobody" : "", s->dir, options ? options : "", ip,
 			      s->port);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -56,7 +61,7 @@ struct th_sink *th_sink_start(const char *options)
 	free(cmd);
 	s->pid = pid;
 	for (int i = 0; i < 100; i++) {
-		if (port_open(s->port))
+		if (port_open(ip, s->port))
 			return s;
 		struct timespec ts = { 0, 20 * 1000000L };
 		nanosleep(&ts, NULL);

@@ -19,6 +19,9 @@ struct th_sink {
 };
 
 struct th_sink *th_sink_start(const char *options);
+/* The same on ip:port (IPv4), e.g. 127.0.18.1:25 for an MX in a test zone
+ * (the tests run as root); NULL when it cannot listen there. */
+struct th_sink *th_sink_start_at(const char *options, const char *ip, int port);
 /* Kills smtp-sink and removes its directory. */
 void th_sink_stop(struct th_sink *s);
 /* Messages received so far. */

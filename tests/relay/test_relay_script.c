@@ -394,6 +394,7 @@ static int two_mx(void *arg, const char *domain, struct route_hop *hops, int max
 	cr_assert_geq(max, 2);
 	for (int i = 0; i < 2; i++) {
 		snprintf(hops[i].host, sizeof(hops[i].host), "127.0.0.1");
+		hops[i].addr[0] = '\0';
 		hops[i].port = mx_ports[i];
 		hops[i].pref = 10 * (i + 1);
 	}
