@@ -160,14 +160,16 @@ static void drive(ares_channel ch, struct answer *a, long deadline)
 		if (left <= 0)
 			break;
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+		/* The bitmask read as unsigned: ARES_GETSOCK_WRITABLE shifts an
+		 * int 1 by up to 31, undefined behaviour. */
+		unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
 		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
 		int n = 0;
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
-			if (ARES_GETSOCK_READABLE(bits, i))
+			if (bits & (1u << i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (!ev)
 				continue;
