@@ -3,7 +3,8 @@
  * the "_mta-sts" TXT record (§3.1), the policy file (§3.2), and the match
  * of an MX host against the policy's mx patterns (§4.1).
  *
- * Everything here is pure; relay/mta_sts.c fetches, caches and applies.
+ * Everything here is pure: fetching, caching and applying a policy is the
+ * relay's.
  */
 #ifndef MF_RELAY_STS_POLICY_H
 #define MF_RELAY_STS_POLICY_H
