@@ -77,6 +77,7 @@ static const struct ckey keys[] = {
 	K(destination_concurrency, C_INT, "20", 0),
 	K(destination_rate, C_RATES, NULL, 0),
 	K(dns_servers, C_SERVERS, NULL, 0),
+	K(mta_sts, C_BOOL, "yes", 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

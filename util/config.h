@@ -69,6 +69,7 @@ struct config {
 	int destination_concurrency;
 	char *destination_rate;     /* NULL: no rate limits; see config_parse_rates() */
 	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
+	int mta_sts;                /* honour MTA-STS policies (RFC 8461) */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */
