@@ -135,7 +135,7 @@ static int fetch(struct sts *s, const char *domain, struct sts_policy *p, char *
 	char err[256];
 	enum dns_status st = dns_lookup_addr(s->dns, host, AF_UNSPEC, &ad, err, sizeof(err));
 	if (st != DNS_OK) {
-		snprintf(why, whylen, "policy host: %s", err);
+		snprintf(why, whylen, "policy host: %.200s", err);
 		return -1;
 	}
 	/* "host:443:addr,addr" (IPv6 in brackets) */
@@ -183,14 +183,14 @@ static int fetch(struct sts *s, const char *domain, struct sts_policy *p, char *
 	if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(why, whylen, "policy larger than %ld bytes", STS_POLICY_SIZE_MAX);
 	else if (rc != CURLE_OK)
-		snprintf(why, whylen, "fetching %s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
+		snprintf(why, whylen, "fetching %.200s: %.180s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
 	else if (status != 200)
-		snprintf(why, whylen, "fetching %s: HTTP %ld%s", url, status,
+		snprintf(why, whylen, "fetching %.200s: HTTP %ld%s", url, status,
 			 status >= 300 && status < 400 ? " (redirects are refused, RFC 8461 3.3)" : "");
 	else if (!ctype || strncasecmp(ctype, "text/plain", 10) != 0)
 		snprintf(why, whylen, "policy media type is not text/plain (RFC 8461 3.2)");
 	else if (sts_policy_parse(b.buf ? b.buf : "", b.len, p, err, sizeof(err)) < 0)
-		snprintf(why, whylen, "policy: %s", err);
+		snprintf(why, whylen, "policy: %.200s", err);
 	else
 		ok = 0;
 	curl_easy_cleanup(c);
@@ -209,7 +209,7 @@ static const struct sts_entry *cached(struct sts *s, const char *domain, time_t 
 enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_policy *p, char *note,
 			     size_t notelen)
 {
-	char why[400] = "", id[STS_ID_MAX + 1] = "";
+	char why[512] = "", id[STS_ID_MAX + 1] = "";
 	char scratch[2];
 	if (!note) {
 		note = scratch;
@@ -243,7 +243,7 @@ enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_polic
 		if (e)
 			*p = e->policy;
 		pthread_mutex_unlock(&s->lock);
-		snprintf(note, notelen, "%s%s", why, e ? "; the cached policy stays" : "");
+		snprintf(note, notelen, "%.400s%s", why, e ? "; the cached policy stays" : "");
 		return p->mode;
 	}
 	*p = fresh;
