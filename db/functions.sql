@@ -126,7 +126,13 @@ LANGUAGE sql STABLE AS $$
             'bounce', CASE WHEN r.bounce_type IS NULL THEN NULL ELSE
                     jsonb_build_object('type', r.bounce_type, 'category', r.bounce_category) END,
             'tags', to_jsonb(m.tags),
-            'metadata', m.metadata) || p_extra)
+            'metadata', m.metadata)
+            -- The TLS and MTA-STS policy of the attempt, when there was one.
+            || CASE WHEN r.tls_version IS NULL AND r.mta_sts IS NULL THEN '{}'::jsonb ELSE
+               jsonb_build_object('tls', jsonb_build_object(
+                   'version', r.tls_version, 'cipher', r.tls_cipher, 'verified', r.tls_verified,
+                   'mta_sts', r.mta_sts, 'mta_sts_failure', r.mta_sts_failure)) END
+            || p_extra)
 $$;
 
 -- Records one event for a recipient, in the caller's transaction, and
@@ -191,9 +197,10 @@ LANGUAGE sql STABLE AS $$
         'last_response', CASE WHEN r.last_code IS NULL AND r.last_text IS NULL THEN NULL ELSE
                          jsonb_build_object('code', r.last_code, 'enhanced_code', r.last_enhanced,
                                             'text', r.last_text, 'mx', r.last_mx) END,
-        'tls', CASE WHEN r.tls_version IS NULL THEN NULL ELSE
+        'tls', CASE WHEN r.tls_version IS NULL AND r.mta_sts IS NULL THEN NULL ELSE
                jsonb_build_object('version', r.tls_version, 'cipher', r.tls_cipher,
-                                  'verified', r.tls_verified) END,
+                                  'verified', r.tls_verified, 'mta_sts', r.mta_sts,
+                                  'mta_sts_failure', r.mta_sts_failure) END,
         'updated_at', mf_ts(r.updated_at))
 $$;
 

@@ -379,6 +379,10 @@ static void outcomes_json(struct buf *b, const struct db_outcome *o, int n)
 		json_str(b, x->tls_version);
 		buf_puts(b, ",\"tc\":");
 		json_str(b, x->tls_cipher);
+		buf_puts(b, ",\"ms\":");
+		json_str(b, x->mta_sts);
+		buf_puts(b, ",\"mf\":");
+		json_str(b, x->mta_sts_failure);
 		buf_printf(b, ",\"tf\":%s,\"bt\":", x->tls_verified < 0 ? "null" : x->tls_verified ? "true" : "false");
 		json_str(b, x->bounce_type);
 		buf_puts(b, ",\"bc\":");
@@ -583,13 +587,15 @@ int db_queue_record(struct db_session *s, const struct db_outcome *o, int n, int
 		"WITH u AS ("
 		"  UPDATE recipients r SET status = o.s, last_code = o.c, last_enhanced = o.e,"
 		"       last_text = o.t, last_mx = o.x, tls_version = o.tv, tls_cipher = o.tc,"
-		"       tls_verified = o.tf, bounce_type = o.bt, bounce_category = o.bc,"
+		"       tls_verified = o.tf, mta_sts = o.ms, mta_sts_failure = o.mf,"
+		"       bounce_type = o.bt, bounce_category = o.bc,"
 		"       next_attempt_at = CASE WHEN o.s = 'deferred'"
 		"                              THEN now() + o.d * interval '1 millisecond'"
 		"                              ELSE r.next_attempt_at END,"
 		"       lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
 		"  FROM jsonb_to_recordset($1::jsonb) AS o(i bigint, o text, s text, d bigint, c int,"
-		"       e text, t text, x text, tv text, tc text, tf boolean, bt text, bc text, sp boolean)"
+		"       e text, t text, x text, tv text, tc text, ms text, mf text, tf boolean, bt text, bc text,"
+		"       sp boolean)"
 		" WHERE r.id = o.i AND ((r.lease_owner = o.o AND r.status = 'sending')"
 		"                    OR (o.s = 'delivered' AND NOT mf_status_terminal(r.status)))"
 		" RETURNING r.id, r.message_id, r.status, r.email, r.last_text, o.sp, r AS row),"

@@ -104,6 +104,7 @@ struct db_outcome {
 	const char *enhanced, *text, *mx;
 	const char *tls_version, *tls_cipher;
 	int tls_verified;         /* -1: no TLS */
+	const char *mta_sts, *mta_sts_failure; /* RFC 8461 mode applied, testing-mode failure */
 	const char *bounce_type, *bounce_category;
 	int suppress;             /* bounced: add the address to the suppression list */
 	/* Destination feedback (queue/destination.h): one outcome per job

@@ -34,6 +34,8 @@ struct smtp_outcome {
 	char tls_cipher[64];
 	int tls_verified;
 	int tls_resumed;         /* the session's TLS handshake resumed an earlier one */
+	char mta_sts[8];         /* the MTA-STS mode applied (RFC 8461): "enforce", "testing", "none"; "" not asked */
+	char sts_failure[200];   /* testing mode: what enforce would have refused; "" when nothing */
 };
 
 struct delivery_rcpt {

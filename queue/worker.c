@@ -88,6 +88,8 @@ static struct qout *make_out(struct queue *q, const struct qjob *j, const struct
 	db->tls_version = o->so.tls_version;
 	db->tls_cipher = o->so.tls_cipher;
 	db->tls_verified = o->so.tls_version[0] ? (o->so.tls_verified != 0) : -1;
+	db->mta_sts = o->so.mta_sts;
+	db->mta_sts_failure = o->so.sts_failure;
 	if (d.next == NEXT_BOUNCED || d.next == NEXT_FAILED) {
 		db->bounce_type = bounce_type_name(d.cls.type);
 		db->bounce_category = d.cls.category;

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "dns/dns.h"
+#include "relay/mta_sts.h"
 #include "relay/route.h"
 #include "relay/smtp_client.h"
 #include "relay/tls.h"
@@ -72,6 +73,7 @@ struct relay {
 	int nidle, idle_max;
 	atomic_long session_seq;
 	struct metrics *metrics;    /* may be NULL */
+	struct sts *sts;            /* NULL: mta_sts = no */
 };
 
 static struct idle_session *cache_unlink_expired(struct relay *r, long now);
@@ -109,6 +111,8 @@ struct relay *relay_new(const struct config *cfg, char *err, size_t errlen)
 	r->idle_max = cfg->workers > RELAY_IDLE_MIN ? cfg->workers : RELAY_IDLE_MIN;
 	r->idle_dests = strmap_new();
 	pthread_mutex_init(&r->lock, NULL);
+	if (cfg->mta_sts)
+		r->sts = sts_new(router_resolver(rt), cfg->tls_ca_file);
 	return r;
 }
 
@@ -120,6 +124,7 @@ void relay_free(struct relay *r)
 	close_sessions(all);
 	strmap_free(r->idle_dests);
 	pthread_mutex_destroy(&r->lock);
+	sts_free(r->sts);
 	router_free(r->router);
 	tls_ctx_free(r->tls);
 	free(r->helo_name);
@@ -277,7 +282,7 @@ static void cache_put(struct relay *r, const char *key, struct smtp_client *c)
 
 /* The client parameters for a hop reached via `via`. */
 static void hop_params(struct relay *r, enum route_via via, const struct route_hop *h,
-		       struct smtp_params *p)
+		       enum sts_mode sts, struct smtp_params *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->helo_name = r->helo_name;
@@ -291,6 +296,11 @@ static void hop_params(struct relay *r, enum route_via via, const struct route_h
 				   : r->tls_policy == TLS_POLICY_NONE   ? SMTP_TLS_NONE
 									: SMTP_TLS_OPPORTUNISTIC;
 	p->tls = policy;
+	if (sts == STS_MODE_ENFORCE) {
+		/* RFC 8461 §4.2: TLS with a certificate valid for the MX name. */
+		p->tls = SMTP_TLS_REQUIRED;
+		p->tls_verify = 1;
+	}
 	if (via != ROUTE_VIA_SMARTHOST)
 		return;
 	p->auth_user = r->auth_user;
@@ -312,19 +322,24 @@ static void hop_params(struct relay *r, enum route_via via, const struct route_h
 	}
 }
 
-static void session_key(char *key, size_t n, enum route_via via, const struct route_hop *h)
+/* Sessions opened under an enforced MTA-STS policy (verified TLS) are
+ * kept apart from the others. */
+static void session_key(char *key, size_t n, enum route_via via, const struct route_hop *h,
+			enum sts_mode sts)
 {
-	snprintf(key, n, "%d|%.255s|%.45s|%d", (int)via, h->host, h->addr, h->port);
+	snprintf(key, n, "%d|%.255s|%.45s|%d|%d", (int)via, h->host, h->addr, h->port,
+		 sts == STS_MODE_ENFORCE);
 }
 
 /* Opens a session to h; on failure fills fail and returns NULL.  An
  * opportunistic TLS handshake that fails is retried once in plaintext
  * (RFC 7435 §4: opportunistic security never does worse than cleartext). */
 static struct smtp_client *open_hop(struct relay *r, enum route_via via, const struct route_hop *h,
-				    const char *log_id, long deadline, struct smtp_outcome *fail)
+				    enum sts_mode sts, const char *log_id, long deadline,
+				    struct smtp_outcome *fail)
 {
 	struct smtp_params p;
-	hop_params(r, via, h, &p);
+	hop_params(r, via, h, sts, &p);
 	p.deadline_ms = deadline;
 	char sid[64];
 	snprintf(sid, sizeof(sid), "%s.%ld", log_id ? log_id : "-",
@@ -348,6 +363,58 @@ static struct smtp_client *open_hop(struct relay *r, enum route_via via, const s
 	return NULL;
 }
 
+/* ---- MTA-STS (RFC 8461 §4, relay/mta_sts.h) ----------------------------- */
+
+/*
+ * Keeps the hops whose host the policy names (§4.1) when it is enforced;
+ * in testing mode keeps them all but says in why what enforce would have
+ * refused.  Returns the hops left.
+ */
+static int sts_filter(const struct sts_policy *pol, enum sts_mode sts, struct route_hop *hops, int n,
+		      char *why, size_t whylen)
+{
+	if (sts == STS_MODE_NONE)
+		return n;
+	int kept = 0, listed = 0;
+	const char *first_bad = NULL;
+	for (int i = 0; i < n; i++) {
+		int ok = sts_mx_match(pol, hops[i].host);
+		listed += ok;
+		if (!ok && !first_bad)
+			first_bad = hops[i].host;
+		if (ok || sts != STS_MODE_ENFORCE)
+			hops[kept++] = hops[i];
+	}
+	if (listed == 0)
+		snprintf(why, whylen, "no MX host (%.100s first) is named by the policy (RFC 8461 4.1)",
+			 first_bad ? first_bad : "-");
+	else if (first_bad && sts == STS_MODE_TESTING)
+		snprintf(why, whylen, "MX %.100s is not named by the policy (RFC 8461 4.1)",
+			 first_bad ? first_bad : "-");
+	return kept;
+}
+
+/* The reason an enforced policy refused a hop's TLS (§4.2). */
+static void sts_prefix(struct smtp_outcome *f)
+{
+	char t[sizeof(f->text)];
+	snprintf(t, sizeof(t), "%s", f->text);
+	snprintf(f->text, sizeof(f->text), "MTA-STS enforce: %.480s", t);
+	if (!f->enhanced[0])
+		snprintf(f->enhanced, sizeof(f->enhanced), "4.7.5");
+}
+
+/* Testing mode (§5): delivered as usual; what enforce would have refused
+ * is recorded on the outcome. */
+static void sts_testing_note(struct smtp_outcome *o, const char *mx_note, int done)
+{
+	if (mx_note[0])
+		snprintf(o->sts_failure, sizeof(o->sts_failure), "%.199s", mx_note);
+	else if (done && (!o->tls_version[0] || !o->tls_verified))
+		snprintf(o->sts_failure, sizeof(o->sts_failure), "MX %.100s: %s (RFC 8461 4.2)", o->mx,
+			 o->tls_version[0] ? "certificate not verified" : "no TLS");
+}
+
 static void log_outcomes(const struct delivery_job *job)
 {
 	for (int i = 0; i < job->nrcpts; i++) {
@@ -355,11 +422,12 @@ static void log_outcomes(const struct delivery_job *job)
 		static const char *cls[] = { "2xx", "4xx", "5xx", "local" };
 		static const char *scope[] = { "session", "message", "recipient" };
 		log_info("event=smtp_outcome msg_id=%s " LOG_RCPT_FMT " mx=%s class=%s scope=%s code=%d "
-			 "enhanced=%s tls=%s tls_resumed=%d text=%s",
+			 "enhanced=%s tls=%s tls_resumed=%d mta_sts=%s sts_failure=%s text=%s",
 			 job->log_id ? job->log_id : "-", LOG_RCPT(MF_LOG_INFO, job->rcpts[i].addr),
 			 o->mx[0] ? o->mx : "-", cls[o->cls], scope[o->scope], o->code,
 			 o->enhanced[0] ? o->enhanced : "-", o->tls_version[0] ? o->tls_version : "-",
-			 o->tls_resumed, o->text);
+			 o->tls_resumed, o->mta_sts[0] ? o->mta_sts : "-",
+			 o->sts_failure[0] ? o->sts_failure : "-", o->text);
 	}
 }
 
@@ -377,6 +445,31 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 			job->rcpts[i].out = fail;
 		log_outcomes(job);
 		return;
+	}
+	struct sts_policy pol;
+	enum sts_mode sts = STS_MODE_NONE;
+	char sts_fail[200] = "";
+	if (r->sts && via == ROUTE_VIA_MX) {
+		char note[300];
+		sts = sts_policy_for(r->sts, job->domain, &pol, note, sizeof(note));
+		log_info("event=mta_sts msg_id=%s domain=%s mode=%s note=%s", job->log_id ? job->log_id : "-",
+			 job->domain, sts_mode_name(sts), note);
+		n = sts_filter(&pol, sts, hops, n, sts_fail, sizeof(sts_fail));
+		if (n == 0) {
+			/* RFC 8461 §4.1: no MX the policy names; defer, the MX
+			 * records or the policy may change. */
+			memset(&fail, 0, sizeof(fail));
+			fail.scope = SCOPE_SESSION;
+			fail.cls = OUT_LOCAL;
+			fail.kind = KIND_TLS;
+			snprintf(fail.enhanced, sizeof(fail.enhanced), "4.7.5");
+			snprintf(fail.text, sizeof(fail.text), "MTA-STS enforce: %s", sts_fail);
+			snprintf(fail.mta_sts, sizeof(fail.mta_sts), "%s", sts_mode_name(sts));
+			for (int i = 0; i < job->nrcpts; i++)
+				job->rcpts[i].out = fail;
+			log_outcomes(job);
+			return;
+		}
 	}
 	const char **addrs = xcalloc((size_t)job->nrcpts + 1, sizeof(*addrs));
 	struct smtp_outcome *outs = xcalloc((size_t)job->nrcpts + 1, sizeof(*outs));
@@ -400,7 +493,7 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 			snprintf(fail.text, sizeof(fail.text), "delivery_timeout reached before trying %s", hops[h].host);
 			break;
 		}
-		session_key(key, sizeof(key), via, &hops[h]);
+		session_key(key, sizeof(key), via, &hops[h], sts);
 		/* A cached session first; one that went stale is dropped quietly. */
 		while (!done && (c = cache_take(r, key)) != NULL) {
 			smtp_client_set_deadline(c, deadline);
@@ -413,14 +506,22 @@ void relay_deliver(struct relay *r, struct delivery_job *job)
 		}
 		if (done)
 			break;
-		c = open_hop(r, via, &hops[h], job->log_id, deadline, &fail);
+		c = open_hop(r, via, &hops[h], sts, job->log_id, deadline, &fail);
+		if (!c && sts == STS_MODE_ENFORCE && fail.kind == KIND_TLS)
+			sts_prefix(&fail);
 		if (!c)
 			continue; /* RFC 5321 §5.1: try the next host */
 		smtp_client_send(c, &t);
 		done = 1;
 	}
-	for (int i = 0; i < job->nrcpts; i++)
-		job->rcpts[i].out = done ? outs[i] : fail;
+	for (int i = 0; i < job->nrcpts; i++) {
+		struct smtp_outcome *o = &job->rcpts[i].out;
+		*o = done ? outs[i] : fail;
+		if (r->sts && via == ROUTE_VIA_MX)
+			snprintf(o->mta_sts, sizeof(o->mta_sts), "%s", sts_mode_name(sts));
+		if (sts == STS_MODE_TESTING)
+			sts_testing_note(o, sts_fail, done);
+	}
 	if (c) {
 		smtp_client_set_deadline(c, 0); /* the next job sets its own */
 		cache_take(r, NULL); /* reap expired sessions */

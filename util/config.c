@@ -85,6 +85,7 @@ static const struct ckey keys[] = {
 	K(submission_tls_key_file, C_STR, NULL, 0),
 	K(submission_allow_plaintext_auth, C_BOOL, "no", 0),
 	K(dns_servers, C_SERVERS, NULL, 0),
+	K(mta_sts, C_BOOL, "yes", 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

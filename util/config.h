@@ -80,6 +80,7 @@ struct config {
 	char *submission_tls_key_file;
 	int submission_allow_plaintext_auth; /* AUTH without TLS from loopback */
 	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
+	int mta_sts;                /* honour MTA-STS policies (RFC 8461) */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */

@@ -233,7 +233,12 @@ struct smtp_script *smtp_script_start(const struct ss_step *steps, int nsteps,
 		}
 	}
 	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				   .sin_port = htons((uint16_t)s->opts.listen_port) };
+	if (s->opts.listen_ip)
+		inet_pton(AF_INET, s->opts.listen_ip, &sin.sin_addr);
+	int one = 1;
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	socklen_t sl = sizeof(sin);
 	if (bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s->lfd, 16) < 0 ||
 	    getsockname(s->lfd, (struct sockaddr *)&sin, &sl) < 0) {

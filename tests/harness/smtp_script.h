@@ -37,6 +37,8 @@ struct ss_opts {
 	const char *cert_file; /* PEM certificate chain and key, for TLS */
 	const char *key_file;
 	int implicit_tls;      /* TLS right after accept (port 465 style) */
+	const char *listen_ip; /* NULL: 127.0.0.1 */
+	int listen_port;       /* 0: a free port (e.g. 25 for an MX of a test zone) */
 };
 
 struct smtp_script;

@@ -4,7 +4,8 @@
  * tests/harness/dns_server.h): recipients at a domain whose MX names a
  * loopback smtp-sink (port 25 of 127.0.18.31) are delivered, with no
  * routes or smarthost; recipients at a null-MX domain (RFC 7505) fail
- * permanently with the reason recorded.
+ * permanently with the reason recorded.  The MTA-STS mode applied
+ * ("none": no _mta-sts record) shows in the recipient's detail and event.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -52,6 +53,16 @@ Test(delivery_dns, mx_from_the_dns_server_and_null_mx)
 		   " FROM recipients WHERE domain = 'nomx.e2e.test'");
 	cr_assert(strncmp(v, "bounced 5.1.10 ", 15) == 0 || strncmp(v, "failed 5.1.10 ", 14) == 0, "%s", v);
 	cr_assert(strstr(v, "null MX") != NULL, "%s", v);
+	free(v);
+	/* mta_sts = yes by default; the zone has no _mta-sts record: none,
+	 * in the recipient's detail and in the delivery event. */
+	v = q(url, "SELECT string_agg(mf_api_recipient(r)->'tls'->>'mta_sts', ',') FROM recipients r"
+		   " WHERE domain = 'mail.e2e.test'");
+	cr_assert_str_eq(v, "none,none");
+	free(v);
+	v = q(url, "SELECT string_agg(payload->'data'->'tls'->>'mta_sts', ',') FROM events"
+		   " WHERE type = 'message.delivered'");
+	cr_assert_str_eq(v, "none,none");
 	free(v);
 
 	cr_assert_eq(th_proc_stop(p, 10000), 0);

@@ -228,3 +228,31 @@ Test(config, print_redacts_secrets)
 	free(out);
 	config_cleanup(&c);
 }
+
+static void server_item(const char *host, int port, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s%s/%d", n ? "," : "", host, port);
+}
+
+/* dns_servers: IP addresses, port 53 unless given; a host name is refused. */
+Test(config, dns_servers_forms)
+{
+	char out[256] = "", why[256];
+	cr_assert_eq(config_parse_servers("127.0.0.1:5353, 192.0.2.1,[::1]:54,::1", server_item, out, why,
+					  sizeof(why)), 0, "%s", why);
+	cr_assert_str_eq(out, "127.0.0.1/5353,192.0.2.1/53,::1/54,::1/53");
+	cr_assert_eq(config_parse_servers("127.0.0.1,ns1.example", NULL, NULL, why, sizeof(why)), -1);
+	cr_assert(strstr(why, "\"ns1.example\"") != NULL, "the bad item is quoted: %s", why);
+	setenv("MAILFERRY_DNS_SERVERS", "10.0.0.1:99x", 1);
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "dns_servers") != NULL, "%s", err);
+	config_cleanup(&c);
+	unsetenv("MAILFERRY_DNS_SERVERS");
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(c.dns_servers, "unset by default: resolv.conf");
+	config_cleanup(&c);
+}

@@ -1,0 +1,264 @@
+/*
+ * mta_sts.c - MTA-STS policy discovery, fetch and cache (see mta_sts.h).
+ *
+ * §3.1: of the TXT records at _mta-sts.<domain>, those not starting with
+ * "v=STSv1" are discarded; unless exactly one remains and it parses,
+ * the domain has no (new) policy.  §3.3: the policy is fetched over HTTPS
+ * with a verified certificate for mta-sts.<domain>; a non-200 answer, a
+ * redirect, a body over 64 KiB or one that does not parse is a failed
+ * fetch.  The host is resolved through the relay's resolver and pinned
+ * (CURLOPT_RESOLVE), so that dns_servers decides here as for MX.
+ */
+#include "relay/mta_sts.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "dns/dns.h"
+#include "util/strmap.h"
+#include "util/xmalloc.h"
+
+struct sts_entry {
+	char id[STS_ID_MAX + 1];
+	struct sts_policy policy;
+	time_t expires;
+	struct sts_entry *next; /* all entries, for sts_free() */
+};
+
+struct sts {
+	const struct dns_resolver *dns;
+	char *ca_file;
+	pthread_mutex_t lock;
+	struct strmap *cache; /* domain -> struct sts_entry */
+	struct sts_entry *all;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file)
+{
+	pthread_once(&curl_once, curl_init);
+	struct sts *s = xcalloc(1, sizeof(*s));
+	s->dns = dns;
+	s->ca_file = ca_file ? xstrdup(ca_file) : NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	s->cache = strmap_new();
+	return s;
+}
+
+void sts_free(struct sts *s)
+{
+	if (!s)
+		return;
+	for (struct sts_entry *e = s->all, *next; e; e = next) {
+		next = e->next;
+		free(e);
+	}
+	strmap_free(s->cache);
+	pthread_mutex_destroy(&s->lock);
+	free(s->ca_file);
+	free(s);
+}
+
+/* §3.1: 0 with the id of the one STS record, -1 when there is none. */
+static int txt_id(struct sts *s, const char *domain, char *id, char *why, size_t whylen)
+{
+	char name[DNS_NAME_MAX + 16];
+	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
+	struct dns_txt_result *t = xmalloc(sizeof(*t));
+	char err[256];
+	enum dns_status st = dns_lookup_txt(s->dns, name, t, err, sizeof(err));
+	int found = 0, bad = 0;
+	if (st == DNS_OK) {
+		for (int i = 0; i < t->n; i++) {
+			char one[STS_ID_MAX + 1];
+			int rc = sts_txt_parse(t->rec[i], one);
+			if (rc == 1)
+				continue;
+			found++;
+			if (rc < 0)
+				bad = 1;
+			else
+				memcpy(id, one, sizeof(one));
+		}
+	}
+	free(t);
+	if (st != DNS_OK) {
+		snprintf(why, whylen, "no _mta-sts record (%s)", dns_status_name(st));
+		return -1;
+	}
+	if (found != 1 || bad) {
+		snprintf(why, whylen, found ? "invalid _mta-sts record" : "no v=STSv1 record");
+		return -1;
+	}
+	return 0;
+}
+
+struct body {
+	char *buf;
+	size_t len;
+	int too_big;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct body *b = arg;
+	size_t n = size * nmemb;
+	if (b->len + n > (size_t)STS_POLICY_SIZE_MAX) {
+		b->too_big = 1;
+		return 0; /* aborts the transfer */
+	}
+	b->buf = xrealloc(b->buf, b->len + n + 1);
+	memcpy(b->buf + b->len, ptr, n);
+	b->len += n;
+	b->buf[b->len] = '\0';
+	return n;
+}
+
+/* §3.3: fetches and parses the policy; 0 or -1 with why. */
+static int fetch(struct sts *s, const char *domain, struct sts_policy *p, char *why, size_t whylen)
+{
+	char host[DNS_NAME_MAX + 16];
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	struct dns_addr_result ad;
+	char err[256];
+	enum dns_status st = dns_lookup_addr(s->dns, host, AF_UNSPEC, &ad, err, sizeof(err));
+	if (st != DNS_OK) {
+		snprintf(why, whylen, "policy host: %.200s", err);
+		return -1;
+	}
+	/* "host:443:addr,addr" (IPv6 in brackets) */
+	char pin[DNS_NAME_MAX + 16 + DNS_ADDR_MAX * 50];
+	size_t o = (size_t)snprintf(pin, sizeof(pin), "%s:443:", host);
+	for (int i = 0; i < ad.n && o < sizeof(pin); i++)
+		o += (size_t)snprintf(pin + o, sizeof(pin) - o, ad.addr[i].family == AF_INET6 ? "%s[%s]" : "%s%s",
+				      i ? "," : "", ad.addr[i].text);
+	if (o >= sizeof(pin)) {
+		snprintf(why, whylen, "policy host has too many addresses");
+		return -1;
+	}
+	char url[DNS_NAME_MAX + 64];
+	snprintf(url, sizeof(url), "https://%s/.well-known/mta-sts.txt", host);
+	CURL *c = curl_easy_init();
+	if (!c) {
+		snprintf(why, whylen, "curl_easy_init failed");
+		return -1;
+	}
+	struct curl_slist *resolve = curl_slist_append(NULL, pin);
+	struct body b = { 0 };
+	char cerr[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* §3.3: redirects are not followed */
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (s->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, STS_FETCH_TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE, STS_POLICY_SIZE_MAX);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "mailferry/" MF_VERSION);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+	CURLcode rc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	char *ctype = NULL;
+	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+	int ok = -1;
+	if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		snprintf(why, whylen, "policy larger than %ld bytes", STS_POLICY_SIZE_MAX);
+	else if (rc != CURLE_OK)
+		snprintf(why, whylen, "fetching %.200s: %.180s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
+	else if (status != 200)
+		snprintf(why, whylen, "fetching %.200s: HTTP %ld%s", url, status,
+			 status >= 300 && status < 400 ? " (redirects are refused, RFC 8461 3.3)" : "");
+	else if (!ctype || strncasecmp(ctype, "text/plain", 10) != 0)
+		snprintf(why, whylen, "policy media type is not text/plain (RFC 8461 3.2)");
+	else if (sts_policy_parse(b.buf ? b.buf : "", b.len, p, err, sizeof(err)) < 0)
+		snprintf(why, whylen, "policy: %.200s", err);
+	else
+		ok = 0;
+	curl_easy_cleanup(c);
+	curl_slist_free_all(resolve);
+	free(b.buf);
+	return ok;
+}
+
+/* Under s->lock: the cached entry for domain when not expired, else NULL. */
+static const struct sts_entry *cached(struct sts *s, const char *domain, time_t now)
+{
+	const struct sts_entry *e = strmap_get(s->cache, domain);
+	return e && e->expires > now ? e : NULL;
+}
+
+enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_policy *p, char *note,
+			     size_t notelen)
+{
+	char why[512] = "", id[STS_ID_MAX + 1] = "";
+	char scratch[2];
+	if (!note) {
+		note = scratch;
+		notelen = sizeof(scratch);
+	}
+	memset(p, 0, sizeof(*p));
+	time_t now = time(NULL);
+	int have_txt = txt_id(s, domain, id, why, sizeof(why)) == 0;
+	pthread_mutex_lock(&s->lock);
+	const struct sts_entry *e = cached(s, domain, now);
+	if (e && (!have_txt || strcmp(e->id, id) == 0)) {
+		/* §5.1: the cached policy stands while the id is unchanged, and
+		 * until it expires when the TXT record is gone. */
+		*p = e->policy;
+		char eid[STS_ID_MAX + 1];
+		memcpy(eid, e->id, sizeof(eid));
+		pthread_mutex_unlock(&s->lock);
+		snprintf(note, notelen, "cached policy id %s", eid);
+		return p->mode;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!have_txt) {
+		snprintf(note, notelen, "%s", why);
+		return STS_MODE_NONE;
+	}
+	struct sts_policy fresh;
+	if (fetch(s, domain, &fresh, why, sizeof(why)) < 0) {
+		/* §5.1: a failed fetch keeps a still valid cached policy. */
+		pthread_mutex_lock(&s->lock);
+		e = cached(s, domain, now);
+		if (e)
+			*p = e->policy;
+		pthread_mutex_unlock(&s->lock);
+		snprintf(note, notelen, "%.400s%s", why, e ? "; the cached policy stays" : "");
+		return p->mode;
+	}
+	*p = fresh;
+	pthread_mutex_lock(&s->lock);
+	struct sts_entry *w = strmap_get(s->cache, domain);
+	if (!w) {
+		w = xcalloc(1, sizeof(*w));
+		w->next = s->all;
+		s->all = w;
+		strmap_put(s->cache, domain, w);
+	}
+	memcpy(w->id, id, sizeof(w->id));
+	w->policy = fresh;
+	w->expires = now + fresh.max_age;
+	pthread_mutex_unlock(&s->lock);
+	snprintf(note, notelen, "policy id %s fetched", id);
+	return p->mode;
+}

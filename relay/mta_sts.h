@@ -1,0 +1,39 @@
+/*
+ * mta_sts.h - MTA-STS (RFC 8461) for the relay: which policy applies to a
+ * recipient domain now.  It looks up "_mta-sts.<domain>" TXT through the
+ * relay's resolver (§3.1), fetches https://mta-sts.<domain>/.well-known/
+ * mta-sts.txt with libcurl when there is no cached policy under that id
+ * (§3.3: certificate verified - against tls_ca_file when set -, redirects
+ * refused, 64 KiB and STS_FETCH_TIMEOUT_S at most), parses it
+ * (relay/sts_policy.h) and keeps it for its max_age (§5.1).  A domain
+ * whose TXT record disappears keeps its cached policy until it expires;
+ * a failed fetch falls back to the cached policy, else to none (§5.1).
+ *
+ * The cache is this process's memory (a mutex around a table); it is
+ * lost on restart.  struct sts is thread-safe.
+ */
+#ifndef MF_RELAY_MTA_STS_H
+#define MF_RELAY_MTA_STS_H
+
+#include <stddef.h>
+
+#include "relay/sts_policy.h"
+
+#define STS_FETCH_TIMEOUT_S 10L /* the whole HTTPS fetch (§3.3 leaves it to the sender) */
+
+struct dns_resolver;
+struct sts;
+
+/* dns is borrowed and must outlive s; ca_file NULL: the system's CAs. */
+struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file);
+void sts_free(struct sts *s);
+
+/*
+ * The policy for domain: fills *p and returns its mode (STS_MODE_NONE and
+ * p->nmx 0 when the domain has none or it could not be had).  note (may
+ * be NULL) says where it came from or why there is none, for logs.
+ */
+enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_policy *p, char *note,
+			     size_t notelen);
+
+#endif
