@@ -59,6 +59,9 @@ deploy/pg.sh --dir "$tmp" start >/dev/null
 export MAILFERRY_TEST_PG_URL="postgresql://postgres@/postgres?host=$tmp/run"
 export MAILFERRY_TEST_SRCDIR=$here
 export MAILFERRY_TEST_TMP=$tmp
+# This run's /24 of 127/8 for the MX and MTA-STS hosts on fixed ports (th_ip(),
+# tests/harness/harness.h): two runs side by side do not share one.
+export MAILFERRY_TEST_NET="127.$((20 + $$ % 200)).$(( ($$ / 200) % 250 + 1 ))"
 
 rc=0
 set -f  # CRITERION_OPTS patterns such as --filter deploy/* are for Criterion, not the shell

@@ -44,12 +44,14 @@ static int write_zone(struct th_dns *d, int i, const char *records)
 		return -1;
 	}
 	const char *o = d->origin[i];
+	char *rec = th_ip_text(records); /* this run's addresses (harness.h) */
 	fprintf(f,
 		"$ORIGIN %s.\n$TTL 60\n"
 		"@ IN SOA ns.%s. hostmaster.%s. %ld 3600 600 86400 60\n"
 		"@ IN NS ns.%s.\n"
 		"_serial IN TXT \"%ld\"\n%s\n",
-		o, o, o, d->serial[i], o, d->serial[i], records);
+		o, o, o, d->serial[i], o, d->serial[i], rec);
+	free(rec);
 	int rc = fclose(f);
 	/* NSD reloads a zone whose mtime changed (nsd(8), SIGHUP); two
 	 * writes within one second must still differ. */

@@ -183,6 +183,45 @@ int th_run(char **out, const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+#define TH_NET_WRITTEN "127.0.18."
+
+static const char *th_net(void)
+{
+	const char *n = getenv("MAILFERRY_TEST_NET");
+	return n && *n ? n : "127.0.18";
+}
+
+const char *th_ip(const char *addr)
+{
+	static char ring[8][INET_ADDRSTRLEN];
+	static unsigned next;
+	size_t k = strlen(TH_NET_WRITTEN);
+	if (addr == NULL || strncmp(addr, TH_NET_WRITTEN, k) != 0)
+		return addr;
+	char *out = ring[next++ % 8];
+	snprintf(out, sizeof(ring[0]), "%s.%s", th_net(), addr + k);
+	return out;
+}
+
+char *th_ip_text(const char *text)
+{
+	size_t k = strlen(TH_NET_WRITTEN);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	for (const char *p = text, *hit; *p; p = hit + k) {
+		hit = strstr(p, TH_NET_WRITTEN);
+		if (hit == NULL) {
+			buf_puts(&b, p);
+			break;
+		}
+		buf_append(&b, p, (size_t)(hit - p));
+		buf_printf(&b, "%s.", th_net());
+	}
+	char *out = xstrdup(buf_cstr(&b) ? buf_cstr(&b) : "");
+	buf_cleanup(&b);
+	return out;
+}
+
 int th_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -39,6 +39,15 @@ struct th_proc *th_serve_start(const char *dburl, const char *const *env);
 int th_proc_stop(struct th_proc *p, int timeout_ms);
 void th_proc_free(struct th_proc *p);
 int th_free_port(void);
+/* The tests' MX and MTA-STS hosts listen on fixed ports (25, 443) of
+ * addresses written 127.0.18.N in the tests; th_ip() maps such an address to
+ * this run's own /24 of 127/8 (MAILFERRY_TEST_NET, set by tests/run.sh from
+ * its PID), so that two runs on one machine do not take each other's ports.
+ * Other addresses come back unchanged.  The result lives until the 8th
+ * following call.  th_ip_text() does the same for every 127.0.18. in a text
+ * (a zone file); the caller frees the result. */
+const char *th_ip(const char *addr);
+char *th_ip_text(const char *text);
 
 /* Runs a shell command; captures stdout+stderr into *out (may be NULL). Returns exit status. */
 int th_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

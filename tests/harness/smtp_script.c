@@ -236,7 +236,7 @@ struct smtp_script *smtp_script_start(const struct ss_step *steps, int nsteps,
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				   .sin_port = htons((uint16_t)s->opts.listen_port) };
 	if (s->opts.listen_ip)
-		inet_pton(AF_INET, s->opts.listen_ip, &sin.sin_addr);
+		inet_pton(AF_INET, th_ip(s->opts.listen_ip), &sin.sin_addr);
 	int one = 1;
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	socklen_t sl = sizeof(sin);

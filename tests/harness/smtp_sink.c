@@ -45,6 +45,7 @@ struct th_sink *th_sink_start_at(const char *options, const char *ip, int port)
 	}
 	chmod(s->dir, 0777); /* smtp-sink writes as nobody */
 	s->port = port;
+	ip = th_ip(ip); /* this run's addresses (harness.h) */
 	char *cmd = xasprintf("exec timeout 60 /usr/sbin/smtp-sink %s -h sink.test -d '%s/m.' %s %s:%d 50",
 			      geteuid() == 0 ? "-u nobody" : "", s->dir, options ? options : "", ip,
 			      s->port);

@@ -79,8 +79,10 @@ static int tcp_open(const char *ip, int port)
 
 /* NSD, the CA, and (policy != NULL) the HTTPS policy server for
  * mta-sts.<sub>.sts.test on ip:443. */
-static void env_start(struct env *e, const char *sub, const char *ip, const char *policy)
+static void env_start(struct env *e, const char *sub, const char *written_ip, const char *policy)
 {
+	char ip[INET_ADDRSTRLEN];
+	snprintf(ip, sizeof(ip), "%s", th_ip(written_ip)); /* this run's addresses (harness.h) */
 	memset(e, 0, sizeof(*e));
 	e->dir = th_tmpdir("sts");
 	cr_assert_not_null(e->dir);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dns_server.h"
+#include "harness.h"
 #include "relay/relay.h"
 #include "relay/route.h"
 #include "smtp_sink.h"
@@ -61,7 +62,7 @@ Test(route_dns, mx_records_in_preference_order)
 	cr_assert_eq(n, 4, "%s", f.text);
 	cr_assert_eq(via, ROUTE_VIA_MX);
 	cr_assert_str_eq(h[0].host, "mx-a.two.route.test");
-	cr_assert_str_eq(h[0].addr, "127.0.18.11");
+	cr_assert_str_eq(h[0].addr, th_ip("127.0.18.11"));
 	cr_assert_str_eq(h[1].host, "mx-b.two.route.test");
 	cr_assert_str_eq(h[2].host, "mx-b.two.route.test");
 	cr_assert(strcmp(h[1].addr, h[2].addr) != 0);
@@ -80,7 +81,7 @@ Test(route_dns, no_mx_means_the_domain_itself)
 	struct smtp_outcome f;
 	cr_assert_eq(router_resolve(rt, "plain.route.test", h, 4, &via, &f), 1, "%s", f.text);
 	cr_assert_str_eq(h[0].host, "plain.route.test");
-	cr_assert_str_eq(h[0].addr, "127.0.18.15");
+	cr_assert_str_eq(h[0].addr, th_ip("127.0.18.15"));
 	router_free(rt);
 	th_dns_stop(d);
 }
