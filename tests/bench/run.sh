@@ -27,7 +27,12 @@
 #      destinations, mailferry vs Postfix out of the box and at 500 sessions
 #      each; mailferry at 5,000 sessions; its RSS with 1k/5k/10k sessions open,
 #      in plaintext and over STARTTLS
-# BENCH_ONLY=ingest|delivery|latency runs only sections 1-3, 4-7 or 8;
+#   9. submission (tests/bench/submission.sh, its own PostgreSQL, configured
+#      by its BENCH_SUBMISSION_* variables): messages/s accepted over SMTP at
+#      32 sessions (tests/bench/smtpload.c), mailferry's submission listener
+#      vs Postfix's smtpd accepting into its (hold) queue; target >= 3x
+# BENCH_ONLY=ingest|delivery|latency|submission runs only sections 1-3,
+# 4-7, 8 or 9;
 # MAILFERRY_BIN picks the binary (default bin/mailferry).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +44,7 @@ ONLY=${BENCH_ONLY:-all}
 ROUNDS=${BENCH_ROUNDS:-3}
 ncores=$(nproc); hz=$(getconf CLK_TCK)
 [ "$ONLY" != latency ] || exec tests/bench/latency.sh
+[ "$ONLY" != submission ] || exec tests/bench/submission.sh
 want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 mf_rps=; round_ratios=; batch_ratios=; mf_keyed_rps=; mf_small_rps=; pg_one_x=; pg_fifty_x_rows=; pg_one=; pg_ceiling=; mf_batch_rows=; pg_fifty_rows=; p99=; pg_one_2k=; pg_fifty_2k_rows=; mf_cpu=; batch_cpu=; mf_floor=
 bin=${MAILFERRY_BIN:-$here/bin/mailferry}
@@ -441,6 +447,7 @@ awk -v a="$claim_10000" -v b="$claim_1000000" -v c="$claimbuf_10000" -v d="$clai
 awk -v a="$drain1" -v b="$drain2" 'BEGIN { printf "scale: one process %.0f msg/s, two processes %.0f msg/s = %.2fx (target >= 1.6x; 2 cores shared)\n", a, b, b / a }'
 fi
 if [ "$ONLY" = all ]; then
-  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true   # latency.sh runs a cluster of its own
+  deploy/pg.sh --dir "$tmp" stop >/dev/null 2>&1 || true   # submission.sh and latency.sh run clusters of their own
+  tests/bench/submission.sh
   tests/bench/latency.sh
 fi
