@@ -107,6 +107,10 @@ mydestination =
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_client_restrictions = check_client_access static:HOLD
+# No local delivery here: without these every new smtpd tries
+# /etc/aliases.db and NIS, and logs an error and a warning.
+alias_maps =
+alias_database =
 maillog_file = /var/log/mailferry-bench-submission-postfix.log
 default_process_limit = 100
 CF
