@@ -68,7 +68,10 @@ int sts_txt_parse(const char *txt, char *id)
 	return have_id ? 0 : -1;
 }
 
-/* One mx pattern (§3.2: a domain name, optionally "*." first). */
+/* One mx pattern (§3.2: a domain name, optionally "*." first): labels of
+ * 1 to 63 letters, digits, '-' or '_', separated by single dots, none
+ * empty (so no leading, doubled or trailing dot once the caller has taken
+ * off the one root dot a name may end in). */
 static int valid_pattern(const char *v, size_t n)
 {
 	size_t i = 0;
@@ -76,12 +79,21 @@ static int valid_pattern(const char *v, size_t n)
 		i = 2;
 	if (i == n)
 		return 0;
+	size_t label = 0;
 	for (; i < n; i++) {
 		char c = v[i];
-		if (!(isalnum((unsigned char)c) || c == '-' || c == '.' || c == '_'))
+		if (c == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+		} else if (isalnum((unsigned char)c) || c == '-' || c == '_') {
+			if (++label > 63)
+				return 0;
+		} else {
 			return 0;
+		}
 	}
-	return 1;
+	return label > 0;
 }
 
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *p, char *why, size_t whylen)

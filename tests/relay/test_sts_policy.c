@@ -66,6 +66,10 @@ Test(sts_policy, bad_policies)
 		{ "version: STSv1\nmode: enforce\nmax_age: 1\n", "no mx" },
 		{ "version: STSv1\nmode: strict\nmx: a.test\nmax_age: 1\n", "strict" },
 		{ "version: STSv1\nmode: enforce\nmx: a test\nmax_age: 1\n", "mx" },
+		{ "version: STSv1\nmode: enforce\nmx: a..\nmax_age: 5\n", "mx" }, /* found by fuzz_sts_policy */
+		{ "version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 5\n", "mx" },
+		{ "version: STSv1\nmode: enforce\nmx: .a\nmax_age: 5\n", "mx" },
+		{ "version: STSv1\nmode: enforce\nmx: *..a\nmax_age: 5\n", "mx" },
 		{ "<html>not a policy</html>\n", "not key: value" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
