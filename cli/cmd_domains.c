@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/api_call.h"
 #include "cli/cli.h"
 #include "util/buf.h"
 #include "util/config.h"
@@ -53,68 +54,6 @@ struct dom_opts {
 	int json;
 };
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	return buf_append(arg, p, size * n) < 0 ? 0 : size * n;
-}
-
-static const char *jstr(const cJSON *o, const char *name, const char *fallback)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) && v->valuestring ? v->valuestring : fallback;
-}
-
-/* One request; *status and the body in resp.  0, or -1 (transport, reported). */
-static int call(const struct dom_opts *o, const char *method, const char *url, const char *body, long *status,
-		struct buf *resp)
-{
-	char auth[512], errbuf[CURL_ERROR_SIZE] = "";
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->key);
-	h = curl_slist_append(h, auth);
-	if (body)
-		h = curl_slist_append(h, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	if (body)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	else if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	CURLcode cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	if (cc != CURLE_OK) {
-		cli_fail(EXIT_RUNTIME, "domains: %s: %s", url, *errbuf ? errbuf : curl_easy_strerror(cc));
-		return -1;
-	}
-	return 0;
-}
-
-/* A problem answer (RFC 9457) to stderr; EXIT_RUNTIME. */
-static int report_problem(long status, const char *body)
-{
-	cJSON *doc = cJSON_Parse(body);
-	int rc = cli_fail(EXIT_RUNTIME, "domains: HTTP %ld %s: %s", status, jstr(doc, "code", "error"),
-			  jstr(doc, "detail", doc ? "" : body));
-	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(doc, "errors"), *e;
-	if (cJSON_IsArray(errors))
-		cJSON_ArrayForEach(e, errors) {
-			const char *field = jstr(e, "field", "");
-			fprintf(stderr, "  %s%s%s (%s)\n", field, *field ? ": " : "", jstr(e, "message", ""),
-				jstr(e, "code", "-"));
-		}
-	cJSON_Delete(doc);
-	return rc;
-}
-
 /* A TXT value as zone-file character-strings of at most 255 octets,
  * quotes and backslashes escaped (RFC 1035 §5.1). */
 static void print_txt(const char *v)
@@ -143,30 +82,30 @@ static void print_txt(const char *v)
 /* A domain answer as a zone-file fragment. */
 static void print_domain(const cJSON *d)
 {
-	printf("; %s: status %s, added %s\n", jstr(d, "domain", "?"), jstr(d, "status", "?"),
-	       jstr(d, "created_at", "?"));
+	printf("; %s: status %s, added %s\n", cli_json_member(d, "domain", "?"), cli_json_member(d, "status", "?"),
+	       cli_json_member(d, "created_at", "?"));
 	const cJSON *records = cJSON_GetObjectItemCaseSensitive(d, "records"), *r;
 	cJSON_ArrayForEach(r, records) {
-		const char *type = jstr(r, "type", "?"), *purpose = jstr(r, "purpose", "");
-		printf("%s.\t3600\tIN\t%s\t", jstr(r, "name", "?"), type);
+		const char *type = cli_json_member(r, "type", "?"), *purpose = cli_json_member(r, "purpose", "");
+		printf("%s.\t3600\tIN\t%s\t", cli_json_member(r, "name", "?"), type);
 		if (strcmp(type, "TXT") == 0)
-			print_txt(jstr(r, "value", ""));
+			print_txt(cli_json_member(r, "value", ""));
 		else
-			fputs(jstr(r, "value", ""), stdout);
+			fputs(cli_json_member(r, "value", ""), stdout);
 		printf("\t; %s", purpose);
 		if (strcmp(purpose, "dkim") == 0)
-			printf(" (%s key)", jstr(r, "key_state", "?"));
+			printf(" (%s key)", cli_json_member(r, "key_state", "?"));
 		if (strcmp(purpose, "dmarc") == 0)
 			printf(" (replace the rua address with a mailbox that takes DMARC reports)");
 		putchar('\n');
 	}
 	const cJSON *checks = cJSON_GetObjectItemCaseSensitive(d, "checks"), *k;
 	if (cJSON_IsArray(checks)) {
-		printf("; last checked %s:\n", jstr(d, "checked_at", "?"));
+		printf("; last checked %s:\n", cli_json_member(d, "checked_at", "?"));
 		cJSON_ArrayForEach(k, checks) {
 			const cJSON *f = cJSON_GetObjectItemCaseSensitive(k, "found");
 			const cJSON *m = cJSON_GetObjectItemCaseSensitive(k, "matches");
-			printf(";   %-8s %s %s: %s\n", jstr(k, "purpose", "?"), jstr(k, "type", "?"), jstr(k, "name", "?"),
+			printf(";   %-8s %s %s: %s\n", cli_json_member(k, "purpose", "?"), cli_json_member(k, "type", "?"), cli_json_member(k, "name", "?"),
 			       cJSON_IsTrue(m) ? "matches" : cJSON_IsTrue(f) ? "found, does not match" : "not found");
 		}
 	}
@@ -202,12 +141,13 @@ static int run(const struct dom_opts *o, const char *sub, const char *domain, co
 	buf_init(&resp, MF_CLI_RESPONSE_MAX);
 	long status = 0;
 	int rc = 0;
-	if (call(o, method, url, payload, &status, &resp) < 0) {
+	struct cli_call call = { "domains", o->key, method, url, payload, 0, NULL };
+	if (cli_api_call(&call, &status, &resp) < 0) {
 		rc = EXIT_RUNTIME;
 	} else if (status / 100 != 2) {
 		if (o->json)
 			fprintf(stderr, "%s\n", buf_cstr(&resp));
-		rc = report_problem(status, buf_cstr(&resp));
+		rc = cli_report_problem("domains", status, buf_cstr(&resp));
 	} else if (strcmp(sub, "remove") == 0) {
 		if (o->json)
 			printf("{\"domain\":\"%s\",\"removed\":true}\n", domain);
@@ -221,8 +161,8 @@ static int run(const struct dom_opts *o, const char *sub, const char *domain, co
 			printf("%-40s %-9s %-21s %s\n", "DOMAIN", "STATUS", "CREATED", "VERIFIED");
 			const cJSON *d;
 			cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(doc, "data"))
-				printf("%-40s %-9s %-21s %s\n", jstr(d, "domain", "?"), jstr(d, "status", "?"),
-				       jstr(d, "created_at", "?"), jstr(d, "verified_at", "-"));
+				printf("%-40s %-9s %-21s %s\n", cli_json_member(d, "domain", "?"), cli_json_member(d, "status", "?"),
+				       cli_json_member(d, "created_at", "?"), cli_json_member(d, "verified_at", "-"));
 		} else {
 			print_domain(doc);
 		}

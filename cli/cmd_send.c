@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/api_call.h"
 #include "cli/cli.h"
 #include "cli/output.h"
 #include "util/base64.h"
@@ -142,82 +143,25 @@ static int build_request(const struct send_opts *o, struct buf *b, long max, cha
 	return 0;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	return buf_append(arg, p, size * n) < 0 ? 0 : size * n;
-}
-
-/* The string member name of object o, or fallback. */
-static const char *json_str(const cJSON *o, const char *name, const char *fallback)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) && v->valuestring ? v->valuestring : fallback;
-}
-
-/*
- * Reports a problem answer (RFC 9457) on stderr: "HTTP status code:
- * detail", then one line per entry of its "errors" array (field, code,
- * message), as the API returned them.  Returns EXIT_RUNTIME.
- */
-static int report_problem(long status, const char *body)
-{
-	cJSON *doc = cJSON_Parse(body);
-	const char *code = json_str(doc, "code", "error");
-	const char *detail = json_str(doc, "detail", doc ? "" : body);
-	int rc = cli_fail(EXIT_RUNTIME, "send: HTTP %ld %s: %s", status, code, detail);
-	const cJSON *errors = cJSON_GetObjectItemCaseSensitive(doc, "errors");
-	if (!cJSON_IsArray(errors))
-		errors = NULL;
-	const cJSON *e;
-	cJSON_ArrayForEach(e, errors) {
-		const char *field = json_str(e, "field", "");
-		fprintf(stderr, "  %s%s%s (%s)\n", field, *field ? ": " : "", json_str(e, "message", ""),
-			json_str(e, "code", "-"));
-	}
-	cJSON_Delete(doc);
-	return rc;
-}
-
 static int post(const struct send_opts *o, const char *url, const struct buf *req)
 {
-	char auth[512], idem[MF_IDEMPOTENCY_KEY_MAX + 32], errbuf[CURL_ERROR_SIZE] = "";
 	struct buf resp;
 	buf_init(&resp, MF_CLI_RESPONSE_MAX);
-	CURL *c = curl_easy_init();
-	struct curl_slist *h = NULL;
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->key);
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	if (o->idem) {
-		snprintf(idem, sizeof(idem), "Idempotency-Key: %s", o->idem);
-		h = curl_slist_append(h, idem);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->data);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	CURLcode cc = curl_easy_perform(c);
+	struct cli_call call = { "send", o->key, "POST", url, req->data, req->len, o->idem };
 	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	int failed = cli_api_call(&call, &status, &resp) < 0;
 	int rc = 0;
-	if (cc != CURLE_OK) {
-		rc = cli_fail(EXIT_RUNTIME, "send: %s: %s", url, *errbuf ? errbuf : curl_easy_strerror(cc));
+	if (failed) {
+		rc = EXIT_RUNTIME;
 	} else if (status / 100 != 2) {
 		if (o->json)
 			fprintf(stderr, "%s\n", buf_cstr(&resp));
-		rc = report_problem(status, buf_cstr(&resp));
+		rc = cli_report_problem("send", status, buf_cstr(&resp));
 	} else if (o->json) {
 		printf("%s\n", buf_cstr(&resp));
 	} else {
 		cJSON *doc = cJSON_Parse(buf_cstr(&resp));
-		printf("queued %s\n", json_str(doc, "id", buf_cstr(&resp)));
+		printf("queued %s\n", cli_json_member(doc, "id", buf_cstr(&resp)));
 		cJSON_Delete(doc);
 	}
 	buf_cleanup(&resp);

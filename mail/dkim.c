@@ -15,7 +15,6 @@
 #include "mail/dkim.h"
 
 #include <ctype.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -26,6 +25,7 @@
 
 #include "mail/encode.h"
 #include "util/limits.h"
+#include "util/ssl_err.h"
 #include "util/xmalloc.h"
 
 enum dkim_alg { DKIM_RSA_SHA256, DKIM_ED25519_SHA256 };
@@ -46,16 +46,6 @@ static const char *const signed_headers[] = {
 	"feedback-id", NULL,
 };
 
-
-static void ssl_error(char *err, size_t errlen, const char *what)
-{
-	char detail[256] = "";
-	unsigned long e = ERR_get_error();
-	if (e != 0)
-		ERR_error_string_n(e, detail, sizeof(detail));
-	ERR_clear_error();
-	snprintf(err, errlen, "%s%s%s", what, *detail ? ": " : "", detail);
-}
 
 /* Encrypted keys are refused rather than prompting on a terminal. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -114,13 +104,13 @@ struct dkim_signer *dkim_signer_new(const char *domain, const char *selector, co
 	}
 	BIO *bio = BIO_new_file(key_file, "r");
 	if (bio == NULL) {
-		ssl_error(err, errlen, "cannot open dkim_key_file");
+		ssl_err(err, errlen, "cannot open dkim_key_file");
 		return NULL;
 	}
 	EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (key == NULL) {
-		ssl_error(err, errlen, "dkim_key_file is not an unencrypted PEM private key");
+		ssl_err(err, errlen, "dkim_key_file is not an unencrypted PEM private key");
 		return NULL;
 	}
 	return signer_from_key(domain, selector, key, err, errlen);
@@ -136,7 +126,7 @@ struct dkim_signer *dkim_signer_new_der(const char *domain, const char *selector
 	const unsigned char *p = der;
 	EVP_PKEY *key = d2i_AutoPrivateKey(NULL, &p, (long)len);
 	if (key == NULL) {
-		ssl_error(err, errlen, "dkim: not a DER private key");
+		ssl_err(err, errlen, "dkim: not a DER private key");
 		return NULL;
 	}
 	return signer_from_key(domain, selector, key, err, errlen);
@@ -384,7 +374,7 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, struct b
 		goto done;
 	}
 	if (body_hash(msg + body_off, len - body_off, bh)) {
-		ssl_error(err, errlen, "dkim: body hash");
+		ssl_err(err, errlen, "dkim: body hash");
 		goto done;
 	}
 
@@ -439,7 +429,7 @@ int dkim_sign(const struct dkim_signer *s, const char *msg, size_t len, struct b
 	unsigned char sig[1024];
 	size_t siglen = sizeof(sig);
 	if (EVP_PKEY_get_size(s->key) > (int)sizeof(sig) || sign_data(s, &data, sig, &siglen)) {
-		ssl_error(err, errlen, "dkim: signing failed");
+		ssl_err(err, errlen, "dkim: signing failed");
 		goto done;
 	}
 	buf_reset(&tmp);

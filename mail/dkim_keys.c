@@ -17,19 +17,10 @@
 #include <string.h>
 
 #include "util/base64.h"
+#include "util/ssl_err.h"
 
 /* RFC 8301 §3.2 asks for at least 1024 bits and recommends 2048. */
 #define DKIM_RSA_BITS 2048
-
-static void ssl_error(char *err, size_t errlen, const char *what)
-{
-	char detail[256] = "";
-	unsigned long e = ERR_get_error();
-	if (e != 0)
-		ERR_error_string_n(e, detail, sizeof(detail));
-	ERR_clear_error();
-	snprintf(err, errlen, "%s%s%s", what, *detail ? ": " : "", detail);
-}
 
 const char *dkim_key_alg_name(enum dkim_key_alg alg)
 {
@@ -102,7 +93,7 @@ int dkim_key_generate(enum dkim_key_alg alg, struct buf *priv, struct buf *pub, 
 	EVP_PKEY *k = alg == DKIM_KEY_ED25519 ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
 					      : EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)DKIM_RSA_BITS);
 	if (k == NULL) {
-		ssl_error(err, errlen, "dkim: key generation failed");
+		ssl_err(err, errlen, "dkim: key generation failed");
 		return -1;
 	}
 	unsigned char *der = NULL;
@@ -111,7 +102,7 @@ int dkim_key_generate(enum dkim_key_alg alg, struct buf *priv, struct buf *pub, 
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	int rc = -1;
 	if (len <= 0)
-		ssl_error(err, errlen, "dkim: cannot encode the private key");
+		ssl_err(err, errlen, "dkim: cannot encode the private key");
 	else if (buf_append(priv, der, (size_t)len))
 		snprintf(err, errlen, "dkim: private key larger than its buffer");
 	else if (public_value(k, alg, pub))
@@ -153,7 +144,7 @@ int dkim_key_seal(const unsigned char key[DKIM_MASTER_KEY_LEN], const char *aad,
 	unsigned char *s = malloc(total);
 	if (s == NULL || RAND_bytes(s, DKIM_SEAL_NONCE_LEN) != 1 ||
 	    gcm(1, key, s, aad, plain, n, s + DKIM_SEAL_NONCE_LEN, s + DKIM_SEAL_NONCE_LEN + n)) {
-		ssl_error(err, errlen, "dkim: cannot seal the private key");
+		ssl_err(err, errlen, "dkim: cannot seal the private key");
 		free(s);
 		return -1;
 	}

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/ssl_err.h"
 #include "util/strmap.h"
 #include "util/xmalloc.h"
 
@@ -90,17 +91,6 @@ int io_wait(int fd, short events, long deadline, enum io_err *ioerr, char *err, 
 			return -1;
 		}
 	}
-}
-
-/* The first queued OpenSSL error as text (or what). */
-static void ssl_err(char *err, size_t errlen, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256] = "";
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "%s%s%s", what, *buf ? ": " : "", buf);
-	ERR_clear_error();
 }
 
 /* ---- the client's session cache (resumption, RFC 8446 §2.2, RFC 5077) - */
@@ -264,10 +254,7 @@ struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file, 
 		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 		return ctx_wrap(ctx, 0);
 	}
-	char e[256];
-	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-	snprintf(err, errlen, "%s: %s", what, e);
-	ERR_clear_error();
+	ssl_err(err, errlen, what);
 	SSL_CTX_free(ctx);
 	return NULL;
 }

@@ -254,6 +254,24 @@ static int check_routes(const char *s, char *why, size_t whylen)
 	return rc;
 }
 
+/* The next item of a comma-separated list at *pp, spaces trimmed: its
+ * start, with its length in *n, or NULL after the last; *pp moves past it
+ * (NULL after the last item). */
+static const char *list_next(const char **pp, size_t *n)
+{
+	const char *p = *pp;
+	if (p == NULL || *p == '\0')
+		return NULL;
+	const char *comma = strchr(p, ',');
+	*n = comma ? (size_t)(comma - p) : strlen(p);
+	*pp = comma ? comma + 1 : NULL;
+	while (*n && *p == ' ')
+		p++, (*n)--;
+	while (*n && p[*n - 1] == ' ')
+		(*n)--;
+	return p;
+}
+
 /*
  * destination_rate = domain=N/min,...: a domain (or '*' for every other
  * one) and a rate in jobs per minute; 0 (or a bare "=0") means no limit.  Calls fn (may be
@@ -261,15 +279,10 @@ static int check_routes(const char *s, char *why, size_t whylen)
  */
 int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, size_t whylen)
 {
-	const char *p = s;
+	const char *next = s, *p;
+	size_t n;
 	int any = 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		while (n && *p == ' ')
-			p++, n--;
-		while (n && p[n - 1] == ' ')
-			n--;
+	while ((p = list_next(&next, &n)) != NULL) {
 		const char *eq = memchr(p, '=', n);
 		const char *slash = eq ? memchr(eq, '/', n - (size_t)(eq - p)) : NULL;
 		size_t dlen = eq ? (size_t)(eq - p) : 0;
@@ -300,9 +313,6 @@ int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, s
 		if (fn)
 			fn(p, dlen, v, arg);
 		any = 1;
-		if (!comma)
-			break;
-		p = comma + 1;
 	}
 	if (!any) {
 		snprintf(why, whylen, "no item; e.g. gmail.com=600/min,*=0");
@@ -318,15 +328,10 @@ int config_parse_rates(const char *s, config_rate_fn fn, void *arg, char *why, s
  */
 int config_parse_servers(const char *s, config_server_fn fn, void *arg, char *why, size_t whylen)
 {
-	const char *p = s;
+	const char *next = s, *p;
+	size_t n;
 	int count = 0;
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		while (n && *p == ' ')
-			p++, n--;
-		while (n && p[n - 1] == ' ')
-			n--;
+	while ((p = list_next(&next, &n)) != NULL) {
 		char item[80], host[80];
 		int port = 53, ok = n > 0 && n < sizeof(item);
 		if (ok) {
@@ -350,9 +355,6 @@ int config_parse_servers(const char *s, config_server_fn fn, void *arg, char *wh
 		}
 		if (fn)
 			fn(host, port, arg);
-		if (!comma)
-			break;
-		p = comma + 1;
 	}
 	if (count == 0) {
 		snprintf(why, whylen, "no server; e.g. 127.0.0.1:5353 (leave unset for /etc/resolv.conf)");
