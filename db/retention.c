@@ -54,6 +54,17 @@ static const struct {
 		" SELECT api_key_id, key FROM idempotency_keys"
 		" WHERE created_at < now() - $1::bigint * interval '1 second'"
 		" ORDER BY created_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
+	/* A destination forgotten starts again as a new one (the initial
+	 * window, a full token bucket), as Postfix's queue manager forgets a
+	 * destination whose queue has emptied; a paused one or one with a
+	 * job in flight is kept. */
+	[DB_RET_DESTINATIONS] = { "destinations",
+		"DELETE FROM destinations WHERE domain IN ("
+		" SELECT d.domain FROM destinations d"
+		" WHERE greatest(d.updated_at, d.tokens_at) < now() - $1::bigint * interval '1 second'"
+		" AND (d.paused_until IS NULL OR d.paused_until < now())"
+		" AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.status = 'sending' AND r.domain = d.domain)"
+		" ORDER BY d.updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
 };
 
 const char *db_retention_name(enum db_retention_kind kind)

@@ -12,6 +12,9 @@
  *   DB_RET_MESSAGES    messages (and their recipients) after event_retention
  *   DB_RET_BOUNCES     raw bounces after event_retention
  *   DB_RET_IDEMPOTENCY idempotency keys after 24 h
+ *   DB_RET_DESTINATIONS per-destination control rows (migration 0023) idle
+ *                      for MF_DESTINATION_IDLE: not paused, no job in
+ *                      flight, no feedback nor rate token taken since
  */
 #ifndef MF_DB_RETENTION_H
 #define MF_DB_RETENTION_H
@@ -20,8 +23,15 @@
 
 struct db_pool;
 
-enum db_retention_kind { DB_RET_BODIES, DB_RET_EVENTS, DB_RET_MESSAGES, DB_RET_BOUNCES, DB_RET_IDEMPOTENCY };
-#define DB_RET_KINDS 5
+enum db_retention_kind {
+	DB_RET_BODIES,
+	DB_RET_EVENTS,
+	DB_RET_MESSAGES,
+	DB_RET_BOUNCES,
+	DB_RET_IDEMPOTENCY,
+	DB_RET_DESTINATIONS,
+};
+#define DB_RET_KINDS 6
 
 /* The kind's name for logs and metrics ("bodies", "events", ...). */
 const char *db_retention_name(enum db_retention_kind kind);

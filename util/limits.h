@@ -238,6 +238,9 @@
 #define MF_RETENTION_INTERVAL 60
 /* Idempotency keys are kept this many seconds (INTERFACE.md: 24 h). */
 #define MF_IDEMPOTENCY_TTL (24 * 3600)
+/* A destination's control row (window, backoff, rate bucket) is dropped
+ * after this long without traffic (db/retention.c). */
+#define MF_DESTINATION_IDLE (24 * 3600)
 /* Shutdown: the watchdog ends a stopping process this many seconds after
  * shutdown_grace, in case a component overran its own grace period. */
 #define MF_SHUTDOWN_MARGIN 2

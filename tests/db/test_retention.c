@@ -113,6 +113,33 @@ Test(retention, deleted_message_leaves_its_accept_events_whole)
 	free(url);
 }
 
+/* Per-destination control rows (0023) are forgotten after a day without
+ * traffic, unless paused or with a job in flight. */
+Test(retention, idle_destinations_are_forgotten)
+{
+	char *url = th_db_create(1);
+	cr_assert_not_null(url);
+	th_sql_do(url, "INSERT INTO destinations (domain, lim, paused_until, tokens, tokens_at, updated_at) VALUES"
+		    " ('idle.test', 4, NULL, NULL, NULL, now() - interval '2 days'),"
+		    " ('was-paused.test', 1, now() - interval '1 day', NULL, NULL, now() - interval '3 days'),"
+		    " ('paused.test', 1, now() + interval '1 hour', NULL, NULL, now() - interval '2 days'),"
+		    " ('busy.test', 2, NULL, NULL, NULL, now() - interval '2 days'),"
+		    " ('rated.test', 1, NULL, 3, now() - interval '1 minute', now() - interval '2 days'),"
+		    " ('recent.test', 8, NULL, NULL, NULL, now() - interval '1 hour')");
+	seed(url, 1, "1 hour", "sending");
+	th_sql_do(url, "UPDATE recipients SET domain = 'busy.test'");
+	struct db_pool *pool = db_pool_new(url, 1);
+	char err[512];
+	cr_assert_eq(db_retention_batch(pool, DB_RET_DESTINATIONS, 86400, 1, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_retention_batch(pool, DB_RET_DESTINATIONS, 86400, 100, err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(db_retention_batch(pool, DB_RET_DESTINATIONS, 86400, 100, err, sizeof(err)), 0, "%s", err);
+	th_sql_eq(url, "SELECT string_agg(domain, ',' ORDER BY domain) FROM destinations",
+		  "busy.test,paused.test,rated.test,recent.test");
+	db_pool_free(pool);
+	th_db_drop(url);
+	free(url);
+}
+
 Test(retention, housekeeper_thread_runs_and_stops)
 {
 	char *url = th_db_create(1);
