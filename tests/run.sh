@@ -6,6 +6,7 @@
 #   MAILFERRY_TEST_PG_URL   superuser URL of the cluster's postgres database
 #   MAILFERRY_TEST_SRCDIR   the repository
 #   MAILFERRY_BIN           the mailferry binary of the build under test
+#   MAILFERRY_TEST_TEMPLATE a database migrated by it, copied by th_db_create(1)
 # Extra Criterion options can be given in CRITERION_OPTS, e.g.
 #   CRITERION_OPTS='--filter config/*' tests/run.sh build
 # A chosen set of suites runs with TEST_SUITES: suite names and/or test
@@ -63,6 +64,8 @@ export MAILFERRY_TEST_TMP=$tmp
 # tests/harness/harness.h): two runs side by side do not share one.
 export MAILFERRY_TEST_NET="127.$((20 + $$ % 200)).$(( ($$ / 200) % 250 + 1 ))"
 
+psql=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/psql
+
 rc=0
 set -f  # CRITERION_OPTS patterns such as --filter deploy/* are for Criterion, not the shell
 suite_filter=()
@@ -77,6 +80,15 @@ fi
 for build in "$@"; do
   bin_build=${TEST_DAEMON_BUILD:-$build}
   if [ "$bin_build" = build ]; then export MAILFERRY_BIN=$here/bin/mailferry; else export MAILFERRY_BIN=$here/$bin_build/bin/mailferry; fi
+  # One migrated database per build that th_db_create(1) copies (CREATE
+  # DATABASE ... TEMPLATE): the build's own "mailferry migrate" runs once
+  # here, not once per test (tests/db/test_migrate.c migrates empty ones).
+  template=mf_template_${bin_build//[^a-z0-9]/_}
+  "$psql" -q -d "$MAILFERRY_TEST_PG_URL" -c "CREATE DATABASE $template" >/dev/null ||
+    { echo "run.sh: cannot create $template" >&2; exit 1; }
+  MAILFERRY_DATABASE_URL="postgresql://postgres@/$template?host=$tmp/run" "$MAILFERRY_BIN" migrate >/dev/null ||
+    { echo "run.sh: mailferry migrate failed on $template" >&2; exit 1; }
+  export MAILFERRY_TEST_TEMPLATE=$template
   [ -x "$MAILFERRY_BIN" ] || { echo "run.sh: no $MAILFERRY_BIN (build it first)" >&2; exit 1; }
   echo "==> test suite: $build${TEST_DAEMON_BUILD:+ (daemon: $MAILFERRY_BIN)}"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -90,9 +102,25 @@ for build in "$@"; do
   # the sources define (tests/check_report.py); a skip or a missing test fails.
   list=$tmp/tests-${build//\//_}.list
   report=$tmp/report-${build//\//_}.json
+  timing=$tmp/timing-${build//\//_}.xml
   "$build/tests/mailferry-tests" --list > "$list" 2>&1 || rc=1
   # shellcheck disable=SC2086
-  "$build/tests/mailferry-tests" --jobs 4 --json="$report" "${suite_filter[@]}" ${CRITERION_OPTS:-} || rc=1
+  "$build/tests/mailferry-tests" --jobs 4 --json="$report" --xml="$timing" "${suite_filter[@]}" ${CRITERION_OPTS:-} || rc=1
+  # The slowest tests, to keep the suite within CI's budget.
+  python3 - "$timing" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    sys.exit(0)
+rows = [(float(t.get("time", "0")), s.get("name") + "::" + t.get("name"))
+        for s in root.iter("testsuite") for t in s.iter("testcase") if t.get("status") != "SKIPPED"]
+rows.sort(reverse=True)
+total = sum(r[0] for r in rows)
+print("==> test time: %.0f s in %d tests; the slowest:" % (total, len(rows)))
+for secs, name in rows[:12]:
+    print("    %6.1f s  %s" % (secs, name))
+PY
   # shellcheck disable=SC2086
   python3 tests/check_report.py --label "$build" --list "$list" --report "$report" --sources tests \
     "${suite_check[@]}" -- ${CRITERION_OPTS:-} || rc=1

@@ -94,14 +94,18 @@ char *th_db_create(int migrate)
 	char name[64];
 	unsigned r = (unsigned)rand() ^ (unsigned)th_now_ms();
 	snprintf(name, sizeof(name), "t_%d_%d_%u", (int)getpid(), ++counter, r % 100000);
-	char *sql = xasprintf("CREATE DATABASE %s", name);
+	/* A migrated database is a copy of run.sh's template when there is one
+	 * (the migrations ran there once, with this build's mailferry). */
+	const char *tmpl = migrate ? getenv("MAILFERRY_TEST_TEMPLATE") : NULL;
+	char *sql = tmpl && *tmpl ? xasprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl)
+				  : xasprintf("CREATE DATABASE %s", name);
 	char *res = th_sql(env_or("MAILFERRY_TEST_PG_URL", "postgresql://postgres@/postgres"), sql);
 	free(sql);
 	if (res == NULL)
 		return NULL;
 	free(res);
 	char *url = url_for_db(name);
-	if (migrate && th_run(NULL, "MAILFERRY_DATABASE_URL='%s' %s migrate", url, th_bin()) != 0) {
+	if (migrate && !(tmpl && *tmpl) && th_run(NULL, "MAILFERRY_DATABASE_URL='%s' %s migrate", url, th_bin()) != 0) {
 		free(url);
 		return NULL;
 	}
