@@ -293,5 +293,57 @@ int db_domain_checked(struct db_pool *pool, const char *domain, int verified, co
 	else
 		db_exec(c, "ROLLBACK", grace, sizeof(grace));
 	db_conn_put(pool, c);
+	return rc < 0 ? -1 : changed;
+}
+
+/* Runs a statement returning one or two text columns per row and calls
+ * fn1 or fn2 with them; the row count or -1. */
+static int rows_call(struct db_pool *pool, const char *sql, int n, const char *const *params,
+		     void (*fn1)(const char *, void *), void (*fn2)(const char *, const char *, void *), void *arg,
+		     char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	PGresult *res = NULL;
+	int rc = query(c, sql, n, params, &res, err, errlen);
+	db_conn_put(pool, c);
+	if (rc < 0)
+		return -1;
+	rc = PQntuples(res);
+	for (int i = 0; i < rc; i++) {
+		if (fn1)
+			fn1(PQgetvalue(res, i, 0), arg);
+		if (fn2)
+			fn2(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), arg);
+	}
+	PQclear(res);
 	return rc;
+}
+
+int db_domain_claim_recheck(struct db_pool *pool, long interval_secs, int limit, void (*fn)(const char *domain, void *arg),
+			    void *arg, char *err, size_t errlen)
+{
+	char secs[32], lim[16];
+	snprintf(secs, sizeof(secs), "%ld", interval_secs);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[] = { secs, lim };
+	/* The conditional UPDATE is the claim: a second process's statement
+	 * skips the locked rows, or, once this one committed, finds their
+	 * checked_at fresh. */
+	return rows_call(pool,
+		"UPDATE domains d SET checked_at = now() FROM"
+		" (SELECT domain FROM domains WHERE status = 'verified'"
+		"   AND (checked_at IS NULL OR checked_at <= now() - $1::bigint * interval '1 second')"
+		"   ORDER BY checked_at NULLS FIRST LIMIT $2::int FOR UPDATE SKIP LOCKED) due"
+		" WHERE d.domain = due.domain RETURNING d.domain",
+		2, params, fn, NULL, arg, err, errlen);
+}
+
+int db_domain_keys_retire(struct db_pool *pool, void (*fn)(const char *domain, const char *selector, void *arg),
+			  void *arg, char *err, size_t errlen)
+{
+	return rows_call(pool,
+		"UPDATE domain_keys SET state = 'retired' WHERE state = 'retiring' AND retire_after <= now()"
+		" RETURNING domain, selector", 0, NULL, NULL, fn, arg, err, errlen);
 }
