@@ -236,9 +236,11 @@ int db_domain_signing_keys(struct db_pool *pool, db_signing_fn fn, void *arg, ch
 	"   'data', jsonb_build_object('domain', $1::text, 'checks', $3::jsonb))"                   \
 	" FROM ev"
 
-int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
-		      int grace_days, char *err, size_t errlen)
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks,
+		      const char *promote, int grace_days, int *promoted, char *err, size_t errlen)
 {
+	if (promoted)
+		*promoted = 0;
 	PGconn *c = db_conn_get(pool, err, errlen);
 	if (c == NULL)
 		return -1;
@@ -269,15 +271,21 @@ int db_domain_checked(struct db_pool *pool, const char *domain, int verified, co
 		}
 		PQclear(r2);
 	}
-	if (rc == 0 && verified && promote) {
-		const char *p2[] = { domain, grace };
-		rc = query(c, "WITH o AS (UPDATE domain_keys SET state = 'retiring',"
+	if (rc == 0 && verified && promote && *promote) {
+		/* The domain row is locked (FOR UPDATE above), and so are its
+		 * rotations: the pending keys are compared with those checked. */
+		const char *p2[] = { domain, grace, promote };
+		rc = query(c, "WITH ok AS (SELECT 1 WHERE (SELECT array_agg(selector ORDER BY selector) FROM domain_keys"
+			      "   WHERE domain = $1 AND state = 'pending')"
+			      "   = (SELECT array_agg(s ORDER BY s) FROM unnest(string_to_array($3, ',')) s)),"
+			      " o AS (UPDATE domain_keys SET state = 'retiring',"
 			      "   retire_after = now() + $2::int * interval '1 day'"
-			      "  WHERE domain = $1 AND state = 'active' AND EXISTS"
-			      "   (SELECT 1 FROM domain_keys p WHERE p.domain = $1 AND p.state = 'pending') RETURNING 1)"
+			      "  WHERE domain = $1 AND state = 'active' AND EXISTS (SELECT 1 FROM ok) RETURNING 1)"
 			      " UPDATE domain_keys SET state = 'active', activated_at = now()"
-			      "  WHERE domain = $1 AND state = 'pending' RETURNING 1",
-			   2, p2, &res, err, errlen);
+			      "  WHERE domain = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM ok) RETURNING 1",
+			   3, p2, &res, err, errlen);
+		if (rc == 0 && promoted)
+			*promoted = PQntuples(res) > 0;
 		if (rc == 0)
 			PQclear(res);
 	}

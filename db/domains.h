@@ -65,14 +65,18 @@ int db_domain_rotate(struct db_pool *pool, const char *domain, const struct db_n
 /*
  * Stores a verification's results (checks: a JSON array) and its verdict
  * in one transaction: verified makes the domain verified (verified_at set
- * the first time), else failed.  promote (with verified): the pending keys
- * become active and the active ones retiring for grace_days.  Retiring
+ * the first time), else failed.  promote (with verified; NULL or "" for
+ * none): the selectors, comma-separated, of the pending keys that were
+ * found published; they become active and the active ones retiring for
+ * grace_days, unless the pending keys are no longer exactly those (a
+ * rotation while the records were looked up): then nothing is promoted.  Retiring
  * keys past retire_after become retired.  An event domain.verified is
  * written when the domain becomes verified, domain.verification_failed
- * when it becomes failed.  1 when the status changed, 0 when not, -1.
+ * when it becomes failed.  1 when the status changed, 0 when not, -1;
+ * *promoted (may be NULL) says whether keys were promoted.
  */
-int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
-		      int grace_days, char *err, size_t errlen);
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks,
+		      const char *promote, int grace_days, int *promoted, char *err, size_t errlen);
 
 /*
  * The re-check's claim (queue/domain_check.h): up to limit verified

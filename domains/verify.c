@@ -58,9 +58,11 @@ static int same_mx(const struct dns_mx *mx, const char *want)
 	return strcasecmp(mx->host, host) == 0;
 }
 
+/* A JSON string; bytes that are not UTF-8 (a TXT record may hold any)
+ * become U+FFFD, which jsonb accepts. */
 static void json_str(struct buf *b, const char *s)
 {
-	json_escape(b, s, strlen(s), 0);
+	json_escape(b, s, strlen(s), JSON_ESC_UTF8);
 }
 
 /* Looks one record up and appends its check to b; returns matches, with
@@ -134,6 +136,8 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 	buf_init(&checks, CHECKS_JSON_MAX);
 	buf_putc(&checks, '[');
 	int ok = 1, pending_ok = 1, pending = 0, doubt = 0;
+	struct buf promote; /* the pending keys' selectors, comma-separated */
+	buf_init(&promote, 1024);
 	enum domain_verify_status vs = DOMAIN_VERIFY_DONE;
 	for (int i = 0; i < c.rs.n; i++) {
 		const struct domain_record *r = &c.rs.r[i];
@@ -147,6 +151,7 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 		if (is_dkim && r->key_state && strcmp(r->key_state, "pending") == 0) {
 			pending = 1;
 			pending_ok &= m;
+			buf_printf(&promote, "%s%s", promote.len ? "," : "", r->selector);
 		} else if (is_dkim || strcmp(r->purpose, "return_path") == 0) {
 			ok &= m;
 			doubt |= st == DNS_SERVFAIL || st == DNS_TIMEOUT;
@@ -161,13 +166,14 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 		vs = DOMAIN_VERIFY_INCONCLUSIVE;
 	if (vs == DOMAIN_VERIFY_DONE) {
 		out->verified = ok;
-		out->promoted = ok && pending && pending_ok;
-		rc = db_domain_checked(p->pool, domain, ok, buf_cstr(&checks), out->promoted, DOMAIN_RETIRE_GRACE_DAYS,
-				       err, errlen);
+		rc = db_domain_checked(p->pool, domain, ok, buf_cstr(&checks),
+				       ok && pending && pending_ok ? buf_cstr(&promote) : NULL, DOMAIN_RETIRE_GRACE_DAYS,
+				       &out->promoted, err, errlen);
 		if (rc < 0)
 			vs = DOMAIN_VERIFY_DB_ERROR;
 		out->changed = rc == 1;
 	}
 	buf_cleanup(&checks);
+	buf_cleanup(&promote);
 	return vs;
 }

@@ -8,7 +8,8 @@
  * db_domain_checked(): the per-record checks (found, matches, seen, and
  * lookup when the lookup failed) and the verdict.  The domain is verified
  * when the DKIM records of its active keys and the return path's records
- * match; a rotation's pending keys take over when theirs match too.  SPF
+ * match; a rotation's pending keys take over when theirs match too (those
+ * looked up: a rotation meanwhile promotes nothing).  SPF
  * and DMARC are checked and reported but decide nothing: they are
  * suggestions the operator may have merged with records of their own.
  *

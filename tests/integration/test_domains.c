@@ -533,7 +533,9 @@ Test(domains, verify_against_nsd)
 	zone_lines(dj, "test", "dkim,spf,dmarc,return_path", "active", zone, sizeof(zone));
 	size_t zl = strlen(zone);
 	snprintf(zone + zl, sizeof(zone) - zl,
-		 "%s._domainkey.bad IN TXT \"v=DKIM1; k=ed25519; p=AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n",
+		 "%s._domainkey.bad IN TXT \"v=DKIM1; k=ed25519; p=AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"\n"
+		 /* a byte that is not UTF-8: reported as U+FFFD, the checks still stored */
+		 "_dmarc.bad IN TXT \"v=DMARC1; p=none; \\255\"\n",
 		 selector(bj, "ed25519", "active"));
 	cr_assert_eq(set_zone(dns, "test", zone), 0, "zone:\n%s", zone);
 
@@ -554,6 +556,10 @@ Test(domains, verify_against_nsd)
 	const json_t *cr = check_of(j, "-r._domainkey.bad.test", "k=rsa");
 	cr_assert(json_is_false(json_object_get(cr, "found")));
 	cr_assert(json_is_false(json_object_get(cr, "matches")));
+	const json_t *cd = check_of(j, "_dmarc.bad.test", "DMARC1");
+	cr_assert(json_is_true(json_object_get(cd, "found")));
+	const char *seen = json_string_value(json_array_get(json_object_get(cd, "seen"), 0));
+	cr_assert(seen && strstr(seen, "p=none; \xef\xbf\xbd"), "%s", seen ? seen : "(none)");
 	json_decref(j);
 	cr_assert_eq(t_count(d.s.db, "SELECT count(*) FROM events WHERE type = 'domain.verified'"
 				     " AND payload->'data'->>'domain' = 'vfy.test'"), 1);
