@@ -708,8 +708,13 @@ Test(domains, recheck_by_housekeeper)
 	cr_assert_eq(dom_call(&d, "GET", "/v1/domains/keep.test", NULL, &j), 200);
 	cr_assert_eq(count_records(j, "dkim"), 2);
 	cr_assert_str_eq(selector(j, "ed25519", "active"), new_e);
-	char *dump = json_dumps(j, 0);
-	cr_assert_null(strstr(dump, old_e), "the retired selector is gone from the answer");
+	/* (checks may still hold it until the next re-check: they are the
+	 * last lookups'.) */
+	char *dump = json_dumps(json_object_get(j, "records"), 0);
+	cr_assert_null(strstr(dump, old_e), "the retired selector is gone from records: %s", dump);
+	free(dump);
+	dump = json_dumps(json_object_get(j, "keys"), 0);
+	cr_assert_null(strstr(dump, old_e), "the retired selector is gone from keys: %s", dump);
 	free(dump);
 	cr_assert_str_eq(t_str(j, "status"), "verified");
 	json_decref(j);
