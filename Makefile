@@ -24,7 +24,7 @@ BINDIR       ?= bin
 SAN          ?=
 CC           ?= cc
 PKGS         := libmicrohttpd jansson libcjson openssl libpq libcurl libcares
-MODULES      := util db mail dns relay smtpd bounce hooks sink queue submit api cli
+MODULES      := util db mail dns domains relay smtpd bounce hooks sink queue submit api cli
 
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS      = $(shell pkg-config --libs $(PKGS))

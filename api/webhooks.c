@@ -41,6 +41,7 @@ static const char *const event_types[] = {
 	"message.failed",  "message.suppressed", "message.canceled", "webhook.disabled",
 	"suppression.created", "suppression.removed",
 	"message.requeued", /* replay and retry (api/replays.c) */
+	"domain.verified", "domain.verification_failed", /* sending domains (docs/domains.md) */
 };
 #define NEVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]))
 

@@ -27,6 +27,7 @@
 #include "cli/cli.h"
 #include "cli/lifecycle.h"
 #include "db/db.h"
+#include "queue/domain_check.h"
 #include "queue/gauges.h"
 #include "queue/retention.h"
 #include "bounce/bounce_listener.h"
@@ -59,6 +60,7 @@ struct app {
 	/* operations (issue 7) */
 	struct gauges_ctx *gauges;
 	struct retention *retention;
+	struct domain_check *domain_check; /* the daily re-check of sending domains */
 	struct bounce_listener *bounces;
 	struct webhook_dispatcher *webhooks;
 	struct relay *relay;
@@ -147,8 +149,12 @@ static int app_start(struct app *app)
 	app->deps.metrics = app->metrics;
 	app->gauges = queue_gauges_register(app->metrics, app->pool, app->cfg.db_pool_size, MF_VERSION);
 	queue_gauges_destinations(app->gauges, &app->cfg);
-	if (has_role(app->cfg.roles, "delivery"))
+	if (has_role(app->cfg.roles, "delivery")) {
 		app->retention = retention_start(&app->cfg, app->pool, app->metrics);
+		app->domain_check = domain_check_start(&app->cfg, app->pool, err, sizeof(err));
+		if (app->domain_check == NULL)
+			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
+	}
 	/* Without the api role the listener still serves /healthz, /readyz and
 	 * /metrics, so that workers can be probed and scraped. */
 	app->deps.health_only = !has_role(app->cfg.roles, "api");
@@ -229,6 +235,8 @@ static void app_stop(struct app *app)
 	app->api = NULL;
 	retention_stop(app->retention);
 	app->retention = NULL;
+	domain_check_stop(app->domain_check);
+	app->domain_check = NULL;
 	webhook_dispatcher_free(app->webhooks);
 	app->webhooks = NULL;
 	db_pool_free(app->pool);

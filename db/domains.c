@@ -236,9 +236,11 @@ int db_domain_signing_keys(struct db_pool *pool, db_signing_fn fn, void *arg, ch
 	"   'data', jsonb_build_object('domain', $1::text, 'checks', $3::jsonb))"                   \
 	" FROM ev"
 
-int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
-		      int grace_days, char *err, size_t errlen)
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks,
+		      const char *promote, int grace_days, int *promoted, char *err, size_t errlen)
 {
+	if (promoted)
+		*promoted = 0;
 	PGconn *c = db_conn_get(pool, err, errlen);
 	if (c == NULL)
 		return -1;
@@ -269,15 +271,21 @@ int db_domain_checked(struct db_pool *pool, const char *domain, int verified, co
 		}
 		PQclear(r2);
 	}
-	if (rc == 0 && verified && promote) {
-		const char *p2[] = { domain, grace };
-		rc = query(c, "WITH o AS (UPDATE domain_keys SET state = 'retiring',"
+	if (rc == 0 && verified && promote && *promote) {
+		/* The domain row is locked (FOR UPDATE above), and so are its
+		 * rotations: the pending keys are compared with those checked. */
+		const char *p2[] = { domain, grace, promote };
+		rc = query(c, "WITH ok AS (SELECT 1 WHERE (SELECT array_agg(selector ORDER BY selector) FROM domain_keys"
+			      "   WHERE domain = $1 AND state = 'pending')"
+			      "   = (SELECT array_agg(s ORDER BY s) FROM unnest(string_to_array($3, ',')) s)),"
+			      " o AS (UPDATE domain_keys SET state = 'retiring',"
 			      "   retire_after = now() + $2::int * interval '1 day'"
-			      "  WHERE domain = $1 AND state = 'active' AND EXISTS"
-			      "   (SELECT 1 FROM domain_keys p WHERE p.domain = $1 AND p.state = 'pending') RETURNING 1)"
+			      "  WHERE domain = $1 AND state = 'active' AND EXISTS (SELECT 1 FROM ok) RETURNING 1)"
 			      " UPDATE domain_keys SET state = 'active', activated_at = now()"
-			      "  WHERE domain = $1 AND state = 'pending' RETURNING 1",
-			   2, p2, &res, err, errlen);
+			      "  WHERE domain = $1 AND state = 'pending' AND EXISTS (SELECT 1 FROM ok) RETURNING 1",
+			   3, p2, &res, err, errlen);
+		if (rc == 0 && promoted)
+			*promoted = PQntuples(res) > 0;
 		if (rc == 0)
 			PQclear(res);
 	}
@@ -293,5 +301,57 @@ int db_domain_checked(struct db_pool *pool, const char *domain, int verified, co
 	else
 		db_exec(c, "ROLLBACK", grace, sizeof(grace));
 	db_conn_put(pool, c);
+	return rc < 0 ? -1 : changed;
+}
+
+/* Runs a statement returning one or two text columns per row and calls
+ * fn1 or fn2 with them; the row count or -1. */
+static int rows_call(struct db_pool *pool, const char *sql, int n, const char *const *params,
+		     void (*fn1)(const char *, void *), void (*fn2)(const char *, const char *, void *), void *arg,
+		     char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	PGresult *res = NULL;
+	int rc = query(c, sql, n, params, &res, err, errlen);
+	db_conn_put(pool, c);
+	if (rc < 0)
+		return -1;
+	rc = PQntuples(res);
+	for (int i = 0; i < rc; i++) {
+		if (fn1)
+			fn1(PQgetvalue(res, i, 0), arg);
+		if (fn2)
+			fn2(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), arg);
+	}
+	PQclear(res);
 	return rc;
+}
+
+int db_domain_claim_recheck(struct db_pool *pool, long interval_secs, int limit, void (*fn)(const char *domain, void *arg),
+			    void *arg, char *err, size_t errlen)
+{
+	char secs[32], lim[16];
+	snprintf(secs, sizeof(secs), "%ld", interval_secs);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *params[] = { secs, lim };
+	/* The conditional UPDATE is the claim: a second process's statement
+	 * skips the locked rows, or, once this one committed, finds their
+	 * checked_at fresh. */
+	return rows_call(pool,
+		"UPDATE domains d SET checked_at = now() FROM"
+		" (SELECT domain FROM domains WHERE status = 'verified'"
+		"   AND (checked_at IS NULL OR checked_at <= now() - $1::bigint * interval '1 second')"
+		"   ORDER BY checked_at NULLS FIRST LIMIT $2::int FOR UPDATE SKIP LOCKED) due"
+		" WHERE d.domain = due.domain RETURNING d.domain",
+		2, params, fn, NULL, arg, err, errlen);
+}
+
+int db_domain_keys_retire(struct db_pool *pool, void (*fn)(const char *domain, const char *selector, void *arg),
+			  void *arg, char *err, size_t errlen)
+{
+	return rows_call(pool,
+		"UPDATE domain_keys SET state = 'retired' WHERE state = 'retiring' AND retire_after <= now()"
+		" RETURNING domain, selector", 0, NULL, NULL, fn, arg, err, errlen);
 }

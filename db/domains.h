@@ -65,14 +65,35 @@ int db_domain_rotate(struct db_pool *pool, const char *domain, const struct db_n
 /*
  * Stores a verification's results (checks: a JSON array) and its verdict
  * in one transaction: verified makes the domain verified (verified_at set
- * the first time), else failed.  promote (with verified): the pending keys
- * become active and the active ones retiring for grace_days.  Retiring
+ * the first time), else failed.  promote (with verified; NULL or "" for
+ * none): the selectors, comma-separated, of the pending keys that were
+ * found published; they become active and the active ones retiring for
+ * grace_days, unless the pending keys are no longer exactly those (a
+ * rotation while the records were looked up): then nothing is promoted.  Retiring
  * keys past retire_after become retired.  An event domain.verified is
  * written when the domain becomes verified, domain.verification_failed
- * when it becomes failed.  0, or -1.
+ * when it becomes failed.  1 when the status changed, 0 when not, -1;
+ * *promoted (may be NULL) says whether keys were promoted.
  */
-int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks, int promote,
-		      int grace_days, char *err, size_t errlen);
+int db_domain_checked(struct db_pool *pool, const char *domain, int verified, const char *checks,
+		      const char *promote, int grace_days, int *promoted, char *err, size_t errlen);
+
+/*
+ * The re-check's claim (queue/domain_check.h): up to limit verified
+ * domains whose checked_at is older than interval_secs (or unset), their
+ * checked_at set to now in the same statement, so that another process
+ * polling meanwhile does not take them in this period (rows another
+ * claim holds are skipped, FOR UPDATE SKIP LOCKED).  fn gets each name.
+ * The number claimed, or -1.
+ */
+int db_domain_claim_recheck(struct db_pool *pool, long interval_secs, int limit, void (*fn)(const char *domain, void *arg),
+			    void *arg, char *err, size_t errlen);
+
+/* Keys in state retiring whose retire_after has passed become retired,
+ * in every domain; fn (may be NULL) gets each domain and selector.  The
+ * number retired, or -1. */
+int db_domain_keys_retire(struct db_pool *pool, void (*fn)(const char *domain, const char *selector, void *arg),
+			  void *arg, char *err, size_t errlen);
 
 /* What the signing cache loads (api/domain_cache.h): every domain with
  * its status, and each of its active keys (sealed, base64); a domain

@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-run}
 pkgs_run="build-essential pkg-config libmicrohttpd-dev libjansson-dev libcjson-dev libjemalloc-dev libssl-dev
   libpq-dev libcurl4-openssl-dev libc-ares-dev postgresql postgresql-client ca-certificates"
-pkgs_test="libcriterion-dev postfix sasl2-bin libsasl2-modules openssl swaks python3 python3-dkim python3-nacl clang
+pkgs_test="libcriterion-dev postfix sasl2-bin libsasl2-modules openssl swaks python3 python3-dkim python3-nacl python3-dnspython clang
   libclang-rt-14-dev python3-yaml curl iproute2 procps libnet-ssleay-perl prometheus systemd nsd"
 # make test-tsan: gcc's ThreadSanitizer runtime (gcc pulls it in on amd64;
 # named so that a slimmer toolchain does not lose it silently).

@@ -36,7 +36,7 @@ fi
 # The layers of docs/architecture.md: a folder includes only from lower
 # layers or from itself; folders on one layer do not include each other;
 # and queue/ includes neither relay/, hooks/ nor bounce/.
-declare -A layer=([util]=1 [db]=2 [mail]=2 [dns]=2 [relay]=3 [smtpd]=4 [hooks]=4 [bounce]=5 [sink]=6 [queue]=6 [submit]=6 [api]=7 [cli]=8)
+declare -A layer=([util]=1 [db]=2 [mail]=2 [dns]=2 [domains]=3 [relay]=3 [smtpd]=4 [hooks]=4 [bounce]=5 [sink]=6 [queue]=6 [submit]=6 [api]=7 [cli]=8)
 up=$(for d in $src; do
        [ -n "${layer[$d]:-}" ] || { echo "$d/: a folder with no layer in tests/lint.sh"; continue; }
        grep -noE '^#[[:space:]]*include[[:space:]]*"[a-z_]+/' -r "$d" --include='*.c' --include='*.h' |
@@ -84,7 +84,7 @@ if grep -lE '#[[:space:]]*include[[:space:]]*<openssl/' -r $src \
 fi
 # A path folder/file.c or folder/file.h named in production code (its
 # comments), README.md or docs/*.md must exist: files move between folders.
-folders='util|db|mail|relay|smtpd|bounce|hooks|sink|queue|submit|api|cli|tests|deploy|docs'
+folders='util|db|mail|domains|relay|smtpd|bounce|hooks|sink|queue|submit|api|cli|tests|deploy|docs'
 named='(^|[^A-Za-z0-9_./-])(\.\./)*('$folders')/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.[ch]\b'
 stale=$({ grep -noE "$named" --include='*.c' --include='*.h' -r $src || true
           grep -noE "$named" README.md docs/*.md || true; } \

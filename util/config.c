@@ -86,6 +86,7 @@ static const struct ckey keys[] = {
 	K(submission_allow_plaintext_auth, C_BOOL, "no", 0),
 	K(dns_servers, C_SERVERS, NULL, 0),
 	K(mta_sts, C_BOOL, "yes", 0),
+	K(domain_recheck_interval, C_DURATION, "24h", 0),
 };
 #undef K
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -695,6 +696,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if ((cfg->dkim_domain || cfg->dkim_selector || cfg->dkim_key_file) &&
 	    !(cfg->dkim_domain && cfg->dkim_selector && cfg->dkim_key_file)) {
 		snprintf(err, errlen, "dkim_domain, dkim_selector and dkim_key_file must be set together");
+		return -1;
+	}
+	if (cfg->domain_recheck_interval < 1) {
+		snprintf(err, errlen, "domain_recheck_interval must be at least 1s");
 		return -1;
 	}
 	if (cfg->delivery_timeout < 1) {

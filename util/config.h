@@ -81,6 +81,7 @@ struct config {
 	int submission_allow_plaintext_auth; /* AUTH without TLS from loopback */
 	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
 	int mta_sts;                /* honour MTA-STS policies (RFC 8461) */
+	long domain_recheck_interval; /* seconds between re-checks of a verified domain (queue/domain_check.h) */
 };
 
 /* path NULL: ./mailferry.conf when it exists.  Returns 0 or -1 (err set). */

@@ -236,6 +236,11 @@
  * between housekeeping rounds in seconds. */
 #define MF_RETENTION_BATCH 500
 #define MF_RETENTION_INTERVAL 60
+/* The domain re-check (queue/domain_check.h): the longest pause in
+ * seconds between its looks for due domains (shorter when
+ * domain_recheck_interval is), so a domain is re-checked at most this
+ * long after its interval ran out. */
+#define MF_DOMAIN_RECHECK_POLL 300
 /* Idempotency keys are kept this many seconds (INTERFACE.md: 24 h). */
 #define MF_IDEMPOTENCY_TTL (24 * 3600)
 /* A destination's control row (window, backoff, rate bucket) is dropped

@@ -176,6 +176,24 @@ Test(config, workers_bound)
 	unsetenv("MAILFERRY_WORKERS");
 }
 
+Test(config, domain_recheck_interval)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.domain_recheck_interval, 86400, "24h by default");
+	config_cleanup(&c);
+	setenv("MAILFERRY_DOMAIN_RECHECK_INTERVAL", "1s", 1);
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.domain_recheck_interval, 1);
+	config_cleanup(&c);
+	setenv("MAILFERRY_DOMAIN_RECHECK_INTERVAL", "0", 1);
+	cr_assert_eq(config_load(&c, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "domain_recheck_interval") != NULL, "%s", err);
+	config_cleanup(&c);
+	unsetenv("MAILFERRY_DOMAIN_RECHECK_INTERVAL");
+}
+
 Test(config, durations_and_sizes)
 {
 	long v;
