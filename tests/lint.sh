@@ -60,6 +60,7 @@ fi
 json_ok=(
   cli/cmd_send.c  # the send command reads the API's JSON answer with cJSON
   cli/cmd_domains.c  # so does the domains command
+  cli/api_call.h  # their shared call: cli_json_member() reads a cJSON answer
 )
 if grep -lE '#[[:space:]]*include[[:space:]]*[<"](jansson|cJSON|cjson/cJSON)\.h' -r $(printf '%s\n' $src | grep -vx api) \
      | grep -vxF -f <(printf '%s\n' "${json_ok[@]}"); then
@@ -74,6 +75,7 @@ ssl_ok=(
   mail/verp.c           # the HMAC in VERP tokens, compared in constant time
   hooks/webhook_sign.c  # webhook signatures (HMAC-SHA256) and secrets
   util/rand.c           # unpredictable bytes for identifiers
+  util/ssl_err.c        # OpenSSL's error queue as text, for the files above
   api/auth.c            # API keys: random secrets, hashing, constant-time compare
   api/webhooks.c        # webhook endpoint secrets come from RAND_bytes (util/rand.h is not for secrets)
   api/messages.c        # SHA-256 of idempotent request bodies, base64 of attachments (EVP)
@@ -84,7 +86,7 @@ if grep -lE '#[[:space:]]*include[[:space:]]*<openssl/' -r $src \
 fi
 # A path folder/file.c or folder/file.h named in production code (its
 # comments), README.md or docs/*.md must exist: files move between folders.
-folders='util|db|mail|domains|relay|smtpd|bounce|hooks|sink|queue|submit|api|cli|tests|deploy|docs'
+folders='util|db|mail|dns|domains|relay|smtpd|bounce|hooks|sink|queue|submit|api|cli|tests|deploy|docs'
 named='(^|[^A-Za-z0-9_./-])(\.\./)*('$folders')/[A-Za-z0-9_./-]*[A-Za-z0-9_]\.[ch]\b'
 stale=$({ grep -noE "$named" --include='*.c' --include='*.h' -r $src || true
           grep -noE "$named" README.md docs/*.md || true; } \
