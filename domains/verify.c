@@ -9,6 +9,7 @@
 #include "domains/verify.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,35 +66,71 @@ static void json_str(struct buf *b, const char *s)
 	json_escape(b, s, strlen(s), JSON_ESC_UTF8);
 }
 
-/* Looks one record up and appends its check to b; returns matches, with
- * *st the lookup's outcome. */
-static int check_record(const struct dns_resolver *dns, const struct domain_record *r, struct dns_txt_result *txt,
-			struct buf *b, enum dns_status *st)
+/* One record's lookup, filled by lookup_record() on a thread of its own. */
+struct record_check {
+	const struct dns_resolver *dns;
+	const struct domain_record *r;
+	enum dns_status st;
+	int matches;
+	int nseen;
+	struct buf seen; /* JSON array members: what was found */
+};
+
+/* Looks c->r up and fills the rest of c (a pthread start routine: the
+ * lookups of one domain run at once, so a verify takes one lookup's time,
+ * at most the resolver's timeout, not the sum of them). */
+static void *lookup_record(void *arg)
 {
-	struct buf seen;
-	buf_init(&seen, CHECKS_JSON_MAX);
+	struct record_check *c = arg;
+	const struct domain_record *r = c->r;
 	char err[256] = "";
-	int matches = 0, nseen = 0;
 	if (strcmp(r->type, "MX") == 0) {
 		struct dns_mx_result mx;
-		*st = dns_lookup_mx(dns, r->name, &mx, err, sizeof(err));
-		for (int i = 0; *st == DNS_OK && !mx.implicit && i < mx.n; i++, nseen++) {
+		c->st = dns_lookup_mx(c->dns, r->name, &mx, err, sizeof(err));
+		for (int i = 0; c->st == DNS_OK && !mx.implicit && i < mx.n; i++, c->nseen++) {
 			char one[DNS_NAME_MAX + 16];
 			snprintf(one, sizeof(one), "%d %s.", mx.mx[i].pref, mx.mx[i].host);
-			buf_puts(&seen, nseen ? "," : "");
-			json_str(&seen, one);
-			matches |= same_mx(&mx.mx[i], r->value);
+			buf_puts(&c->seen, c->nseen ? "," : "");
+			json_str(&c->seen, one);
+			c->matches |= same_mx(&mx.mx[i], r->value);
 		}
-		if (*st == DNS_OK && mx.implicit)
-			*st = DNS_NODATA;
+		if (c->st == DNS_OK && mx.implicit)
+			c->st = DNS_NODATA;
 	} else {
-		*st = dns_lookup_txt(dns, r->name, txt, err, sizeof(err));
-		for (int i = 0; *st == DNS_OK && i < txt->n; i++, nseen++) {
-			buf_puts(&seen, nseen ? "," : "");
-			json_str(&seen, txt->rec[i]);
-			matches |= same_txt(txt->rec[i], r->value);
+		struct dns_txt_result *txt = xmalloc(sizeof(*txt));
+		c->st = dns_lookup_txt(c->dns, r->name, txt, err, sizeof(err));
+		for (int i = 0; c->st == DNS_OK && i < txt->n; i++, c->nseen++) {
+			buf_puts(&c->seen, c->nseen ? "," : "");
+			json_str(&c->seen, txt->rec[i]);
+			c->matches |= same_txt(txt->rec[i], r->value);
 		}
+		free(txt);
 	}
+	return NULL;
+}
+
+/* Runs the n lookups at once (one thread each; inline when a thread
+ * cannot be had) and waits for all of them. */
+static void lookup_all(struct record_check *c, int n)
+{
+	pthread_t *t = xcalloc((size_t)(n ? n : 1), sizeof(*t));
+	char *started = xcalloc((size_t)(n ? n : 1), 1);
+	for (int i = 0; i < n; i++)
+		started[i] = pthread_create(&t[i], NULL, lookup_record, &c[i]) == 0;
+	for (int i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(t[i], NULL);
+		else
+			lookup_record(&c[i]);
+	}
+	free(started);
+	free(t);
+}
+
+/* Appends c's check to the array in b. */
+static void append_check(struct buf *b, const struct record_check *c)
+{
+	const struct domain_record *r = c->r;
 	buf_puts(b, b->len > 1 ? ",{\"type\":" : "{\"type\":");
 	json_str(b, r->type);
 	buf_puts(b, ",\"name\":");
@@ -102,13 +139,11 @@ static int check_record(const struct dns_resolver *dns, const struct domain_reco
 	json_str(b, r->value);
 	buf_puts(b, ",\"purpose\":");
 	json_str(b, r->purpose);
-	buf_printf(b, ",\"found\":%s,\"matches\":%s,\"seen\":[%s]", *st == DNS_OK && nseen > 0 ? "true" : "false",
-		   matches ? "true" : "false", buf_cstr(&seen));
-	if (*st != DNS_OK)
-		buf_printf(b, ",\"lookup\":\"%s\"", dns_status_name(*st));
+	buf_printf(b, ",\"found\":%s,\"matches\":%s,\"seen\":[%s]", c->st == DNS_OK && c->nseen > 0 ? "true" : "false",
+		   c->matches ? "true" : "false", buf_cstr(&c->seen));
+	if (c->st != DNS_OK)
+		buf_printf(b, ",\"lookup\":\"%s\"", dns_status_name(c->st));
 	buf_putc(b, '}');
-	buf_cleanup(&seen);
-	return matches;
 }
 
 struct records_ctx {
@@ -131,7 +166,6 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 	int rc = db_domain_get(p->pool, domain, copy_records, &c, err, errlen);
 	if (rc <= 0)
 		return rc < 0 ? DOMAIN_VERIFY_DB_ERROR : DOMAIN_VERIFY_NOT_FOUND;
-	struct dns_txt_result *txt = xmalloc(sizeof(*txt));
 	struct buf checks;
 	buf_init(&checks, CHECKS_JSON_MAX);
 	buf_putc(&checks, '[');
@@ -139,14 +173,23 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 	struct buf promote; /* the pending keys' selectors, comma-separated */
 	buf_init(&promote, 1024);
 	enum domain_verify_status vs = DOMAIN_VERIFY_DONE;
+	struct record_check *rc_all = xcalloc((size_t)(c.rs.n ? c.rs.n : 1), sizeof(*rc_all));
 	for (int i = 0; i < c.rs.n; i++) {
+		rc_all[i].dns = p->dns;
+		rc_all[i].r = &c.rs.r[i];
+		buf_init(&rc_all[i].seen, CHECKS_JSON_MAX);
+	}
+	if (p->cancelled && p->cancelled(p->cancel_arg))
+		vs = DOMAIN_VERIFY_CANCELLED;
+	else
+		lookup_all(rc_all, c.rs.n);
+	if (vs == DOMAIN_VERIFY_DONE && p->cancelled && p->cancelled(p->cancel_arg))
+		vs = DOMAIN_VERIFY_CANCELLED;
+	for (int i = 0; vs == DOMAIN_VERIFY_DONE && i < c.rs.n; i++) {
 		const struct domain_record *r = &c.rs.r[i];
-		if (p->cancelled && p->cancelled(p->cancel_arg)) {
-			vs = DOMAIN_VERIFY_CANCELLED;
-			break;
-		}
-		enum dns_status st;
-		int m = check_record(p->dns, r, txt, &checks, &st);
+		append_check(&checks, &rc_all[i]);
+		int m = rc_all[i].matches;
+		enum dns_status st = rc_all[i].st;
 		int is_dkim = strcmp(r->purpose, "dkim") == 0;
 		if (is_dkim && r->key_state && strcmp(r->key_state, "pending") == 0) {
 			pending = 1;
@@ -159,8 +202,10 @@ enum domain_verify_status domain_verify(const struct domain_verify_params *p, co
 				snprintf(out->first_bad, sizeof(out->first_bad), "%s %s", r->type, r->name);
 		}
 	}
+	for (int i = 0; i < c.rs.n; i++)
+		buf_cleanup(&rc_all[i].seen);
+	free(rc_all);
 	buf_putc(&checks, ']');
-	free(txt);
 	domain_records_cleanup(&c.rs);
 	if (vs == DOMAIN_VERIFY_DONE && p->keep_on_doubt && doubt)
 		vs = DOMAIN_VERIFY_INCONCLUSIVE;

@@ -4,7 +4,9 @@
  * (api/domains.c) and the daily re-check (queue/domain_check.h).
  *
  * domain_verify() looks every record of domain_records_build() up
- * through the resolver, one after the other, and stores the result with
+ * through the resolver, all at once (a thread per record: a verify takes
+ * the time of its slowest lookup, at most the resolver's timeout, 5 s, not
+ * their sum), and stores the result with
  * db_domain_checked(): the per-record checks (found, matches, seen, and
  * lookup when the lookup failed) and the verdict.  The domain is verified
  * when the DKIM records of its active keys and the return path's records
@@ -35,8 +37,8 @@ struct domain_verify_params {
 	struct db_pool *pool;
 	const struct dns_resolver *dns;
 	int keep_on_doubt;
-	/* Asked before each lookup (may be NULL): nonzero stops the check,
-	 * storing nothing. */
+	/* Asked before and after the lookups (may be NULL): nonzero stops
+	 * the check, storing nothing. */
 	int (*cancelled)(void *arg);
 	void *cancel_arg;
 };
