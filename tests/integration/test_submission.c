@@ -9,7 +9,12 @@
  * and nothing queued: AUTH without TLS, no AUTH, a wrong key, a revoked
  * key, oversize (SIZE= and real), 8-bit data without BODY=8BITMIME, a bare
  * LF, too many recipients, a line over 998 octets, no From, and the
- * database down (451 4.3.0 at RCPT and at the end of DATA).
+ * database down (451 4.3.0 at RCPT and at the end of DATA).  The limits
+ * of docs/submission.md, each against its own check: a client that talks
+ * before the banner, 64 sessions per address, the AUTH backoff after 3
+ * failures (per address), 1000 transactions per session, the command
+ * deadline; sender_policy (verified, known) on the From: field; and the
+ * mailferry_submission_* metrics moving with all of it.
  *
  * Cleanup runs in the .fini hook, so a failed assertion still stops the
  * processes.
