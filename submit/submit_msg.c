@@ -320,7 +320,8 @@ static void alist_put(struct alist *l, char c)
 }
 
 /* The local part unquoted (quoted-pairs resolved, RFC 5322 §3.2.4) and
- * the domain lower-cased; 0, or -1 when in is no local@domain. */
+ * the domain lower-cased; 0, or -1 when in is no local@domain (an
+ * unclosed quote, a domain with a quote, blank or second '@'). */
 static int addr_normalize(const char *in, char *out, size_t outsz)
 {
 	/* A source route (obsolete, §4.4) before the address: "@a,@b:". */
@@ -340,7 +341,9 @@ static int addr_normalize(const char *in, char *out, size_t outsz)
 		else if (!q && *p == '@')
 			at = p;
 	}
-	if (at == NULL || at == in || at[1] == '\0')
+	/* A domain is a dot-atom or a domain-literal (RFC 5322 §3.4.1): no
+	 * quotes, no second '@', nothing a list or an angle-addr is made of. */
+	if (q || at == NULL || at == in || at[1] == '\0' || strpbrk(at + 1, "\"\\@<>(),; \t") != NULL)
 		return -1;
 	size_t o = 0;
 	for (const char *p = in; p < at; p++) {
