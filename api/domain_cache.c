@@ -236,3 +236,18 @@ void domain_match_release(struct domain_match *m)
 	snap_unref(m->snap);
 	memset(m, 0, sizeof(*m));
 }
+
+enum domain_sender domain_cache_sender(struct domain_cache *c, enum sender_policy policy, const char *from_domain,
+				       struct domain_match *m, char *err, size_t errlen)
+{
+	if (domain_cache_lookup(c, from_domain, m, err, errlen) < 0)
+		return DOMAIN_SENDER_UNAVAILABLE;
+	enum domain_sender r = DOMAIN_SENDER_OK;
+	if (policy == SENDER_POLICY_KNOWN && m->domain == NULL)
+		r = DOMAIN_SENDER_NOT_REGISTERED;
+	else if (policy == SENDER_POLICY_VERIFIED && (m->domain == NULL || strcmp(m->status, "verified") != 0))
+		r = DOMAIN_SENDER_NOT_VERIFIED;
+	if (r != DOMAIN_SENDER_OK)
+		domain_match_release(m);
+	return r;
+}

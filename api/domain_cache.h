@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "mail/dkim_keys.h"
+#include "util/config.h"
 
 #define DOMAIN_CACHE_TTL 10 /* seconds */
 
@@ -49,5 +50,18 @@ void domain_cache_invalidate(struct domain_cache *c);
 int domain_cache_lookup(struct domain_cache *c, const char *from_domain, struct domain_match *m, char *err,
 			size_t errlen);
 void domain_match_release(struct domain_match *m);
+
+/* What sender_policy says of a from domain (docs/domains.md); the API's
+ * send path and, through cli/cmd_serve.c, SMTP submission ask it. */
+enum domain_sender {
+	DOMAIN_SENDER_OK,             /* m holds the lookup (release it) */
+	DOMAIN_SENDER_NOT_REGISTERED, /* known: neither it nor a parent is registered */
+	DOMAIN_SENDER_NOT_VERIFIED,   /* verified: the closest registered one is not verified, or none is */
+	DOMAIN_SENDER_UNAVAILABLE,    /* the domains cannot be loaded (err set) */
+};
+/* domain_cache_lookup() and the policy's verdict; only after
+ * DOMAIN_SENDER_OK does m hold a reference. */
+enum domain_sender domain_cache_sender(struct domain_cache *c, enum sender_policy policy, const char *from_domain,
+				       struct domain_match *m, char *err, size_t errlen);
 
 #endif

@@ -253,30 +253,30 @@ static int sender_domain(struct api_req *req, const struct mail_request *mr, str
 	char from_domain[MF_DOMAIN_MAX + 1];
 	address_domain_lower(mr->from.addr, from_domain, sizeof(from_domain));
 	char err[256];
-	if (domain_cache_lookup(req->deps->domains, from_domain, dm, err, sizeof(err)) < 0) {
+	f->field = NULL;
+	switch (domain_cache_sender(req->deps->domains, cfg->sender_policy, from_domain, dm, err, sizeof(err))) {
+	case DOMAIN_SENDER_UNAVAILABLE:
 		log_warn_limited("event=domain_cache_failed error=%s", err);
 		*f = (struct compose_fail){ .status = 503, .code = "unavailable" };
 		snprintf(f->msg, sizeof(f->msg), "the database is unavailable; nothing was queued, try again");
 		return -1;
-	}
-	f->field = NULL;
-	if (cfg->sender_policy == SENDER_POLICY_KNOWN && dm->domain == NULL) {
+	case DOMAIN_SENDER_NOT_REGISTERED:
 		*f = (struct compose_fail){ .status = 422, .code = "domain_not_registered", .field = "from" };
 		snprintf(f->msg, sizeof(f->msg), "%.200s is not a registered sending domain (POST /v1/domains)",
 			 from_domain);
-	} else if (cfg->sender_policy == SENDER_POLICY_VERIFIED &&
-		   (dm->domain == NULL || strcmp(dm->status, "verified") != 0)) {
+		return -1;
+	case DOMAIN_SENDER_NOT_VERIFIED:
 		*f = (struct compose_fail){ .status = 422, .code = "domain_not_verified", .field = "from" };
 		snprintf(f->msg, sizeof(f->msg), "%.200s is not a verified sending domain", from_domain);
-	} else {
+		return -1;
+	case DOMAIN_SENDER_OK:
+	default:
 		if (dm->signers[0]) {
 			mp->dkim = dm->signers[0];
 			mp->dkim2 = dm->signers[1];
 		}
 		return 0;
 	}
-	domain_match_release(dm);
-	return -1;
 }
 
 /*

@@ -36,6 +36,7 @@
 #include "relay/relay.h"
 #include "bounce/bounces.h"
 #include "api/auth.h"
+#include "api/domain_cache.h"
 #include "submit/submit.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -81,6 +82,27 @@ static enum submit_key_status check_key(void *arg, const char *key, int64_t *key
 		return SUBMIT_KEY_UNAVAILABLE;
 	default:
 		return SUBMIT_KEY_INVALID;
+	}
+}
+
+/* submit_params.check_sender over api/domain_cache.h: the API's own
+ * sender_policy check. */
+static enum submit_sender_status check_sender(void *arg, const char *domain, char *err, size_t errlen)
+{
+	struct app *app = arg;
+	if (app->deps.domains == NULL)
+		return SUBMIT_SENDER_OK; /* as api/messages.c: no cache, no policy */
+	struct domain_match dm;
+	switch (domain_cache_sender(app->deps.domains, app->cfg.sender_policy, domain, &dm, err, errlen)) {
+	case DOMAIN_SENDER_OK:
+		domain_match_release(&dm);
+		return SUBMIT_SENDER_OK;
+	case DOMAIN_SENDER_NOT_REGISTERED:
+		return SUBMIT_SENDER_NOT_REGISTERED;
+	case DOMAIN_SENDER_NOT_VERIFIED:
+		return SUBMIT_SENDER_NOT_VERIFIED;
+	default:
+		return SUBMIT_SENDER_UNAVAILABLE;
 	}
 }
 
@@ -187,7 +209,8 @@ static int app_start(struct app *app)
 	}
 	if (has_role(app->cfg.roles, "api") && app->cfg.submission_listen) {
 		struct submit_params sp = { .cfg = &app->cfg, .pool = app->pool, .committer = app->deps.committer,
-					    .dkim = app->deps.dkim, .check_key = check_key, .check_key_arg = app->pool };
+					    .dkim = app->deps.dkim, .check_key = check_key, .check_key_arg = app->pool,
+					    .check_sender = check_sender, .check_sender_arg = app, .metrics = app->metrics };
 		app->submit = submit_new(&sp, err, sizeof(err));
 		if (app->submit == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: submission: %s", err);

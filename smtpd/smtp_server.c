@@ -76,6 +76,7 @@ struct session {
 	char tls_version[16];  /* e.g. "TLSv1.3", for env->tls */
 	int errors;
 	int messages;
+	int transactions;      /* MAIL commands accepted (max_messages) */
 	enum sess_state state;
 	char mail_from[MF_ADDRESS_MAX + 1];
 	char *rcpts[MF_SMTP_SERVER_RCPTS_MAX];
@@ -560,7 +561,7 @@ static int cmd_mail(struct session *s, const struct smtp_cmd *c)
 	} else if (s->srv->p.on_auth && !s->authed) {
 		/* RFC 4954 §6 */
 		sess_reply(s, 530, "5.7.0 Authentication required");
-	} else if (s->srv->p.max_messages > 0 && s->messages >= s->srv->p.max_messages) {
+	} else if (s->srv->p.max_messages > 0 && s->transactions >= s->srv->p.max_messages) {
 		sess_reply(s, 421, "4.7.0 %s Error: too many messages in one session", s->srv->hostname);
 		return 1;
 	} else if (c->size >= 0 && (unsigned long long)c->size > s->srv->p.max_message_size) {
@@ -573,6 +574,7 @@ static int cmd_mail(struct session *s, const struct smtp_cmd *c)
 		snprintf(s->mail_from, sizeof(s->mail_from), "%s", c->path);
 		s->body8 = c->body == SMTP_BODY_8BITMIME;
 		s->utf8 = c->smtputf8;
+		s->transactions++;
 		sess_set_state(s, SS_MAIL);
 		sess_reply(s, 250, "2.1.0 Ok");
 	}
@@ -634,6 +636,11 @@ static int cmd_data(struct session *s, enum rd *why)
 	struct smtp_server_reply r;
 	if (too_big) {
 		smtp_server_reply_set(&r, 552, "5.3.4 Error: message too large (max %zu bytes)", s->srv->p.max_message_size);
+		if (s->srv->p.on_too_big) {
+			struct smtp_server_envelope env;
+			sess_envelope(s, &env);
+			s->srv->p.on_too_big(s->srv->p.arg, &env);
+		}
 	} else {
 		smtp_server_reply_set(&r, 250, "2.0.0 Ok: message accepted");
 		if (s->srv->p.on_message) {
@@ -752,19 +759,27 @@ static int sess_command(struct session *s, const char *line, size_t len, enum rd
 
 /* Before the banner: the TLS handshake of implicit TLS, and with
  * strict_pipelining the check that the client has not talked first (a
- * client must wait for the greeting, RFC 5321 §3.1; one that does not is
- * a spam engine or an injection attempt).  0, or -1 to close. */
+ * client must wait for the greeting, RFC 5321 §3.1 and §4.3.1; one that
+ * does not is a spam engine or an injection attempt).  The check waits
+ * up to greet_wait_ms (postscreen's greet wait) for such bytes, or only
+ * looks at what has arrived when it is 0; the wait ends early at
+ * shutdown.  0, or -1 to close. */
 static int sess_greet(struct session *s)
 {
 	/* With implicit TLS the client speaks first (its ClientHello). */
 	if (s->srv->p.strict_pipelining && !s->srv->p.implicit_tls) {
-		struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
-		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN)) {
+		struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLIN }, { .fd = s->srv->wake[0], .events = POLLIN } };
+		int r;
+		while ((r = poll(pfd, 2, s->srv->p.greet_wait_ms)) < 0 && errno == EINTR)
+			;
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
 			char b;
 			if (recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 				log_warn("event=smtp_pregreet session=%s peer=%s", s->id, s->peer);
 				sess_reply(s, 554, "5.5.0 %s Error: talked before the greeting", s->srv->hostname);
 				sess_flush(s);
+				if (s->srv->p.on_refused)
+					s->srv->p.on_refused(s->srv->p.arg, "pregreet");
 				return -1;
 			}
 		}
@@ -833,6 +848,8 @@ static void *session_main(void *arg)
 	struct session *s = arg;
 	struct smtp_server *srv = s->srv;
 	log_info("event=smtp_session_start session=%s peer=%s", s->id, s->peer);
+	if (srv->p.on_session_start)
+		srv->p.on_session_start(srv->p.arg);
 	sess_run(s);
 	sess_reset(s);
 	if (srv->p.on_session_end)
@@ -897,6 +914,8 @@ static void refuse_busy(struct smtp_server *srv, int fd, const char *peer)
 			 srv->p.max_sessions_per_addr);
 	else
 		log_warn("event=smtp_session_refused reason=max_sessions max=%d", srv->p.max_sessions);
+	if (srv->p.on_refused)
+		srv->p.on_refused(srv->p.arg, peer ? "max_sessions_per_addr" : "max_sessions");
 }
 
 /* Sessions open from peer; under srv->lock. */
@@ -1055,6 +1074,8 @@ struct smtp_server *smtp_server_new(const struct smtp_server_params *params, cha
 		srv->p.max_rcpts = MF_SMTP_SERVER_RCPTS_MAX;
 	if (srv->p.session_timeout_ms <= 0)
 		srv->p.session_timeout_ms = MF_SMTP_SERVER_SESSION_TIMEOUT_MS;
+	if (srv->p.greet_wait_ms < 0)
+		srv->p.greet_wait_ms = 0;
 	if (srv->p.max_message_size == 0)
 		srv->p.max_message_size = MF_MESSAGE_SIZE_DEFAULT;
 	srv->lfd = -1;

@@ -18,8 +18,11 @@
  * auth_plaintext_loopback is set; elsewhere AUTH gets 538 5.7.11).  Not
  * offered: CHUNKING.  With TLS the process must ignore SIGPIPE (serve and
  * sink do).  strict_pipelining drops a client that talks before the
- * banner or pipelines commands behind STARTTLS (RFC 3207 §4.2); without
- * it such bytes are discarded.
+ * banner (554 5.5.0; within greet_wait_ms of connecting, or already when
+ * the session starts) or pipelines commands behind STARTTLS (RFC 3207
+ * §4.2); without it such bytes are discarded.  max_messages counts MAIL
+ * commands accepted, as Exim's smtp_accept_max_per_connection does, so
+ * a MAIL/RSET loop reaches it as well as real messages.
  *
  * The application decides through two callbacks, which run on the session
  * thread and may block (e.g. on the database): the reply is sent only after
@@ -73,8 +76,9 @@ struct smtp_server_params {
 	int implicit_tls;          /* TLS before the banner (port 465, RFC 8314 §3.3); needs the cert */
 	int smtputf8;              /* offer SMTPUTF8 (RFC 6531) */
 	int max_rcpts;             /* per message; <= 0: MF_SMTP_SERVER_RCPTS_MAX */
-	int max_messages;          /* per session, then 421 at MAIL; <= 0: no limit */
+	int max_messages;          /* MAIL commands accepted per session, then 421 4.7.0 at MAIL; <= 0: no limit */
 	int strict_pipelining;     /* drop clients that talk before the banner or after STARTTLS */
+	int greet_wait_ms;         /* with strict_pipelining: listen this long before the banner; 0: look once */
 	int auth_plaintext_loopback; /* offer AUTH without TLS to loopback clients */
 	void *arg;                 /* passed to the callbacks */
 	/* AUTH (RFC 4954): offered when set, and then MAIL needs it (530
@@ -83,14 +87,23 @@ struct smtp_server_params {
 	 * session, a 421 ends it.  Never log pass. */
 	void (*on_auth)(void *arg, const struct smtp_server_envelope *env, const char *user, const char *pass,
 			struct smtp_server_reply *reply);
-	/* Called once when a session ends with its *env->data (may be NULL). */
+	/* Called once when a session starts (before the banner), and once
+	 * when it ends with its *env->data (may be NULL). */
+	void (*on_session_start)(void *arg);
 	void (*on_session_end)(void *arg, void *data);
+	/* A connection refused before its session: reason "max_sessions",
+	 * "max_sessions_per_addr" or "pregreet" (the last after
+	 * on_session_start).  May be NULL. */
+	void (*on_refused)(void *arg, const char *reason);
 	/* Accept (2xx) or refuse (4xx/5xx) one recipient.  NULL: accept all. */
 	void (*on_rcpt)(void *arg, const struct smtp_server_envelope *env, const char *rcpt,
 			struct smtp_server_reply *reply);
 	/* A complete message (dot-unstuffed, with our Received: line first). */
 	void (*on_message)(void *arg, const struct smtp_server_envelope *env, const char *data, size_t len,
 			   struct smtp_server_reply *reply);
+	/* A message over max_message_size, answered 552 5.3.4 without
+	 * on_message.  May be NULL. */
+	void (*on_too_big)(void *arg, const struct smtp_server_envelope *env);
 };
 
 /* Returns the running server, or NULL with err set (bad address, bind,

@@ -28,6 +28,8 @@
 #include "util/json_escape.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/metrics_names.h"
 #include "util/uuid.h"
 #include "util/xmalloc.h"
 
@@ -42,8 +44,9 @@ struct auth_fail {
 struct submit {
 	struct submit_params p;
 	struct smtp_server *srv;
-	pthread_mutex_t lock; /* fails[] */
+	pthread_mutex_t lock; /* fails[], active */
 	struct auth_fail fails[MF_SUBMIT_AUTH_TRACKED];
+	int active;           /* sessions open (the gauge) */
 };
 
 /* What a session learnt at AUTH (the server's per-session pointer). */
@@ -56,6 +59,53 @@ static long mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* ---- metrics (util/metrics_names.h MF_M_SUBMIT_*) ---- */
+
+static void count(struct submit *sub, const char *name, const char *help, const char *labels)
+{
+	if (sub->p.metrics)
+		metrics_counter_add(sub->p.metrics, name, help, labels, 1);
+}
+
+static void set_active(struct submit *sub, int delta)
+{
+	pthread_mutex_lock(&sub->lock);
+	sub->active += delta;
+	if (sub->p.metrics)
+		metrics_gauge_set(sub->p.metrics, MF_M_SUBMIT_ACTIVE, NULL, (double)sub->active);
+	pthread_mutex_unlock(&sub->lock);
+}
+
+static void on_session_start(void *arg)
+{
+	struct submit *sub = arg;
+	count(sub, MF_M_SUBMIT_SESSIONS, "");
+	set_active(sub, 1);
+}
+
+static void on_refused(void *arg, const char *reason)
+{
+	struct submit *sub = arg;
+	char labels[64];
+	snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+	count(sub, MF_M_SUBMIT_REFUSED, labels);
+}
+
+/* One message's outcome (the result label of MF_M_SUBMIT_MESSAGES). */
+static void count_message(struct submit *sub, const char *result)
+{
+	char labels[64];
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	count(sub, MF_M_SUBMIT_MESSAGES, labels);
+}
+
+static void count_auth(struct submit *sub, const char *result)
+{
+	char labels[64];
+	snprintf(labels, sizeof(labels), "result=\"%s\"", result);
+	count(sub, MF_M_SUBMIT_AUTH, labels);
 }
 
 /* ---- AUTH ---- */
@@ -98,8 +148,10 @@ static void auth_record(struct submit *sub, const char *peer, int ok)
 		memset(f, 0, sizeof(*f));
 	} else if (f) {
 		f->seen_ms = now;
-		if (++f->failures > MF_SUBMIT_AUTH_FAILURES_FREE) {
-			int n = f->failures - MF_SUBMIT_AUTH_FAILURES_FREE - 1;
+		/* The MF_SUBMIT_AUTH_FAILURES_FREE-th failure in a row already
+		 * makes the next AUTH wait (docs/submission.md). */
+		if (++f->failures >= MF_SUBMIT_AUTH_FAILURES_FREE) {
+			int n = f->failures - MF_SUBMIT_AUTH_FAILURES_FREE;
 			long wait = MF_SUBMIT_AUTH_BACKOFF_MS;
 			while (n-- > 0 && wait < MF_SUBMIT_AUTH_BACKOFF_MAX_MS)
 				wait *= 2;
@@ -115,6 +167,7 @@ static void on_auth(void *arg, const struct smtp_server_envelope *env, const cha
 	struct submit *sub = arg;
 	if (auth_backing_off(sub, env->peer)) {
 		log_warn("event=submit_auth_backoff session=%s peer=%s", env->session, env->peer);
+		count_auth(sub, "throttled");
 		smtp_server_reply_set(reply, 421, "4.7.0 Too many failed authentications, try again later");
 		return;
 	}
@@ -124,12 +177,14 @@ static void on_auth(void *arg, const struct smtp_server_envelope *env, const cha
 	if (st == SUBMIT_KEY_UNAVAILABLE) {
 		/* RFC 4954 §6: a temporary failure, the client tries again. */
 		log_warn("event=submit_auth_unavailable session=%s error=%s", env->session, err);
+		count_auth(sub, "unavailable");
 		smtp_server_reply_set(reply, 454, "4.7.0 Temporary authentication failure");
 		return;
 	}
 	auth_record(sub, env->peer, st == SUBMIT_KEY_OK);
 	if (st != SUBMIT_KEY_OK) {
 		log_info("event=submit_auth_failed session=%s peer=%s user=%s", env->session, env->peer, user);
+		count_auth(sub, "failed");
 		smtp_server_reply_set(reply, 535, "5.7.8 Authentication credentials invalid");
 		return;
 	}
@@ -139,12 +194,13 @@ static void on_auth(void *arg, const struct smtp_server_envelope *env, const cha
 	ss->key_id = key_id;
 	log_info("event=submit_auth session=%s peer=%s user=%s key_id=%" PRId64, env->session, env->peer, user,
 		 key_id);
+	count_auth(sub, "ok");
 	smtp_server_reply_set(reply, 235, "2.7.0 Authentication successful");
 }
 
 static void on_session_end(void *arg, void *data)
 {
-	(void)arg;
+	set_active(arg, -1);
 	free(data);
 }
 
@@ -322,25 +378,30 @@ static void commit(struct submit *sub, const struct smtp_server_envelope *env, i
 	}
 	switch (w.status) {
 	case DB_WRITE_OK:
+		count_message(sub, "accepted");
 		smtp_server_reply_set(reply, 250, "2.0.0 Ok: queued as %s", id);
 		log_info("event=submit_accepted msg_id=%s session=%s rcpts=%zu size=%zu", id, env->session, env->nrcpts,
 			 signed_body->len);
 		break;
 	case DB_WRITE_REPLAY:
+		count_message(sub, "replayed");
 		smtp_server_reply_set(reply, 250, "2.0.0 Ok: queued as %s", w.replay_id);
 		log_info("event=submit_replayed msg_id=%s session=%s", w.replay_id, env->session);
 		break;
 	case DB_WRITE_IDEM_IN_FLIGHT:
+		count_message(sub, "deferred");
 		smtp_server_reply_set(reply, 451, "4.5.0 A message with this Message-ID is being queued, try again");
 		break;
 	case DB_WRITE_IDEM_CONFLICT:
 	case DB_WRITE_IDEM_GONE:
+		count_message(sub, "invalid");
 		smtp_server_reply_set(reply, 554, "5.6.0 This Message-ID was submitted before and is no longer kept");
 		break;
 	case DB_WRITE_UNAVAILABLE:
 	case DB_WRITE_FAILED:
 	default:
 		log_warn("event=submit_commit_failed session=%s status=%d error=%s", env->session, (int)w.status, w.err);
+		count_message(sub, "deferred");
 		smtp_server_reply_set(reply, 451, "4.3.0 Temporary failure, try again later");
 		break;
 	}
@@ -351,6 +412,62 @@ static void commit(struct submit *sub, const struct smtp_server_envelope *env, i
 	free(rows);
 	free(mail_from);
 	buf_cleanup(&req);
+}
+
+/*
+ * sender_policy (docs/domains.md, docs/submission.md): every address of
+ * From: must be of a domain the policy allows, as the API's "from" must.
+ * The envelope sender is not checked: with bounce_domain it is replaced
+ * by the VERP return path, and applications and relaying MTAs often use
+ * a local one (www-data@host); From: is what receivers and DMARC see.
+ * 0, or -1 with the reply set.
+ */
+static int sender_allowed(struct submit *sub, const struct smtp_server_envelope *env, const struct submit_msg *m,
+			  struct smtp_server_reply *reply)
+{
+	if (sub->p.check_sender == NULL || sub->p.cfg->sender_policy == SENDER_POLICY_ANY)
+		return 0;
+	const char *cur = m->from;
+	char addr[MF_ADDRESS_MAX + 1];
+	int n = 0;
+	while (submit_msg_next_addr(&cur, addr, sizeof(addr))) {
+		n++;
+		const char *domain = strrchr(addr, '@') + 1;
+		char err[256] = "";
+		enum submit_sender_status st = sub->p.check_sender(sub->p.check_sender_arg, domain, err, sizeof(err));
+		if (st == SUBMIT_SENDER_OK)
+			continue;
+		if (st == SUBMIT_SENDER_UNAVAILABLE) {
+			log_warn("event=submit_sender_unavailable session=%s error=%s", env->session, err);
+			count_message(sub, "deferred");
+			smtp_server_reply_set(reply, 451, "4.3.0 Temporary failure, try again later");
+			return -1;
+		}
+		int known = st == SUBMIT_SENDER_NOT_REGISTERED;
+		log_info("event=submit_refused session=%s reason=%s domain=%s", env->session,
+			 known ? "domain_not_registered" : "domain_not_verified", domain);
+		count_message(sub, "sender_policy");
+		/* The API's problem code and detail (api/messages.c). */
+		if (known)
+			smtp_server_reply_set(reply, 550, "5.7.1 domain_not_registered: %.200s is not a registered sending domain",
+					      domain);
+		else
+			smtp_server_reply_set(reply, 550, "5.7.1 domain_not_verified: %.200s is not a verified sending domain",
+					      domain);
+		return -1;
+	}
+	if (n == 0) {
+		count_message(sub, "sender_policy");
+		smtp_server_reply_set(reply, 550, "5.7.1 domain_not_registered: From: holds no address to check");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_too_big(void *arg, const struct smtp_server_envelope *env)
+{
+	(void)env;
+	count_message(arg, "too_big");
 }
 
 static void on_message(void *arg, const struct smtp_server_envelope *env, const char *data, size_t len,
@@ -381,7 +498,12 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 	enum submit_msg_status st = submit_msg_prepare(data, len, &mp, &m);
 	if (st != SUBMIT_MSG_OK) {
 		log_info("event=submit_refused session=%s reason=%s", env->session, m.why);
+		count_message(sub, st == SUBMIT_MSG_TOO_BIG ? "too_big" : "invalid");
 		refuse(reply, st, m.why);
+		submit_msg_cleanup(&m);
+		return;
+	}
+	if (sender_allowed(sub, env, &m, reply) != 0) {
 		submit_msg_cleanup(&m);
 		return;
 	}
@@ -392,8 +514,10 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 	char err[256];
 	if (sub->p.dkim && dkim_sign(sub->p.dkim, m.body.data, m.body.len, &out, err, sizeof(err)) != 0) {
 		log_error("event=submit_dkim_failed session=%s error=%s", env->session, err);
+		count_message(sub, "deferred");
 		smtp_server_reply_set(reply, 451, "4.3.0 Temporary failure (signing), try again later");
 	} else if (buf_append(&out, m.body.data, m.body.len) != 0) {
+		count_message(sub, "too_big");
 		smtp_server_reply_set(reply, 552, "5.3.4 Message too big");
 	} else {
 		commit(sub, env, ss->key_id, id, &m, &out, reply);
@@ -410,12 +534,15 @@ struct submit *submit_new(const struct submit_params *params, char *err, size_t 
 	struct submit *sub = xcalloc(1, sizeof(*sub));
 	sub->p = *params;
 	pthread_mutex_init(&sub->lock, NULL);
+	if (sub->p.metrics)
+		metrics_gauge_set(sub->p.metrics, MF_M_SUBMIT_ACTIVE, NULL, 0);
 	struct smtp_server_params sp = {
 		.listen = cfg->submission_listen,
 		.hostname = cfg->helo_name,
 		.max_message_size = (size_t)cfg->max_message_size,
 		.max_sessions = MF_SUBMIT_SESSIONS_MAX,
-		.idle_timeout_ms = MF_SUBMIT_COMMAND_TIMEOUT_MS,
+		.idle_timeout_ms = (int)(cfg->submission_command_timeout * 1000),
+		.greet_wait_ms = (int)(cfg->submission_greet_wait * 1000),
 		.max_sessions_per_addr = MF_SUBMIT_SESSIONS_PER_ADDR,
 		.session_timeout_ms = MF_SUBMIT_SESSION_TIMEOUT_MS,
 		.tls_cert_file = cfg->submission_tls_cert_file,
@@ -428,7 +555,10 @@ struct submit *submit_new(const struct submit_params *params, char *err, size_t 
 		.auth_plaintext_loopback = cfg->submission_allow_plaintext_auth,
 		.arg = sub,
 		.on_auth = on_auth,
+		.on_session_start = on_session_start,
 		.on_session_end = on_session_end,
+		.on_refused = on_refused,
+		.on_too_big = on_too_big,
 		.on_rcpt = on_rcpt,
 		.on_message = on_message,
 	};

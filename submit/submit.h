@@ -14,12 +14,18 @@
  *           looked at (421 4.7.0 until then).
  *   RCPT    an invalid address 501 5.1.3, a suppressed one 550 5.7.1, the
  *           database down 451 4.3.0.
- *   DATA    submit_msg.h's checks, DKIM with the API's signer, then one
+ *   DATA    submit_msg.h's checks; sender_policy for every address of
+ *           From: through params->check_sender (cli/cmd_serve.c wires
+ *           api/domain_cache.h's check, the API's own): refused 550 5.7.1
+ *           with the API's problem code in the text; DKIM with the API's signer, then one
  *           unit to the group committer (db/committer.h); 250 2.0.0 Ok:
  *           queued as <id> only once it committed.  A Message-ID the same
  *           key submitted within the idempotency window answers the first
  *           id and queues nothing.  The database down: 451 4.3.0 and
  *           nothing written.
+ * Limits: util/limits.h MF_SUBMIT_*, submission_command_timeout and
+ * submission_greet_wait.  Counted in params->metrics (util/metrics_names.h
+ * MF_M_SUBMIT_*).
  * Everything borrowed in params must outlive the listener.
  */
 #ifndef MF_SUBMIT_SUBMIT_H
@@ -32,12 +38,21 @@ struct config;
 struct db_pool;
 struct db_committer;
 struct dkim_signer;
+struct metrics;
 struct submit;
 
 enum submit_key_status {
 	SUBMIT_KEY_OK,
 	SUBMIT_KEY_INVALID,     /* unknown, revoked, or without the send scope */
 	SUBMIT_KEY_UNAVAILABLE, /* the key store cannot be read now */
+};
+
+/* What sender_policy says of a From: domain (docs/domains.md). */
+enum submit_sender_status {
+	SUBMIT_SENDER_OK,
+	SUBMIT_SENDER_NOT_REGISTERED, /* sender_policy = known: domain_not_registered */
+	SUBMIT_SENDER_NOT_VERIFIED,   /* sender_policy = verified: domain_not_verified */
+	SUBMIT_SENDER_UNAVAILABLE,    /* the domains cannot be read now */
 };
 
 struct submit_params {
@@ -48,6 +63,11 @@ struct submit_params {
 	/* Checks an API key (the AUTH password); SUBMIT_KEY_OK sets *key_id. */
 	enum submit_key_status (*check_key)(void *arg, const char *key, int64_t *key_id, char *err, size_t errlen);
 	void *check_key_arg;
+	/* Checks a From: domain (lower case) against sender_policy; NULL
+	 * allows every domain. */
+	enum submit_sender_status (*check_sender)(void *arg, const char *domain, char *err, size_t errlen);
+	void *check_sender_arg;
+	struct metrics *metrics;            /* NULL: nothing counted */
 };
 
 /* Returns the running listener, or NULL with err set. */

@@ -287,18 +287,163 @@ void submit_msg_cleanup(struct submit_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* 1 when addr occurs in list as a whole address (ASCII case-insensitive,
- * bounded by a character that cannot be part of it). */
+/*
+ * The address-list reader (RFC 5322 §3.4).  One element (a mailbox, or a
+ * group's member) runs to a ',' or ';' outside quotes, comments and
+ * angle brackets; a ':' there ends a group's display name, which is
+ * dropped ("undisclosed-recipients:;" has no member at all).  Outside
+ * quoted strings, white space and comments (nested, §3.2.2) are dropped;
+ * what is left is the angle-addr's content when there is one (a
+ * display name, plain, quoted or RFC 2047 encoded, is never read as an
+ * address), else the element itself.  A '\n' (submit_msg joins fields
+ * with it) ends the element and resets every state, so that one
+ * malformed field cannot swallow the next.
+ */
+struct alist {
+	char a[MF_ADDRESS_MAX + 1]; /* the text of the current element's angle-addr */
+	char e[MF_ADDRESS_MAX + 1]; /* the element outside angle brackets */
+	size_t alen, elen;
+	int angle, had_angle;
+	int over_a, over_e; /* a or e did not fit */
+};
+
+static void alist_put(struct alist *l, char c)
+{
+	char *b = l->angle ? l->a : l->e;
+	size_t *n = l->angle ? &l->alen : &l->elen;
+	if (*n + 1 >= sizeof(l->a)) {
+		*(l->angle ? &l->over_a : &l->over_e) = 1;
+		return;
+	}
+	b[(*n)++] = c;
+	b[*n] = '\0';
+}
+
+/* The local part unquoted (quoted-pairs resolved, RFC 5322 §3.2.4) and
+ * the domain lower-cased; 0, or -1 when in is no local@domain (an
+ * unclosed quote, a domain with a quote, blank or second '@'). */
+static int addr_normalize(const char *in, char *out, size_t outsz)
+{
+	/* A source route (obsolete, §4.4) before the address: "@a,@b:". */
+	if (in[0] == '@') {
+		const char *c = strchr(in, ':');
+		if (c == NULL)
+			return -1;
+		in = c + 1;
+	}
+	const char *at = NULL;
+	int q = 0;
+	for (const char *p = in; *p; p++) {
+		if (q && *p == '\\' && p[1])
+			p++;
+		else if (*p == '"')
+			q = !q;
+		else if (!q && *p == '@')
+			at = p;
+	}
+	/* A domain is a dot-atom or a domain-literal (RFC 5322 §3.4.1): no
+	 * quotes, no second '@', nothing a list or an angle-addr is made of. */
+	if (q || at == NULL || at == in || at[1] == '\0' || strpbrk(at + 1, "\"\\@<>(),; \t") != NULL)
+		return -1;
+	size_t o = 0;
+	for (const char *p = in; p < at; p++) {
+		if (*p == '"')
+			continue;
+		if (*p == '\\' && p + 1 < at)
+			p++;
+		if (o + 1 >= outsz)
+			return -1;
+		out[o++] = *p;
+	}
+	if (o == 0 || o + 1 + strlen(at + 1) + 1 > outsz)
+		return -1;
+	out[o++] = '@';
+	for (const char *p = at + 1; *p; p++)
+		out[o++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+	out[o] = '\0';
+	return 0;
+}
+
+int submit_msg_next_addr(const char **cursor, char *out, size_t outsz)
+{
+	const char *p = *cursor;
+	if (p == NULL)
+		return 0;
+	while (*p) {
+		struct alist l = { .alen = 0 };
+		int quoted = 0, depth = 0;
+		for (; *p; p++) {
+			char c = *p;
+			if (c == '\n') {
+				p++;
+				break;
+			}
+			if (depth > 0) { /* a comment */
+				if (c == '\\' && p[1] && p[1] != '\n')
+					p++;
+				else if (c == '(')
+					depth++;
+				else if (c == ')')
+					depth--;
+				continue;
+			}
+			if (quoted) {
+				if (c == '\\' && p[1] && p[1] != '\n') {
+					alist_put(&l, c);
+					c = *++p;
+				} else if (c == '"') {
+					quoted = 0;
+				}
+				alist_put(&l, c);
+				continue;
+			}
+			if (c == '"') {
+				quoted = 1;
+				alist_put(&l, c);
+			} else if (c == '(') {
+				depth = 1;
+			} else if (c == ' ' || c == '\t' || c == '\r') {
+				continue;
+			} else if (c == '<' && !l.angle) {
+				l.angle = l.had_angle = 1;
+				l.alen = 0;
+				l.a[0] = '\0';
+				l.over_a = 0;
+			} else if (c == '>' && l.angle) {
+				l.angle = 0;
+			} else if (!l.angle && c == ':') {
+				l.elen = 0; /* a group's display name */
+				l.e[0] = '\0';
+				l.over_e = 0;
+			} else if (!l.angle && (c == ',' || c == ';')) {
+				p++;
+				break;
+			} else {
+				alist_put(&l, c);
+			}
+		}
+		const char *cand = l.had_angle ? l.a : l.e;
+		int over = l.had_angle ? l.over_a : l.over_e;
+		if (!over && cand[0] && addr_normalize(cand, out, outsz) == 0) {
+			*cursor = p;
+			return 1;
+		}
+	}
+	*cursor = p;
+	return 0;
+}
+
+/* 1 when the addr-spec addr is one of list's addresses (ASCII
+ * case-insensitively, after normalizing both). */
 static int mentions(const char *list, const char *addr)
 {
-	size_t n = strlen(addr);
-	if (list == NULL || n == 0)
+	char want[MF_ADDRESS_MAX + 1], got[MF_ADDRESS_MAX + 1];
+	if (list == NULL || addr_normalize(addr, want, sizeof(want)) != 0)
 		return 0;
-	for (const char *p = list; (p = strcasestr(p, addr)) != NULL; p++) {
-		char before = p == list ? ' ' : p[-1], after = p[n];
-		if (strchr(" \t<,:;\n\"", before) && (after == '\0' || strchr(" \t>,;\n\"", after)))
+	const char *cur = list;
+	while (submit_msg_next_addr(&cur, got, sizeof(got)))
+		if (strcasecmp(got, want) == 0)
 			return 1;
-	}
 	return 0;
 }
 

@@ -73,8 +73,19 @@ struct submit_msg {
 enum submit_msg_status submit_msg_prepare(const char *data, size_t len, const struct submit_msg_params *p,
 					  struct submit_msg *out);
 void submit_msg_cleanup(struct submit_msg *m);
-/* "to", "cc" or "bcc": where rcpt (an addr-spec) appears among m's
- * To: and Cc: values (ASCII case-insensitively); bcc when in neither. */
+/* "to", "cc" or "bcc": where rcpt (an addr-spec, as RCPT TO gave it)
+ * appears among the addresses of m's To: and Cc: fields; bcc when in
+ * neither.  Addresses are compared as submit_msg_next_addr() writes
+ * them, ASCII case-insensitively (local parts too, as mailbox providers
+ * treat them); display names, comments and group names are never
+ * addresses. */
 const char *submit_msg_kind(const struct submit_msg *m, const char *rcpt);
+/* The next address of an RFC 5322 address-list (§3.4: mailboxes, groups,
+ * display names plain, quoted or RFC 2047 encoded, comments, folding
+ * already unfolded; several fields joined by '\n'), advancing *cursor.
+ * Writes it to out normalized: the local part unquoted, the domain lower
+ * case.  Returns 1, or 0 at the end of the list.  An element that is no
+ * local@domain, or longer than MF_ADDRESS_MAX, is skipped. */
+int submit_msg_next_addr(const char **cursor, char *out, size_t outsz);
 
 #endif

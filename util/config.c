@@ -84,6 +84,8 @@ static const struct ckey keys[] = {
 	K(submission_tls_cert_file, C_STR, NULL, 0),
 	K(submission_tls_key_file, C_STR, NULL, 0),
 	K(submission_allow_plaintext_auth, C_BOOL, "no", 0),
+	K(submission_command_timeout, C_DURATION, "60s", 0),
+	K(submission_greet_wait, C_DURATION, "0", 0),
 	K(dns_servers, C_SERVERS, NULL, 0),
 	K(mta_sts, C_BOOL, "yes", 0),
 	K(domain_recheck_interval, C_DURATION, "24h", 0),
@@ -716,6 +718,15 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	}
 	if (!cfg->submission_tls_cert_file != !cfg->submission_tls_key_file) {
 		snprintf(err, errlen, "submission_tls_cert_file and submission_tls_key_file must be set together");
+		return -1;
+	}
+	/* ms in an int (smtpd/smtp_server.h); 0 would wait for nothing. */
+	if (cfg->submission_command_timeout < 1 || cfg->submission_command_timeout > 3600) {
+		snprintf(err, errlen, "submission_command_timeout must be between 1s and 1h");
+		return -1;
+	}
+	if (cfg->submission_greet_wait > 60) {
+		snprintf(err, errlen, "submission_greet_wait must be at most 60s (postscreen's is 6s)");
 		return -1;
 	}
 	if (cfg->submission_tls == TLS_MODE_NONE) {

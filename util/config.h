@@ -79,6 +79,8 @@ struct config {
 	char *submission_tls_cert_file;
 	char *submission_tls_key_file;
 	int submission_allow_plaintext_auth; /* AUTH without TLS from loopback */
+	long submission_command_timeout;     /* seconds a session waits for each command */
+	long submission_greet_wait;          /* seconds before the banner; a client that talks in them is dropped */
 	char *dns_servers;          /* NULL: /etc/resolv.conf; see config_parse_servers() */
 	int mta_sts;                /* honour MTA-STS policies (RFC 8461) */
 	long domain_recheck_interval; /* seconds between re-checks of a verified domain (queue/domain_check.h) */

@@ -206,15 +206,16 @@
  * our API's cap is 50; RFC 5321 §4.5.3.1.8 asks a relay for 100, and a
  * submission server may ask for less with 452 4.5.3, which clients
  * handle by sending the rest in another transaction), messages per
- * session (Postfix's smtpd_client_message_rate_limit idea, per session),
- * sessions per client address, the deadline for one command (RFC 5321
- * §4.5.3.2.7 asks 5 minutes of a relay; a submission client is an
- * application next door) and for the whole session. */
+ * session (MAIL commands accepted, as Exim's smtp_accept_max_per_connection
+ * and with its default, so that a MAIL/RCPT/RSET loop is bounded too),
+ * sessions per client address, and the deadline for the whole session.
+ * The deadline for one command is the configuration's
+ * submission_command_timeout (RFC 5321 §4.5.3.2.7 asks 5 minutes of a
+ * relay; a submission client is an application next door: 60 s). */
 #define MF_SUBMIT_RCPTS_MAX MF_RECIPIENTS_MAX
 #define MF_SUBMIT_MESSAGES_PER_SESSION 1000
 #define MF_SUBMIT_SESSIONS_PER_ADDR 64
 #define MF_SUBMIT_SESSIONS_MAX 512
-#define MF_SUBMIT_COMMAND_TIMEOUT_MS 60000
 #define MF_SUBMIT_SESSION_TIMEOUT_MS (30 * 60 * 1000)
 /* AUTH failures: after this many in a row from one address, that address
  * waits (doubling from MF_SUBMIT_AUTH_BACKOFF_MS up to _MAX_MS) before its

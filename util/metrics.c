@@ -227,6 +227,12 @@ static const char *const http_errors[] = {
 	NULL,
 };
 
+/* submit/submit.c's results (util/metrics_names.h MF_M_SUBMIT_*). */
+static const char *const submit_refusals[] = { "max_sessions", "max_sessions_per_addr", "pregreet", NULL };
+static const char *const submit_auth_results[] = { "ok", "failed", "throttled", "unavailable", NULL };
+static const char *const submit_msg_results[] = { "accepted", "replayed",      "invalid",
+						  "too_big",  "sender_policy", "deferred", NULL };
+
 /* One series at 0 per value of vals, labels fmt % value. */
 static void declare_each(struct metrics *m, const char *name, const char *help, const char *fmt,
 			 const char *const *vals)
@@ -262,6 +268,10 @@ void metrics_declare_known(struct metrics *m)
 	declare_each(m, MF_M_WEBHOOK_ATTEMPTS, "outcome=\"%s\"", webhook_outcomes);
 	metrics_counter_add(m, MF_M_REPLAY_REQUEUED, "via=\"api\"", 0);
 	declare_each(m, MF_M_RETENTION, "kind=\"%s\"", retention_kinds);
+	metrics_counter_add(m, MF_M_SUBMIT_SESSIONS, "", 0);
+	declare_each(m, MF_M_SUBMIT_REFUSED, "reason=\"%s\"", submit_refusals);
+	declare_each(m, MF_M_SUBMIT_AUTH, "result=\"%s\"", submit_auth_results);
+	declare_each(m, MF_M_SUBMIT_MESSAGES, "result=\"%s\"", submit_msg_results);
 	metrics_counter_add(m, "mailferry_bounce_listener_rcpt_refused_total",
 			    "Recipients refused by the bounce listener (not bounce_domain).", "", 0);
 	metrics_counter_add(m, "mailferry_bounce_listener_messages_total",

@@ -42,6 +42,19 @@
  * and mailferry_bounce_listener_rcpt_refused_total. */
 #define MF_M_BOUNCES "mailferry_bounces_total", "Bounces recorded by type and category."
 
+/* SMTP submission (submit/submit.c, docs/submission.md).  Sessions
+ * started; sessions open now (a gauge); connections refused before a
+ * session, reason max_sessions|max_sessions_per_addr|pregreet; AUTH
+ * attempts, result ok|failed|throttled|unavailable; messages at the end
+ * of DATA, result accepted|replayed|invalid (554 5.6.x)|too_big (552
+ * 5.3.4)|sender_policy (550 5.7.1)|deferred (451/454: the database,
+ * signing, a Message-ID in flight). */
+#define MF_M_SUBMIT_SESSIONS "mailferry_submission_sessions_total", "SMTP submission sessions started."
+#define MF_M_SUBMIT_ACTIVE "mailferry_submission_sessions_active", "SMTP submission sessions open now."
+#define MF_M_SUBMIT_REFUSED "mailferry_submission_connections_refused_total", "SMTP submission connections refused before a session, by reason."
+#define MF_M_SUBMIT_AUTH "mailferry_submission_auth_total", "SMTP submission AUTH attempts by result."
+#define MF_M_SUBMIT_MESSAGES "mailferry_submission_messages_total", "SMTP submission messages at the end of DATA, by result."
+
 /* Webhooks (hooks/webhook_dispatch.c): outcome as decided by the retry
  * policy (the dispatcher's dec.status).  The dispatcher's own collector
  * sets the gauge mailferry_webhook_deliveries{status="pending|sending"}. */

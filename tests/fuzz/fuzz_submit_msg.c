@@ -4,7 +4,9 @@
  * the header scan, X-Mailferry-Tag/-Metadata.  The first input byte picks
  * BODY=8BITMIME and SMTPUTF8.  Whatever is accepted must have a From, a
  * Message-ID, metadata that is a JSON object, no X-Mailferry- field left,
- * and a prepared message within the size limit.
+ * and a prepared message within the size limit.  The To:/Cc:/From:
+ * address-list reader (submit_msg_next_addr) must end, and write only
+ * local@domain with a lower-case domain.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +53,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			l = nl + 1;
 		}
+	}
+	if (m.from != NULL) {
+		const char *lists[] = { m.from, m.to, m.cc };
+		for (size_t i = 0; i < 3; i++) {
+			const char *cur = lists[i];
+			char addr[MF_ADDRESS_MAX + 1];
+			size_t n = 0;
+			while (submit_msg_next_addr(&cur, addr, sizeof(addr))) {
+				const char *at = strrchr(addr, '@');
+				if (at == NULL || at == addr || at[1] == '\0' || ++n > size)
+					abort();
+				for (const char *q = at + 1; *q; q++)
+					if (*q >= 'A' && *q <= 'Z')
+						abort();
+			}
+		}
+		(void)submit_msg_kind(&m, "a@b.test");
 	}
 	submit_msg_cleanup(&m);
 	free(msg);

@@ -121,6 +121,12 @@ Test(config_check, submission_keys)
 		{ "MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=maybe", "submission_allow_plaintext_auth", 2 },
 		{ "MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:2587 MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=yes",
 		  "submission_listen = 127.0.0.1:2587", 0 },
+		{ "MAILFERRY_SUBMISSION_COMMAND_TIMEOUT=0", "submission_command_timeout must be between 1s and 1h", 2 },
+		{ "MAILFERRY_SUBMISSION_COMMAND_TIMEOUT=soon", "submission_command_timeout", 2 },
+		{ "MAILFERRY_SUBMISSION_GREET_WAIT=2m", "submission_greet_wait must be at most 60s", 2 },
+		{ "MAILFERRY_SUBMISSION_GREET_WAIT=2s MAILFERRY_SUBMISSION_COMMAND_TIMEOUT=5m",
+		  "submission_command_timeout = 300s", 0 },
+		{ "", "submission_greet_wait = 0s", 0 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *out = NULL;

@@ -9,17 +9,26 @@
  * and nothing queued: AUTH without TLS, no AUTH, a wrong key, a revoked
  * key, oversize (SIZE= and real), 8-bit data without BODY=8BITMIME, a bare
  * LF, too many recipients, a line over 998 octets, no From, and the
- * database down (451 4.3.0 at RCPT and at the end of DATA).
+ * database down (451 4.3.0 at RCPT and at the end of DATA).  The limits
+ * of docs/submission.md, each against its own check: a client that talks
+ * before the banner, 64 sessions per address, the AUTH backoff after 3
+ * failures (per address), 1000 transactions per session, the command
+ * deadline; sender_policy (verified, known) on the From: field; and the
+ * mailferry_submission_* metrics moving with all of it.
  *
  * Cleanup runs in the .fini hook, so a failed assertion still stops the
  * processes.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api_helpers.h"
@@ -33,6 +42,7 @@ static char *g_dir;   /* certificate, client scripts */
 static int g_port;    /* submission port */
 static char *g_cluster; /* a private PostgreSQL (database_down) */
 static char *g_pfdir;   /* the Postfix client instance */
+static char *g_mkdir;   /* master_key_file (sender_policy) */
 
 static const char *srcdir(void)
 {
@@ -65,6 +75,11 @@ static void teardown(void)
 	}
 	th_sink_stop(g_sink);
 	g_sink = NULL;
+	if (g_mkdir) {
+		th_rmrf(g_mkdir);
+		free(g_mkdir);
+		g_mkdir = NULL;
+	}
 	if (g_dir) {
 		th_rmrf(g_dir);
 		free(g_dir);
@@ -186,6 +201,8 @@ static void stop_clean(void)
 	g_srv.p = NULL;
 	cr_assert_eq(rc, 0, "serve did not stop cleanly");
 }
+
+static double metric(const char *series);
 
 TestSuite(submission, .fini = teardown);
 
@@ -419,6 +436,9 @@ Test(submission, refusals_with_codes_and_nothing_queued)
 	expect(fd, "QUIT\r\n", "221");
 	close(fd);
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 1, "only the good message is queued");
+	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"invalid\"}"), 4);
+	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"too_big\"}"), 1);
+	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"accepted\"}"), 1);
 
 	/* A suppressed address is refused at RCPT. */
 	free(th_sql(g_srv.db, "INSERT INTO suppressions (email, reason) VALUES ('gone@example.test', 'bounce')"));
@@ -519,5 +539,230 @@ Test(submission, database_down_451_and_nothing_half_written)
 	free(again);
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 0, "nothing half-written");
 	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM recipients"), 0);
+	stop_clean();
+}
+
+/* ---- limits, sender_policy and metrics ---- */
+
+/* A connection to 127.0.0.1:port from src (loopback is a /8: 127.0.0.2
+ * is another client address); the fd. */
+static int connect_from(const char *src, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	inet_pton(AF_INET, src, &sa.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", src, strerror(errno));
+	sa.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect from %s: %s", src, strerror(errno));
+	return fd;
+}
+
+/* The value of one series in /metrics ("name{labels}"), -1 when absent. */
+static double metric(const char *series)
+{
+	char url[160], needle[256];
+	snprintf(url, sizeof(url), "%s/metrics", g_srv.base);
+	struct th_http r;
+	cr_assert_eq(th_http("GET", url, NULL, NULL, &r), 0);
+	cr_assert_eq(r.status, 200);
+	snprintf(needle, sizeof(needle), "\n%s ", series);
+	const char *p = strstr(r.body, needle);
+	double v = p ? strtod(p + strlen(needle), NULL) : -1;
+	th_http_free(&r);
+	return v;
+}
+
+/* Waits (bounded) until the series reads want. */
+static void metric_wait(const char *series, double want)
+{
+	long until = th_now_ms() + 20000;
+	double v;
+	while ((v = metric(series)) != want) {
+		cr_assert(th_now_ms() < until, "%s is %g, want %g", series, v, want);
+		usleep(20000);
+	}
+}
+
+Test(submission, limits_early_talker_sessions_per_address_auth_backoff_and_their_metrics)
+{
+	/* The greet wait makes the early-talker check certain: the client
+	 * below talks at once, well within 1 s of connecting. */
+	const char *extra[] = { "MAILFERRY_SUBMISSION_GREET_WAIT=1s", NULL };
+	start(0, 1, extra, NULL);
+	char auth[512], bad[512];
+	auth_plain_cmd(g_srv.key, auth, sizeof(auth));
+	auth_plain_cmd("mf_aaaaaaaaaaaa_wrongwrongwrong", bad, sizeof(bad));
+
+	/* A client that talks before the banner is dropped (RFC 5321 §4.3.1). */
+	int fd = th_smtp_connect(g_port);
+	cr_assert(fd >= 0);
+	cr_assert_eq(th_smtp_send(fd, "EHLO early.test\r\n"), 0);
+	expect(fd, NULL, "554 5.5.0");
+	cr_assert(th_smtp_closed(fd, 20000), "an early talker is dropped");
+	close(fd);
+
+	/* 64 sessions from one address; the 65th gets 421 4.7.0, another
+	 * address still gets in. */
+	enum { PER_ADDR = 64 };
+	int fds[PER_ADDR];
+	for (int i = 0; i < PER_ADDR; i++)
+		fds[i] = connect_from("127.0.0.2", g_port);
+	for (int i = 0; i < PER_ADDR; i++)
+		expect(fds[i], NULL, "220 ");
+	int over = connect_from("127.0.0.2", g_port);
+	expect(over, NULL, "421 4.7.0");
+	cr_assert(th_smtp_closed(over, 20000));
+	close(over);
+	int other = connect_from("127.0.0.3", g_port);
+	expect(other, NULL, "220 ");
+	metric_wait("mailferry_submission_sessions_active", PER_ADDR + 1);
+
+	/* Three failed AUTHs in a row from 127.0.0.1: the next AUTH, even
+	 * with the right key, gets 421 4.7.0 and the session ends.  Pipelined,
+	 * so that the fourth comes within the first backoff (1 s). */
+	fd = session();
+	char four[2048];
+	snprintf(four, sizeof(four), "%s%s%s%s", bad, bad, bad, auth);
+	cr_assert_eq(th_smtp_send(fd, four), 0);
+	for (int i = 0; i < 3; i++)
+		expect(fd, NULL, "535 5.7.8");
+	expect(fd, NULL, "421 4.7.0");
+	cr_assert(th_smtp_closed(fd, 20000), "the session ends after the 421");
+	close(fd);
+	/* 127.0.0.3 is not affected. */
+	expect(other, "EHLO other.test\r\n", "250");
+	expect(other, auth, "235 2.7.0");
+	expect(other, "QUIT\r\n", "221");
+	close(other);
+	for (int i = 0; i < PER_ADDR; i++)
+		close(fds[i]);
+
+	metric_wait("mailferry_submission_sessions_active", 0);
+	cr_assert_eq(metric("mailferry_submission_connections_refused_total{reason=\"pregreet\"}"), 1);
+	cr_assert_eq(metric("mailferry_submission_connections_refused_total{reason=\"max_sessions_per_addr\"}"), 1);
+	cr_assert_eq(metric("mailferry_submission_connections_refused_total{reason=\"max_sessions\"}"), 0);
+	cr_assert_eq(metric("mailferry_submission_auth_total{result=\"failed\"}"), 3);
+	cr_assert_eq(metric("mailferry_submission_auth_total{result=\"throttled\"}"), 1);
+	cr_assert_eq(metric("mailferry_submission_auth_total{result=\"ok\"}"), 1);
+	/* start()'s probe, the early talker, 64 + 1, the AUTH session. */
+	cr_assert_geq(metric("mailferry_submission_sessions_total"), 1 + PER_ADDR + 1 + 1);
+	stop_clean();
+}
+
+Test(submission, messages_per_session_and_command_deadline)
+{
+	const char *extra[] = { "MAILFERRY_SUBMISSION_COMMAND_TIMEOUT=2s", NULL };
+	start(0, 1, extra, NULL);
+	char auth[512];
+	auth_plain_cmd(g_srv.key, auth, sizeof(auth));
+	int fd = session();
+	expect(fd, auth, "235");
+	/* 1000 transactions (MAIL commands), pipelined as MAIL/RSET in groups
+	 * of 100; the 1001st MAIL gets 421 4.7.0 and the session ends. */
+	enum { GROUP = 100, LIMIT = 1000 };
+	static const char pair[] = "MAIL FROM:<a@shop.test>\r\nRSET\r\n";
+	char group[GROUP * sizeof(pair)];
+	size_t n = 0;
+	for (int i = 0; i < GROUP; i++)
+		n += (size_t)snprintf(group + n, sizeof(group) - n, "%s", pair);
+	for (int g = 0; g < LIMIT / GROUP; g++) {
+		cr_assert_eq(th_smtp_send(fd, group), 0);
+		char *r = th_smtp_replies(fd, 2 * GROUP, 20000);
+		cr_assert_not_null(r, "group %d: replies missing", g);
+		for (const char *l = r; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+			cr_assert(strncmp(l, "250", 3) == 0, "group %d: %.60s", g, l);
+		free(r);
+	}
+	expect(fd, "MAIL FROM:<a@shop.test>\r\n", "421 4.7.0");
+	cr_assert(th_smtp_closed(fd, 20000), "the session ends after the 421");
+	close(fd);
+
+	/* submission_command_timeout: a client that says nothing gets 421
+	 * 4.4.2 and is closed. */
+	fd = session();
+	expect(fd, NULL, "421 4.4.2");
+	cr_assert(th_smtp_closed(fd, 20000));
+	close(fd);
+	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 0);
+	stop_clean();
+}
+
+/* One transaction whose From: field is from_hdr; the reply to the dot
+ * must start with want. */
+static void send_from(int fd, const char *mail_from, const char *from_hdr, const char *want)
+{
+	char cmd[512], data[1024];
+	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>\r\n", mail_from);
+	expect(fd, cmd, "250");
+	expect(fd, "RCPT TO:<b@example.test>\r\n", "250");
+	expect(fd, "DATA\r\n", "354");
+	snprintf(data, sizeof(data), "From: %s\r\nTo: b@example.test\r\nSubject: policy\r\n\r\nx\r\n.\r\n", from_hdr);
+	expect(fd, data, want);
+}
+
+/* POST /v1/domains with an admin key: 201. */
+static void add_domain(const char *admin, const char *domain)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "{\"domain\":\"%s\"}", domain);
+	struct th_http r;
+	cr_assert_eq(api_call(&g_srv, "POST", "/v1/domains", admin, NULL, body, &r), 0);
+	cr_assert_eq(r.status, 201, "%s: %ld %s", domain, r.status, r.body);
+	th_http_free(&r);
+}
+
+Test(submission, sender_policy_applies_to_the_from_field)
+{
+	g_mkdir = th_tmpdir("submitmk");
+	cr_assert_not_null(g_mkdir);
+	char mk[600];
+	snprintf(mk, sizeof(mk), "MAILFERRY_MASTER_KEY_FILE=%s/master.key", g_mkdir);
+	cr_assert_eq(th_run(NULL, "head -c 32 /dev/urandom > '%s/master.key' && chmod 600 '%s/master.key'", g_mkdir,
+			    g_mkdir), 0);
+	const char *extra[] = { "MAILFERRY_SENDER_POLICY=verified", mk, NULL };
+	start(0, 1, extra, NULL);
+	char admin[160], auth[512];
+	cr_assert_eq(api_make_key(g_srv.db, "send,read,admin", admin, sizeof(admin)), 0);
+	/* shop.test verified (in SQL: verify needs DNS), pending.test pending;
+	 * the second POST makes the domain cache load both. */
+	add_domain(admin, "shop.test");
+	free(th_sql(g_srv.db, "UPDATE domains SET status = 'verified' WHERE domain = 'shop.test'"));
+	add_domain(admin, "pending.test");
+	auth_plain_cmd(g_srv.key, auth, sizeof(auth));
+	int fd = session();
+	expect(fd, auth, "235");
+	/* The From: field decides, not MAIL FROM; a subdomain is its parent's. */
+	send_from(fd, "www-data@host.elsewhere.test", "Shop <orders@shop.test>", "250 2.0.0 Ok: queued as ");
+	send_from(fd, "a@shop.test", "news@News.Shop.Test", "250 2.0.0 Ok: queued as ");
+	send_from(fd, "a@shop.test", "orders@pending.test", "550 5.7.1 domain_not_verified: pending.test ");
+	send_from(fd, "a@shop.test", "x@unknown.test", "550 5.7.1 domain_not_verified: unknown.test ");
+	/* Every address of From: counts. */
+	send_from(fd, "a@shop.test", "a@shop.test, \"B\" <b@unknown.test>", "550 5.7.1 domain_not_verified");
+	expect(fd, "QUIT\r\n", "221");
+	close(fd);
+	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 2, "nothing refused is queued");
+	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"accepted\"}"), 2);
+	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"sender_policy\"}"), 3);
+	stop_clean();
+
+	/* sender_policy = known: registered is enough. */
+	char *db = g_srv.db;
+	g_srv.db = NULL;
+	th_rmrf(g_dir);
+	free(g_dir);
+	g_dir = NULL;
+	const char *known[] = { "MAILFERRY_SENDER_POLICY=known", mk, NULL };
+	start(0, 1, known, db);
+	free(db);
+	auth_plain_cmd(g_srv.key, auth, sizeof(auth));
+	fd = session();
+	expect(fd, auth, "235");
+	send_from(fd, "a@pending.test", "orders@pending.test", "250 2.0.0 Ok: queued as ");
+	send_from(fd, "a@shop.test", "x@unknown.test", "550 5.7.1 domain_not_registered: unknown.test ");
+	expect(fd, "QUIT\r\n", "221");
+	close(fd);
+	cr_assert_eq(t_count(g_srv.db, "SELECT count(*) FROM messages"), 3);
 	stop_clean();
 }

@@ -4,6 +4,7 @@
  * (smtpd/smtp_auth.c).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "smtpd/smtp_auth.h"
@@ -137,4 +138,80 @@ Test(smtp_auth, plain_and_login)
 	cr_assert_eq(smtp_auth_login_decode("=", 1, user, sizeof(user)), 0);
 	cr_assert_str_eq(user, "");
 	cr_assert_eq(smtp_auth_login_decode("AA==", 4, user, sizeof(user)), -1, "a NUL in a LOGIN value");
+}
+
+/* To/Cc/Bcc from the envelope and the header fields (RFC 5322 §3.4): a
+ * recipient is to or cc when one of the field's addresses is it, never
+ * because its text appears in a display name, comment or group name. */
+Test(submit_msg, kind_of_each_recipient_by_address_not_by_text)
+{
+	struct {
+		const char *to, *cc, *rcpt, *want;
+	} v[] = {
+		/* display names: bare, quoted (with a comma), one that looks like an address */
+		{ "Ann Example <ann@example.test>", NULL, "ann@example.test", "to" },
+		{ "\"Smith, Bob\" <bob@example.test>, ann@example.test", NULL, "bob@example.test", "to" },
+		{ "\"Smith, Bob\" <bob@example.test>, ann@example.test", NULL, "ann@example.test", "to" },
+		{ "\"eve@example.test\" <ann@example.test>", NULL, "eve@example.test", "bcc" },
+		{ "eve@example.test <ann@example.test>", NULL, "eve@example.test", "bcc" },
+		/* RFC 2047 encoded words in the display name */
+		{ "=?UTF-8?Q?J=C3=B6rg?= <joerg@example.test>", NULL, "joerg@example.test", "to" },
+		{ "=?utf-8?q?eve@example.test?= <ann@example.test>", NULL, "eve@example.test", "bcc" },
+		/* comments, also ones holding an address */
+		{ "ann@example.test (Ann, eve@example.test)", NULL, "ann@example.test", "to" },
+		{ "ann@example.test (Ann, eve@example.test)", NULL, "eve@example.test", "bcc" },
+		{ "(a (nested) one) ann@example.test", NULL, "ann@example.test", "to" },
+		/* quoted local parts, quoted or not in the envelope */
+		{ "\"john doe\"@example.test", NULL, "\"john doe\"@example.test", "to" },
+		{ "<\"john.doe\"@example.test>", NULL, "john.doe@example.test", "to" },
+		{ "john.doe@example.test", NULL, "\"john.doe\"@example.test", "to" },
+		{ "\"a,b\"@example.test", NULL, "b@example.test", "bcc" },
+		/* groups */
+		{ "undisclosed-recipients:;", NULL, "ann@example.test", "bcc" },
+		{ "undisclosed-recipients:;", "Team: ann@example.test, Bob <bob@example.test>;", "bob@example.test", "cc" },
+		{ "ann@example.test:;", NULL, "ann@example.test", "bcc" },
+		/* case-insensitive domains (and local parts) */
+		{ "Ann <ann@EXAMPLE.Test>", NULL, "ann@example.test", "to" },
+		{ "ann@example.test", NULL, "Ann@Example.TEST", "to" },
+		/* lookalikes: a longer local part or domain */
+		{ "joann@example.test, ann@example.test.evil", NULL, "ann@example.test", "bcc" },
+		{ "ann@sub.example.test", NULL, "ann@example.test", "bcc" },
+		/* in To and Cc: to wins */
+		{ "ann@example.test", "ann@example.test", "ann@example.test", "to" },
+		{ NULL, "ann@example.test", "ann@example.test", "cc" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "From: a@shop.test\r\n%s%s%s%s%s%s\r\nx\r\n", v[i].to ? "To: " : "",
+			 v[i].to ? v[i].to : "", v[i].to ? "\r\n" : "", v[i].cc ? "Cc: " : "", v[i].cc ? v[i].cc : "",
+			 v[i].cc ? "\r\n" : "");
+		struct submit_msg m;
+		cr_assert_eq(prep(msg, NULL, &m), SUBMIT_MSG_OK, "%zu: %s", i, m.why);
+		cr_assert_str_eq(submit_msg_kind(&m, v[i].rcpt), v[i].want, "%zu: To: %s / Cc: %s, %s", i,
+				 v[i].to ? v[i].to : "-", v[i].cc ? v[i].cc : "-", v[i].rcpt);
+		submit_msg_cleanup(&m);
+	}
+	/* Folded fields, two To: fields, a group across a fold. */
+	struct submit_msg m;
+	cr_assert_eq(prep("From: a@shop.test\r\nTo: \"Ann\r\n Example\" <ann@example.test>,\r\n\tFriends:\r\n bob@example.test;\r\n"
+			  "To: \"broken <eve@example.test>\r\nCc: (unclosed dan@example.test\r\n"
+			  "To: carl@example.test\r\n\r\nx\r\n", NULL, &m), SUBMIT_MSG_OK, "%s", m.why);
+	cr_assert_str_eq(submit_msg_kind(&m, "ann@example.test"), "to");
+	cr_assert_str_eq(submit_msg_kind(&m, "bob@example.test"), "to");
+	cr_assert_str_eq(submit_msg_kind(&m, "carl@example.test"), "to");
+	cr_assert_str_eq(submit_msg_kind(&m, "friends@example.test"), "bcc");
+	/* an unclosed quote or comment in one field does not swallow the next */
+	cr_assert_str_eq(submit_msg_kind(&m, "eve@example.test"), "bcc");
+	cr_assert_str_eq(submit_msg_kind(&m, "dan@example.test"), "bcc");
+	submit_msg_cleanup(&m);
+	/* The reader itself: each address once, normalized. */
+	const char *list = "Ann <Ann@EXAMPLE.test>, undisclosed:;, \"j d\"@x.test (c), Team: <@r.test:b@y.test>;";
+	const char *cur = list;
+	char got[300];
+	const char *want[] = { "Ann@example.test", "j d@x.test", "b@y.test" };
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_eq(submit_msg_next_addr(&cur, got, sizeof(got)), 1, "%zu", i);
+		cr_assert_str_eq(got, want[i]);
+	}
+	cr_assert_eq(submit_msg_next_addr(&cur, got, sizeof(got)), 0);
 }
