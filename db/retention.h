@@ -12,6 +12,7 @@
  *   DB_RET_MESSAGES    messages (and their recipients) after event_retention
  *   DB_RET_BOUNCES     raw bounces after event_retention
  *   DB_RET_IDEMPOTENCY idempotency keys after 24 h
+ *   DB_RET_STS         MTA-STS policies (migration 0027) age_secs after they expired
  */
 #ifndef MF_DB_RETENTION_H
 #define MF_DB_RETENTION_H
@@ -20,8 +21,8 @@
 
 struct db_pool;
 
-enum db_retention_kind { DB_RET_BODIES, DB_RET_EVENTS, DB_RET_MESSAGES, DB_RET_BOUNCES, DB_RET_IDEMPOTENCY };
-#define DB_RET_KINDS 5
+enum db_retention_kind { DB_RET_BODIES, DB_RET_EVENTS, DB_RET_MESSAGES, DB_RET_BOUNCES, DB_RET_IDEMPOTENCY, DB_RET_STS };
+#define DB_RET_KINDS 6
 
 /* The kind's name for logs and metrics ("bodies", "events", ...). */
 const char *db_retention_name(enum db_retention_kind kind);

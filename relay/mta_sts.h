@@ -9,8 +9,14 @@
  * whose TXT record disappears keeps its cached policy until it expires;
  * a failed fetch falls back to the cached policy, else to none (§5.1).
  *
- * The cache is this process's memory (a mutex around a table); it is
- * lost on restart.  struct sts is thread-safe.
+ * The cache is PostgreSQL's table mta_sts_policies (db/sts_cache.h,
+ * set with sts_set_store()), so that a restarted process, or another
+ * one, uses a policy fetched once; a small memory front (a mutex around
+ * a table) spares the database a query per delivery while the TXT id is
+ * the one it holds.  When the id differs, PostgreSQL is asked before the
+ * policy is fetched; when PostgreSQL cannot be reached the front stands
+ * alone.  Without a store (tests of the relay alone) the front is the
+ * whole cache.  struct sts is thread-safe.
  */
 #ifndef MF_RELAY_MTA_STS_H
 #define MF_RELAY_MTA_STS_H
@@ -21,12 +27,16 @@
 
 #define STS_FETCH_TIMEOUT_S 10L /* the whole HTTPS fetch (§3.3 leaves it to the sender) */
 
+struct db_pool;
 struct dns_resolver;
 struct sts;
 
 /* dns is borrowed and must outlive s; ca_file NULL: the system's CAs. */
 struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file);
 void sts_free(struct sts *s);
+/* Caches policies in PostgreSQL through pool (borrowed, outlives s);
+ * call before the first sts_policy_for(). */
+void sts_set_store(struct sts *s, struct db_pool *pool);
 
 /*
  * The policy for domain: fills *p and returns its mode (STS_MODE_NONE and
