@@ -39,6 +39,7 @@ struct sts {
 	pthread_mutex_t lock;
 	struct strmap *cache; /* domain -> struct sts_entry */
 	struct sts_entry *all;
+	struct strmap *absent; /* domain -> time_t: PostgreSQL had no row, until then */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -56,7 +57,23 @@ struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file)
 	s->ca_file = ca_file ? xstrdup(ca_file) : NULL;
 	pthread_mutex_init(&s->lock, NULL);
 	s->cache = strmap_new();
+	s->absent = strmap_new();
 	return s;
+}
+
+static void free_value(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(val);
+}
+
+/* Under s->lock (or alone): forgets every domain known to have no row. */
+static void absent_clear(struct sts *s)
+{
+	strmap_each(s->absent, free_value, NULL);
+	strmap_free(s->absent);
+	s->absent = strmap_new();
 }
 
 void sts_set_store(struct sts *s, struct db_pool *pool)
@@ -73,6 +90,8 @@ void sts_free(struct sts *s)
 		free(e);
 	}
 	strmap_free(s->cache);
+	absent_clear(s);
+	strmap_free(s->absent);
 	pthread_mutex_destroy(&s->lock);
 	free(s->ca_file);
 	free(s);
@@ -245,6 +264,32 @@ static void front_set(struct sts *s, const char *domain, const char *id, const s
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* 1 when PostgreSQL was found to have no row for domain less than
+ * STS_ABSENT_TTL_S ago. */
+static int absent_known(struct sts *s, const char *domain, time_t now)
+{
+	pthread_mutex_lock(&s->lock);
+	const time_t *until = strmap_get(s->absent, domain);
+	int known = until && *until > now;
+	pthread_mutex_unlock(&s->lock);
+	return known;
+}
+
+/* Remembers (until > 0) or forgets (0) that domain has no row. */
+static void absent_set(struct sts *s, const char *domain, time_t until)
+{
+	pthread_mutex_lock(&s->lock);
+	free(strmap_del(s->absent, domain));
+	if (until > 0) {
+		if (strmap_count(s->absent) >= STS_ABSENT_MAX)
+			absent_clear(s); /* the bound: start over rather than grow */
+		time_t *t = xmalloc(sizeof(*t));
+		*t = until;
+		strmap_put(s->absent, domain, t);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 struct stored {
 	struct sts_entry *out;
 	time_t now;
@@ -329,6 +374,11 @@ static int cached(struct sts *s, const char *domain, const char *id, int have_tx
 	*where = "cached";
 	if (!s->pool || (have && (!have_txt || strcmp(c->id, id) == 0)))
 		return have;
+	/* Most domains publish no policy: without a TXT record, a recent
+	 * "no row" spares PostgreSQL a query per delivery.  (With one, the
+	 * row is read: another process may have just fetched it.) */
+	if (!have && !have_txt && absent_known(s, domain, now))
+		return 0;
 	struct sts_entry row;
 	int rc = store_get(s, domain, now, &row, dberr, dberrlen);
 	if (rc < 0)
@@ -338,6 +388,7 @@ static int cached(struct sts *s, const char *domain, const char *id, int have_tx
 		/* PostgreSQL is the truth: what it no longer has is gone. */
 		if (have)
 			front_set(s, domain, c->id, &c->policy, 0);
+		absent_set(s, domain, now + STS_ABSENT_TTL_S);
 		return 0;
 	}
 	*c = row;
@@ -382,6 +433,7 @@ enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_polic
 	}
 	*p = fresh;
 	front_set(s, domain, id, &fresh, now + fresh.max_age);
+	absent_set(s, domain, 0);
 	if (s->pool)
 		store_put(s, domain, id, &fresh, dberr, sizeof(dberr));
 	sep = dberr[0] ? "; " : "";

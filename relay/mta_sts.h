@@ -15,7 +15,9 @@
  * a table) spares the database a query per delivery while the TXT id is
  * the one it holds.  When the id differs, PostgreSQL is asked before the
  * policy is fetched; when PostgreSQL cannot be reached the front stands
- * alone.  Without a store (tests of the relay alone) the front is the
+ * alone.  A domain with neither TXT record nor row is remembered as such
+ * for STS_ABSENT_TTL_S, so that the many domains without a policy cost no
+ * query per delivery.  Without a store (tests of the relay alone) the front is the
  * whole cache.  struct sts is thread-safe.
  */
 #ifndef MF_RELAY_MTA_STS_H
@@ -26,6 +28,12 @@
 #include "relay/sts_policy.h"
 
 #define STS_FETCH_TIMEOUT_S 10L /* the whole HTTPS fetch (§3.3 leaves it to the sender) */
+/* A domain without a TXT record whose row PostgreSQL lacked is not asked
+ * about again for this long (most domains have no policy; a row appears
+ * only after a fetch, which needs the TXT record); at most this many such
+ * domains are remembered. */
+#define STS_ABSENT_TTL_S 60L
+#define STS_ABSENT_MAX 10000
 
 struct db_pool;
 struct dns_resolver;

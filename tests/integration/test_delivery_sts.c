@@ -278,13 +278,15 @@ static const char *rcpt_tls(json_t *m, const char *key)
 }
 
 /* The message.delivered event of message id from GET /v1/events, paged
- * with the cursor until a page comes back empty (NULL: none); the caller
- * decrefs. */
+ * with the cursor and polled (the feed shows events once every earlier
+ * transaction has committed) for up to 10 s; NULL when it did not come.
+ * The caller decrefs. */
 static json_t *delivered_event(const char *id)
 {
 	char path[256], cursor[128] = "";
 	json_t *found = NULL;
-	for (int page = 0; page < 1000 && !found; page++) {
+	long t0 = th_now_ms();
+	while (!found && th_now_ms() - t0 < 10000) {
 		snprintf(path, sizeof(path), "/v1/events?limit=100%s%s", *cursor ? "&after=" : "", cursor);
 		struct th_http r;
 		cr_assert_eq(api_call(&g.srv, "GET", path, NULL, NULL, NULL, &r), 0, "%s", r.error);
@@ -300,11 +302,11 @@ static json_t *delivered_event(const char *id)
 				found = json_incref(ev);
 		}
 		const char *nc = t_str(all, "next_cursor");
-		snprintf(cursor, sizeof(cursor), "%s", nc ? nc : "");
-		size_t n = json_array_size(data);
+		if (nc)
+			snprintf(cursor, sizeof(cursor), "%s", nc);
+		if (json_array_size(data) == 0)
+			usleep(50000);
 		json_decref(all);
-		if (n == 0 || !nc)
-			break;
 	}
 	return found;
 }
