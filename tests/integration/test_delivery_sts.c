@@ -404,7 +404,11 @@ Test(delivery_sts, enforce_and_testing_through_serve, .fini = teardown)
 	json_decref(ev);
 	cr_assert_eq(th_sink_wait(g.sink, 1, 10000), 1);
 
-	/* Each policy was fetched once and is in PostgreSQL. */
+	/* Each policy was fetched once (the deferred ones are retried every
+	 * second under the cached policy) and is in PostgreSQL. */
+	const char *subs[] = { "enf", "badc", "good", "tst" };
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(fetches(subs[i], "/"), 1, "%s: policy fetched %ld times", subs[i], fetches(subs[i], "/"));
 	char *v = th_sql(g.srv.db, "SELECT string_agg(domain || ' ' || policy_id || ' ' || mode || ' ' ||"
 				   " array_to_string(mx, ','), '|' ORDER BY domain) FROM mta_sts_policies");
 	cr_assert_str_eq(v, "badc." ZONE " 1 enforce mx.badc." ZONE "|enf." ZONE " 1 enforce other." ZONE
