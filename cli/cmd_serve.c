@@ -226,6 +226,7 @@ static int app_start(struct app *app)
 		if (app->relay == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: %s", err);
 		relay_set_metrics(app->relay, app->metrics);
+		relay_set_pool(app->relay, app->pool);
 		struct queue_params qp = { .cfg = &app->cfg, .pool = app->pool, .metrics = app->metrics,
 					   .deliver = deliver_via_relay, .deliver_arg = app->relay };
 		app->queue = queue_new(&qp, err, sizeof(err));

@@ -65,6 +65,12 @@ static const struct {
 		" AND (d.paused_until IS NULL OR d.paused_until < now())"
 		" AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.status = 'sending' AND r.domain = d.domain)"
 		" ORDER BY d.updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
+	/* An expired policy is never used again (RFC 8461 §5.1): the
+	 * relay fetches anew. */
+	[DB_RET_STS] = { "mta_sts_policies",
+		"DELETE FROM mta_sts_policies WHERE domain IN ("
+		" SELECT domain FROM mta_sts_policies WHERE expires_at < now() - $1::bigint * interval '1 second'"
+		" ORDER BY expires_at LIMIT $2::int FOR UPDATE SKIP LOCKED)" },
 };
 
 const char *db_retention_name(enum db_retention_kind kind)

@@ -15,6 +15,7 @@
  *   DB_RET_DESTINATIONS per-destination control rows (migration 0023) idle
  *                      for MF_DESTINATION_IDLE: not paused, no job in
  *                      flight, no feedback nor rate token taken since
+ *   DB_RET_STS         MTA-STS policies (migration 0027) age_secs after they expired
  */
 #ifndef MF_DB_RETENTION_H
 #define MF_DB_RETENTION_H
@@ -30,8 +31,9 @@ enum db_retention_kind {
 	DB_RET_BOUNCES,
 	DB_RET_IDEMPOTENCY,
 	DB_RET_DESTINATIONS,
+	DB_RET_STS,
 };
-#define DB_RET_KINDS 6
+#define DB_RET_KINDS 7
 
 /* The kind's name for logs and metrics ("bodies", "events", ...). */
 const char *db_retention_name(enum db_retention_kind kind);

@@ -74,6 +74,7 @@ static void round_once(struct retention *r)
 		[DB_RET_BOUNCES] = r->cfg->event_retention,
 		[DB_RET_IDEMPOTENCY] = MF_IDEMPOTENCY_TTL,
 		[DB_RET_DESTINATIONS] = MF_DESTINATION_IDLE,
+		[DB_RET_STS] = 0, /* as soon as they expire */
 	};
 	for (int k = 0; k < DB_RET_KINDS && !stopping(r); k++)
 		if (run_kind(r, (enum db_retention_kind)k, ages[k]) < 0)

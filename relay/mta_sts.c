@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "db/sts_cache.h"
 #include "dns/dns.h"
 #include "util/strmap.h"
 #include "util/xmalloc.h"
@@ -33,10 +34,12 @@ struct sts_entry {
 
 struct sts {
 	const struct dns_resolver *dns;
+	struct db_pool *pool; /* NULL: the memory front only */
 	char *ca_file;
 	pthread_mutex_t lock;
 	struct strmap *cache; /* domain -> struct sts_entry */
 	struct sts_entry *all;
+	struct strmap *absent; /* domain -> time_t: PostgreSQL had no row, until then */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -54,7 +57,28 @@ struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file)
 	s->ca_file = ca_file ? xstrdup(ca_file) : NULL;
 	pthread_mutex_init(&s->lock, NULL);
 	s->cache = strmap_new();
+	s->absent = strmap_new();
 	return s;
+}
+
+static void free_value(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(val);
+}
+
+/* Under s->lock (or alone): forgets every domain known to have no row. */
+static void absent_clear(struct sts *s)
+{
+	strmap_each(s->absent, free_value, NULL);
+	strmap_free(s->absent);
+	s->absent = strmap_new();
+}
+
+void sts_set_store(struct sts *s, struct db_pool *pool)
+{
+	s->pool = pool;
 }
 
 void sts_free(struct sts *s)
@@ -66,6 +90,8 @@ void sts_free(struct sts *s)
 		free(e);
 	}
 	strmap_free(s->cache);
+	absent_clear(s);
+	strmap_free(s->absent);
 	pthread_mutex_destroy(&s->lock);
 	free(s->ca_file);
 	free(s);
@@ -199,17 +225,181 @@ static int fetch(struct sts *s, const char *domain, struct sts_policy *p, char *
 	return ok;
 }
 
-/* Under s->lock: the cached entry for domain when not expired, else NULL. */
-static const struct sts_entry *cached(struct sts *s, const char *domain, time_t now)
+/* ---- the cache: PostgreSQL (db/sts_cache.h) behind a memory front ---- */
+
+/* Under s->lock: the memory front's entry for domain when not expired. */
+static const struct sts_entry *front_get(struct sts *s, const char *domain, time_t now)
 {
 	const struct sts_entry *e = strmap_get(s->cache, domain);
 	return e && e->expires > now ? e : NULL;
 }
 
+/* The memory front's copy of domain's policy into *out; 1, or 0 when none. */
+static int front_copy(struct sts *s, const char *domain, time_t now, struct sts_entry *out)
+{
+	pthread_mutex_lock(&s->lock);
+	const struct sts_entry *e = front_get(s, domain, now);
+	if (e)
+		*out = *e;
+	pthread_mutex_unlock(&s->lock);
+	return e != NULL;
+}
+
+/* Sets (expires > 0) or drops (expires 0) the memory front's entry. */
+static void front_set(struct sts *s, const char *domain, const char *id, const struct sts_policy *p, time_t expires)
+{
+	pthread_mutex_lock(&s->lock);
+	struct sts_entry *w = strmap_get(s->cache, domain);
+	if (!w && expires > 0) {
+		w = xcalloc(1, sizeof(*w));
+		w->next = s->all;
+		s->all = w;
+		strmap_put(s->cache, domain, w);
+	}
+	if (w) {
+		snprintf(w->id, sizeof(w->id), "%s", id);
+		w->policy = *p;
+		w->expires = expires;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* 1 when PostgreSQL was found to have no row for domain less than
+ * STS_ABSENT_TTL_S ago. */
+static int absent_known(struct sts *s, const char *domain, time_t now)
+{
+	pthread_mutex_lock(&s->lock);
+	const time_t *until = strmap_get(s->absent, domain);
+	int known = until && *until > now;
+	pthread_mutex_unlock(&s->lock);
+	return known;
+}
+
+/* Remembers (until > 0) or forgets (0) that domain has no row. */
+static void absent_set(struct sts *s, const char *domain, time_t until)
+{
+	pthread_mutex_lock(&s->lock);
+	free(strmap_del(s->absent, domain));
+	if (until > 0) {
+		if (strmap_count(s->absent) >= STS_ABSENT_MAX)
+			absent_clear(s); /* the bound: start over rather than grow */
+		time_t *t = xmalloc(sizeof(*t));
+		*t = until;
+		strmap_put(s->absent, domain, t);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct stored {
+	struct sts_entry *out;
+	time_t now;
+	int ok;
+	char why[256];
+};
+
+/* A row of mta_sts_policies back into a policy: written out as the
+ * policy text it came from and parsed again, so that a row edited by
+ * hand is held to the same rules as a fetched policy. */
+static void on_row(const struct db_sts_row *row, void *arg)
+{
+	struct stored *st = arg;
+	char text[STS_MX_MAX * 300 + 128];
+	size_t o = (size_t)snprintf(text, sizeof(text), "version: STSv1\nmode: %s\nmax_age: %ld\n", row->mode,
+				    row->max_age);
+	for (const char *m = row->mx; *m && o < sizeof(text);) {
+		size_t n = strcspn(m, "\n");
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "mx: %.*s\n", (int)n, m);
+		m += n + (m[n] == '\n');
+	}
+	char err[200], txt[STS_ID_MAX + 32];
+	int tl = snprintf(txt, sizeof(txt), "v=STSv1; id=%s;", row->policy_id);
+	if (o >= sizeof(text)) {
+		snprintf(st->why, sizeof(st->why), "stored policy too long");
+	} else if (tl < 0 || (size_t)tl >= sizeof(txt) || sts_txt_parse(txt, st->out->id) != 0) {
+		snprintf(st->why, sizeof(st->why), "stored policy id is not valid");
+	} else if (sts_policy_parse(text, o, &st->out->policy, err, sizeof(err)) < 0) {
+		snprintf(st->why, sizeof(st->why), "stored policy: %.200s", err);
+	} else {
+		st->out->expires = st->now + row->ttl;
+		st->ok = 1;
+	}
+}
+
+/* PostgreSQL's unexpired policy for domain: 1 (*out set), 0 none, -1
+ * (the database away or the row unusable, why set). */
+static int store_get(struct sts *s, const char *domain, time_t now, struct sts_entry *out, char *why, size_t whylen)
+{
+	struct stored st = { .out = out, .now = now };
+	char err[256];
+	int rc = db_sts_get(s->pool, domain, on_row, &st, err, sizeof(err));
+	if (rc < 0) {
+		snprintf(why, whylen, "policy cache: %.200s", err);
+		return -1;
+	}
+	if (rc == 1 && !st.ok) {
+		snprintf(why, whylen, "policy cache: %.200s", st.why);
+		return 0;
+	}
+	return rc;
+}
+
+/* Writes a policy just fetched to PostgreSQL; 0 or -1 with why. */
+static int store_put(struct sts *s, const char *domain, const char *id, const struct sts_policy *p, char *why,
+		     size_t whylen)
+{
+	char mx[STS_MX_MAX * 257 + 1] = "";
+	size_t o = 0;
+	for (int i = 0; i < p->nmx; i++)
+		o += (size_t)snprintf(mx + o, sizeof(mx) - o, "%s%s", i ? "\n" : "", p->mx[i]);
+	struct db_sts_row row = { .policy_id = id, .mode = sts_mode_name(p->mode), .max_age = p->max_age, .mx = mx };
+	char err[256];
+	if (db_sts_put(s->pool, domain, &row, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "policy cache: %.200s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The cached policy for domain into *c: the memory front when it holds
+ * one under the TXT id (or the TXT record is gone), else PostgreSQL's
+ * row, which also refreshes the front.  1 found (still to be compared
+ * with the TXT id by the caller), 0 none.  dberr gets a database
+ * failure, which leaves the front's answer standing.
+ */
+static int cached(struct sts *s, const char *domain, const char *id, int have_txt, time_t now, struct sts_entry *c,
+		  const char **where, char *dberr, size_t dberrlen)
+{
+	int have = front_copy(s, domain, now, c);
+	*where = "cached";
+	if (!s->pool || (have && (!have_txt || strcmp(c->id, id) == 0)))
+		return have;
+	/* Most domains publish no policy: without a TXT record, a recent
+	 * "no row" spares PostgreSQL a query per delivery.  (With one, the
+	 * row is read: another process may have just fetched it.) */
+	if (!have && !have_txt && absent_known(s, domain, now))
+		return 0;
+	struct sts_entry row;
+	int rc = store_get(s, domain, now, &row, dberr, dberrlen);
+	if (rc < 0)
+		return have;
+	*where = "stored";
+	if (rc == 0) {
+		/* PostgreSQL is the truth: what it no longer has is gone. */
+		if (have)
+			front_set(s, domain, c->id, &c->policy, 0);
+		absent_set(s, domain, now + STS_ABSENT_TTL_S);
+		return 0;
+	}
+	*c = row;
+	front_set(s, domain, row.id, &row.policy, row.expires);
+	return 1;
+}
+
 enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_policy *p, char *note,
 			     size_t notelen)
 {
-	char why[512] = "", id[STS_ID_MAX + 1] = "";
+	char why[512] = "", id[STS_ID_MAX + 1] = "", dberr[300] = "";
 	char scratch[2];
 	if (!note) {
 		note = scratch;
@@ -218,47 +408,35 @@ enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_polic
 	memset(p, 0, sizeof(*p));
 	time_t now = time(NULL);
 	int have_txt = txt_id(s, domain, id, why, sizeof(why)) == 0;
-	pthread_mutex_lock(&s->lock);
-	const struct sts_entry *e = cached(s, domain, now);
-	if (e && (!have_txt || strcmp(e->id, id) == 0)) {
+	struct sts_entry c;
+	const char *where;
+	int have = cached(s, domain, id, have_txt, now, &c, &where, dberr, sizeof(dberr));
+	const char *sep = dberr[0] ? "; " : "";
+	if (have && (!have_txt || strcmp(c.id, id) == 0)) {
 		/* §5.1: the cached policy stands while the id is unchanged, and
 		 * until it expires when the TXT record is gone. */
-		*p = e->policy;
-		char eid[STS_ID_MAX + 1];
-		memcpy(eid, e->id, sizeof(eid));
-		pthread_mutex_unlock(&s->lock);
-		snprintf(note, notelen, "cached policy id %s", eid);
+		*p = c.policy;
+		snprintf(note, notelen, "%s policy id %s%s%.300s", where, c.id, sep, dberr);
 		return p->mode;
 	}
-	pthread_mutex_unlock(&s->lock);
 	if (!have_txt) {
-		snprintf(note, notelen, "%s", why);
+		snprintf(note, notelen, "%.400s%s%.300s", why, sep, dberr);
 		return STS_MODE_NONE;
 	}
 	struct sts_policy fresh;
 	if (fetch(s, domain, &fresh, why, sizeof(why)) < 0) {
 		/* §5.1: a failed fetch keeps a still valid cached policy. */
-		pthread_mutex_lock(&s->lock);
-		e = cached(s, domain, now);
-		if (e)
-			*p = e->policy;
-		pthread_mutex_unlock(&s->lock);
-		snprintf(note, notelen, "%.400s%s", why, e ? "; the cached policy stays" : "");
+		if (have)
+			*p = c.policy;
+		snprintf(note, notelen, "%.400s%s%s%.300s", why, have ? "; the cached policy stays" : "", sep, dberr);
 		return p->mode;
 	}
 	*p = fresh;
-	pthread_mutex_lock(&s->lock);
-	struct sts_entry *w = strmap_get(s->cache, domain);
-	if (!w) {
-		w = xcalloc(1, sizeof(*w));
-		w->next = s->all;
-		s->all = w;
-		strmap_put(s->cache, domain, w);
-	}
-	memcpy(w->id, id, sizeof(w->id));
-	w->policy = fresh;
-	w->expires = now + fresh.max_age;
-	pthread_mutex_unlock(&s->lock);
-	snprintf(note, notelen, "policy id %s fetched", id);
+	front_set(s, domain, id, &fresh, now + fresh.max_age);
+	absent_set(s, domain, 0);
+	if (s->pool)
+		store_put(s, domain, id, &fresh, dberr, sizeof(dberr));
+	sep = dberr[0] ? "; " : "";
+	snprintf(note, notelen, "policy id %s fetched%s%.300s", id, sep, dberr);
 	return p->mode;
 }

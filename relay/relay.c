@@ -133,6 +133,12 @@ void relay_free(struct relay *r)
 	free(r);
 }
 
+void relay_set_pool(struct relay *r, struct db_pool *pool)
+{
+	if (r->sts)
+		sts_set_store(r->sts, pool);
+}
+
 void relay_set_timeout_scale(struct relay *r, double scale)
 {
 	r->timeout_scale = scale;

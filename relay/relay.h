@@ -1,9 +1,10 @@
 /*
  * relay.h - outbound SMTP: relay_deliver() routes a delivery job
  * (mail/outcome.h) through routes, the smarthost or MX, speaks SMTP and
- * fills one outcome per recipient.  It never touches the database.  The
- * knobs below are for tests and tuning: call them right after relay_new(),
- * before any relay_deliver().
+ * fills one outcome per recipient.  It touches the database only to cache
+ * MTA-STS policies (relay_set_pool(), relay/mta_sts.h).  The knobs below
+ * are for tests and tuning: call them right after relay_new(), before any
+ * relay_deliver().
  */
 #ifndef MF_RELAY_RELAY_H
 #define MF_RELAY_RELAY_H
@@ -14,6 +15,7 @@
 #include "relay/route.h"
 
 struct config;
+struct db_pool;
 struct metrics;
 struct relay;
 
@@ -33,6 +35,9 @@ void relay_set_mx_lookup(struct relay *r, route_mx_fn fn, void *arg);
 void relay_set_nameserver(struct relay *r, const char *ip, int port);
 /* Counts into m (mailferry_smtp_tls_resumed_total); m outlives r. */
 void relay_set_metrics(struct relay *r, struct metrics *m);
+/* MTA-STS policies are cached in PostgreSQL through pool (borrowed, must
+ * outlive r); without it, in this process's memory only. */
+void relay_set_pool(struct relay *r, struct db_pool *pool);
 /* Idle sessions in the cache now. */
 int relay_idle_sessions(struct relay *r);
 

@@ -219,7 +219,8 @@ static const char *const bounce_sources[] = { "smtp", "dsn", NULL };
 /* hooks/webhook_dispatch.c's decisions. */
 static const char *const webhook_outcomes[] = { "succeeded", "pending", "failed", NULL };
 /* db/retention.c's kinds. */
-static const char *const retention_kinds[] = { "bodies", "events", "messages", "bounces_raw", "idempotency_keys", NULL };
+static const char *const retention_kinds[] = { "bodies",           "events",           "messages", "bounces_raw",
+					       "idempotency_keys", "destinations",     "mta_sts_policies", NULL };
 /* The send route's server errors, which the "API errors" alert divides. */
 static const char *const http_errors[] = {
 	"method=\"POST\",route=\"/v1/messages\",status=\"500\"",
