@@ -42,6 +42,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/version.h"
+#include "util/xmalloc.h"
 
 static const char usage[] =
 	"usage: mailferry serve [--config FILE] [--roles api,delivery,webhooks,bounces]\n"
@@ -104,6 +105,30 @@ static enum submit_sender_status check_sender(void *arg, const char *domain, cha
 	default:
 		return SUBMIT_SENDER_UNAVAILABLE;
 	}
+}
+
+/* submit_params.domain_signers over api/domain_cache.h: the signers
+ * the API's send path uses for a from domain; the reference is the
+ * lookup, holding its snapshot. */
+static void *domain_signers(void *arg, const char *domain, const struct dkim_signer *signers[2], char *err,
+			    size_t errlen)
+{
+	struct app *app = arg;
+	struct domain_match *dm = xcalloc(1, sizeof(*dm));
+	if (domain_cache_lookup(app->deps.domains, domain, dm, err, errlen) != 0) {
+		free(dm);
+		return NULL;
+	}
+	signers[0] = dm->signers[0];
+	signers[1] = dm->signers[1];
+	return dm;
+}
+
+static void release_signers(void *arg, void *ref)
+{
+	(void)arg;
+	domain_match_release(ref);
+	free(ref);
 }
 
 /* queue_deliver_fn over relay_deliver(). */
@@ -211,6 +236,11 @@ static int app_start(struct app *app)
 		struct submit_params sp = { .cfg = &app->cfg, .pool = app->pool, .committer = app->deps.committer,
 					    .dkim = app->deps.dkim, .check_key = check_key, .check_key_arg = app->pool,
 					    .check_sender = check_sender, .check_sender_arg = app, .metrics = app->metrics };
+		if (app->deps.domains) {
+			sp.domain_signers = domain_signers;
+			sp.release_signers = release_signers;
+			sp.signers_arg = app;
+		}
 		app->submit = submit_new(&sp, err, sizeof(err));
 		if (app->submit == NULL)
 			return cli_fail(EXIT_RUNTIME, "serve: submission: %s", err);

@@ -464,6 +464,36 @@ static int sender_allowed(struct submit *sub, const struct smtp_server_envelope 
 	return 0;
 }
 
+/*
+ * The signers of the message's first From: address's domain (a message
+ * with several authors names its Sender: for DMARC's sake; the first
+ * author's domain is the one it signs for, RFC 6376 §3.9 leaves the choice
+ * to the signer).  signers[] keeps the dkim_* signer when the domain has no
+ * keys of its own.  0, or -1 with err set when the domains cannot be read.
+ */
+static int signers_for(struct submit *sub, const struct submit_msg *m, const struct dkim_signer *signers[2],
+		       void **ref, char *err, size_t errlen)
+{
+	*ref = NULL;
+	if (sub->p.domain_signers == NULL)
+		return 0;
+	const char *cur = m->from;
+	char addr[MF_ADDRESS_MAX + 1];
+	if (!submit_msg_next_addr(&cur, addr, sizeof(addr)))
+		return 0;
+	char domain[MF_DOMAIN_MAX + 1];
+	address_domain_lower(addr, domain, sizeof(domain));
+	const struct dkim_signer *own[2] = { NULL, NULL };
+	*ref = sub->p.domain_signers(sub->p.signers_arg, domain, own, err, errlen);
+	if (*ref == NULL)
+		return -1;
+	if (own[0]) {
+		signers[0] = own[0];
+		signers[1] = own[1];
+	}
+	return 0;
+}
+
 static void on_too_big(void *arg, const struct smtp_server_envelope *env)
 {
 	(void)env;
@@ -508,11 +538,20 @@ static void on_message(void *arg, const struct smtp_server_envelope *env, const 
 		return;
 	}
 	/* DKIM over the message as it will be stored and sent, with the
-	 * API's signer (mime_compose() calls the same dkim_sign()). */
+	 * signers the API would use for this From: domain (mime_compose()
+	 * calls the same dkim_sign()). */
 	struct buf out;
-	buf_init(&out, max + MF_DKIM_SIGNATURE_MAX);
+	buf_init(&out, max + 2 * MF_DKIM_SIGNATURE_MAX);
 	char err[256];
-	if (sub->p.dkim && dkim_sign(sub->p.dkim, m.body.data, m.body.len, &out, err, sizeof(err)) != 0) {
+	const struct dkim_signer *signers[2] = { sub->p.dkim, NULL };
+	void *ref = NULL;
+	int sign_rc = signers_for(sub, &m, signers, &ref, err, sizeof(err));
+	for (int i = 0; sign_rc == 0 && i < 2; i++)
+		if (signers[i] && dkim_sign(signers[i], m.body.data, m.body.len, &out, err, sizeof(err)) != 0)
+			sign_rc = -1;
+	if (ref)
+		sub->p.release_signers(sub->p.signers_arg, ref);
+	if (sign_rc != 0) {
 		log_error("event=submit_dkim_failed session=%s error=%s", env->session, err);
 		count_message(sub, "deferred");
 		smtp_server_reply_set(reply, 451, "4.3.0 Temporary failure (signing), try again later");

@@ -67,6 +67,16 @@ struct submit_params {
 	 * allows every domain. */
 	enum submit_sender_status (*check_sender)(void *arg, const char *domain, char *err, size_t errlen);
 	void *check_sender_arg;
+	/* The DKIM signers of a From: domain (lower case), as the API signs:
+	 * the active keys (Ed25519 first) of the domain or its closest
+	 * registered parent, into signers[0..1] (both NULL: dkim signs).
+	 * Returns a reference that keeps them alive, given back with
+	 * release_signers(); NULL (signers unset) when the domains cannot be
+	 * read, with err set.  domain_signers NULL: only dkim signs. */
+	void *(*domain_signers)(void *arg, const char *domain, const struct dkim_signer *signers[2], char *err,
+				size_t errlen);
+	void (*release_signers)(void *arg, void *ref);
+	void *signers_arg;
 	struct metrics *metrics;            /* NULL: nothing counted */
 };
 

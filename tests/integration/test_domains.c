@@ -9,7 +9,8 @@
  *
  *   signs_with_both_keys        add (name normalised, parent domain signs
  *                               a subdomain's mail), records, two signatures
- *                               that verify; list/get/404/409/422; delete
+ *                               that verify, for the API and for SMTP
+ *                               submission alike; list/get/404/409/422; delete
  *   sender_policy_verified      422 domain_not_verified (field from) for an
  *                               unknown and for a pending domain; without
  *                               master_key_file adding is 503 master_key_missing
@@ -217,10 +218,40 @@ static const char *selector(const json_t *dj, const char *alg, const char *state
 static void zone_lines(const json_t *dj, const char *origin, const char *purposes, const char *states, char *out,
 		       size_t outsz);
 
+/* Submits a message from `from` with subject subj over SMTP submission
+ * (Python's smtplib, AUTH PLAIN with the admin key: it has the send
+ * scope) on port; asserts the 250. */
+static void submit_from(struct dom *d, int port, const char *from, const char *subj)
+{
+	char *out = NULL;
+	int rc = th_run(&out,
+			"/usr/bin/python3 -c 'import smtplib,sys\n"
+			"s = smtplib.SMTP(\"127.0.0.1\", %d, timeout=20)\n"
+			"s.login(\"shop\", \"%s\")\n"
+			"m = \"From: %s\\r\\nTo: rcpt@inbox.test\\r\\nSubject: %s\\r\\n\\r\\nhello from %s\\r\\n\"\n"
+			"print(s.sendmail(\"app@host.test\", [\"rcpt@inbox.test\"], m))\n"
+			"s.quit()'",
+			port, d->admin, from, subj, subj);
+	cr_assert_eq(rc, 0, "smtplib: %s", out ? out : "");
+	free(out);
+}
+
 Test(domains, signs_with_both_keys)
 {
 	struct dom d;
-	dom_start(&d, 1, "any");
+	/* SMTP submission too (plaintext AUTH from loopback): its messages
+	 * are signed with the same keys as the API's. */
+	static char listen[64], cert[600], key[600];
+	char *certdir = th_tmpdir("domcert");
+	cr_assert_not_null(certdir);
+	cr_assert_eq(th_run(NULL, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+				  "-keyout key.pem -out cert.pem -subj /CN=localhost -days 2 2>/dev/null", certdir), 0);
+	int sport = th_free_port();
+	snprintf(listen, sizeof(listen), "MAILFERRY_SUBMISSION_LISTEN=127.0.0.1:%d", sport);
+	snprintf(cert, sizeof(cert), "MAILFERRY_SUBMISSION_TLS_CERT_FILE=%s/cert.pem", certdir);
+	snprintf(key, sizeof(key), "MAILFERRY_SUBMISSION_TLS_KEY_FILE=%s/key.pem", certdir);
+	const char *extra[] = { listen, cert, key, "MAILFERRY_SUBMISSION_ALLOW_PLAINTEXT_AUTH=yes", NULL };
+	dom_start_env(&d, 1, "any", NULL, extra);
 	json_t *dj = NULL;
 	cr_assert_eq(dom_call(&d, "POST", "/v1/domains", "{\"domain\":\"Shop.Example.\"}", &dj), 201);
 	cr_assert_str_eq(t_str(dj, "domain"), "shop.example");
@@ -271,6 +302,14 @@ Test(domains, signs_with_both_keys)
 	cr_assert(strstr(m, "d=shop.example;"), "%s", m);
 	assert_signed(&d, m, th_dns_servers(dns), sel_e, sel_r);
 	free(m);
+	/* The same over SMTP submission. */
+	submit_from(&d, sport, "News <news@mail.shop.example>", "bysmtp");
+	m = delivered(&d, 2, "bysmtp");
+	cr_assert(strstr(m, "d=shop.example;"), "%s", m);
+	assert_signed(&d, m, th_dns_servers(dns), sel_e, sel_r);
+	free(m);
+	th_rmrf(certdir);
+	free(certdir);
 
 	/* The rest of the API. */
 	json_t *j = NULL;
