@@ -1,7 +1,8 @@
 /*
  * test_submission.c - SMTP submission (issue 19, docs/submission.md) with
  * clients nobody here wrote: swaks (STARTTLS, AUTH PLAIN, an attachment,
- * tags and metadata headers, a repeated Message-ID) and Python's smtplib
+ * tags and metadata headers, a repeated Message-ID, a webhook endpoint
+ * receiving the delivery events) and Python's smtplib
  * (implicit TLS, AUTH LOGIN, SMTPUTF8) and Postfix relaying through
  * mailferry (relayhost + smtp_sasl_auth_enable, STARTTLS), each message delivered to Postfix's
  * smtp-sink through the delivery role and read back through the API with
@@ -35,6 +36,7 @@
 #include "harness.h"
 #include "smtp_sink.h"
 #include "th_smtp.h"
+#include "wh_receiver.h"
 
 static struct api_srv g_srv;
 static struct th_sink *g_sink;
@@ -208,7 +210,23 @@ TestSuite(submission, .fini = teardown);
 
 Test(submission, swaks_starttls_plain_attachment_tags_and_replay)
 {
-	start(1, 0, NULL, NULL);
+	const char *extra[] = { "MAILFERRY_WEBHOOK_ALLOW_PRIVATE=yes", NULL };
+	start(1, 0, extra, NULL);
+	/* A webhook endpoint: an SMTP message's events reach it as an API
+	 * message's do. */
+	struct th_receiver *rx = th_receiver_start("200");
+	cr_assert_not_null(rx);
+	char admin[160], hook[256];
+	cr_assert_eq(api_make_key(g_srv.db, "admin", admin, sizeof(admin)), 0);
+	snprintf(hook, sizeof(hook), "{\"url\":\"http://127.0.0.1:%d/hook\",\"events\":[\"message.delivered\"]}",
+		 th_receiver_port(rx));
+	struct th_http hr;
+	cr_assert_eq(api_call(&g_srv, "POST", "/v1/webhooks", admin, NULL, hook, &hr), 0);
+	cr_assert_eq(hr.status, 201, "%ld %s", hr.status, hr.body);
+	json_t *hj = t_json(&hr);
+	th_receiver_set_secrets(rx, t_str(hj, "secret"), NULL);
+	json_decref(hj);
+	th_http_free(&hr);
 	char att[700];
 	snprintf(att, sizeof(att), "%s/invoice.pdf", g_dir);
 	FILE *f = fopen(att, "w");
@@ -244,6 +262,15 @@ Test(submission, swaks_starttls_plain_attachment_tags_and_replay)
 	cr_assert_eq(json_array_size(rc_), 2);
 	cr_assert(has_event(m, "message.delivered"), "events of an SMTP message as of an API one");
 	json_decref(m);
+	/* Both recipients' message.delivered, signed, at the endpoint. */
+	for (long t0 = th_now_ms(); th_receiver_distinct_ok(rx) < 2 && th_now_ms() - t0 < 20000;)
+		usleep(20000);
+	cr_assert_eq(th_receiver_distinct_ok(rx), 2, "webhook deliveries: %d", th_receiver_requests(rx));
+	cr_assert_eq(th_receiver_bad(rx), 0, "every signature verifies");
+	char *wb = th_receiver_last_body(rx);
+	cr_assert(wb && strstr(wb, "\"message.delivered\"") && strstr(wb, id), "%s", wb ? wb : "");
+	free(wb);
+	th_receiver_free(rx);
 
 	/* Delivered to the sink: tags and metadata headers gone, the client's
 	 * own Message-ID and MIME kept, a Date added. */
