@@ -226,6 +226,16 @@ char *th_ip_text(const char *text)
 	return out;
 }
 
+int th_tcp_open(const char *ip, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	int ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return ok;
+}
+
 int th_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);

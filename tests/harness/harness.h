@@ -39,6 +39,8 @@ struct th_proc *th_serve_start(const char *dburl, const char *const *env);
 int th_proc_stop(struct th_proc *p, int timeout_ms);
 void th_proc_free(struct th_proc *p);
 int th_free_port(void);
+/* 1 when something accepts TCP connections on ip:port (IPv4). */
+int th_tcp_open(const char *ip, int port);
 /* The tests' MX and MTA-STS hosts listen on fixed ports (25, 443) of
  * addresses written 127.0.18.N in the tests; th_ip() maps such an address to
  * this run's own /24 of 127/8 (MAILFERRY_TEST_NET, set by tests/run.sh from

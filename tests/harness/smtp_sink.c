@@ -20,16 +20,6 @@
 #include "harness.h"
 #include "util/xmalloc.h"
 
-static int port_open(const char *ip, int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	int ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return ok;
-}
-
 struct th_sink *th_sink_start(const char *options)
 {
 	return th_sink_start_at(options, "127.0.0.1", th_free_port());
@@ -62,7 +52,7 @@ struct th_sink *th_sink_start_at(const char *options, const char *ip, int port)
 	free(cmd);
 	s->pid = pid;
 	for (int i = 0; i < 100; i++) {
-		if (port_open(ip, s->port))
+		if (th_tcp_open(ip, s->port))
 			return s;
 		struct timespec ts = { 0, 20 * 1000000L };
 		nanosleep(&ts, NULL);

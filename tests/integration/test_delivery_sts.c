@@ -93,16 +93,6 @@ static void teardown(void)
 	}
 }
 
-static int tcp_open(const char *ip, int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	int ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return ok;
-}
-
 /* Runs argv (under timeout 60) in the background, its output into
  * DIR/peers.log, and waits, bounded, until
  * something listens on ip:port. */
@@ -125,7 +115,7 @@ static void peer_start(const char *ip, int port, char *const argv[])
 	}
 	g.peers[g.npeers++] = pid;
 	long t0 = th_now_ms();
-	while (!tcp_open(ip, port)) {
+	while (!th_tcp_open(ip, port)) {
 		cr_assert_lt(th_now_ms() - t0, 10000, "%s did not listen on %s:%d", argv[2], ip, port);
 		usleep(25000);
 	}

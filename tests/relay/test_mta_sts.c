@@ -67,16 +67,6 @@ struct env {
 	char ca[512];
 };
 
-static int tcp_open(const char *ip, int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	int ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return ok;
-}
-
 /* NSD, the CA, and (policy != NULL) the HTTPS policy server for
  * mta-sts.<sub>.sts.test on ip:443. */
 static void env_start(struct env *e, const char *sub, const char *written_ip, const char *policy)
@@ -109,7 +99,7 @@ static void env_start(struct env *e, const char *sub, const char *written_ip, co
 		e->https = pid;
 		int up = 0;
 		for (int i = 0; i < 200 && !up; i++) {
-			up = tcp_open(ip, 443);
+			up = th_tcp_open(ip, 443);
 			if (!up) {
 				struct timespec ts = { 0, 25 * 1000000L };
 				nanosleep(&ts, NULL);
