@@ -35,6 +35,19 @@ static int query(PGconn *c, const char *sql, int n, const char *const *params, P
 	return 0;
 }
 
+/* query() on a connection of the pool, given back at once: *out (the
+ * caller clears it) or -1 with err set. */
+static int pool_query(struct db_pool *pool, const char *sql, int n, const char *const *params, PGresult **out,
+		      char *err, size_t errlen)
+{
+	PGconn *c = db_conn_get(pool, err, errlen);
+	if (c == NULL)
+		return -1;
+	int rc = query(c, sql, n, params, out, err, errlen);
+	db_conn_put(pool, c);
+	return rc;
+}
+
 /* Calls fn once per domain of res (rows grouped by domain); the count. */
 static int domain_rows(PGresult *res, db_domain_fn fn, void *arg)
 {
@@ -68,31 +81,21 @@ static int domain_rows(PGresult *res, db_domain_fn fn, void *arg)
 
 int db_domain_get(struct db_pool *pool, const char *domain, db_domain_fn fn, void *arg, char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
 	const char *params[] = { domain };
 	PGresult *res = NULL;
-	int rc = query(c, DOMAIN_SQL " WHERE d.domain = $1 ORDER BY d.domain, k.id", 1, params, &res, err, errlen);
-	db_conn_put(pool, c);
-	if (rc < 0)
+	if (pool_query(pool, DOMAIN_SQL " WHERE d.domain = $1 ORDER BY d.domain, k.id", 1, params, &res, err, errlen) < 0)
 		return -1;
-	rc = domain_rows(res, fn, arg);
+	int rc = domain_rows(res, fn, arg);
 	PQclear(res);
 	return rc;
 }
 
 int db_domain_list(struct db_pool *pool, db_domain_fn fn, void *arg, char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
 	PGresult *res = NULL;
-	int rc = query(c, DOMAIN_SQL " ORDER BY d.domain, k.id", 0, NULL, &res, err, errlen);
-	db_conn_put(pool, c);
-	if (rc < 0)
+	if (pool_query(pool, DOMAIN_SQL " ORDER BY d.domain, k.id", 0, NULL, &res, err, errlen) < 0)
 		return -1;
-	rc = domain_rows(res, fn, arg);
+	int rc = domain_rows(res, fn, arg);
 	PQclear(res);
 	return rc;
 }
@@ -192,32 +195,22 @@ int db_domain_rotate(struct db_pool *pool, const char *domain, const struct db_n
 
 int db_domain_delete(struct db_pool *pool, const char *domain, char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
 	const char *params[] = { domain };
 	PGresult *res = NULL;
-	int rc = query(c, "DELETE FROM domains WHERE domain = $1 RETURNING 1", 1, params, &res, err, errlen);
-	db_conn_put(pool, c);
-	if (rc < 0)
+	if (pool_query(pool, "DELETE FROM domains WHERE domain = $1 RETURNING 1", 1, params, &res, err, errlen) < 0)
 		return -1;
-	rc = PQntuples(res) > 0;
+	int rc = PQntuples(res) > 0;
 	PQclear(res);
 	return rc;
 }
 
 int db_domain_signing_keys(struct db_pool *pool, db_signing_fn fn, void *arg, char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
 	PGresult *res = NULL;
-	int rc = query(c,
+	if (pool_query(pool,
 		"SELECT d.domain, d.status, k.selector, k.algorithm, encode(k.private_key, 'base64')"
 		"  FROM domains d LEFT JOIN domain_keys k ON k.domain = d.domain AND k.state = 'active'"
-		" ORDER BY d.domain, k.algorithm, k.id", 0, NULL, &res, err, errlen);
-	db_conn_put(pool, c);
-	if (rc < 0)
+		" ORDER BY d.domain, k.algorithm, k.id", 0, NULL, &res, err, errlen) < 0)
 		return -1;
 	int n = PQntuples(res);
 	for (int i = 0; i < n; i++)
@@ -310,15 +303,10 @@ static int rows_call(struct db_pool *pool, const char *sql, int n, const char *c
 		     void (*fn1)(const char *, void *), void (*fn2)(const char *, const char *, void *), void *arg,
 		     char *err, size_t errlen)
 {
-	PGconn *c = db_conn_get(pool, err, errlen);
-	if (c == NULL)
-		return -1;
 	PGresult *res = NULL;
-	int rc = query(c, sql, n, params, &res, err, errlen);
-	db_conn_put(pool, c);
-	if (rc < 0)
+	if (pool_query(pool, sql, n, params, &res, err, errlen) < 0)
 		return -1;
-	rc = PQntuples(res);
+	int rc = PQntuples(res);
 	for (int i = 0; i < rc; i++) {
 		if (fn1)
 			fn1(PQgetvalue(res, i, 0), arg);
