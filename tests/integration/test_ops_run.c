@@ -2,7 +2,7 @@
  * "make run" (deploy/run.sh) for real, in a temporary VAR_DIR on free
  * ports: it refuses to start when the API or the sink port is taken
  * (another relay answering /readyz there must not count as ready); the
- * README's shell examples run as written against the relay it starts
+ * README's shell examples (API on 8025, SMTP submission on 2587) run as written against the relay it starts
  * (only the address 127.0.0.1:8025 is replaced by the test's port); and
  * "make stop" stops its private PostgreSQL.
  */
@@ -23,7 +23,7 @@ static const char *srcdir(void)
 }
 
 /* Starts deploy/run.sh in its own process group, output to log. */
-static pid_t run_sh(const char *var, int api_port, int sink_port, const char *log)
+static pid_t run_sh(const char *var, int api_port, int sink_port, int sub_port, const char *log)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -44,7 +44,7 @@ static pid_t run_sh(const char *var, int api_port, int sink_port, const char *lo
 		snprintf(v, sizeof(v), "127.0.0.1:%d", sink_port);
 		setenv("SINK_LISTEN", v, 1);
 		/* Not the default 127.0.0.1:2587: tests run side by side. */
-		snprintf(v, sizeof(v), "127.0.0.1:%d", th_free_port());
+		snprintf(v, sizeof(v), "127.0.0.1:%d", sub_port ? sub_port : th_free_port());
 		setenv("MAILFERRY_SUBMISSION_LISTEN", v, 1);
 		setenv("MAILFERRY_BIN", th_bin(), 1);
 		unsetenv("MAILFERRY_DATABASE_URL");
@@ -134,7 +134,7 @@ Test(ops_run, taken_ports_stop_it_with_a_clear_message)
 	snprintf(log, sizeof(log), "%s/run.log", dir);
 	int api = th_free_port(), sink = th_free_port();
 	pid_t other = other_relay(api, dir);
-	pid_t pid = run_sh(var, api, sink, log);
+	pid_t pid = run_sh(var, api, sink, 0, log);
 	int rc = wait_exit(pid, 120000);
 	if (rc < 0)
 		kill(-pid, SIGKILL);
@@ -151,7 +151,7 @@ Test(ops_run, taken_ports_stop_it_with_a_clear_message)
 
 	/* The sink's port. */
 	other = other_relay(sink, dir);
-	pid = run_sh(var, api, sink, log);
+	pid = run_sh(var, api, sink, 0, log);
 	rc = wait_exit(pid, 120000);
 	if (rc < 0)
 		kill(-pid, SIGKILL);
@@ -170,13 +170,13 @@ Test(ops_run, taken_ports_stop_it_with_a_clear_message)
 /* The README's ```sh blocks that talk to the relay, as one bash script. */
 static const char extract[] =
 	"import re, sys\n"
-	"src, port, out = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+	"src, port, subport, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]\n"
 	"text = open(src + '/README.md').read()\n"
 	"blocks = re.findall(r'```sh\\n(.*?)```', text, re.S)\n"
 	"script = ['set -euo pipefail']\n"
 	"n = 0\n"
 	"for b in blocks:\n"
-	"    if 'make ' in b or '8025' not in b and 'bin/mailferry' not in b:\n"
+	"    if 'make ' in b or '8025' not in b and 'bin/mailferry' not in b and '2587' not in b:\n"
 	"        continue\n"
 	"    n += 1\n"
 	"    lines, shown = [], False\n"
@@ -189,7 +189,8 @@ static const char extract[] =
 	"        else:\n"
 	"            shown = False\n"
 	"        lines.append(l)\n"
-	"    script.append('\\n'.join(lines).replace('127.0.0.1:8025', '127.0.0.1:' + port))\n"
+	"    script.append('\\n'.join(lines).replace('127.0.0.1:8025', '127.0.0.1:' + port)\n"
+	"                  .replace('127.0.0.1:2587', '127.0.0.1:' + subport))\n"
 	"open(out, 'w').write('\\n'.join(script) + '\\n')\n"
 	"print(n)\n";
 
@@ -200,7 +201,8 @@ Test(ops_run, readme_examples_run_against_make_run)
 	snprintf(var, sizeof(var), "%s/var", dir);
 	snprintf(log, sizeof(log), "%s/run.log", dir);
 	int api = th_free_port(), sink = th_free_port();
-	pid_t pid = run_sh(var, api, sink, log);
+	int sub = th_free_port();
+	pid_t pid = run_sh(var, api, sink, sub, log);
 	int ready = wait_log(log, "==> mailferry is ready", pid, 180000);
 	char *t = slurp(log);
 	if (!ready)
@@ -218,9 +220,9 @@ Test(ops_run, readme_examples_run_against_make_run)
 	fputs(extract, f);
 	fclose(f);
 	char *out = NULL;
-	int rc = th_run(&out, "python3 %s/extract.py %s %d %s/readme.sh", dir, srcdir(), api, dir);
+	int rc = th_run(&out, "python3 %s/extract.py %s %d %d %s/readme.sh", dir, srcdir(), api, sub, dir);
 	cr_assert_eq(rc, 0, "%s", out);
-	cr_assert_geq(strtol(out, NULL, 10), 3, "too few README examples found: %s", out);
+	cr_assert_geq(strtol(out, NULL, 10), 4, "too few README examples found: %s", out);
 	free(out);
 	rc = th_run(&out, "mkdir -p %s/bin && ln -sf %s %s/bin/mailferry && cd %s && bash readme.sh", dir, th_bin(), dir,
 		    dir);
