@@ -2,8 +2,9 @@
  * "make run" (deploy/run.sh) for real, in a temporary VAR_DIR on free
  * ports: it refuses to start when the API or the sink port is taken
  * (another relay answering /readyz there must not count as ready); the
- * README's shell examples (API on 8025, SMTP submission on 2587) run as written against the relay it starts
- * (only the address 127.0.0.1:8025 is replaced by the test's port); and
+ * README's shell examples (the API on 8025, SMTP submission on 2587) run
+ * as written against the relay it starts (only the addresses 127.0.0.1:8025
+ * and 127.0.0.1:2587 are replaced by the test's ports); and
  * "make stop" stops its private PostgreSQL.
  */
 #include <criterion/criterion.h>
