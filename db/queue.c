@@ -431,19 +431,8 @@ static int refresh_messages(PGconn *c, PGresult *res, int col, char *err, size_t
 	for (int i = 0; i < n; i++)
 		array_elem(&a, i == 0, PQgetvalue(res, i, col));
 	buf_putc(&a, '}');
-	/* The set form of mf_refresh_message_status(): one UPDATE for the
-	 * batch, the rule (mf_status_summary, inlined) applied to a GROUP BY
-	 * rather than a function call per message (measured: 1.19 s -> see
-	 * the commit, for 20k messages).  Messages in id order, as before. */
-	int rc = exec1(c,
-		"UPDATE messages m SET status = s.st, updated_at = now()"
-		"  FROM (SELECT r.message_id AS id,"
-		"               mf_status_summary(count(DISTINCT r.status), min(r.status),"
-		"                                 bool_and(mf_status_terminal(r.status))) AS st"
-		"          FROM recipients r WHERE r.message_id = ANY($1::uuid[])"
-		"         GROUP BY r.message_id ORDER BY r.message_id) s"
-		" WHERE m.id = s.id AND m.status IS DISTINCT FROM s.st",
-		buf_cstr(&a), err, errlen);
+	/* One UPDATE for the batch (db/functions.sql). */
+	int rc = exec1(c, "SELECT mf_refresh_message_statuses($1::uuid[])", buf_cstr(&a), err, errlen);
 	buf_cleanup(&a);
 	return rc;
 }

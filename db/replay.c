@@ -191,16 +191,24 @@ static int replay_batch(PGconn *c, const char **params, const char *requested_by
 			 " lease_owner = NULL, lease_expires_at = NULL, bounce_type = NULL, bounce_category = NULL,"
 			 " updated_at = now() WHERE id = ANY($1::bigint[])",
 			 1, u, err, errlen);
+		/* One message.requeued event per recipient, in recipient order,
+		 * set-based as the delivery recorder writes its events
+		 * (db/queue.c): mf_event_payload() over the updated rows and their
+		 * messages, not a plpgsql mf_record_event() call with two lookups
+		 * per row (which also copies each message's body). */
 		if (rc == 0)
 			rc = run(c,
-				 "SELECT mf_record_event(id, 'message.requeued',"
-				 " jsonb_build_object('requested_by', $2::text)) FROM unnest($1::bigint[]) AS id ORDER BY id",
+				 "WITH v AS (SELECT nextval('events_id_seq') AS eid, mf_uuidv7() AS pid, x.rr"
+				 "             FROM (SELECT rr FROM recipients rr WHERE rr.id = ANY($1::bigint[])"
+				 "                   ORDER BY rr.id) x)"
+				 " INSERT INTO events (id, public_id, message_id, recipient_id, type, payload)"
+				 " SELECT v.eid, v.pid, (v.rr).message_id, (v.rr).id, 'message.requeued',"
+				 "        mf_event_payload(v.pid, 'message.requeued', v.rr, m,"
+				 "                         jsonb_build_object('requested_by', $2::text))"
+				 "   FROM v JOIN messages m ON m.id = (v.rr).message_id ORDER BY v.eid",
 				 2, u, err, errlen);
 		if (rc == 0)
-			rc = run(c,
-				 "SELECT mf_refresh_message_status(mid)"
-				 " FROM (SELECT DISTINCT unnest($1::uuid[]) AS mid ORDER BY 1) s",
-				 1, u + 2, err, errlen);
+			rc = run(c, "SELECT mf_refresh_message_statuses($1::uuid[])", 1, u + 2, err, errlen);
 		/* Updates do not fire the insert trigger: wake the schedulers. */
 		if (rc == 0)
 			rc = run(c, "SELECT pg_notify('mailferry_queue', '')", 0, NULL, err, errlen);
