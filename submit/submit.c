@@ -379,6 +379,7 @@ static void commit(struct submit *sub, const struct smtp_server_envelope *env, i
 	switch (w.status) {
 	case DB_WRITE_OK:
 		count_message(sub, "accepted");
+		count(sub, MF_M_MESSAGES_ACCEPTED, NULL); /* with the API's: every message accepted */
 		smtp_server_reply_set(reply, 250, "2.0.0 Ok: queued as %s", id);
 		log_info("event=submit_accepted msg_id=%s session=%s rcpts=%zu size=%zu", id, env->session, env->nrcpts,
 			 signed_body->len);

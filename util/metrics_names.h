@@ -17,7 +17,7 @@
 #define MF_METRICS_NAMES_H
 
 /* API (api/): counters. */
-#define MF_M_MESSAGES_ACCEPTED "mailferry_messages_accepted_total", "Messages accepted by the API (answered 202)."
+#define MF_M_MESSAGES_ACCEPTED "mailferry_messages_accepted_total", "Messages accepted (the send API answered 202, or SMTP submission 250)."
 #define MF_M_RECIPIENTS_ACCEPTED "mailferry_recipients_accepted_total", "Recipients of the messages accepted by the API."
 /* Set by api/server.c: labels method, route (the pattern), status. */
 #define MF_M_HTTP_REQUESTS "mailferry_http_requests_total", "HTTP API requests."

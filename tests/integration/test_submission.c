@@ -466,6 +466,7 @@ Test(submission, refusals_with_codes_and_nothing_queued)
 	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"invalid\"}"), 4);
 	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"too_big\"}"), 1);
 	cr_assert_eq(metric("mailferry_submission_messages_total{result=\"accepted\"}"), 1);
+	cr_assert_eq(metric("mailferry_messages_accepted_total"), 1, "SMTP messages count as accepted too");
 
 	/* A suppressed address is refused at RCPT. */
 	free(th_sql(g_srv.db, "INSERT INTO suppressions (email, reason) VALUES ('gone@example.test', 'bounce')"));
