@@ -40,6 +40,16 @@ struct sts {
 	struct strmap *cache; /* domain -> struct sts_entry */
 	struct sts_entry *all;
 	struct strmap *absent; /* domain -> time_t: PostgreSQL had no row, until then */
+	struct strmap *inflight; /* domain -> struct flight: a fetch under way */
+};
+
+/* One policy fetch under way: the workers that need the same domain's
+ * policy meanwhile wait for it instead of fetching it again (a policy
+ * server, like the MX it guards, sees one request, not one per worker). */
+struct flight {
+	pthread_cond_t done_cv;
+	int done;
+	int waiters;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -58,6 +68,7 @@ struct sts *sts_new(const struct dns_resolver *dns, const char *ca_file)
 	pthread_mutex_init(&s->lock, NULL);
 	s->cache = strmap_new();
 	s->absent = strmap_new();
+	s->inflight = strmap_new();
 	return s;
 }
 
@@ -92,6 +103,7 @@ void sts_free(struct sts *s)
 	strmap_free(s->cache);
 	absent_clear(s);
 	strmap_free(s->absent);
+	strmap_free(s->inflight); /* empty: no fetch outlives its caller */
 	pthread_mutex_destroy(&s->lock);
 	free(s->ca_file);
 	free(s);
@@ -396,6 +408,47 @@ static int cached(struct sts *s, const char *domain, const char *id, int have_tx
 	return 1;
 }
 
+/* 0: no fetch of domain's policy is under way, and this caller's is now
+ * (it fetches, then calls flight_end()).  1: another caller's was, and
+ * has ended: its result is in the front (or it failed). */
+static int flight_join(struct sts *s, const char *domain)
+{
+	pthread_mutex_lock(&s->lock);
+	struct flight *f = strmap_get(s->inflight, domain);
+	if (f == NULL) {
+		f = xcalloc(1, sizeof(*f));
+		pthread_cond_init(&f->done_cv, NULL);
+		strmap_put(s->inflight, domain, f);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	f->waiters++;
+	while (!f->done)
+		pthread_cond_wait(&f->done_cv, &s->lock);
+	if (--f->waiters == 0) {
+		pthread_cond_destroy(&f->done_cv);
+		free(f);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 1;
+}
+
+/* Ends this caller's fetch of domain's policy and wakes those waiting
+ * for it (the last of them frees the flight). */
+static void flight_end(struct sts *s, const char *domain)
+{
+	pthread_mutex_lock(&s->lock);
+	struct flight *f = strmap_del(s->inflight, domain);
+	f->done = 1;
+	if (f->waiters == 0) {
+		pthread_cond_destroy(&f->done_cv);
+		free(f);
+	} else {
+		pthread_cond_broadcast(&f->done_cv);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_policy *p, char *note,
 			     size_t notelen)
 {
@@ -423,8 +476,28 @@ enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_polic
 		snprintf(note, notelen, "%.400s%s%.300s", why, sep, dberr);
 		return STS_MODE_NONE;
 	}
+	if (flight_join(s, domain)) {
+		/* Another worker fetched it meanwhile: its policy, if it got one. */
+		struct sts_entry f;
+		if (front_copy(s, domain, time(NULL), &f) && strcmp(f.id, id) == 0) {
+			*p = f.policy;
+			snprintf(note, notelen, "policy id %s fetched by another worker", f.id);
+			return p->mode;
+		}
+		if (have)
+			*p = c.policy;
+		snprintf(note, notelen, "the policy fetch of another worker failed%s",
+			 have ? "; the cached policy stays" : "");
+		return p->mode;
+	}
 	struct sts_policy fresh;
-	if (fetch(s, domain, &fresh, why, sizeof(why)) < 0) {
+	int fetched = fetch(s, domain, &fresh, why, sizeof(why));
+	if (fetched == 0) {
+		front_set(s, domain, id, &fresh, now + fresh.max_age);
+		absent_set(s, domain, 0);
+	}
+	flight_end(s, domain);
+	if (fetched < 0) {
 		/* §5.1: a failed fetch keeps a still valid cached policy. */
 		if (have)
 			*p = c.policy;
@@ -432,8 +505,6 @@ enum sts_mode sts_policy_for(struct sts *s, const char *domain, struct sts_polic
 		return p->mode;
 	}
 	*p = fresh;
-	front_set(s, domain, id, &fresh, now + fresh.max_age);
-	absent_set(s, domain, 0);
 	if (s->pool)
 		store_put(s, domain, id, &fresh, dberr, sizeof(dberr));
 	sep = dberr[0] ? "; " : "";

@@ -18,7 +18,10 @@
  * alone.  A domain with neither TXT record nor row is remembered as such
  * for STS_ABSENT_TTL_S, so that the many domains without a policy cost no
  * query per delivery.  Without a store (tests of the relay alone) the front is the
- * whole cache.  struct sts is thread-safe.
+ * whole cache.  Workers that need one domain's policy while it is being
+ * fetched wait for that fetch and use its result: a policy server sees
+ * one request per process, not one per worker.  struct sts is
+ * thread-safe.
  */
 #ifndef MF_RELAY_MTA_STS_H
 #define MF_RELAY_MTA_STS_H

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 
 #include "dns_server.h"
 #include "harness.h"
+#include "dns/dns.h"
+#include "relay/mta_sts.h"
 #include "relay/relay.h"
 #include "smtp_script.h"
 #include "smtp_sink.h"
@@ -53,10 +56,18 @@ static const struct th_dns_zone zone[] = {
 	  "mta-sts.tst IN A 127.0.18.57\n"
 	  "tst IN MX 10 mx.tst\n"
 	  "mx.tst IN A 127.0.18.58\n"
+	  /* one: enforce, asked for by several workers at once. */
+	  "_mta-sts.one IN TXT \"v=STSv1; id=1;\"\n"
+	  "mta-sts.one IN A 127.0.18.60\n"
+	  "one IN MX 10 mx.one\n"
+	  "mx.one IN A 127.0.18.61\n"
 	  /* plain: no _mta-sts record. */
 	  "plain IN MX 10 mx.plain\n"
 	  "mx.plain IN A 127.0.18.59\n" },
 };
+
+/* The policy server's answer delay (ms) for the next env_start(). */
+static int g_policy_delay_ms;
 
 struct env {
 	char *dir;
@@ -92,8 +103,11 @@ static void env_start(struct env *e, const char *sub, const char *written_ip, co
 			snprintf(cert, sizeof(cert), "%s/policy.pem", e->dir);
 			snprintf(key, sizeof(key), "%s/policy.key", e->dir);
 			snprintf(www, sizeof(www), "%s/www", e->dir);
+			char log[600], delay[16];
+			snprintf(log, sizeof(log), "%s/requests.log", e->dir);
+			snprintf(delay, sizeof(delay), "%d", g_policy_delay_ms);
 			execl("/usr/bin/timeout", "timeout", "60", "python3", "tests/harness/https_policy.py", ip, "443",
-			      cert, key, www, (char *)NULL);
+			      cert, key, www, log, delay, (char *)NULL);
 			_exit(127);
 		}
 		e->https = pid;
@@ -257,5 +271,52 @@ Test(mta_sts, no_txt_record_is_none)
 	cr_assert_str_eq(rc.out.mta_sts, "none");
 	cr_assert_str_eq(rc.out.sts_failure, "");
 	th_sink_stop(s);
+	env_stop(&e);
+}
+
+struct asker {
+	struct sts *s;
+	enum sts_mode mode;
+};
+
+static void *ask(void *arg)
+{
+	struct asker *a = arg;
+	struct sts_policy p;
+	char note[512];
+	a->mode = sts_policy_for(a->s, "one.sts.test", &p, note, sizeof(note));
+	return NULL;
+}
+
+/* Eight workers need one domain's policy at once, from a policy server
+ * that takes 500 ms to answer: one fetch; the others wait for it and use
+ * its policy. */
+Test(mta_sts, workers_asking_at_once_fetch_once)
+{
+	struct env e;
+	g_policy_delay_ms = 500;
+	env_start(&e, "one", "127.0.18.60", ENFORCE("mx.one.sts.test"));
+	g_policy_delay_ms = 0;
+	char err[256];
+	struct dns_resolver *dns = dns_resolver_new(th_dns_servers(e.dns), err, sizeof(err));
+	cr_assert_not_null(dns, "%s", err);
+	struct sts *s = sts_new(dns, e.ca);
+	enum { N = 8 };
+	pthread_t t[N];
+	struct asker a[N];
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct asker){ s, STS_MODE_NONE };
+		cr_assert_eq(pthread_create(&t[i], NULL, ask, &a[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(a[i].mode, STS_MODE_ENFORCE, "worker %d", i);
+	}
+	char *out = NULL;
+	cr_assert_eq(th_run(&out, "wc -l < '%s/requests.log'", e.dir), 0);
+	cr_assert_eq(strtol(out, NULL, 10), 1, "policy fetches: %s", out);
+	free(out);
+	sts_free(s);
+	dns_resolver_free(dns);
 	env_stop(&e);
 }
