@@ -10,6 +10,7 @@ import * as message from './pages/message.js';
 import * as replay from './pages/replay.js';
 import * as suppressions from './pages/suppressions.js';
 import * as webhooks from './pages/webhooks.js';
+import * as domains from './pages/domains.js';
 import * as keys from './pages/keys.js';
 
 const PAGES = {
@@ -19,6 +20,7 @@ const PAGES = {
   replay: { mod: replay, scope: 'admin', title: 'Replay' },
   suppressions: { mod: suppressions, scope: 'read', title: 'Suppressions' },
   webhooks: { mod: webhooks, scope: 'admin', title: 'Webhooks' },
+  domains: { mod: domains, scope: 'admin', title: 'Domains' },
   keys: { mod: keys, scope: 'admin', title: 'API keys' },
 };
 

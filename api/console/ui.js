@@ -48,7 +48,7 @@ export function time(iso) {
 
 const STATUS_CLASS = {
   delivered: 'ok', queued: 'info', scheduled: 'info', sending: 'info', deferred: 'warn',
-  bounced: 'bad', failed: 'bad', suppressed: 'muted', canceled: 'muted', partial: 'warn',
+  bounced: 'bad', failed: 'bad', verified: 'ok', pending: 'info', active: 'ok', retiring: 'warn', suppressed: 'muted', canceled: 'muted', partial: 'warn',
 };
 
 export function badge(status) {

@@ -7,7 +7,9 @@
  * puppeteer-core + axe-core) against a real "mailferry serve" that
  * delivers to Postfix's smtp-sink: an accepting one, one that refuses
  * every recipient with a 5.7.1 policy reply (bounced, not suppressed, so
- * replayable), and one whose refusal text carries markup.
+ * replayable), and one whose refusal text carries markup; with a
+ * master_key_file for the Domains page and dns_servers where nothing
+ * answers, so that its Verify fails fast.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -272,7 +274,16 @@ Test(console, in_a_real_browser)
 	char routes[256];
 	snprintf(routes, sizeof(routes), "MAILFERRY_ROUTES=ok.test=127.0.0.1:%d,bad.test=127.0.0.1:%d,xss.test=127.0.0.1:%d",
 		 okp, badp, xssp);
-	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LOG_LEVEL=info", NULL };
+	/* The Domains page: a master key to add domains with, and dns_servers
+	 * a UDP port where nothing listens, so that Verify fails at once (the
+	 * port refuses) with a lookup failure per record. */
+	char *dir = th_tmpdir("console");
+	cr_assert_not_null(dir);
+	char mk[600], dns[64];
+	snprintf(mk, sizeof(mk), "MAILFERRY_MASTER_KEY_FILE=%s/master.key", dir);
+	cr_assert_eq(th_run(NULL, "head -c 32 /dev/urandom > '%s' && chmod 600 '%s'", mk + 26, mk + 26), 0);
+	snprintf(dns, sizeof(dns), "MAILFERRY_DNS_SERVERS=127.0.0.1:%d", th_free_port());
+	const char *env[] = { routes, "MAILFERRY_ROLES=api,delivery", "MAILFERRY_LOG_LEVEL=info", mk, dns, NULL };
 	struct api_srv s;
 	api_srv_start(&s, NULL, env);
 	char admin[160], read[160];
@@ -314,9 +325,12 @@ Test(console, in_a_real_browser)
 	long twice = wait_count(s.db, 1, 30000, "SELECT count(*) FROM recipients WHERE domain = 'bad.test' AND attempts >= 2");
 	cr_assert_geq(twice, 1);
 	cr_assert_eq(ql(s.db, "SELECT count(*) FROM suppressions"), 0, "a 5.7.1 refusal suppresses nobody");
+	/* The domain added through the page was verified (failed) and removed. */
+	cr_assert_eq(ql(s.db, "SELECT count(*) FROM domains"), 0, "the domain the console added is still there");
 	free(out);
 	free(bounced);
 	free(xid);
+	free(dir);
 	api_srv_stop(&s, 1);
 	kill(ok, SIGTERM);
 	kill(bad, SIGTERM);
