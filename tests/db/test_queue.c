@@ -840,26 +840,31 @@ Test(db_queue, recorder_feedback_cuts_and_pauses_a_throttled_domain)
 	char err[256];
 	struct rows *r = xcalloc(1, sizeof(*r));
 	cr_assert_eq(db_queue_claim(s, "me:1", 60, 100, &o, collect, r, err, sizeof(err)), 6, "%s", err);
-	/* Two throttled jobs and one success to slow.test, two successes to fine.test. */
+	/* Two throttled jobs and two successes to slow.test (alternating, by
+	 * the order of slow.test's jobs, whatever the claim's order of the
+	 * two domains), two successes to fine.test. */
 	struct db_outcome out[6];
 	memset(out, 0, sizeof(out));
+	int nslow = 0;
 	for (int i = 0; i < 6; i++) {
 		out[i].id = r->ids[i];
 		out[i].lease_owner = "me:1";
 		out[i].domain = r->domain[i];
 		int slow = strcmp(r->domain[i], "slow.test") == 0;
-		out[i].status = slow && i % 3 != 0 ? "deferred" : "delivered";
+		int throttled = slow && nslow++ % 2 == 1;
+		out[i].status = throttled ? "deferred" : "delivered";
 		out[i].delay_ms = 60000;
-		out[i].code = slow && i % 3 != 0 ? 421 : 250;
-		out[i].enhanced = slow && i % 3 != 0 ? "4.7.0" : "2.0.0";
+		out[i].code = throttled ? 421 : 250;
+		out[i].enhanced = throttled ? "4.7.0" : "2.0.0";
 		out[i].text = "x";
 		out[i].tls_verified = -1;
-		out[i].feedback = slow && i % 3 != 0 ? -1 : 1;
+		out[i].feedback = throttled ? -1 : 1;
 	}
+	cr_assert_eq(nslow, 4, "the claim took slow.test's four jobs");
 	int applied = 0;
 	cr_assert_eq(db_queue_record(s, out, 6, &applied, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(applied, 6);
-	/* Slow start: fine.test 5 + 2; slow.test 5 + 1, then halved to 3,
+	/* Slow start: fine.test 5 + 2; slow.test 5 + 2, then halved to 3,
 	 * which becomes its slow-start threshold. */
 	char *v = sqlf(url, "SELECT string_agg(domain || ' ' || floor(lim) || ' ' || coalesce(ssthresh::text, '-')"
 			    " || ' ' || backoff_secs || ' '"
