@@ -10,6 +10,17 @@
 #include "cli/cli.h"
 #include "util/limits.h"
 
+void cli_api_base(const char *api, const struct config *cfg, char *base, size_t n)
+{
+	if (api)
+		snprintf(base, n, "%s", api);
+	else
+		cli_api_default_url(cfg, base, n);
+	size_t bl = strlen(base);
+	while (bl > 0 && base[bl - 1] == '/')
+		base[--bl] = '\0';
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
 	return buf_append(arg, p, size * n) < 0 ? 0 : size * n;

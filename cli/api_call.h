@@ -21,6 +21,12 @@ struct cli_call {
 	const char *idem;     /* Idempotency-Key or NULL */
 };
 
+struct config;
+
+/* The API's base URL, without a final '/': api (the --api option) when
+ * given, else the one cfg's http_listen serves. */
+void cli_api_base(const char *api, const struct config *cfg, char *base, size_t n);
+
 /* Performs c; *status and the answer's body in resp.  0, or -1 after a
  * transport error, reported on stderr as "cmd: url: why". */
 int cli_api_call(const struct cli_call *c, long *status, struct buf *resp);

@@ -214,13 +214,7 @@ int cmd_domains(int argc, char **argv)
 	if (cli_load_config(&cfg, o.config) != 0)
 		return EXIT_USAGE;
 	char base[512];
-	if (o.api)
-		snprintf(base, sizeof(base), "%s", o.api);
-	else
-		cli_api_default_url(&cfg, base, sizeof(base));
-	size_t bl = strlen(base);
-	while (bl > 0 && base[bl - 1] == '/')
-		base[--bl] = '\0';
+	cli_api_base(o.api, &cfg, base, sizeof(base));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = run(&o, sub, domain, base);
 	curl_global_cleanup();

@@ -228,13 +228,7 @@ int cmd_send(int argc, char **argv)
 	if (cli_load_config(&cfg, o.config) != 0)
 		return EXIT_USAGE;
 	char base[512], url[600], err[512];
-	if (o.api)
-		snprintf(base, sizeof(base), "%s", o.api);
-	else
-		cli_api_default_url(&cfg, base, sizeof(base));
-	size_t bl = strlen(base);
-	while (bl > 0 && base[bl - 1] == '/')
-		base[--bl] = '\0';
+	cli_api_base(o.api, &cfg, base, sizeof(base));
 	snprintf(url, sizeof(url), "%s/v1/messages", base);
 
 	struct buf req;
