@@ -10,6 +10,7 @@
  */
 #include "dns_server.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,6 +181,70 @@ struct th_dns *th_dns_start(const struct th_dns_zone *zones, int n)
 	return d;
 }
 
+#define OLD_NSD_MAX 16
+
+/* 1 when pid is a live (not zombie) NSD server process ("nsd: server N";
+ * the main and xfrd processes outlive a reload) started with d's
+ * configuration: its command line names d->dir. */
+static int is_our_nsd(const struct th_dns *d, pid_t pid)
+{
+	char path[64], stat[512], cmd[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	const char *rp = strrchr(stat, ')');
+	if (!rp || strncmp(stat + strcspn(stat, "("), "(nsd: server", 12) != 0 || rp[1] != ' ' || rp[2] == 'Z')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	for (size_t k = 0; k < n; k++)
+		if (cmd[k] == '\0')
+			cmd[k] = ' ';
+	cmd[n] = '\0';
+	return strstr(cmd, d->dir) != NULL;
+}
+
+/* The NSD server processes answering for d now. */
+static int our_nsd_pids(const struct th_dns *d, pid_t *pids, int max)
+{
+	DIR *dir = opendir("/proc");
+	if (!dir)
+		return 0;
+	int n = 0;
+	for (struct dirent *e; n < max && (e = readdir(dir)) != NULL;) {
+		pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+		if (pid > 0 && is_our_nsd(d, pid))
+			pids[n++] = pid;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* A reload starts new server children; the old ones answer queries on
+ * the shared socket until they have quit, so a query
+ * after the new serial was seen can still get the old zone.  Waits,
+ * bounded (~10 s), until the processes from before the reload are gone. */
+static void wait_old_gone(const struct th_dns *d, const pid_t *old, int n)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		int alive = 0;
+		for (int k = 0; k < n; k++)
+			alive += is_our_nsd(d, old[k]);
+		if (!alive)
+			return;
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int th_dns_set_zone(struct th_dns *d, const char *origin, const char *records)
 {
 	for (int i = 0; i < d->n; i++) {
@@ -189,8 +254,13 @@ int th_dns_set_zone(struct th_dns *d, const char *origin, const char *records)
 		pid_t main_pid = nsd_main_pid(d);
 		if (write_zone(d, i, records) < 0 || (d->pid <= 0 && main_pid == 0))
 			return -1;
+		pid_t old[OLD_NSD_MAX];
+		int nold = our_nsd_pids(d, old, OLD_NSD_MAX);
 		kill(main_pid ? main_pid : d->pid, SIGHUP);
-		return wait_serial(d, i);
+		if (wait_serial(d, i) < 0)
+			return -1;
+		wait_old_gone(d, old, nold);
+		return 0;
 	}
 	return -1;
 }
