@@ -29,7 +29,6 @@ struct sts_entry {
 	char id[STS_ID_MAX + 1];
 	struct sts_policy policy;
 	time_t expires;
-	struct sts_entry *next; /* all entries, for sts_free() */
 };
 
 struct sts {
@@ -37,8 +36,7 @@ struct sts {
 	struct db_pool *pool; /* NULL: the memory front only */
 	char *ca_file;
 	pthread_mutex_t lock;
-	struct strmap *cache; /* domain -> struct sts_entry */
-	struct sts_entry *all;
+	struct strmap *cache; /* domain -> struct sts_entry, at most STS_FRONT_MAX */
 	struct strmap *absent; /* domain -> time_t: PostgreSQL had no row, until then */
 	struct strmap *inflight; /* domain -> struct flight: a fetch under way */
 };
@@ -79,6 +77,14 @@ static void free_value(const char *key, void *val, void *arg)
 	free(val);
 }
 
+/* Under s->lock (or alone): empties the memory front. */
+static void front_clear(struct sts *s)
+{
+	strmap_each(s->cache, free_value, NULL);
+	strmap_free(s->cache);
+	s->cache = strmap_new();
+}
+
 /* Under s->lock (or alone): forgets every domain known to have no row. */
 static void absent_clear(struct sts *s)
 {
@@ -96,10 +102,7 @@ void sts_free(struct sts *s)
 {
 	if (!s)
 		return;
-	for (struct sts_entry *e = s->all, *next; e; e = next) {
-		next = e->next;
-		free(e);
-	}
+	front_clear(s);
 	strmap_free(s->cache);
 	absent_clear(s);
 	strmap_free(s->absent);
@@ -263,9 +266,9 @@ static void front_set(struct sts *s, const char *domain, const char *id, const s
 	pthread_mutex_lock(&s->lock);
 	struct sts_entry *w = strmap_get(s->cache, domain);
 	if (!w && expires > 0) {
+		if (strmap_count(s->cache) >= STS_FRONT_MAX)
+			front_clear(s); /* the bound: start over rather than grow */
 		w = xcalloc(1, sizeof(*w));
-		w->next = s->all;
-		s->all = w;
 		strmap_put(s->cache, domain, w);
 	}
 	if (w) {

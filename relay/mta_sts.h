@@ -37,6 +37,9 @@
  * domains are remembered. */
 #define STS_ABSENT_TTL_S 60L
 #define STS_ABSENT_MAX 10000
+/* At most this many policies in the memory front; a new one beyond it
+ * empties the front, which then refills from PostgreSQL. */
+#define STS_FRONT_MAX 10000
 
 struct db_pool;
 struct dns_resolver;
